@@ -1,0 +1,33 @@
+"""Shared test fixtures: paths to the shared fixtures/data (skipped with a reason when absent)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _env_dir(var: str, default: Path) -> Path | None:
+    path = Path(os.environ.get(var, default))
+    return path if path.is_dir() else None
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir() -> Path:
+    """../shared/fixtures/upstream_tiny through KRONOS_FIXTURES_DIR (set by .ci/run)."""
+    path = _env_dir("KRONOS_FIXTURES_DIR", REPO_ROOT.parent / "shared" / "fixtures" / "upstream_tiny")
+    if path is None:
+        pytest.skip("upstream_tiny fixtures not found: set KRONOS_FIXTURES_DIR to shared/fixtures/upstream_tiny")
+    return path
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """../shared/data through KRONOS_DATA_DIR (set by .ci/run)."""
+    path = _env_dir("KRONOS_DATA_DIR", REPO_ROOT.parent / "shared" / "data")
+    if path is None:
+        pytest.skip("shared real data not found: set KRONOS_DATA_DIR to shared/data")
+    return path
