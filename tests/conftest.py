@@ -10,15 +10,15 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-def _env_dir(var: str, default: Path) -> Path | None:
-    path = Path(os.environ.get(var, default))
-    return path if path.is_dir() else None
+def _env_dir(var: str) -> Path | None:
+    value = os.environ.get(var)
+    return Path(value) if value and Path(value).is_dir() else None
 
 
 @pytest.fixture(scope="session")
 def fixtures_dir() -> Path:
     """../shared/fixtures/upstream_tiny through KRONOS_FIXTURES_DIR (set by .ci/run)."""
-    path = _env_dir("KRONOS_FIXTURES_DIR", REPO_ROOT.parent / "shared" / "fixtures" / "upstream_tiny")
+    path = _env_dir("KRONOS_FIXTURES_DIR")
     if path is None:
         pytest.skip("upstream_tiny fixtures not found: set KRONOS_FIXTURES_DIR to shared/fixtures/upstream_tiny")
     return path
@@ -27,7 +27,7 @@ def fixtures_dir() -> Path:
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     """../shared/data through KRONOS_DATA_DIR (set by .ci/run)."""
-    path = _env_dir("KRONOS_DATA_DIR", REPO_ROOT.parent / "shared" / "data")
+    path = _env_dir("KRONOS_DATA_DIR")
     if path is None:
         pytest.skip("shared real data not found: set KRONOS_DATA_DIR to shared/data")
     return path
