@@ -1,0 +1,112 @@
+"""Forecast every (decision date, instrument) of an evaluation split in large batches.
+
+The datamodule's evaluation batches carry lookback-normalised windows plus the raw closes; the
+predictor samples normalised horizon paths, which are de-normalised with the same lookback
+statistics and reduced to predicted closes and realised returns, one row per window.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from kronos.data.features import FEATURES, denormalize
+
+CLOSE = FEATURES.index("close")
+
+
+class NormalizedForecaster(Protocol):
+    """What the backtest needs from ``KronosPredictor``."""
+
+    def forecast_normalized(self, x: torch.Tensor, x_stamp: torch.Tensor, y_stamp: torch.Tensor, T: float,
+                            top_k: int, top_p: float, sample_count: int,
+                            lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """x [B,L,6], x_stamp [B,L,5], y_stamp [B,H,5] -> normalised sample paths [B,S,H,6]."""
+
+
+def pred_columns(horizon: int) -> list[str]:
+    """Names of the predicted-close columns: ``pred_close_1`` .. ``pred_close_H``."""
+    return [f"pred_close_{h}" for h in range(1, horizon + 1)]
+
+
+def forecast_batch(predictor: NormalizedForecaster, batch: dict[str, Any], horizon: int, *, sample_count: int,
+                   T: float, top_k: int, top_p: float) -> pd.DataFrame:
+    """Forecast one evaluation batch; returns one row per window (see :func:`forecast_split`)."""
+    x, stamp, close = batch["x"], batch["stamp"], batch["close"].double()
+    lookback = x.shape[1] - horizon
+    if lookback < 2:
+        raise ValueError(f"evaluation windows of {x.shape[1]} rows leave no lookback before a horizon of {horizon}")
+    with torch.inference_mode():
+        paths = predictor.forecast_normalized(
+            x[:, :lookback], stamp[:, :lookback], stamp[:, lookback:],
+            T=T, top_k=top_k, top_p=top_p, sample_count=sample_count, lengths=None,
+        )
+    if paths.shape[:3] != (x.shape[0], sample_count, horizon):
+        raise ValueError(f"forecast_normalized returned shape {tuple(paths.shape)}; expected "
+                         f"[{x.shape[0]}, {sample_count}, {horizon}, {len(FEATURES)}]")
+    # Averaging normalised paths then de-normalising equals de-normalising each path (affine map).
+    mean_path = paths.float().mean(dim=1).cpu().numpy()                                  # [B, H, 6]
+    pred_close = denormalize(mean_path, batch["mean"].cpu().numpy(), batch["std"].cpu().numpy())[..., CLOSE]
+    last = close[:, lookback - 1]
+    # Persistence/reversal baselines need the return over the H days up to the decision date.
+    past_start = max(lookback - 1 - horizon, 0)
+    frame = pd.DataFrame({
+        "datetime": pd.to_datetime(np.asarray(batch["datetime"]).astype("int64"), unit="ns"),
+        "instrument": list(batch["instrument"]),
+        "last_close": last.numpy(),
+        "past_return": (last / close[:, past_start] - 1.0).numpy(),
+        "next_return": (close[:, lookback] / last - 1.0).numpy(),
+        "horizon_return": (close[:, -1] / last - 1.0).numpy(),
+    })
+    frame[pred_columns(horizon)] = pred_close.astype(np.float64)
+    return frame
+
+
+def _select(batch: dict[str, Any], keep: np.ndarray) -> dict[str, Any]:
+    """The rows of ``batch`` where ``keep`` [B] is True."""
+    idx = np.flatnonzero(keep)
+    return {k: v[torch.from_numpy(idx)] if isinstance(v, torch.Tensor) else [v[i] for i in idx] for k, v in batch.items()}
+
+
+def forecast_split(predictor: NormalizedForecaster, datamodule: Any, *, sample_count: int, T: float, top_k: int,
+                   top_p: float, batch_size: int, split: str = "test", start: str | pd.Timestamp | None = None,
+                   end: str | pd.Timestamp | None = None, progress: bool = True) -> pd.DataFrame:
+    """Forecast every (decision date, member instrument) window of one split.
+
+    Args:
+        predictor: exposes ``forecast_normalized`` (KronosPredictor; its cache setting is its own).
+        datamodule: ``KronosDataModule``; its ``eval_dataloader(split, batch_size)`` batches hold
+            ``x`` [B,L+H,6], ``stamp`` [B,L+H,5], ``instrument`` list[str], ``datetime`` int64 ns [B],
+            ``mean``/``std`` [B,6] and raw ``close`` [B,L+H].
+        sample_count, T, top_k, top_p: sampling settings passed to the predictor.
+        batch_size: windows per predictor call (inference fits far larger batches than training).
+        split: which split to forecast.
+        start, end: keep only decision dates in [start, end] (None: the whole split).
+        progress: show a tqdm bar.
+
+    Returns:
+        Long DataFrame sorted by (datetime, instrument): ``datetime`` (decision time), ``instrument``,
+        ``last_close``, ``past_return`` (close return over the H rows up to the decision),
+        ``next_return`` (realised next-row close-to-close return), ``horizon_return`` (realised
+        return to the last horizon row) and ``pred_close_1..H`` (sample-averaged predicted closes).
+    """
+    loader = datamodule.eval_dataloader(split, batch_size=batch_size)
+    lo = pd.Timestamp(start).value if start is not None else np.iinfo(np.int64).min
+    hi = pd.Timestamp(end).value if end is not None else np.iinfo(np.int64).max
+    frames = []
+    with tqdm(total=len(loader.dataset), desc="backtest forecasts", unit="win", disable=not progress) as bar:
+        for batch in loader:
+            stamps = np.asarray(batch["datetime"], dtype=np.int64)
+            keep = (stamps >= lo) & (stamps <= hi)
+            if keep.any():
+                frames.append(forecast_batch(predictor, _select(batch, keep), datamodule.horizon,
+                                             sample_count=sample_count, T=T, top_k=top_k, top_p=top_p))
+            bar.update(len(stamps))
+    if not frames:
+        raise ValueError(f"split {split!r} has no windows between start={start} and end={end}: widen backtest.start/"
+                         "end, lengthen the split or shorten data.lookback/horizon")
+    return pd.concat(frames, ignore_index=True).sort_values(["datetime", "instrument"], ignore_index=True)

@@ -1,0 +1,160 @@
+"""The backtest report: metrics.json, signals.csv, PNG plots and one self-contained report.html.
+
+Everything is written into a temporary directory that replaces ``out_dir`` only once complete,
+so a crash leaves the previous report (or none), never half of one.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+import pandas as pd  # noqa: E402
+
+from kronos.atomic import atomic_directory  # noqa: E402
+
+FIGURES = ("cumulative_return", "excess_return", "daily_rank_ic")
+_PORTFOLIO_ROWS = (
+    ("annualised return", "return_without_cost", "annualized_return"),
+    ("annualised return (after cost)", "return_with_cost", "annualized_return"),
+    ("excess return, annualised", "excess_return_without_cost", "annualized_return"),
+    ("excess return after cost, annualised", "excess_return_with_cost", "annualized_return"),
+    ("information ratio", "excess_return_without_cost", "information_ratio"),
+    ("information ratio (after cost)", "excess_return_with_cost", "information_ratio"),
+    ("max drawdown of excess return", "excess_return_without_cost", "max_drawdown"),
+    ("max drawdown of excess return (after cost)", "excess_return_with_cost", "max_drawdown"),
+)
+
+
+def _plot_cumulative(portfolios: Mapping[str, pd.DataFrame], benchmark: str, path: Path) -> None:
+    """Cumulative (summed, as Qlib accumulates) daily return after cost of each portfolio and the benchmark."""
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    for name, report in portfolios.items():
+        ax.plot(report.index, (report["return"] - report["cost"]).cumsum(), label=f"{name} (after cost)")
+    first = next(iter(portfolios.values()))
+    ax.plot(first.index, first["bench"].cumsum(), label=f"benchmark: {benchmark}", color="black", linestyle="--")
+    ax.set(title="Cumulative return vs benchmark", ylabel="cumulative return (sum of daily)")
+    fig.autofmt_xdate()
+    _finish(fig, ax, path)
+
+
+def _plot_excess(portfolios: Mapping[str, pd.DataFrame], benchmark: str, path: Path) -> None:
+    """Cumulative excess return over the benchmark, with and without cost."""
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    for name, report in portfolios.items():
+        excess = report["return"] - report["bench"]
+        line, = ax.plot(report.index, excess.cumsum(), label=f"{name} (no cost)")
+        ax.plot(report.index, (excess - report["cost"]).cumsum(), label=f"{name} (after cost)",
+                color=line.get_color(), linestyle=":")
+    ax.axhline(0.0, color="grey", linewidth=0.8)
+    ax.set(title=f"Cumulative excess return over {benchmark}", ylabel="cumulative excess return")
+    fig.autofmt_xdate()
+    _finish(fig, ax, path)
+
+
+def _plot_rank_ic(daily_ics: Mapping[str, pd.DataFrame], path: Path) -> None:
+    """Daily RankIC (next-day label) of each signal, as bars, with a 20-day rolling mean."""
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    width = 0.8 / max(len(daily_ics), 1)
+    for i, (name, daily) in enumerate(daily_ics.items()):
+        x = pd.RangeIndex(len(daily)) + (i - (len(daily_ics) - 1) / 2) * width
+        ax.bar(x, daily["rank_ic"], width=width, alpha=0.45, color=f"C{i}",
+               label=f"{name} (mean {daily['rank_ic'].mean():.3f})")
+        ax.plot(pd.RangeIndex(len(daily)), daily["rank_ic"].rolling(20, min_periods=1).mean(), color=f"C{i}",
+                label=f"{name} 20-day mean")
+    longest = max(daily_ics.values(), key=len)
+    ticks = list(range(0, len(longest), max(len(longest) // 8, 1)))
+    ax.set_xticks(ticks, [longest.index[t].strftime("%Y-%m-%d") for t in ticks], rotation=30, ha="right")
+    ax.axhline(0.0, color="grey", linewidth=0.8)
+    ax.set(title="Daily RankIC against the next-day return", ylabel="RankIC")
+    _finish(fig, ax, path)
+
+
+def _finish(fig: plt.Figure, ax: plt.Axes, path: Path) -> None:
+    """Grid, legend, save as PNG and free the figure (plots are made in loops over runs)."""
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _fmt(value: Any) -> str:
+    """A table cell: floats to 4 decimals, everything else HTML-escaped."""
+    return f"{value:.4f}" if isinstance(value, float) else html.escape(str(value))
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    """An HTML table from a header and rows of cells."""
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{_fmt(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _html(metrics: Mapping[str, Any], figures: Mapping[str, Path]) -> str:
+    """One self-contained page: the settings, IC and portfolio tables and the figures as base64 PNG."""
+    names = [n for n in ("model", "baseline") if n in metrics]
+    ic_rows = [[f"{name} ({metrics['signals'][name]})", label, s["ic"], s["icir"], s["rank_ic"], s["rank_icir"], s["days"]]
+               for name in names for label, s in metrics[name]["ic"].items()]
+    pf_rows = [[title] + [metrics[name]["portfolio"][group][key] for name in names]
+               for title, group, key in _PORTFOLIO_ROWS]
+    pf_rows.append(["benchmark annualised return"] + [metrics[n]["portfolio"]["benchmark"]["annualized_return"] for n in names])
+    pf_rows.append(["mean daily turnover"] + [metrics[n]["portfolio"]["turnover"] for n in names])
+    images = "".join(
+        f'<figure><img alt="{key}" src="data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()}">'
+        f"<figcaption>{key.replace('_', ' ')}</figcaption></figure>" for key, path in figures.items())
+    settings = _table(["setting", "value"], [[k, json.dumps(v)] for k, v in metrics["settings"].items()])
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Kronos backtest: {html.escape(str(metrics['name']))}</title>
+<style>body{{font-family:sans-serif;margin:2em;max-width:1000px}}table{{border-collapse:collapse;margin:1em 0}}
+td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child,th:first-child{{text-align:left}}
+img{{max-width:100%}}</style></head><body>
+<h1>Kronos backtest: {html.escape(str(metrics['name']))}</h1>
+<p>{metrics['n_forecasts']} forecasts, {metrics['n_instruments']} instruments, decision dates {metrics['start']} to
+{metrics['end']}. Benchmark: <b>{html.escape(str(metrics['benchmark']))}</b>. Qlib TopkDropoutStrategy,
+returns accumulated by summation (Qlib's convention), annualised over 238 trading days.</p>
+<h2>Information coefficient</h2>
+{_table(["signal", "label", "IC", "ICIR", "RankIC", "RankICIR", "days"], ic_rows)}
+<h2>Top-k dropout portfolio</h2>
+{_table(["metric"] + names, pf_rows)}
+<h2>Figures</h2>{images}
+<h2>Settings</h2>{settings}
+</body></html>
+"""
+
+
+def write_report(out_dir: str | Path, metrics: Mapping[str, Any], signals: pd.DataFrame,
+                 portfolios: Mapping[str, pd.DataFrame], daily_ics: Mapping[str, pd.DataFrame],
+                 ) -> tuple[dict[str, Any], dict[str, Path]]:
+    """Write the report directory atomically.
+
+    Args:
+        out_dir: target directory (replaced as a whole).
+        metrics: JSON-serialisable metrics; must hold ``name``, ``benchmark``, ``signals``, ``settings``,
+            ``n_forecasts``, ``n_instruments``, ``start``, ``end`` and per signal name an ``ic`` and a
+            ``portfolio`` entry (see ``run_backtest``).
+        signals: one row per (datetime, instrument) with the signals, labels and predicted closes.
+        portfolios: {signal name: Qlib daily portfolio report}.
+        daily_ics: {signal name: daily IC frame (``ic``, ``rank_ic``) for the next-day label}.
+
+    Returns:
+        (metrics, {figure name: final PNG path}).
+    """
+    out_dir = Path(out_dir)
+    benchmark = str(metrics["benchmark"])
+    with atomic_directory(out_dir) as tmp:
+        figures = {key: tmp / f"{key}.png" for key in FIGURES}
+        _plot_cumulative(portfolios, benchmark, figures["cumulative_return"])
+        _plot_excess(portfolios, benchmark, figures["excess_return"])
+        _plot_rank_ic(daily_ics, figures["daily_rank_ic"])
+        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str) + "\n", encoding="utf-8")
+        signals.to_csv(tmp / "signals.csv", index=False, float_format="%.8g")
+        (tmp / "report.html").write_text(_html(metrics, figures), encoding="utf-8")
+    return dict(metrics), {key: out_dir / f"{key}.png" for key in FIGURES}

@@ -1,0 +1,1 @@
+"""Command-line forecasting (``kronos-predict``) and the forecasting helpers it shares with the web UI."""

@@ -1,0 +1,135 @@
+"""Autoregressive token generation for Kronos, cached or uncached, both exact.
+
+Layout: B series, each left-padded to the longest history L (``starts[b]`` = its padding columns),
+S sample paths per series (rows ``b*S .. b*S+S-1``, N = B*S rows), H = pred_len steps.
+At step i the reference runs the predictor over the last ``min(L_b + i, max_context)`` tokens.
+Cached decoding computes the history once per series, copies it to the S paths, then appends one
+column per step while the window has not started to slide. Once ``L + i > max_context`` every
+position of the window shifts and loses its first key, so the window is recomputed (exact).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from kronos.inference.kv_cache import KVCache
+from kronos.inference.sampling import sample_from_logits
+from kronos.models.layers import padded_causal_mask, padded_positions
+from kronos.models.predictor import Kronos
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """How each token is drawn (see :func:`~kronos.inference.sampling.sample_from_logits`)."""
+
+    T: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    generator: torch.Generator | None = None
+
+
+def window_inputs(starts: Tensor, window_start: int, width: int) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+    """Rotary positions [R, W], causal mask [R, 1, W, W] and key mask [R, 1, 1, W] for a window.
+
+    All three are None when no row has padding inside the window (plain causal attention, the
+    reference's exact code path).
+    """
+    local = (starts - window_start).clamp_min(0)
+    if not bool((local > 0).any()):
+        return None, None, None
+    key_mask = (torch.arange(width, device=starts.device)[None, :] >= local[:, None])[:, None, None]
+    return padded_positions(local, width), padded_causal_mask(local, width), key_mask
+
+
+def generate_tokens(
+    model: Kronos,
+    s1_hist: Tensor,
+    s2_hist: Tensor,
+    stamps: Tensor,
+    starts: Tensor,
+    pred_len: int,
+    max_context: int,
+    sample_count: int,
+    sampling: SamplingConfig,
+    use_cache: bool = True,
+    progress: bool = False,
+) -> tuple[Tensor, Tensor]:
+    """Generate ``pred_len`` token pairs after each history.
+
+    Args:
+        s1_hist, s2_hist: history tokens [B, L], left-padded.
+        stamps: time stamps of history and future [B, L + H, 5].
+        starts: padding columns per series, int64 [B].
+    Returns:
+        (s1, s2) int64 [B*S, L + H]: histories repeated S times, then the generated tokens.
+    """
+    B, L = s1_hist.shape
+    S, N = sample_count, s1_hist.shape[0] * sample_count
+    device = s1_hist.device
+    total = L + pred_len
+    s1_all = torch.zeros(N, total, dtype=torch.long, device=device)
+    s2_all = torch.zeros_like(s1_all)
+    s1_all[:, :L] = s1_hist.repeat_interleave(S, 0)
+    s2_all[:, :L] = s2_hist.repeat_interleave(S, 0)
+    stamps_n = stamps.repeat_interleave(S, 0)
+    starts_n = starts.repeat_interleave(S, 0)
+    cache = KVCache() if use_cache else None
+    cached_mask: Tensor | None = None
+    capacity = min(total - 1, max_context)
+    dep_proj = model.dep_layer.cross_attn.project_context
+
+    for i in tqdm(range(pred_len), disable=not progress, desc="Kronos decoding", leave=False):
+        end = L + i
+        # Step 0 depends only on the history: compute it once per series, then copy to the S paths.
+        first = i == 0
+        tok1, tok2, st, rows_starts = (s1_hist, s2_hist, stamps, starts) if first else (s1_all, s2_all, stamps_n, starts_n)
+        if cache is not None and end <= max_context:
+            if first:
+                cache.set(model, B, capacity, device, model.norm.weight.dtype)
+                positions, mask, key_mask = window_inputs(starts, 0, end)
+                h = model.hidden(tok1[:, :end], tok2[:, :end], st[:, :end], positions, mask, cache.layers, 0)
+                keys, values = cache.write_dep(*dep_proj(h), 0)
+                if key_mask is not None:
+                    cached_mask = (torch.arange(capacity, device=device)[None, :] >= starts_n[:, None])[:, None, None]
+            else:
+                key_mask = None if cached_mask is None else cached_mask[..., :end]
+                positions = (end - 1 - starts_n)[:, None]
+                c = end - 1
+                h = model.hidden(s1_all[:, c:end], s2_all[:, c:end], stamps_n[:, c:end], positions, key_mask, cache.layers, c)
+                keys, values = cache.write_dep(*dep_proj(h), c)
+        else:
+            width = min(end, max_context)
+            ws = end - width
+            positions, mask, key_mask = window_inputs(rows_starts, ws, width)
+            h = model.hidden(tok1[:, ws:end], tok2[:, ws:end], st[:, ws:end], positions, mask)
+            keys, values = dep_proj(h)
+        h_last = h[:, -1:]
+        if first and S > 1:
+            h_last, keys, values = (t.repeat_interleave(S, 0) for t in (h_last, keys, values))
+            key_mask = None if key_mask is None else key_mask.repeat_interleave(S, 0)
+            if cache is not None and cache.is_set:
+                cache.repeat_rows(S)
+        s1 = sample_from_logits(model.s1_logits(h_last[:, 0]), sampling.T, sampling.top_k, sampling.top_p, sampling.generator)
+        s2_logits = model.s2_logits_at(h_last, s1, keys, values, key_mask)
+        s2 = sample_from_logits(s2_logits, sampling.T, sampling.top_k, sampling.top_p, sampling.generator)
+        s1_all[:, end] = s1
+        s2_all[:, end] = s2
+    if cache is not None:
+        cache.clear()
+    return s1_all, s2_all
+
+
+def decode_forecast(tokenizer, s1: Tensor, s2: Tensor, starts: Tensor, pred_len: int, max_context: int) -> Tensor:
+    """Decode the last ``min(L_b + H, max_context)`` tokens of each row and keep the final H rows.
+
+    s1, s2 [N, L + H]; starts [N] padding columns -> normalised forecasts [N, H, d_in].
+    """
+    total = s1.shape[1]
+    width = min(total, max_context)
+    ws = total - width
+    positions, mask, _ = window_inputs(starts, ws, width)
+    return tokenizer.decode(s1[:, ws:], s2[:, ws:], positions, mask)[:, -pred_len:]

@@ -1,0 +1,62 @@
+"""Checks on what a user passes to KronosPredictor, each failing with one message that says what to fix."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from kronos.data.features import FEATURES, PRICE_COLUMNS, feature_matrix
+
+
+class ForecastInputError(ValueError):
+    """An input to KronosPredictor is malformed (names the argument, column or row, and the fix)."""
+
+
+def history_matrix(df: Any, name: str = "df") -> np.ndarray:
+    """Validated history features float32 [L, 6] (missing volume/amount filled) from ``df``."""
+    if not isinstance(df, pd.DataFrame):
+        raise ForecastInputError(f"{name} must be a pandas DataFrame with columns {list(PRICE_COLUMNS)}, got {type(df).__name__}")
+    missing = [c for c in PRICE_COLUMNS if c not in df.columns]
+    if missing:
+        raise ForecastInputError(
+            f"{name} is missing price column(s) {missing}; it has {list(df.columns)}. "
+            f"Rename your columns to {list(PRICE_COLUMNS)} (volume and amount are optional)"
+        )
+    if len(df) == 0:
+        raise ForecastInputError(f"{name} has no rows; pass at least one history row")
+    present = [c for c in FEATURES if c in df.columns]
+    for column in present:
+        if not pd.api.types.is_numeric_dtype(df[column]):
+            raise ForecastInputError(f"{name} column {column!r} is not numeric (dtype {df[column].dtype}); convert it with pd.to_numeric")
+        bad = df[column].isna().to_numpy()
+        if bad.any():
+            row = df.index[int(np.argmax(bad))]
+            raise ForecastInputError(
+                f"{name} column {column!r} has NaN at row {row!r} ({int(bad.sum())} NaN in total); "
+                f"fill or drop those rows first (e.g. python -m data_pipelines.clean_csv)"
+            )
+    return feature_matrix(df)
+
+
+def timestamp_index(timestamps: Any, expected_len: int, name: str, length_hint: str) -> pd.DatetimeIndex:
+    """``timestamps`` as a DatetimeIndex of length ``expected_len``, or ForecastInputError."""
+    if timestamps is None:
+        raise ForecastInputError(f"{name} is required: pass {expected_len} datetimes ({length_hint})")
+    values = timestamps.to_numpy() if isinstance(timestamps, (pd.Series, pd.Index)) else np.asarray(timestamps)
+    if np.issubdtype(values.dtype, np.number) or values.dtype == bool:
+        raise ForecastInputError(
+            f"{name} holds {values.dtype} values, not datetimes; convert it with pd.to_datetime(...) first"
+        )
+    try:
+        index = pd.DatetimeIndex(pd.to_datetime(values))
+    except (ValueError, TypeError) as exc:
+        raise ForecastInputError(f"{name} could not be read as datetimes ({exc}); pass datetime64 values") from exc
+    if index.hasnans:
+        raise ForecastInputError(f"{name} has missing (NaT) entries at position {int(np.argmax(index.isna()))}")
+    if len(index) != expected_len:
+        raise ForecastInputError(f"{name} has {len(index)} entries but {length_hint} is {expected_len}; they must match")
+    if isinstance(timestamps, (pd.Series, pd.Index)) and timestamps.name is not None:
+        index = index.rename(timestamps.name)
+    return index

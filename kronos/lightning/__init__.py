@@ -1,0 +1,1 @@
+"""Training glue: LightningModules for the two stages, schedules, export and stage runners."""

@@ -1,0 +1,79 @@
+"""What both training stages share: optimisation, schedule, finite-loss guard and logging."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+import lightning.pytorch as pl
+import torch
+
+OptimizerFactory = Callable[..., torch.optim.Optimizer]
+SchedulerFactory = Callable[..., Any]
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+class KronosStageModule(pl.LightningModule):
+    """Base LightningModule: ``self.model`` is the nn.Module that is trained and exported.
+
+    Args:
+        optimizer: partial optimizer factory, called as ``optimizer(params)``.
+        scheduler: partial schedule factory, called as ``scheduler(optimizer, total_steps=N)``; or None.
+        compile: wrap ``self.model`` with ``torch.compile`` at fit start.
+    """
+
+    stage: str = ""
+
+    def __init__(
+        self,
+        optimizer: OptimizerFactory,
+        scheduler: SchedulerFactory | None = None,
+        compile: bool = False,
+    ) -> None:
+        super().__init__()
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.compile = compile
+        self.model: torch.nn.Module
+
+    def setup(self, stage: str) -> None:
+        if self.compile and stage == "fit":
+            self._compiled_loss = torch.compile(self.model.compute_loss)
+
+    def model_loss(self, *args: Any, **kwargs: Any) -> dict[str, torch.Tensor]:
+        """``self.model.compute_loss`` (compiled when requested): a dict with ``loss`` and its parts."""
+        loss_fn = getattr(self, "_compiled_loss", None) or self.model.compute_loss
+        return loss_fn(*args, **kwargs)
+
+    def configure_optimizers(self) -> Any:
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        optimizer = self.optimizer_factory(params)
+        if self.scheduler_factory is None:
+            return optimizer
+        total_steps = int(self.trainer.estimated_stepping_batches)
+        scheduler = self.scheduler_factory(optimizer, total_steps=total_steps)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def log_losses(self, split: str, losses: Mapping[str, torch.Tensor], batch_size: int) -> None:
+        """Log every scalar of ``losses`` as ``<split>/<key>``, reduced across ranks."""
+        on_step = split == "train"
+        for key, value in losses.items():
+            self.log(
+                f"{split}/{key}",
+                value.detach().float(),
+                on_step=on_step,
+                on_epoch=True,
+                prog_bar=key == "loss",
+                sync_dist=split != "train",
+                batch_size=batch_size,
+            )
+
+    def check_finite(self, loss: torch.Tensor) -> None:
+        """Stop with a clear message instead of training on NaN/inf."""
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(
+                f"{self.stage} loss became {loss.item()} at global step {self.global_step}: "
+                "lower optim.lr, check the data for extreme values, or raise optim.grad_clip's strictness."
+            )

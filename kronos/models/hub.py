@@ -1,0 +1,94 @@
+"""Loading and saving checkpoints in the published format (config.json + model.safetensors).
+
+Both Kronos models inherit :class:`HubModel`, which keeps huggingface_hub's
+``PyTorchModelHubMixin`` behaviour (hub ids, ``save_pretrained``, ``push_to_hub``) and turns every
+way a checkpoint can fail to load into one :class:`CheckpointError` that says what to do.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, TypeVar
+
+from huggingface_hub import PyTorchModelHubMixin
+from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
+from safetensors import safe_open
+from torch import nn
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+M = TypeVar("M", bound="HubModel")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint could not be found, fetched or matched to its config."""
+
+
+class HubModel(nn.Module, PyTorchModelHubMixin):
+    """nn.Module base with strict, well-explained ``from_pretrained`` and a ``config`` dict."""
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The constructor's keyword arguments (what config.json holds)."""
+        return dict(self._hub_mixin_config)
+
+    @classmethod
+    def from_pretrained(cls: type[M], pretrained_model_name_or_path: str | Path, **kwargs: Any) -> M:
+        """Load from a local checkpoint directory or a Hugging Face hub id (e.g. ``NeoQuasar/Kronos-small``)."""
+        source = str(pretrained_model_name_or_path)
+        path = Path(source).expanduser()
+        if path.exists() or not _HUB_ID.match(source):
+            _check_local_dir(path)
+            return super().from_pretrained(str(path), **kwargs)
+        try:
+            return super().from_pretrained(source, **kwargs)
+        except CheckpointError:
+            raise
+        except (HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled, OSError) as exc:
+            offline = " (HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE") else ""
+            raise CheckpointError(
+                f"could not fetch {cls.__name__} checkpoint {source!r} from the Hugging Face Hub{offline}: "
+                f"{type(exc).__name__}: {exc}. Without network access, download it on a connected machine "
+                f"(`huggingface-cli download {source} --local-dir DIR`) and pass the local directory, "
+                f"e.g. {cls.__name__}.from_pretrained('DIR'); no local directory named {source!r} exists."
+            ) from exc
+
+    @classmethod
+    def _load_as_safetensor(cls, model: M, model_file: str, map_location: str, strict: bool) -> M:
+        """Load ``model_file`` into ``model`` after checking every key and shape against the model built from config.json."""
+        expected = model.state_dict()
+        with safe_open(model_file, framework="pt", device=str(map_location)) as handle:
+            found = {key: handle.get_slice(key).get_shape() for key in handle.keys()}
+            missing = sorted(set(expected) - set(found))
+            unexpected = sorted(set(found) - set(expected))
+            if missing or unexpected:
+                raise CheckpointError(
+                    f"{model_file} does not match {cls.__name__}({model.config}): missing keys {missing[:5]}"
+                    f"{'...' if len(missing) > 5 else ''}, unexpected keys {unexpected[:5]}"
+                    f"{'...' if len(unexpected) > 5 else ''}. Is this a {cls.__name__} checkpoint?"
+                )
+            for key, shape in found.items():
+                if tuple(shape) != tuple(expected[key].shape):
+                    raise CheckpointError(
+                        f"{model_file}: tensor {key!r} has shape {tuple(shape)} but config.json implies "
+                        f"{tuple(expected[key].shape)}; the weights and config.json come from different models"
+                    )
+            state = {key: handle.get_tensor(key) for key in found}
+        model.load_state_dict(state, strict=True)
+        model.eval()
+        return model
+
+
+def _check_local_dir(path: Path) -> None:
+    if not path.is_dir():
+        raise CheckpointError(
+            f"checkpoint directory {str(path)!r} does not exist; pass a directory holding "
+            f"{CONFIG_NAME} and {WEIGHTS_NAME}, or a hub id such as 'NeoQuasar/Kronos-small'"
+        )
+    for name in (CONFIG_NAME, WEIGHTS_NAME):
+        if not (path / name).is_file():
+            raise CheckpointError(f"checkpoint directory {str(path)!r} has no {name}; it needs {CONFIG_NAME} and {WEIGHTS_NAME}")

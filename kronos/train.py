@@ -1,0 +1,108 @@
+"""`python -m kronos.train`: compose the Hydra config and run the experiment's stages.
+
+    python -m kronos.train                                   # all stages on the synthetic market
+    python -m kronos.train stage=tokenizer data=qlib_csi300 name=csi300 model=small
+    python -m kronos.train -m stage=predictor optim.lr=1e-5,4e-5
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning.pytorch as pl
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+log = logging.getLogger("kronos.train")
+
+CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+
+
+def _sweep_run_dir(cfg: DictConfig) -> str | None:
+    """Under a Hydra multirun, a per-job directory below the experiment (None otherwise)."""
+    if not HydraConfig.initialized():
+        return None
+    hc = HydraConfig.get()
+    if hc.mode != RunMode.MULTIRUN:
+        return None
+    key = hc.job.override_dirname or f"job{hc.job.num}"
+    return str(Path(cfg.run_dir) / "sweeps" / key.replace("/", "_"))
+
+
+def stage_config(cfg: DictConfig, stage: str) -> DictConfig:
+    """A copy of ``cfg`` for running ``stage``: ``stage.current`` and that stage's learning rate set."""
+    scfg = cfg.copy()
+    with open_dict(scfg):
+        scfg.stage.current = stage
+        per_stage_lr = scfg.stage.get("lr")
+        if per_stage_lr and stage in per_stage_lr:
+            scfg.optim.lr = per_stage_lr[stage]
+    return scfg
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Run ``cfg.stage.run`` in order; return exported paths and backtest metrics.
+
+    The datamodule is built and validated once, before any training, so bad input stops the run
+    before a single step.
+    """
+    from kronos.lightning.stages import backtest_stage, fit_stage  # heavy imports after arg parsing
+
+    sweep_dir = _sweep_run_dir(cfg)
+    if sweep_dir is not None:
+        with open_dict(cfg):
+            cfg.run_dir = sweep_dir
+    pl.seed_everything(cfg.seed, workers=True)
+    datamodule = instantiate(cfg.data, _convert_="all")
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+
+    produced: dict[str, Path] = {}
+    result: dict[str, Any] = {"run_dir": str(cfg.run_dir)}
+    is_zero = True
+    for stage in cfg.stage.run:
+        scfg = stage_config(cfg, stage)
+        if stage in ("tokenizer", "predictor"):
+            pl.seed_everything(cfg.seed, workers=True)
+            export, trainer = fit_stage(scfg, stage, datamodule, produced)
+            is_zero = trainer.is_global_zero
+            if export is not None:
+                produced[stage] = export
+                result[stage] = str(export)
+        elif stage == "backtest":
+            if is_zero:  # forecasts and reports are written by rank zero alone
+                result["backtest"] = backtest_stage(scfg, datamodule, produced)
+        else:
+            raise ValueError(f"unknown stage {stage!r}: expected tokenizer, predictor or backtest")
+    return result
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Errors that mean bad input or a missing prerequisite: shown as one message, no traceback."""
+    from kronos.data.errors import DataValidationError
+    from kronos.lightning.base import NonFiniteLossError
+    from kronos.lightning.stages import StageInputError
+    from kronos.models.hub import CheckpointError
+
+    return (DataValidationError, StageInputError, CheckpointError, NonFiniteLossError)
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+def main(cfg: DictConfig) -> None:
+    """Hydra entry point: ``train(cfg)``; bad input exits with status 2 and one clear message."""
+    try:
+        result = train(cfg)
+    except _user_errors() as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    log.info("done: %s", OmegaConf.to_yaml(OmegaConf.create({k: v for k, v in result.items() if k != "backtest"})))
+
+
+if __name__ == "__main__":
+    main()

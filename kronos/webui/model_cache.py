@@ -1,0 +1,45 @@
+"""Loaded predictors kept between requests, so a model chosen once is not reloaded per forecast."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Callable
+
+from kronos.inference.predictor import KronosPredictor
+
+CacheKey = tuple[str, str, str | None, int]
+Loader = Callable[[str, str, str | None, int], KronosPredictor]
+
+
+class ModelCache:
+    """A small LRU of ``KronosPredictor`` objects keyed by (predictor, tokenizer, device, max_context).
+
+    Each entry carries a lock: generation is not guaranteed thread-safe, and requests run in a
+    thread pool, so forecasts with the same loaded model run one at a time.
+    """
+
+    def __init__(self, loader: Loader, max_entries: int = 3) -> None:
+        self._loader = loader
+        self._max_entries = max_entries
+        self._entries: OrderedDict[CacheKey, tuple[KronosPredictor, threading.Lock]] = OrderedDict()
+        self._guard = threading.Lock()
+
+    def get(self, predictor: str, tokenizer: str, device: str | None, max_context: int) -> tuple[KronosPredictor, threading.Lock]:
+        """The cached predictor for this key, loading it (once, even under concurrent requests) when absent."""
+        key = (predictor, tokenizer, device, max_context)
+        # Loading under the guard serialises loads; models are large, so two parallel loads would only thrash.
+        with self._guard:
+            if key in self._entries:
+                self._entries.move_to_end(key)
+                return self._entries[key]
+            entry = (self._loader(predictor, tokenizer, device, max_context), threading.Lock())
+            self._entries[key] = entry
+            while len(self._entries) > self._max_entries:
+                self._entries.popitem(last=False)
+            return entry
+
+    def loaded(self) -> list[CacheKey]:
+        """Keys of the models in memory, least recently used first."""
+        with self._guard:
+            return list(self._entries)

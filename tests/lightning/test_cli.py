@@ -1,0 +1,116 @@
+"""`python -m kronos.train` as a user runs it: bad input, every experiment file, every config group."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from omegaconf import OmegaConf
+
+from kronos.train import CONFIG_DIR, train
+from tests.lightning.conftest import FAST, compose_config
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _run_train(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "kronos.train", f"output_root={tmp_path / 'outputs'}", "name=cli", *overrides]
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONPATH": str(REPO)}
+    return subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
+
+
+def _good_frame(n: int = 120) -> str:
+    """A clean hourly CSV with aliased column names (date, vol) and no amount column."""
+    rows = ["date,open,high,low,close,vol"]
+    for i, ts in enumerate(pd.date_range("2024-01-01", periods=n, freq="h")):
+        p = 10 + 0.01 * i
+        rows.append(f"{ts:%Y-%m-%d %H:%M},{p:.2f},{p + 0.1:.2f},{p - 0.1:.2f},{p:.2f},{100 + i}")
+    return "\n".join(rows) + "\n"
+
+
+@pytest.mark.parametrize(
+    "mutate, expect",
+    [
+        (lambda rows: [rows[0].replace(",close", ",closing")] + rows[1:], "close"),
+        (lambda rows: rows[:5] + [rows[5].replace(rows[5].split(",")[4], "")] + rows[6:], "NaN"),
+        (lambda rows: rows[:7] + [rows[7].replace(rows[7].split(",")[2], "abc")] + rows[8:], "high"),
+        (lambda rows: rows[:3] + [rows[4], rows[3]] + rows[5:], "sort"),
+        (lambda rows: rows[:3] + [rows[3], rows[3]] + rows[4:], "duplicate"),
+        (lambda rows: rows[:10], "rows"),
+    ],
+    ids=["missing-column", "nan", "non-numeric", "unsorted", "duplicated", "too-few-rows"],
+)
+def test_bad_csv_stops_before_training(tmp_path: Path, mutate, expect: str) -> None:
+    rows = _good_frame().strip().split("\n")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("\n".join(mutate(rows)) + "\n")
+    proc = _run_train(tmp_path, "data=csv", f"data.source.path={bad}", "data.lookback=20", "data.horizon=5")
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    assert "bad.csv" in proc.stderr and expect.lower() in proc.stderr.lower()
+    assert "data_pipelines.clean_csv" in proc.stderr or expect == "close"
+    assert not (tmp_path / "outputs" / "cli" / "tokenizer").exists()
+
+
+def test_missing_csv_file_is_named(tmp_path: Path) -> None:
+    proc = _run_train(tmp_path, "data=csv", f"data.source.path={tmp_path / 'nope.csv'}")
+    assert proc.returncode == 2
+    assert "nope.csv" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("trainer", ["default", "cpu", "gpu", "mps", "ddp", "ddp_cpu"])
+@pytest.mark.parametrize("model", ["tiny", "mini", "small", "base"])
+def test_config_groups_compose(trainer: str, model: str) -> None:
+    cfg = compose_config([f"trainer={trainer}", f"model={model}", "logger=many"])
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    tok, pred = resolved["model"]["tokenizer"]["config"], resolved["model"]["predictor"]["config"]
+    assert pred["s1_bits"] == tok["s1_bits"] and pred["s2_bits"] == tok["s2_bits"]
+    assert set(resolved["logger"]) == {"csv", "tensorboard"}
+    assert resolved["trainer"]["_target_"] == "lightning.pytorch.Trainer"
+
+
+def test_lookback_defined_once(make_cfg) -> None:
+    cfg = make_cfg("data.lookback=33", "data.horizon=7")
+    assert cfg.data.lookback == 33 and cfg.backtest.benchmark == cfg.data.benchmark
+
+
+EXPERIMENTS = sorted(p.stem for p in (Path(CONFIG_DIR) / "experiment").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_smoke_runs(experiment: str, tmp_path: Path, fixtures_dir: Path) -> None:
+    """Each experiment file composes and runs one fast_dev_run step of tokenizer and predictor.
+
+    Data and published weights are swapped for local stand-ins (synthetic data, the fixture checkpoints)
+    so the smoke run needs neither the network nor the shared data.
+    """
+    overrides = [
+        f"experiment={experiment}", f"output_root={tmp_path / 'outputs'}",
+        "data=synthetic", *FAST, "trainer.fast_dev_run=true", "stage=all", "stage.run=[tokenizer,predictor]",
+    ]
+    cfg = compose_config(overrides)
+    if cfg.model.tokenizer.get("pretrained"):
+        cfg = compose_config(overrides + [
+            f"model.tokenizer.pretrained={fixtures_dir / 'tokenizer'}",
+            f"model.predictor.pretrained={fixtures_dir / 'predictor'}",
+        ])
+    else:
+        cfg = compose_config(overrides + ["model=tiny"])
+    out = train(cfg)
+    assert Path(out["predictor"], "model.safetensors").is_file()
+
+
+@pytest.mark.realdata
+def test_csv_run_on_real_crypto_data(tmp_path: Path, data_dir: Path) -> None:
+    proc = _run_train(
+        tmp_path, "stage=all", "stage.run=[tokenizer,predictor]", "data=csv",
+        f"data.source.path={data_dir / 'crypto_binance_1h' / 'BNBUSDT_1h_clean.csv'}",
+        "data.lookback=48", "data.horizon=6", "trainer.max_epochs=1", "trainer.limit_train_batches=4",
+        "trainer.limit_val_batches=2", "model=tiny",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / "outputs" / "cli" / "predictor" / "training_info.json").is_file()
