@@ -25,14 +25,19 @@ CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
 
 def _sweep_run_dir(cfg: DictConfig) -> str | None:
-    """Under a Hydra multirun, a per-job directory below the experiment (None otherwise)."""
-    if not HydraConfig.initialized():
-        return None
-    hc = HydraConfig.get()
-    if hc.mode != RunMode.MULTIRUN:
-        return None
-    key = hc.job.override_dirname or f"job{hc.job.num}"
-    return str(Path(cfg.run_dir) / "sweeps" / key.replace("/", "_"))
+    """A per-job directory below the experiment for sweep jobs (None for a single run).
+
+    The key is ``sweep_key`` (set by scripts/torchrun_sweep.sh) or, under a Hydra multirun, the job's
+    override string, so every job gets its own directory while reading the experiment's exports.
+    """
+    key = cfg.get("sweep_key")
+    if not key and HydraConfig.initialized():
+        hc = HydraConfig.get()
+        if hc.mode == RunMode.MULTIRUN:
+            key = hc.job.override_dirname
+            if not key or len(key) > 80:  # long override lists make unwieldy (or invalid) directory names
+                key = f"job{hc.job.num}"
+    return str(Path(cfg.run_dir) / "sweeps" / str(key).replace("/", "_")) if key else None
 
 
 def stage_config(cfg: DictConfig, stage: str) -> DictConfig:
@@ -72,6 +77,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             pl.seed_everything(cfg.seed, workers=True)
             export, trainer = fit_stage(scfg, stage, datamodule, produced)
             is_zero = trainer.is_global_zero
+            best = trainer.checkpoint_callback.best_model_score if trainer.checkpoint_callback else None
+            result["val/loss"] = float(best) if best is not None else None
             if export is not None:
                 produced[stage] = export
                 result[stage] = str(export)
@@ -94,14 +101,19 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
-def main(cfg: DictConfig) -> None:
-    """Hydra entry point: ``train(cfg)``; bad input exits with status 2 and one clear message."""
+def main(cfg: DictConfig) -> float | None:
+    """Hydra entry point: ``train(cfg)``; bad input exits with status 2 and one clear message.
+
+    Returns ``cfg.optimized_metric`` (e.g. ``val/loss``) for Hydra sweepers such as Optuna.
+    """
     try:
         result = train(cfg)
     except _user_errors() as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
-    log.info("done: %s", OmegaConf.to_yaml(OmegaConf.create({k: v for k, v in result.items() if k != "backtest"})))
+    log.info("done: %s", {k: v for k, v in result.items() if k != "backtest"})
+    metric = cfg.get("optimized_metric")
+    return result.get(metric) if metric else None
 
 
 if __name__ == "__main__":

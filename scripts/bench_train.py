@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import resource
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -124,34 +125,12 @@ def bench_plain_loop(stage: str, args: argparse.Namespace) -> dict:
     return {"seconds": seconds, "steps": args.steps, "samples_per_s": args.steps * args.batch / seconds}
 
 
-def bench_data(args: argparse.Namespace) -> dict:
-    """Windows per second of the datamodule's train loader (real CSI300 CSV when available)."""
-    from kronos.data.datamodule import KronosDataModule
-
-    data_dir = os.environ.get("KRONOS_DATA_DIR")
-    csv = Path(data_dir, "cn_csi300_daily_csv", "csi300_members_daily_2023_2026.csv") if data_dir else None
-    if csv is not None and csv.is_file():
-        from kronos.data.csv_source import CSVSource
-
-        source, name = CSVSource(str(csv), symbol_column="symbol"), "csi300_daily_csv"
-    else:
-        from kronos.data.synthetic import SyntheticSource
-
-        source, name = SyntheticSource(n_instruments=300, n_steps=800, seed=0), "synthetic"
-    t0 = time.perf_counter()
-    dm = KronosDataModule(source=source, lookback=90, horizon=args.window - 90, batch_size=args.batch,
-                          splits={"train": 0.8, "val": 0.1, "test": 0.1}, seed=0, num_workers=0)
-    dm.setup("fit")
-    setup_s = time.perf_counter() - t0
-    n, t0 = 0, time.perf_counter()
-    for batch in dm.train_dataloader():
-        n += batch["x"].shape[0]
-        if n >= args.data_windows:
-            break
-    seconds = time.perf_counter() - t0
-    return {"source": name, "setup_seconds": setup_s, "windows": n, "seconds": seconds,
-            "windows_per_s": n / seconds, "reference_windows_per_s": 790.0,
-            "speedup_vs_reference": n / seconds / 790.0}
+def bench_data() -> dict:
+    """Data loading windows/s, from scripts/bench_data.py (real CSI300 CSV when KRONOS_DATA_DIR is set)."""
+    script = Path(__file__).resolve().parent / "bench_data.py"
+    env = {**os.environ, "PYTHONPATH": str(script.parent.parent)}
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True, env=env)
+    return json.loads(out.stdout)
 
 
 def main() -> None:
@@ -165,7 +144,6 @@ def main() -> None:
     parser.add_argument("--devices", type=int, default=1)
     parser.add_argument("--strategy", default="auto")
     parser.add_argument("--precision", default="32-true")
-    parser.add_argument("--data-windows", type=int, default=20000)
     parser.add_argument("--skip-plain", action="store_true", help="only the Lightning figures (e.g. under DDP)")
     parser.add_argument("--skip-data", action="store_true")
     args = parser.parse_args()
@@ -181,7 +159,7 @@ def main() -> None:
             )
         report[stage] = entry
     if not args.skip_data:
-        report["data"] = bench_data(args)
+        report["data"] = bench_data()
     report["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps(report, indent=2))

@@ -14,9 +14,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from kronos.data.features import FEATURES, denormalize
-
-CLOSE = FEATURES.index("close")
+from kronos.data.features import denormalize
 
 
 class NormalizedForecaster(Protocol):
@@ -33,9 +31,10 @@ def pred_columns(horizon: int) -> list[str]:
     return [f"pred_close_{h}" for h in range(1, horizon + 1)]
 
 
-def forecast_batch(predictor: NormalizedForecaster, batch: dict[str, Any], horizon: int, *, sample_count: int,
-                   T: float, top_k: int, top_p: float) -> pd.DataFrame:
-    """Forecast one evaluation batch; returns one row per window (see :func:`forecast_split`)."""
+def forecast_batch(predictor: NormalizedForecaster, batch: dict[str, Any], horizon: int, close_index: int, *,
+                   sample_count: int, T: float, top_k: int, top_p: float) -> pd.DataFrame:
+    """Forecast one evaluation batch (``close_index``: the close column of ``x``); one row per window
+    (see :func:`forecast_split`)."""
     x, stamp, close = batch["x"], batch["stamp"], batch["close"].double()
     lookback = x.shape[1] - horizon
     if lookback < 2:
@@ -45,12 +44,12 @@ def forecast_batch(predictor: NormalizedForecaster, batch: dict[str, Any], horiz
             x[:, :lookback], stamp[:, :lookback], stamp[:, lookback:],
             T=T, top_k=top_k, top_p=top_p, sample_count=sample_count, lengths=None,
         )
-    if paths.shape[:3] != (x.shape[0], sample_count, horizon):
+    if tuple(paths.shape) != (x.shape[0], sample_count, horizon, x.shape[2]):
         raise ValueError(f"forecast_normalized returned shape {tuple(paths.shape)}; expected "
-                         f"[{x.shape[0]}, {sample_count}, {horizon}, {len(FEATURES)}]")
+                         f"[{x.shape[0]}, {sample_count}, {horizon}, {x.shape[2]}]")
     # Averaging normalised paths then de-normalising equals de-normalising each path (affine map).
     mean_path = paths.float().mean(dim=1).cpu().numpy()                                  # [B, H, 6]
-    pred_close = denormalize(mean_path, batch["mean"].cpu().numpy(), batch["std"].cpu().numpy())[..., CLOSE]
+    pred_close = denormalize(mean_path, batch["mean"].cpu().numpy(), batch["std"].cpu().numpy())[..., close_index]
     last = close[:, lookback - 1]
     # Persistence/reversal baselines need the return over the H days up to the decision date.
     past_start = max(lookback - 1 - horizon, 0)
@@ -95,6 +94,7 @@ def forecast_split(predictor: NormalizedForecaster, datamodule: Any, *, sample_c
         return to the last horizon row) and ``pred_close_1..H`` (sample-averaged predicted closes).
     """
     loader = datamodule.eval_dataloader(split, batch_size=batch_size)
+    close_index = list(datamodule.features).index("close")
     lo = pd.Timestamp(start).value if start is not None else np.iinfo(np.int64).min
     hi = pd.Timestamp(end).value if end is not None else np.iinfo(np.int64).max
     frames = []
@@ -103,7 +103,7 @@ def forecast_split(predictor: NormalizedForecaster, datamodule: Any, *, sample_c
             stamps = np.asarray(batch["datetime"], dtype=np.int64)
             keep = (stamps >= lo) & (stamps <= hi)
             if keep.any():
-                frames.append(forecast_batch(predictor, _select(batch, keep), datamodule.horizon,
+                frames.append(forecast_batch(predictor, _select(batch, keep), datamodule.horizon, close_index,
                                              sample_count=sample_count, T=T, top_k=top_k, top_p=top_p))
             bar.update(len(stamps))
     if not frames:

@@ -1,7 +1,7 @@
 """Top-k dropout portfolio through Qlib's own backtest engine, the reference users trust.
 
-Qlib keeps its configuration in process-global state: :func:`use_provider` initialises it once per
-provider directory and re-initialises only when the directory changes.
+Qlib keeps its configuration in process-global state: :func:`use_provider` initialises it for a
+provider directory and re-initialises only when Qlib currently points elsewhere.
 """
 
 from __future__ import annotations
@@ -18,25 +18,29 @@ import pandas as pd
 
 DAY = "day"
 _TIME_COLUMNS = ("date", "datetime", "timestamps", "timestamp", "time")
-_current_provider: tuple[str, str] | None = None
 
 
 def use_provider(provider_uri: str | Path, region: str = "cn") -> None:
-    """Point Qlib at ``provider_uri`` (initialising it, quietly, only when it changed)."""
-    global _current_provider
+    """Point Qlib at ``provider_uri`` (initialising it, quietly, only when it is not already there).
+
+    Qlib's live configuration is what is compared, not a memo of ours: other code (a Qlib data
+    source) may have re-initialised Qlib on another provider in between.
+    """
     import qlib
     from qlib.config import C
+    from qlib.log import get_module_logger
 
-    uri = str(Path(provider_uri).expanduser().resolve())
-    if not (Path(uri) / "calendars" / f"{DAY}.txt").is_file():
+    uri = Path(provider_uri).expanduser().resolve()
+    if not (uri / "calendars" / f"{DAY}.txt").is_file():
         raise FileNotFoundError(
             f"{uri} is not a Qlib provider (no calendars/{DAY}.txt): build one with "
             "`python -m data_pipelines.csv_to_qlib` or download one with `python -m data_pipelines.download_qlib`")
-    if _current_provider == (uri, region) and C.registered:
-        return
-    # kernels=1: the expression engine's process pool costs more than it saves on backtest-sized reads.
-    qlib.init(provider_uri=uri, region=region, kernels=1, logging_level=logging.ERROR)
-    _current_provider = (uri, region)
+    if not (C.registered and C.get("region") == region and Path(C.dpm.get_data_uri(DAY)).resolve() == uri):
+        # kernels=1: the expression engine's process pool costs more than it saves on backtest-sized reads.
+        qlib.init(provider_uri=str(uri), region=region, kernels=1, logging_level=logging.ERROR)
+    # Qlib logs every exchange and executor it builds; keep errors only, also when an earlier init
+    # (a Qlib data source) chose a chattier level.
+    get_module_logger.setLevel(logging.ERROR)
 
 
 @contextlib.contextmanager
@@ -48,15 +52,16 @@ def _quiet() -> Iterator[None]:
         yield
 
 
-def limit_expressions(threshold: float | None) -> tuple[str, str] | None:
+def limit_expressions(threshold: float | None) -> tuple[str, str] | float:
     """Limit-up/limit-down flags as Qlib expressions on the close-to-close change.
 
     Qlib's float ``limit_threshold`` compares ``$change``, whose unit differs between providers
-    (the shared CSI300 provider stores percent) and which providers built from CSV lack; deriving
-    the change from ``$close`` means the same thing everywhere.
+    (the shared CSI300 provider stores percent, csv_to_qlib a fraction); deriving the change from
+    ``$close`` means the same thing everywhere. None means no limit: Qlib would otherwise apply its
+    region's default, so it gets an unreachable threshold instead.
     """
     if threshold is None:
-        return None
+        return float("inf")
     change = "($close / Ref($close, 1) - 1)"
     return f"Ge({change}, {float(threshold)})", f"Le({change}, {-float(threshold)})"
 

@@ -155,6 +155,6 @@ def write_report(out_dir: str | Path, metrics: Mapping[str, Any], signals: pd.Da
         _plot_excess(portfolios, benchmark, figures["excess_return"])
         _plot_rank_ic(daily_ics, figures["daily_rank_ic"])
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str) + "\n", encoding="utf-8")
-        signals.to_csv(tmp / "signals.csv", index=False, float_format="%.8g")
+        signals.to_csv(tmp / "signals.csv", index=False, float_format="%.10g")
         (tmp / "report.html").write_text(_html(metrics, figures), encoding="utf-8")
     return dict(metrics), {key: out_dir / f"{key}.png" for key in FIGURES}

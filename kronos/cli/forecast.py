@@ -7,7 +7,6 @@ output columns the same way.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -15,14 +14,11 @@ import pandas as pd
 
 from kronos.data.features import FEATURES
 from kronos.inference.predictor import KronosPredictor
+from kronos.inference.validation import ForecastInputError
 from kronos.models.predictor import Kronos
 from kronos.models.tokenizer import KronosTokenizer
 
 TIME_COLUMN = "timestamps"
-
-
-class ForecastInputError(ValueError):
-    """A forecast request that the data cannot satisfy (window, horizon, quantiles)."""
 
 
 @dataclass(frozen=True)
@@ -40,7 +36,10 @@ def load_predictor(model: str, tokenizer: str, device: str | None = None, max_co
     """
     tok = KronosTokenizer.from_pretrained(tokenizer)
     net = Kronos.from_pretrained(model)
-    return KronosPredictor(net, tok, device=device, max_context=max_context)
+    try:
+        return KronosPredictor(net, tok, device=device, max_context=max_context)
+    except ValueError as err:  # mismatched pair or bad max_context: the user's choice, not a bug
+        raise ForecastInputError(f"predictor {model} with tokenizer {tokenizer}: {err}") from err
 
 
 def present_features(df: pd.DataFrame) -> list[str]:

@@ -22,9 +22,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from kronos.atomic import atomic_write_text
 from kronos.cli.forecast import (
     TIME_COLUMN,
-    ForecastInputError,
     cut_window,
     forecast_table,
     future_timestamps,
@@ -34,9 +34,9 @@ from kronos.cli.forecast import (
     price_band,
     select_series,
 )
-from kronos.atomic import atomic_write_text
 from kronos.data.csv_source import read_ohlcv_csv
 from kronos.data.errors import DataValidationError
+from kronos.inference.validation import ForecastInputError
 from kronos.models.hub import CheckpointError
 
 PROG = "kronos-predict"
@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: the best available)")
     p.add_argument("--max-context", type=int, default=512, help="longest token window the predictor sees")
     p.add_argument("--quantiles", default=None, help="comma-separated levels such as 0.1,0.5,0.9: adds <feature>_q<pct> columns")
-    p.add_argument("--seed", type=int, default=None, help="torch seed for reproducible sampling")
+    p.add_argument("--seed", type=int, default=None, help="seed of the sampling generator (same seed, same forecast)")
     p.add_argument("--out", type=Path, default=None, help="forecast CSV to write (default: print to stdout)")
     p.add_argument("--plot", type=Path, default=None, help="PNG of history, forecast and quantile band")
     return p
@@ -70,12 +70,13 @@ def run(args: argparse.Namespace) -> None:
     quantiles = parse_quantiles(args.quantiles) if args.quantiles else ()
     _check_sampling(args)
     df = select_series(read_ohlcv_csv(args.csv), args.symbol)
+    if args.lookback > len(df):
+        raise ForecastInputError(f"--lookback {args.lookback} is longer than the {len(df)} rows of {args.csv}: pass a smaller --lookback")
     window = cut_window(df, len(df) - args.lookback, args.lookback, args.pred_len)
     history = window.history
     index = future_timestamps(history[TIME_COLUMN], args.pred_len)
-    if args.seed is not None:
-        torch.manual_seed(args.seed)
     predictor = load_predictor(args.model, args.tokenizer, device=args.device, max_context=args.max_context)
+    generator = None if args.seed is None else torch.Generator(device=predictor.device).manual_seed(args.seed)
     samples = predictor.predict_samples(
         df=history[present_features(history)],
         x_timestamp=history[TIME_COLUMN],
@@ -86,6 +87,7 @@ def run(args: argparse.Namespace) -> None:
         top_p=args.top_p,
         sample_count=args.sample_count,
         verbose=False,
+        generator=generator,
     )
     paths = np.asarray(samples.paths)
     table = forecast_table(paths, index, quantiles)

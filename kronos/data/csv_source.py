@@ -130,21 +130,22 @@ def read_ohlcv_csv(
                 f"{src}: column '{feats[j]}' has a missing value (NaN) at {_row(i)} "
                 f"({int(nan_rows.any(axis=1).sum())} such rows). {clean_csv_hint(src)}"
             )
-        df = df.loc[~nan_rows.any(axis=1)].reset_index(drop=True)
+        df = df.loc[~nan_rows.any(axis=1)]
+    file_row = df.index.to_numpy()  # messages name rows of the file, also after dropping NaN rows
 
     stamps = pd.to_datetime(df[tcol], errors="coerce", format="mixed")
     bad = np.flatnonzero(stamps.isna().to_numpy())
     if len(bad):
         i = int(bad[0])
         raise DataValidationError(
-            f"{src}: column '{tcol}' has an unparseable timestamp {df[tcol].iloc[i]!r} at {_row(i)}. "
+            f"{src}: column '{tcol}' has an unparseable timestamp {df[tcol].iloc[i]!r} at {_row(file_row[i])}. "
             f"{clean_csv_hint(src)}"
         )
     if getattr(stamps.dt, "tz", None) is not None:
         stamps = stamps.dt.tz_convert("UTC").dt.tz_localize(None)
-    out = pd.DataFrame({"timestamps": stamps.astype("datetime64[ns]")})
+    out = pd.DataFrame({"timestamps": stamps.astype("datetime64[ns]").to_numpy()})
     if scol is not None:
-        out["symbol"] = df[scol].astype(str).str.strip()
+        out["symbol"] = df[scol].astype(str).str.strip().to_numpy()
     for c in feats:
         out[c] = df[c].to_numpy()
     out = fill_volume_amount(out)
@@ -155,10 +156,11 @@ def read_ohlcv_csv(
     bad = np.flatnonzero((step <= pd.Timedelta(0)).to_numpy())
     if len(bad):
         i = int(bad[0])
-        what = "duplicated" if step.iloc[i] == pd.Timedelta(0) else "unsorted (earlier than the row before)"
+        what = "a duplicated timestamp" if step.iloc[i] == pd.Timedelta(0) else "an unsorted timestamp"
         where = f" for symbol {out['symbol'].iloc[i]!r}" if scol else ""
         raise DataValidationError(
-            f"{src}: column '{tcol}' has a {what} timestamp {out['timestamps'].iloc[i]}{where} at {_row(i)}. "
+            f"{src}: column '{tcol}' has {what} {out['timestamps'].iloc[i]}{where} at {_row(file_row[i])} "
+            "(timestamps must increase strictly). "
             f"{clean_csv_hint(src)}"
         )
     counts = out.groupby("symbol", sort=False).size() if scol else pd.Series({src: len(out)})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any, Mapping, Protocol, Sequence
 
 import numpy as np
@@ -16,8 +15,6 @@ from kronos.data.features import FEATURES
 from kronos.data.panel import Panel
 from kronos.data.splits import resolve_splits
 from kronos.data.windows import EpochWindowSampler, WindowDataset, WindowStore, collate_windows
-
-log = logging.getLogger(__name__)
 
 
 class Source(Protocol):

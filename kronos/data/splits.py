@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -47,7 +48,7 @@ def resolve_splits(splits: Mapping[str, Any] | None, calendar: np.ndarray) -> di
         return out
     out = {}
     for name, span in splits.items():
-        if not isinstance(span, (list, tuple)) or len(span) != 2:
+        if isinstance(span, str) or not isinstance(span, Sequence) or len(span) != 2:
             raise DataValidationError(
                 f"data split '{name}': {span!r} is neither a ratio nor a [start, end] date pair; "
                 "use ratios for all splits or date pairs for all."

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from kronos.data.errors import DataValidationError
 from kronos.data.features import FEATURES, lookback_stats, normalize, time_features
 from kronos.data.panel import Panel
 
@@ -37,6 +38,8 @@ class WindowStore:
         unknown = [f for f in features if f not in panel.features]
         if unknown:
             raise ValueError(f"features {unknown} are not among the panel's {list(panel.features)}")
+        if not panel.instruments:
+            raise DataValidationError(f"{panel.origin}: the data source returned no instruments.")
         cols = [panel.features.index(f) for f in features]
         self.panel = panel
         self.lookback, self.horizon, self.clip = lookback, horizon, clip
@@ -47,8 +50,7 @@ class WindowStore:
         self.values = np.ascontiguousarray(np.concatenate(panel.values)[:, cols], dtype=np.float32)
         self.close = np.ascontiguousarray(np.concatenate(panel.values)[:, panel.features.index("close")])
         self.times = np.concatenate(panel.timestamps).astype("datetime64[ns]").astype(np.int64)
-        self.stamps = np.concatenate([time_features(t) for t in panel.timestamps]) if len(lengths) else \
-            np.zeros((0, 5), np.int64)
+        self.stamps = np.concatenate([time_features(t) for t in panel.timestamps])
         self.member = (np.concatenate(panel.member).astype(bool) if panel.member is not None
                        else np.ones(len(self.times), bool))
 

@@ -43,7 +43,7 @@ class PredictorModule(KronosStageModule):
                 f"tokenizer bits (s1, s2) = {tok_bits} but predictor bits = {pred_bits}: "
                 "use a predictor config whose s1_bits/s2_bits match the tokenizer"
             )
-        self.model = predictor
+        self.model = predictor.train()  # from_pretrained returns eval mode; Lightning keeps modes as found
         self.tokenizer = tokenizer.requires_grad_(False).eval()
         self.sampled_s1 = sampled_s1
 

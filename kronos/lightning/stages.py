@@ -11,6 +11,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
 
+from kronos.lightning.comet import end_comet_runs
 from kronos.lightning.export import ExportCallback
 from kronos.lightning.predictor_module import PredictorModule
 from kronos.lightning.tokenizer_module import TokenizerModule
@@ -124,6 +125,8 @@ def fit_stage(
     # Other ranks must not read the export before rank zero has finished writing it.
     trainer.strategy.barrier()
     export = next((cb.export_dir for cb in callbacks.values() if isinstance(cb, ExportCallback)), None)
+    if trainer.is_global_zero:
+        end_comet_runs(loggers, export)
     return export, trainer
 
 
@@ -145,4 +148,5 @@ def backtest_stage(
     metrics = run_backtest(kp, datamodule, cfg.backtest, out_dir, logger=loggers[0] if loggers else None)
     for lg in loggers:
         lg.finalize("success")
+    end_comet_runs(loggers)
     return metrics

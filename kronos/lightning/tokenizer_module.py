@@ -26,7 +26,7 @@ class TokenizerModule(KronosStageModule):
         compile: bool = False,
     ) -> None:
         super().__init__(optimizer, scheduler, compile)
-        self.model = tokenizer
+        self.model = tokenizer.train()  # from_pretrained returns eval mode; Lightning keeps modes as found
 
     def _losses(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         return self.model_loss(batch["x"])

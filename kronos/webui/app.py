@@ -25,9 +25,10 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from kronos.cli.forecast import ForecastInputError, load_predictor, select_series
+from kronos.cli.forecast import load_predictor, select_series
 from kronos.data.csv_source import read_ohlcv_csv
 from kronos.data.errors import DataValidationError
+from kronos.inference.validation import ForecastInputError
 from kronos.models.hub import CheckpointError
 from kronos.webui.catalog import HUB_CHOICES, OutsideDataDirError, list_data_files, list_experiments, resolve_data_file
 from kronos.webui.datasets import Dataset
@@ -62,6 +63,7 @@ class ForecastBody(BaseModel):
     top_k: int = Field(0, ge=0)
     top_p: float = Field(0.9, gt=0, le=1)
     sample_count: int = Field(8, ge=1, le=256)
+    seed: int | None = Field(None, description="seed of the sampling generator; None: a different draw each time")
     max_context: int = Field(512, ge=2)
     band_low: float = Field(0.1, gt=0, lt=1)
     band_high: float = Field(0.9, gt=0, lt=1)
@@ -141,19 +143,14 @@ def create_app(
             return too_large
         name = upload_file.filename or "upload.csv"
         frame = await run_in_threadpool(read_ohlcv_csv, io.BytesIO(content), None, None, name)
-        return JSONResponse(_summary(Dataset(name, frame)))
+        dataset = Dataset(name, frame)
+        return JSONResponse(dataset.summary(datasets.add(dataset)))
 
     @app.post("/api/datasets/file")
     def open_data_file(body: DataFileBody) -> dict[str, object]:
         path = resolve_data_file(data_root, body.path)
-        frame = read_ohlcv_csv(path, name=body.path)
-        return _summary(Dataset(body.path, frame))
-
-    def _summary(dataset: Dataset) -> dict[str, object]:
-        summary = dataset.summary(datasets.add(dataset))
-        if "symbol" in dataset.frame.columns:
-            summary["symbols"] = list(dict.fromkeys(dataset.frame["symbol"]))
-        return summary
+        dataset = Dataset(body.path, read_ohlcv_csv(path, name=body.path))
+        return dataset.summary(datasets.add(dataset))
 
     @app.post("/api/forecast")
     async def forecast(body: ForecastBody) -> dict[str, object]:
@@ -165,7 +162,7 @@ def create_app(
         frame = select_series(dataset.frame, body.symbol)
         start_row = resolve_start(frame, body.start, body.lookback, body.pred_len)
         predictor, lock = models.get(body.predictor, body.tokenizer, device, body.max_context)
-        sampling = Sampling(T=body.T, top_k=body.top_k, top_p=body.top_p, sample_count=body.sample_count)
+        sampling = Sampling(T=body.T, top_k=body.top_k, top_p=body.top_p, sample_count=body.sample_count, seed=body.seed)
         with lock:
             payload, table = run_forecast(
                 predictor, frame, start_row, body.lookback, body.pred_len, sampling, (body.band_low, body.band_high)

@@ -17,9 +17,9 @@ class Dataset:
     frame: pd.DataFrame
 
     def summary(self, dataset_id: str) -> dict[str, object]:
-        """JSON description for the page: id, size, columns and time range."""
+        """JSON description for the page: id, size, columns, time range and, for a long file, its symbols."""
         ts = self.frame[TIME_COLUMN]
-        return {
+        summary: dict[str, object] = {
             "id": dataset_id,
             "name": self.name,
             "rows": len(self.frame),
@@ -27,3 +27,6 @@ class Dataset:
             "first": ts.iloc[0].isoformat(),
             "last": ts.iloc[-1].isoformat(),
         }
+        if "symbol" in self.frame.columns:
+            summary["symbols"] = list(dict.fromkeys(self.frame["symbol"]))
+        return summary

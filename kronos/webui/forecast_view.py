@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import torch
 
 from kronos.cli.forecast import (
     TIME_COLUMN,
-    ForecastInputError,
     cut_window,
     forecast_table,
     future_timestamps,
@@ -17,6 +17,7 @@ from kronos.cli.forecast import (
     price_band,
 )
 from kronos.inference.predictor import KronosPredictor
+from kronos.inference.validation import ForecastInputError
 from kronos.webui.metrics import compare_with_persistence
 
 CSV_QUANTILES = (0.1, 0.5, 0.9)
@@ -30,6 +31,7 @@ class Sampling:
     top_k: int = 0
     top_p: float = 0.9
     sample_count: int = 8
+    seed: int | None = None
 
 
 def resolve_start(frame: pd.DataFrame, start: str | None, lookback: int, pred_len: int) -> int:
@@ -92,6 +94,7 @@ def run_forecast(
         top_p=sampling.top_p,
         sample_count=sampling.sample_count,
         verbose=False,
+        generator=None if sampling.seed is None else torch.Generator(device=predictor.device).manual_seed(sampling.seed),
     )
     paths = np.asarray(samples.paths)  # [S, H, 6]
     table = forecast_table(paths, index, CSV_QUANTILES)

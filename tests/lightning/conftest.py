@@ -12,9 +12,8 @@ from omegaconf import DictConfig
 from kronos.train import CONFIG_DIR
 
 # A small synthetic market and a tiny model: one stage takes a few seconds on a CPU.
-FAST = [
-    "data.source.n_instruments=4",
-    "data.source.n_steps=160",
+SMALL_MARKET = ["data.source.n_instruments=4", "data.source.n_steps=160"]
+FAST_RUN = [
     "data.lookback=24",
     "data.horizon=4",
     "data.batch_size=16",
@@ -22,11 +21,12 @@ FAST = [
     "trainer.max_epochs=1",
     "trainer.limit_train_batches=3",
     "trainer.limit_val_batches=2",
-    "trainer.enable_progress_bar=false",
+    "callbacks.progress=null",
     "backtest.sample_count=1",
     "backtest.topk=2",
     "backtest.n_drop=1",
 ]
+FAST = SMALL_MARKET + FAST_RUN
 
 
 def compose_config(overrides: list[str]) -> DictConfig:

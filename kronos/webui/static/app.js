@@ -145,6 +145,7 @@ function request() {
     top_p: num("top-p"),
     sample_count: num("sample-count"),
     max_context: num("max-context"),
+    seed: $("seed").value.trim() === "" ? null : num("seed"),
   };
 }
 
@@ -194,7 +195,7 @@ const COLORS = {
   up: "#16a34a", down: "#dc2626",
   fcUp: "#2f6fed", fcDown: "#f08a24",
   band: "rgba(47,111,237,0.16)",
-  actual: "rgba(100,110,130,0.55)",
+  actual: "#1d2433",
 };
 
 function candles(series, name, up, down, extra = {}) {
@@ -211,11 +212,20 @@ function volumeBars(series, name, color) {
   return { type: "bar", name, x: series.timestamps, y: series.volume, marker: { color }, xaxis: "x", yaxis: "y2", showlegend: false };
 }
 
+// About n evenly spaced [category, short label] pairs; times are dropped when every row is at midnight.
+function categoryTicks(stamps, n) {
+  const daily = stamps.every((t) => t.length <= 10 || t.slice(11, 19) === "00:00:00");
+  const label = (t) => (daily ? t.slice(0, 10) : `${t.slice(5, 10)} ${t.slice(11, 16)}`);
+  const step = Math.max(1, Math.ceil(stamps.length / n));
+  const out = [];
+  for (let i = 0; i < stamps.length; i += step) out.push([stamps[i], label(stamps[i])]);
+  return out;
+}
+
 async function drawChart(result) {
   const { history, forecast, band, actual } = result;
   const pct = (q) => `${Math.round(q * 100)}`;
   const traces = [candles(history, "History", COLORS.up, COLORS.down)];
-  if (actual) traces.push(candles(actual, "Actual", COLORS.actual, COLORS.actual, { opacity: 0.9 }));
   traces.push(
     { type: "scatter", mode: "lines", name: "band upper", x: forecast.timestamps, y: band.upper,
       line: { width: 0 }, showlegend: false, hoverinfo: "skip", xaxis: "x", yaxis: "y" },
@@ -223,24 +233,32 @@ async function drawChart(result) {
       y: band.lower, fill: "tonexty", fillcolor: COLORS.band, line: { width: 0 }, xaxis: "x", yaxis: "y" },
     candles(forecast, "Forecast (mean)", COLORS.fcUp, COLORS.fcDown),
   );
+  // The realised future as a close line on top, so it stays visible over the forecast candles.
+  if (actual) {
+    traces.push({ type: "scatter", mode: "lines+markers", name: "Actual close", x: actual.timestamps, y: actual.close,
+      line: { color: COLORS.actual, width: 1.6 }, marker: { size: 3 }, xaxis: "x", yaxis: "y" });
+  }
   if (history.volume) traces.push(volumeBars(history, "History volume", "rgba(120,130,150,0.55)"));
   if (actual && actual.volume) traces.push(volumeBars(actual, "Actual volume", "rgba(120,130,150,0.3)"));
   traces.push(volumeBars(forecast, "Forecast volume", "rgba(47,111,237,0.6)"));
+  const ticks = categoryTicks([...history.timestamps, ...forecast.timestamps], 8);
   const layout = {
-    margin: { l: 60, r: 20, t: 40, b: 50 },
-    title: { text: `${state.dataset.name}: ${result.window.lookback} rows of history, ${result.window.pred_len}-step forecast`,
-      font: { size: 14 } },
-    legend: { orientation: "h", x: 0, y: 1.06 },
+    margin: { l: 60, r: 20, t: 36, b: 40 },
+    legend: { orientation: "h", x: 0, y: 1.07, traceorder: "normal" },
     hovermode: "x unified",
     // Category axis: candles evenly spaced, without blank nights and weekends.
-    xaxis: { type: "category", categoryorder: "category ascending", rangeslider: { visible: false }, nticks: 10,
-      tickangle: 0, showgrid: false },
+    xaxis: { type: "category", categoryorder: "category ascending", rangeslider: { visible: false },
+      tickvals: ticks.map((t) => t[0]), ticktext: ticks.map((t) => t[1]), tickangle: 0, showgrid: false },
     yaxis: { domain: [0.3, 1], title: { text: "price" }, gridcolor: "#eef1f5" },
     yaxis2: { domain: [0, 0.22], title: { text: "volume" }, gridcolor: "#eef1f5" },
     shapes: [{ type: "line", xref: "x", yref: "paper", x0: forecast.timestamps[0], x1: forecast.timestamps[0],
       y0: 0, y1: 1, line: { color: "#8a93a6", dash: "dot", width: 1 } }],
     plot_bgcolor: "#ffffff", paper_bgcolor: "#ffffff",
   };
+  $("chart-caption").textContent = `${state.dataset.name}: ${result.window.lookback} history rows from ` +
+    `${result.window.start.replace("T", " ")}, ${result.window.pred_len}-step forecast from ${result.window.sample_count} ` +
+    `sample path(s)` + (result.window.inferred_future_rows ? `, ${result.window.inferred_future_rows} future timestamps ` +
+    "inferred from the median spacing" : "");
   $("placeholder").classList.add("hidden");
   await Plotly.react("chart", traces, layout, { responsive: true, displaylogo: false });
 }

@@ -1,0 +1,8 @@
+"""Forecasting with Kronos: KronosPredictor, exact KV-cached generation and sampling."""
+
+from kronos.inference.predictor import KronosPredictor
+from kronos.inference.samples import ForecastSamples
+from kronos.inference.sampling import sample_from_logits
+from kronos.inference.validation import ForecastInputError
+
+__all__ = ["ForecastInputError", "ForecastSamples", "KronosPredictor", "sample_from_logits"]

@@ -1,0 +1,249 @@
+"""KronosPredictor: DataFrames of K-lines in, forecast DataFrames (or sample paths) out.
+
+Shapes: B series, L history rows (longest, others left-padded), H = pred_len, S = sample_count,
+6 features (kronos.data.features.FEATURES), 5 stamp fields.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+from kronos.data.features import denormalize, lookback_stats, normalize, time_features
+from kronos.inference.generation import SamplingConfig, decode_forecast, generate_tokens, window_inputs
+from kronos.inference.samples import ForecastSamples
+from kronos.inference.validation import ForecastInputError, history_matrix, timestamp_index
+from kronos.models.predictor import Kronos
+from kronos.models.tokenizer import KronosTokenizer
+
+
+def default_device() -> torch.device:
+    """The best available accelerator: cuda, then mps, then cpu."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+class KronosPredictor:
+    """Forecast K-lines with a Kronos predictor and its tokenizer (reference semantics, exact fast decoding).
+
+    Args:
+        model: the predictor; tokenizer: the tokenizer it was trained with (same bit widths).
+        device: where to run (default: cuda, mps, else cpu). Both models are put in eval mode there.
+        max_context: longest window the predictor sees; longer histories slide.
+        clip: normalised inputs are clipped to +-clip.
+        use_cache: cached decoding (fast) instead of recomputing every window; both give the same tokens.
+    """
+
+    def __init__(
+        self,
+        model: Kronos,
+        tokenizer: KronosTokenizer,
+        device: str | torch.device | None = None,
+        max_context: int = 512,
+        clip: float = 5.0,
+        use_cache: bool = True,
+    ) -> None:
+        if (tokenizer.s1_bits, tokenizer.s2_bits) != (model.s1_bits, model.s2_bits):
+            raise ValueError(
+                f"tokenizer bits (s1_bits={tokenizer.s1_bits}, s2_bits={tokenizer.s2_bits}) differ from the "
+                f"predictor's (s1_bits={model.s1_bits}, s2_bits={model.s2_bits}); load the tokenizer the "
+                f"predictor was trained with"
+            )
+        if max_context < 1:
+            raise ValueError(f"max_context must be >= 1, got {max_context}")
+        self.device = torch.device(device) if device is not None else default_device()
+        self.model = model.to(self.device).eval()
+        self.tokenizer = tokenizer.to(self.device).eval()
+        self.max_context = max_context
+        self.clip = clip
+        self.use_cache = use_cache
+
+    def predict(
+        self,
+        df: pd.DataFrame,
+        x_timestamp: Any,
+        y_timestamp: Any,
+        pred_len: int,
+        T: float = 1.0,
+        top_k: int = 0,
+        top_p: float = 0.9,
+        sample_count: int = 1,
+        verbose: bool = True,
+        generator: torch.Generator | None = None,
+    ) -> pd.DataFrame:
+        """Mean forecast [pred_len, 6] of one series, indexed by ``y_timestamp``.
+
+        df: history rows with open, high, low, close (volume, amount optional); x_timestamp: its
+        len(df) datetimes; y_timestamp: the pred_len future datetimes.
+        """
+        return self.predict_samples(
+            df, x_timestamp, y_timestamp, pred_len, T, top_k, top_p, sample_count, verbose, generator
+        ).mean()
+
+    def predict_samples(
+        self,
+        df: pd.DataFrame,
+        x_timestamp: Any,
+        y_timestamp: Any,
+        pred_len: int,
+        T: float = 1.0,
+        top_k: int = 0,
+        top_p: float = 0.9,
+        sample_count: int = 1,
+        verbose: bool = True,
+        generator: torch.Generator | None = None,
+    ) -> ForecastSamples:
+        """Like :meth:`predict`, but every sample path: ``paths`` [sample_count, pred_len, 6]."""
+        return self._forecast(
+            [df], [x_timestamp], [y_timestamp], pred_len, T, top_k, top_p, sample_count, verbose, generator, batch=False
+        )[0]
+
+    def predict_batch(
+        self,
+        df_list: Sequence[pd.DataFrame],
+        x_timestamp_list: Sequence[Any],
+        y_timestamp_list: Sequence[Any],
+        pred_len: int,
+        T: float = 1.0,
+        top_k: int = 0,
+        top_p: float = 0.9,
+        sample_count: int = 1,
+        verbose: bool = True,
+        generator: torch.Generator | None = None,
+    ) -> list[pd.DataFrame]:
+        """Mean forecasts of several series in one batch; histories may differ in length.
+
+        Greedy results equal predicting each series alone.
+        """
+        return [
+            s.mean()
+            for s in self.predict_batch_samples(
+                df_list, x_timestamp_list, y_timestamp_list, pred_len, T, top_k, top_p, sample_count, verbose, generator
+            )
+        ]
+
+    def predict_batch_samples(
+        self,
+        df_list: Sequence[pd.DataFrame],
+        x_timestamp_list: Sequence[Any],
+        y_timestamp_list: Sequence[Any],
+        pred_len: int,
+        T: float = 1.0,
+        top_k: int = 0,
+        top_p: float = 0.9,
+        sample_count: int = 1,
+        verbose: bool = True,
+        generator: torch.Generator | None = None,
+    ) -> list[ForecastSamples]:
+        """Like :meth:`predict_batch`, returning every sample path per series."""
+        return self._forecast(
+            df_list, x_timestamp_list, y_timestamp_list, pred_len, T, top_k, top_p, sample_count, verbose, generator,
+            batch=True,
+        )
+
+    def forecast_normalized(
+        self,
+        x: Tensor | np.ndarray,
+        x_stamp: Tensor | np.ndarray,
+        y_stamp: Tensor | np.ndarray,
+        T: float = 1.0,
+        top_k: int = 0,
+        top_p: float = 0.9,
+        sample_count: int = 1,
+        lengths: Tensor | None = None,
+        generator: torch.Generator | None = None,
+        verbose: bool = False,
+    ) -> Tensor:
+        """Normalised sample paths for a batch of normalised histories.
+
+        Args:
+            x: [B, L, 6] normalised history (clipped here to +-clip), left-padded when ``lengths`` is given.
+            x_stamp: [B, L, 5] and y_stamp: [B, H, 5] integer calendar fields.
+            lengths: int64 [B] real history rows per series (default: all L).
+        Returns:
+            float32 [B, S, H, 6] on the CPU.
+        """
+        x = torch.as_tensor(x, dtype=torch.float32, device=self.device)
+        x_stamp = torch.as_tensor(x_stamp, device=self.device).long()
+        y_stamp = torch.as_tensor(y_stamp, device=self.device).long()
+        if x.ndim != 3 or x_stamp.shape[:2] != x.shape[:2] or y_stamp.ndim != 3 or y_stamp.shape[0] != x.shape[0]:
+            raise ForecastInputError(
+                f"expected x [B, L, 6], x_stamp [B, L, 5], y_stamp [B, H, 5]; got {tuple(x.shape)}, "
+                f"{tuple(x_stamp.shape)}, {tuple(y_stamp.shape)}"
+            )
+        if sample_count < 1 or y_stamp.shape[1] < 1:
+            raise ForecastInputError(f"sample_count ({sample_count}) and pred_len ({y_stamp.shape[1]}) must be >= 1")
+        B, L, _ = x.shape
+        pred_len = y_stamp.shape[1]
+        if lengths is None:
+            starts = torch.zeros(B, dtype=torch.long, device=self.device)
+        else:
+            lengths = torch.as_tensor(lengths, dtype=torch.long, device=self.device)
+            if lengths.shape != (B,) or bool(((lengths < 1) | (lengths > L)).any()):
+                raise ForecastInputError(f"lengths must be [B={B}] values in 1..{L}, got {lengths.tolist()}")
+            starts = L - lengths
+        # Padding columns are masked out, but must hold finite values and valid stamp indices.
+        pad = (torch.arange(L, device=self.device)[None, :] < starts[:, None])[..., None]
+        x = x.clamp(-self.clip, self.clip).masked_fill(pad, 0.0)
+        x_stamp = x_stamp.masked_fill(pad, 0)
+        sampling = SamplingConfig(T, top_k, top_p, generator)
+        with torch.inference_mode():
+            positions, mask, _ = window_inputs(starts, 0, L)
+            s1_hist, s2_hist = self.tokenizer.encode(x, positions, mask)
+            s1, s2 = generate_tokens(
+                self.model, s1_hist, s2_hist, torch.cat([x_stamp, y_stamp], dim=1), starts, pred_len,
+                self.max_context, sample_count, sampling, self.use_cache, verbose,
+            )
+            z = decode_forecast(self.tokenizer, s1, s2, starts.repeat_interleave(sample_count), pred_len, self.max_context)
+        return z.reshape(B, sample_count, pred_len, -1).float().cpu()
+
+    def _forecast(
+        self,
+        df_list: Sequence[pd.DataFrame],
+        x_timestamp_list: Sequence[Any],
+        y_timestamp_list: Sequence[Any],
+        pred_len: int,
+        T: float,
+        top_k: int,
+        top_p: float,
+        sample_count: int,
+        verbose: bool,
+        generator: torch.Generator | None,
+        batch: bool,
+    ) -> list[ForecastSamples]:
+        if not isinstance(pred_len, (int, np.integer)) or pred_len < 1:
+            raise ForecastInputError(f"pred_len must be a positive integer, got {pred_len!r}")
+        if not len(df_list) == len(x_timestamp_list) == len(y_timestamp_list) or len(df_list) == 0:
+            raise ForecastInputError(
+                f"df_list, x_timestamp_list and y_timestamp_list must be non-empty and equally long, got "
+                f"{len(df_list)}, {len(x_timestamp_list)}, {len(y_timestamp_list)}"
+            )
+        histories, x_stamps, y_indexes = [], [], []
+        for i, (df, x_ts, y_ts) in enumerate(zip(df_list, x_timestamp_list, y_timestamp_list)):
+            suffix = f"_list[{i}]" if batch else ""
+            histories.append(history_matrix(df, "df" + suffix))
+            x_index = timestamp_index(x_ts, len(histories[-1]), "x_timestamp" + suffix, f"the number of rows of df{suffix}")
+            x_stamps.append(time_features(x_index))
+            y_indexes.append(timestamp_index(y_ts, pred_len, "y_timestamp" + suffix, "pred_len"))
+        lengths = np.array([len(h) for h in histories])
+        L, B = int(lengths.max()), len(histories)
+        stats = [lookback_stats(h) for h in histories]
+        x = np.zeros((B, L, 6), dtype=np.float32)
+        x_stamp = np.zeros((B, L, 5), dtype=np.int64)
+        for b, (h, (mean, std)) in enumerate(zip(histories, stats)):
+            x[b, L - len(h):] = normalize(h, mean, std, self.clip)
+            x_stamp[b, L - len(h):] = x_stamps[b]
+        y_stamp = np.stack([time_features(idx) for idx in y_indexes])
+        paths = self.forecast_normalized(
+            x, x_stamp, y_stamp, T, top_k, top_p, sample_count, torch.as_tensor(lengths), generator, verbose
+        ).numpy()
+        return [
+            ForecastSamples(denormalize(paths[b], mean, std), y_indexes[b]) for b, (mean, std) in enumerate(stats)
+        ]

@@ -1,0 +1,90 @@
+"""forecast_split on a real synthetic datamodule with a fake predictor."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kronos.backtest.forecast import forecast_split
+from kronos.data.features import time_features
+from tests.backtest.conftest import HORIZON, LOOKBACK, PersistenceFake
+
+SETTINGS = dict(sample_count=4, T=0.6, top_k=0, top_p=0.9)
+
+
+@pytest.fixture(scope="module")
+def run(datamodule):
+    fake = PersistenceFake()
+    return fake, forecast_split(fake, datamodule, batch_size=100, progress=False, **SETTINGS)
+
+
+def test_every_test_window_once_in_large_batches(run, datamodule) -> None:
+    fake, frame = run
+    n = len(datamodule.dataset("test", with_eval=True))
+    assert len(frame) == n
+    assert not frame.duplicated(["datetime", "instrument"]).any()
+    assert len(fake.calls) == math.ceil(n / 100)
+    test_start = pd.Timestamp(datamodule.describe()["splits"]["test"]["start"])
+    assert frame["datetime"].min() >= test_start
+    assert frame["datetime"].is_monotonic_increasing
+
+
+def test_predictor_sees_history_only_and_future_stamps(run, datamodule) -> None:
+    fake, frame = run
+    call = fake.calls[0]
+    assert call["x"][1] == LOOKBACK and call["x_stamp"][1] == LOOKBACK
+    assert call["y_stamp"].shape[1] == HORIZON
+    assert (call["sample_count"], call["T"], call["top_k"], call["top_p"]) == (4, 0.6, 0, 0.9)
+    # The first window's future stamps are the calendar fields of the H rows after its decision date.
+    row = frame.iloc[0]
+    stamps = pd.DatetimeIndex(datamodule.panel.frame(row["instrument"]).index)
+    at = stamps.get_loc(row["datetime"])
+    expected = time_features(stamps[at + 1: at + 1 + HORIZON])
+    first = fake.calls[0]["y_stamp"][0].numpy()
+    assert np.array_equal(first, expected)
+
+
+def test_denormalised_sample_mean_and_realised_returns(run, datamodule) -> None:
+    _, frame = run
+    preds = frame[[f"pred_close_{h}" for h in range(1, HORIZON + 1)]].to_numpy()
+    # The fake's sample mean is the last normalised row: de-normalised, the last close.
+    np.testing.assert_allclose(preds, np.repeat(frame[["last_close"]].to_numpy(), HORIZON, axis=1), rtol=1e-5)
+    for _, row in frame.sample(20, random_state=0).iterrows():
+        close = datamodule.panel.frame(row["instrument"])["close"].astype(np.float64)
+        at = close.index.get_loc(row["datetime"])
+        assert row["last_close"] == pytest.approx(close.iloc[at], rel=1e-6)
+        assert row["next_return"] == pytest.approx(close.iloc[at + 1] / close.iloc[at] - 1, rel=1e-5, abs=1e-9)
+        assert row["horizon_return"] == pytest.approx(close.iloc[at + HORIZON] / close.iloc[at] - 1, rel=1e-5, abs=1e-9)
+        assert row["past_return"] == pytest.approx(close.iloc[at] / close.iloc[at - HORIZON] - 1, rel=1e-5, abs=1e-9)
+
+
+def test_start_end_keep_only_those_decision_dates(run, datamodule) -> None:
+    _, full = run
+    dates = full["datetime"].drop_duplicates().sort_values()
+    start, end = dates.iloc[3], dates.iloc[6]
+    part = forecast_split(PersistenceFake(), datamodule, batch_size=64, start=start, end=end, progress=False, **SETTINGS)
+    assert sorted(part["datetime"].unique()) == list(dates.iloc[3:7])
+    pd.testing.assert_frame_equal(part, full[(full["datetime"] >= start) & (full["datetime"] <= end)].reset_index(drop=True))
+
+
+def test_wrong_predictor_output_shape_is_named(datamodule) -> None:
+    class Wrong(PersistenceFake):
+        def forecast_normalized(self, *args, **kwargs):
+            return super().forecast_normalized(*args, **kwargs)[:, :, :1]
+
+    with pytest.raises(ValueError, match=r"forecast_normalized returned shape"):
+        forecast_split(Wrong(), datamodule, batch_size=64, progress=False, **SETTINGS)
+
+
+def test_empty_date_range_says_what_to_change(datamodule) -> None:
+    with pytest.raises(ValueError, match="backtest.start"):
+        forecast_split(PersistenceFake(), datamodule, batch_size=64, start="2030-01-01", progress=False, **SETTINGS)
+
+
+def test_results_do_not_depend_on_batch_size(run, datamodule) -> None:
+    _, frame = run
+    other = forecast_split(PersistenceFake(), datamodule, batch_size=7, progress=False, **SETTINGS)
+    pd.testing.assert_frame_equal(frame, other)

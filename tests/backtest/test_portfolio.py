@@ -1,0 +1,161 @@
+"""Top-k dropout portfolio on a Qlib provider built by csv_to_qlib from synthetic data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from data_pipelines.csv_to_qlib import build_provider
+from kronos.backtest.portfolio import limit_expressions, run_topk_dropout, summarize, use_provider
+
+COSTS = {"open_cost": 0.0005, "close_cost": 0.0015, "min_cost": 5.0}
+SETTINGS = dict(topk=4, n_drop=1, hold_thresh=1, account=1e8, costs=COSTS, limit_threshold=0.095, deal_price="close")
+
+
+def _closes(datamodule) -> pd.DataFrame:
+    """Wide raw closes [dates x Qlib symbols] of the synthetic panel."""
+    wide = datamodule.panel.field_frame("close").astype(np.float64)
+    wide.columns = [c.upper() for c in wide.columns]
+    return wide
+
+
+def _signal(closes: pd.DataFrame, values: np.ndarray) -> pd.Series:
+    return pd.DataFrame(values, index=closes.index, columns=closes.columns).stack().rename_axis(
+        ["datetime", "instrument"]).sort_index()
+
+
+@pytest.fixture(scope="module")
+def window(datamodule) -> pd.DataFrame:
+    """Closes over the last 60 days of the synthetic calendar."""
+    return _closes(datamodule).iloc[-60:]
+
+
+def test_matches_qlib_backtest_called_directly(provider: Path, window: pd.DataFrame) -> None:
+    from qlib.backtest import backtest
+    from qlib.backtest.executor import SimulatorExecutor
+    from qlib.contrib.evaluate import risk_analysis
+    from qlib.contrib.strategy import TopkDropoutStrategy
+
+    signal = _signal(window.iloc[:-1], np.random.default_rng(0).normal(size=window.iloc[:-1].shape))
+    ours = run_topk_dropout(signal, provider, benchmark="SYN000", **SETTINGS)
+
+    days = ours.report.index
+    metrics, _ = backtest(
+        start_time=days[0], end_time=days[-1],
+        strategy=TopkDropoutStrategy(signal=signal, topk=4, n_drop=1, hold_thresh=1),
+        executor=SimulatorExecutor(time_per_step="day", generate_portfolio_metrics=True),
+        benchmark="SYN000", account=1e8,
+        exchange_kwargs={"freq": "day", "codes": sorted(window.columns), "deal_price": "close",
+                         "limit_threshold": limit_expressions(0.095), **COSTS},
+    )
+    theirs = metrics["1day"][0]
+    pd.testing.assert_frame_equal(ours.report, theirs)
+    assert days[0] == signal.index.get_level_values(0)[0] + pd.offsets.BDay(1)  # trades from the next day
+    for key, series in {"excess_return_with_cost": theirs["return"] - theirs["bench"] - theirs["cost"],
+                        "excess_return_without_cost": theirs["return"] - theirs["bench"],
+                        "return_with_cost": theirs["return"] - theirs["cost"]}.items():
+        expected = risk_analysis(series, freq="day")["risk"]
+        for stat in ("annualized_return", "information_ratio", "max_drawdown"):
+            assert ours.summary[key][stat] == pytest.approx(expected[stat], rel=1e-12)
+    # And Qlib's own definitions, recomputed: additive annualisation over 238 days.
+    r = theirs["return"] - theirs["bench"] - theirs["cost"]
+    assert ours.summary["excess_return_with_cost"]["annualized_return"] == pytest.approx(r.mean() * 238)
+    assert ours.summary["excess_return_with_cost"]["information_ratio"] == pytest.approx(r.mean() / r.std() * np.sqrt(238))
+    assert ours.summary["turnover"] == pytest.approx(theirs["turnover"].mean())
+    assert ours.summary["turnover"] > 0 and ours.report["cost"].sum() > 0
+
+
+def test_oracle_beats_anti_oracle_so_dates_are_aligned(provider: Path, window: pd.DataFrame) -> None:
+    # Qlib fills day t+1's trades at t+1's close with day t's signal: they earn close[t+2] / close[t+1].
+    future = (window.shift(-2) / window.shift(-1) - 1).iloc[:-3]
+    settings = SETTINGS | {"n_drop": 4, "costs": {"open_cost": 0.0, "close_cost": 0.0, "min_cost": 0.0},
+                           "limit_threshold": None}
+    good = run_topk_dropout(_signal(future, future.to_numpy()), provider, benchmark=None, **settings)
+    bad = run_topk_dropout(_signal(future, -future.to_numpy()), provider, benchmark=None, **settings)
+    assert good.summary["excess_return_without_cost"]["annualized_return"] > 1.0
+    assert bad.summary["excess_return_without_cost"]["annualized_return"] < -1.0
+    assert good.benchmark == "equal-weighted universe"
+
+
+def test_equal_weight_and_csv_benchmarks(provider: Path, window: pd.DataFrame, tmp_path: Path) -> None:
+    signal = _signal(window.iloc[:-1], np.random.default_rng(1).normal(size=window.iloc[:-1].shape))
+    equal = run_topk_dropout(signal, provider, benchmark=None, **SETTINGS)
+    expected = (window / window.shift(1) - 1).mean(axis=1).reindex(equal.report.index)
+    # Qlib evaluates the expression in float32: agreement to float32 resolution.
+    np.testing.assert_allclose(equal.report["bench"], expected, rtol=1e-5, atol=1e-7)
+
+    index_close = window["SYN003"] * 2.0
+    csv = tmp_path / "bench.csv"
+    pd.DataFrame({"Date": index_close.index.strftime("%Y-%m-%d"), "Close": index_close.to_numpy()}).to_csv(csv, index=False)
+    from_csv = run_topk_dropout(signal, provider, benchmark=str(csv), **SETTINGS)
+    np.testing.assert_allclose(from_csv.report["bench"], index_close.pct_change().reindex(equal.report.index), rtol=1e-5)
+    assert from_csv.benchmark == "bench"
+
+
+def test_bad_benchmarks_say_what_to_set(provider: Path, window: pd.DataFrame, tmp_path: Path) -> None:
+    signal = _signal(window.iloc[:-1], np.zeros(window.iloc[:-1].shape))
+    with pytest.raises(ValueError, match="NOPE.*backtest.benchmark"):
+        run_topk_dropout(signal, provider, benchmark="NOPE", **SETTINGS)
+    with pytest.raises(FileNotFoundError, match="missing.csv"):
+        run_topk_dropout(signal, provider, benchmark=str(tmp_path / "missing.csv"), **SETTINGS)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("day,price\n2020-01-01,1\n")
+    with pytest.raises(ValueError, match="needs a date column"):
+        run_topk_dropout(signal, provider, benchmark=str(bad), **SETTINGS)
+
+
+def test_limit_up_day_blocks_buying(tmp_path: Path) -> None:
+    days = pd.bdate_range("2024-01-01", periods=8)
+    flat = np.full(len(days), 10.0)
+    jump = flat.copy()
+    jump[3:] = 11.0  # +10% on day 3: limit-up, not buyable that day
+    frames = {name: pd.DataFrame({"open": c, "high": c, "low": c, "close": c, "volume": 1e6}, index=days)
+              for name, c in {"UP": jump, "FLAT": flat}.items()}
+    provider = build_provider(frames, tmp_path / "limits")
+    signal = pd.Series([1.0, 0.0] * len(days), index=pd.MultiIndex.from_product([days, ["UP", "FLAT"]],
+                                                                                names=["datetime", "instrument"]))
+    settings = SETTINGS | {"topk": 1, "n_drop": 1}
+    # The backtest starts on day 3, so the first buy of UP falls on its limit-up day.
+    blocked = run_topk_dropout(signal, provider, benchmark="FLAT", start=days[3], **settings)
+    free = run_topk_dropout(signal, provider, benchmark="FLAT", start=days[3], **settings | {"limit_threshold": None})
+    assert blocked.report["turnover"].iloc[0] == 0.0
+    assert free.report["turnover"].iloc[0] > 0.5
+
+
+def test_provider_switch_reinitialises_qlib(provider: Path, tmp_path: Path) -> None:
+    from qlib.data import D
+
+    days = pd.bdate_range("2031-03-03", periods=4)
+    frame = pd.DataFrame({"open": 1.0, "high": 1.0, "low": 1.0, "close": 1.0}, index=days)
+    other = build_provider({"ONLY": frame}, tmp_path / "other")
+    use_provider(other)
+    assert list(D.calendar(freq="day")) == list(days)
+    use_provider(provider)
+    assert D.calendar(freq="day")[0] < days[0]
+    with pytest.raises(FileNotFoundError, match="csv_to_qlib"):
+        use_provider(tmp_path / "nowhere")
+
+
+def test_summarize_needs_the_qlib_columns() -> None:
+    report = pd.DataFrame({"return": [0.01, 0.02, -0.01], "cost": [0.001] * 3, "bench": [0.0, 0.01, 0.0],
+                           "turnover": [1.0, 0.5, 0.0]}, index=pd.bdate_range("2024-01-01", periods=3))
+    summary = summarize(report)
+    assert summary["excess_return_without_cost"]["annualized_return"] == pytest.approx(np.mean([0.01, 0.01, -0.01]) * 238)
+    assert summary["excess_return_with_cost"]["max_drawdown"] == pytest.approx(-0.011 - 0.0)
+    assert summary["turnover"] == pytest.approx(0.5)
+
+
+def test_reinitialised_elsewhere_is_noticed(provider: Path, tmp_path: Path) -> None:
+    import qlib
+    from qlib.data import D
+
+    days = pd.bdate_range("2032-01-05", periods=3)
+    other = build_provider({"X": pd.DataFrame({"open": 1.0, "high": 1.0, "low": 1.0, "close": 1.0}, index=days)},
+                           tmp_path / "elsewhere")
+    use_provider(provider)
+    qlib.init(provider_uri=str(other), region="cn")  # e.g. a Qlib data source loading its panel
+    use_provider(provider)
+    assert D.calendar(freq="day")[0] < days[0]

@@ -1,0 +1,103 @@
+"""Windowing core: causal normalisation, shapes, deterministic and distributed sampling, batch sizes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DistributedSampler
+
+from kronos.data.datamodule import KronosDataModule, per_device_batch_size
+from kronos.data.features import lookback_stats, normalize
+from kronos.data.panel import Panel
+from kronos.data.synthetic import SyntheticSource
+from kronos.data.windows import EpochWindowSampler, WindowStore
+from lightning.fabric.utilities.distributed import DistributedSamplerWrapper
+
+L, H = 20, 5
+
+
+@pytest.fixture(scope="module")
+def panel() -> Panel:
+    return SyntheticSource(n_instruments=4, n_steps=120, seed=3).load()
+
+
+def _perturb_horizon(panel: Panel, inst: int, start: int) -> Panel:
+    values = [v.copy() for v in panel.values]
+    values[inst][start + L : start + L + H] *= 50.0
+    return Panel(panel.instruments, panel.timestamps, values, panel.member, panel.origin)
+
+
+def test_horizon_cannot_change_normalised_lookback_or_stats(panel: Panel) -> None:
+    store = WindowStore(panel, L, H)
+    inst, off = np.array([1]), np.array([30])
+    a = store.gather(inst, off, with_eval=True)
+    b = WindowStore(_perturb_horizon(panel, 1, 30), L, H).gather(inst, off, with_eval=True)
+    assert torch.equal(a["x"][:, :L], b["x"][:, :L])
+    assert torch.equal(a["mean"], b["mean"]) and torch.equal(a["std"], b["std"])
+    assert not torch.equal(a["x"][:, L:], b["x"][:, L:])  # the perturbation did reach the horizon
+
+
+def test_gather_matches_reference_normalisation(panel: Panel) -> None:
+    store = WindowStore(panel, L, H, clip=3.0)
+    batch = store.gather(np.array([2, 0]), np.array([7, 50]), with_eval=True)
+    raw = panel.values[0][50 : 50 + L + H]
+    mean, std = lookback_stats(raw[:L])
+    np.testing.assert_array_equal(batch["x"][1].numpy(), normalize(raw, mean, std, 3.0))
+    assert batch["x"].shape == (2, L + H, 6) and batch["x"].dtype == torch.float32
+    assert batch["stamp"].shape == (2, L + H, 5) and batch["stamp"].dtype == torch.int64
+    assert batch["x"].abs().max() <= 3.0
+    assert batch["instrument"] == [panel.instruments[2], panel.instruments[0]]
+    assert batch["datetime"][1].item() == panel.timestamps[0][50 + L - 1].astype(np.int64)
+    np.testing.assert_array_equal(batch["close"][1].numpy(), raw[:, 3])
+
+
+def test_windows_respect_split_bounds_and_horizon(panel: Panel) -> None:
+    store = WindowStore(panel, L, H)
+    times = panel.timestamps[0].astype(np.int64)
+    start, end = times[40], times[80]
+    inst, off = store.windows(start, end)
+    decision = store.times[store.offsets[inst] + off + L - 1]
+    last = store.times[store.offsets[inst] + off + L + H - 1]
+    assert decision.min() == start and (last <= end).all()
+    assert len(inst) == 4 * (80 - H - 40 + 1)
+    assert (np.diff(decision) >= 0).all()
+
+
+def test_epoch_sampler_is_deterministic_by_seed_and_epoch() -> None:
+    a, b, c = EpochWindowSampler(100, 30, seed=1), EpochWindowSampler(100, 30, seed=1), EpochWindowSampler(100, 30, seed=2)
+    assert list(a) == list(b) and list(a) != list(c)
+    first = list(a)
+    a.set_epoch(1)
+    assert list(a) != first and len(set(first)) == 30 == len(a)
+
+
+@pytest.mark.parametrize("num_samples", [None, 37])
+def test_distributed_ranks_get_disjoint_windows_of_equal_count(num_samples: int | None) -> None:
+    n, world = 101, 4
+    shards = []
+    for rank in range(world):
+        sampler = DistributedSamplerWrapper(EpochWindowSampler(n, num_samples, seed=5), num_replicas=world,
+                                            rank=rank, shuffle=True, seed=0)
+        sampler.set_epoch(2)
+        shards.append(list(sampler))
+    sizes = {len(s) for s in shards}
+    assert len(sizes) == 1
+    flat = [i for s in shards for i in s]
+    expected = n if num_samples is None else num_samples
+    # DistributedSampler pads to a multiple of the world size by repeating the first indices only
+    assert len(set(flat)) == expected and len(flat) - expected < world
+
+
+def test_plain_distributed_sampler_partitions_dataset(panel: Panel) -> None:
+    dm = KronosDataModule(SyntheticSource(n_instruments=4, n_steps=120, seed=3), L, H, batch_size=8)
+    ds = dm.dataset("train")
+    parts = [set(DistributedSampler(ds, num_replicas=2, rank=r, shuffle=True, seed=0)) for r in range(2)]
+    assert not parts[0] & parts[1] and len(parts[0] | parts[1]) == len(ds)
+
+
+def test_per_device_batch_size() -> None:
+    assert per_device_batch_size(64, world_size=4, accumulate_grad_batches=2) == 8
+    assert per_device_batch_size(64) == 64
+    with pytest.raises(ValueError, match="multiple of world_size"):
+        per_device_batch_size(10, world_size=4)

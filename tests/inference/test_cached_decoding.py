@@ -1,0 +1,64 @@
+"""Cached decoding equals recomputing every window; batching and padding change nothing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from kronos import KronosPredictor
+from kronos.inference.generation import SamplingConfig, generate_tokens, window_inputs
+from tests.inference.conftest import future_timestamps, make_series
+
+GREEDY = SamplingConfig(T=1.0, top_k=1, top_p=1.0)
+
+
+def _tokens(models, lengths: list[int], pred_len: int, max_context: int, use_cache: bool,
+            sample_count: int = 1, sampling: SamplingConfig = GREEDY) -> tuple[torch.Tensor, torch.Tensor]:
+    model, tokenizer = models
+    model.eval(), tokenizer.eval()
+    L = max(lengths)
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(len(lengths), L, 6, generator=gen)
+    stamps = torch.randint(0, 7, (len(lengths), L + pred_len, 5), generator=gen)
+    starts = L - torch.tensor(lengths)
+    with torch.inference_mode():
+        positions, mask, _ = window_inputs(starts, 0, L)
+        s1, s2 = tokenizer.encode(x, positions, mask)
+        return generate_tokens(model, s1, s2, stamps, starts, pred_len, max_context, sample_count, sampling, use_cache)
+
+
+@pytest.mark.parametrize(
+    "lengths,pred_len,max_context",
+    [([20], 8, 64), ([20], 10, 24), ([40], 6, 24), ([12, 20, 7], 9, 64), ([12, 20, 7], 9, 16)],
+    ids=["fits", "slides", "history_longer_than_context", "unequal_batch", "unequal_batch_slides"],
+)
+def test_cached_equals_uncached_greedy(tiny_models, lengths, pred_len, max_context) -> None:
+    cached = _tokens(tiny_models, lengths, pred_len, max_context, use_cache=True)
+    uncached = _tokens(tiny_models, lengths, pred_len, max_context, use_cache=False)
+    assert torch.equal(cached[0], uncached[0]) and torch.equal(cached[1], uncached[1])
+
+
+def test_cached_equals_uncached_when_sampling_paths(tiny_models) -> None:
+    sampling = lambda: SamplingConfig(T=0.8, top_k=0, top_p=0.9, generator=torch.Generator().manual_seed(5))  # noqa: E731
+    cached = _tokens(tiny_models, [15, 9], 7, 18, True, sample_count=3, sampling=sampling())
+    uncached = _tokens(tiny_models, [15, 9], 7, 18, False, sample_count=3, sampling=sampling())
+    assert torch.equal(cached[0], uncached[0]) and torch.equal(cached[1], uncached[1])
+    generated = cached[0][:, 15:]
+    assert len({tuple(row.tolist()) for row in generated}) > 1, "sample paths should differ"
+
+
+@pytest.mark.parametrize("max_context", [64, 20])
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_series_alone_equals_series_in_batch(tiny_models, use_cache: bool, max_context: int) -> None:
+    model, tokenizer = tiny_models
+    predictor = KronosPredictor(model, tokenizer, device="cpu", max_context=max_context, use_cache=use_cache)
+    series = [make_series(n, seed) for n, seed in ((25, 1), (14, 2), (31, 3))]
+    pred_len = 6
+    y_ts = [future_timestamps(ts, pred_len) for _, ts in series]
+    batch = predictor.predict_batch([df for df, _ in series], [ts for _, ts in series], y_ts, pred_len,
+                                    top_k=1, verbose=False)
+    for (df, ts), y, in_batch in zip(series, y_ts, batch):
+        alone = predictor.predict(df, ts, y, pred_len, top_k=1, verbose=False)
+        assert list(alone.index) == list(y)
+        np.testing.assert_allclose(in_batch.to_numpy(), alone.to_numpy(), rtol=1e-5, atol=1e-6)

@@ -1,0 +1,99 @@
+"""KronosPredictor: outputs, sample paths, and one clear error per kind of bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from kronos import Kronos, KronosPredictor
+from kronos.data.features import FEATURES
+from kronos.inference import ForecastInputError, ForecastSamples
+from tests.inference.conftest import TINY_PREDICTOR, future_timestamps, make_series
+
+
+@pytest.fixture()
+def predictor(tiny_models) -> KronosPredictor:
+    model, tokenizer = tiny_models
+    return KronosPredictor(model, tokenizer, max_context=32)
+
+
+def test_device_auto_and_eval_mode(predictor: KronosPredictor) -> None:
+    assert predictor.device.type == ("cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu")
+    assert not predictor.model.training and not predictor.tokenizer.training
+
+
+def test_predict_samples_paths_mean_quantiles(predictor: KronosPredictor) -> None:
+    df, ts = make_series(30, 0)
+    y = future_timestamps(ts, 5)
+    samples = predictor.predict_samples(df, ts, y, 5, T=1.0, top_p=0.9, sample_count=4, verbose=False,
+                                        generator=torch.Generator().manual_seed(0))
+    assert isinstance(samples, ForecastSamples) and samples.paths.shape == (4, 5, 6)
+    assert list(samples.mean().columns) == list(FEATURES) and list(samples.mean().index) == list(y)
+    np.testing.assert_allclose(samples.mean().to_numpy(), samples.paths.mean(axis=0), rtol=1e-6)
+    q = samples.quantiles((0.1, 0.9))
+    assert (q[0.1].to_numpy() <= q[0.9].to_numpy()).all()
+    again = predictor.predict(df, ts, y, 5, T=1.0, top_p=0.9, sample_count=4, verbose=False,
+                              generator=torch.Generator().manual_seed(0))
+    np.testing.assert_allclose(again.to_numpy(), samples.mean().to_numpy(), rtol=1e-6)
+
+
+def test_forecast_normalized_shape(predictor: KronosPredictor) -> None:
+    x = torch.randn(3, 10, 6)
+    stamps = torch.randint(0, 7, (3, 14, 5))
+    out = predictor.forecast_normalized(x, stamps[:, :10], stamps[:, 10:], top_k=1, sample_count=2,
+                                        lengths=torch.tensor([10, 4, 7]))
+    assert out.shape == (3, 2, 4, 6) and torch.isfinite(out).all()
+    torch.testing.assert_close(out[:, 0], out[:, 1])  # greedy paths are identical
+
+
+def _call(predictor: KronosPredictor, df, x_ts, y_ts, pred_len=4):
+    return predictor.predict(df, x_ts, y_ts, pred_len, top_k=1, verbose=False)
+
+
+def test_missing_price_column(predictor: KronosPredictor) -> None:
+    df, ts = make_series(20, 0)
+    with pytest.raises(ForecastInputError, match=r"missing price column\(s\) \['low'\]"):
+        _call(predictor, df.drop(columns="low"), ts, future_timestamps(ts, 4))
+
+
+def test_nan_names_column_and_row(predictor: KronosPredictor) -> None:
+    df, ts = make_series(20, 0)
+    df.loc[7, "volume"] = np.nan
+    with pytest.raises(ForecastInputError, match=r"'volume' has NaN at row 7"):
+        _call(predictor, df, ts, future_timestamps(ts, 4))
+
+
+def test_non_datetime_timestamps(predictor: KronosPredictor) -> None:
+    df, ts = make_series(20, 0)
+    with pytest.raises(ForecastInputError, match="x_timestamp holds int64 values, not datetimes"):
+        _call(predictor, df, pd.Series(np.arange(20)), future_timestamps(ts, 4))
+    with pytest.raises(ForecastInputError, match="x_timestamp could not be read as datetimes"):
+        _call(predictor, df, pd.Series(["not a date"] * 20), future_timestamps(ts, 4))
+
+
+def test_timestamp_length_mismatch(predictor: KronosPredictor) -> None:
+    df, ts = make_series(20, 0)
+    with pytest.raises(ForecastInputError, match="x_timestamp has 19 entries but the number of rows of df is 20"):
+        _call(predictor, df, ts[:19], future_timestamps(ts, 4))
+
+
+def test_y_timestamp_must_match_pred_len(predictor: KronosPredictor) -> None:
+    df, ts = make_series(20, 0)
+    with pytest.raises(ForecastInputError, match="y_timestamp has 3 entries but pred_len is 4"):
+        _call(predictor, df, ts, future_timestamps(ts, 3))
+
+
+def test_batch_errors_name_the_series(predictor: KronosPredictor) -> None:
+    (a, ta), (b, tb) = make_series(20, 0), make_series(15, 1)
+    b = b.drop(columns="close")
+    with pytest.raises(ForecastInputError, match=r"df_list\[1\] is missing"):
+        predictor.predict_batch([a, b], [ta, tb], [future_timestamps(ta, 4), future_timestamps(tb, 4)], 4, verbose=False)
+
+
+def test_bit_widths_must_agree(tiny_models) -> None:
+    _, tokenizer = tiny_models
+    other = Kronos(**{**TINY_PREDICTOR, "s1_bits": 8, "s2_bits": 8})
+    with pytest.raises(ValueError, match=r"tokenizer bits \(s1_bits=6, s2_bits=6\) differ.*s1_bits=8"):
+        KronosPredictor(other, tokenizer)

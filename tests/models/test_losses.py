@@ -1,0 +1,63 @@
+"""Training-time paths of the tokenizer and the predictor."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from kronos import Kronos, KronosTokenizer
+from tests.inference.conftest import TINY_PREDICTOR, TINY_TOKENIZER
+
+
+def test_tokenizer_loss_parts_and_gradients() -> None:
+    torch.manual_seed(0)
+    tok = KronosTokenizer(**TINY_TOKENIZER).train()
+    x = torch.randn(3, 16, 6)
+    parts = tok.compute_loss(x)
+    expected = (parts["recon_loss_s1"] + parts["recon_loss"] + parts["bsq_loss"]) / 2
+    torch.testing.assert_close(parts["loss"], expected)
+    k = TINY_TOKENIZER["s1_bits"] + TINY_TOKENIZER["s2_bits"]
+    assert 0 < parts["sample_entropy"] <= k * math.log(2) + 1e-4
+    n_groups = k // TINY_TOKENIZER["group_size"]
+    assert 0 < parts["codebook_entropy"] <= n_groups * TINY_TOKENIZER["group_size"] * math.log(2) + 1e-4
+    parts["loss"].backward()
+    assert tok.embed.weight.grad is not None and tok.embed.weight.grad.abs().sum() > 0
+
+
+def test_tokenizer_ids_round_trip_through_codes() -> None:
+    tok = KronosTokenizer(**TINY_TOKENIZER).eval()
+    out = tok(torch.randn(2, 10, 6))
+    codes = tok.tokenizer.ids_to_codes(out.s1_ids, out.s2_ids)
+    torch.testing.assert_close(codes, out.quantized)
+    assert out.s1_ids.max() < 2 ** TINY_TOKENIZER["s1_bits"]
+
+
+def test_predictor_teacher_forced_loss_is_causal() -> None:
+    torch.manual_seed(0)
+    model = Kronos(**TINY_PREDICTOR).eval()
+    s1 = torch.randint(0, 64, (2, 12))
+    s2 = torch.randint(0, 64, (2, 12))
+    stamp = torch.randint(0, 7, (2, 12, 5))
+    s1_logits, s2_logits = model(s1, s2, stamp, s1_targets=s1)
+    changed = s1.clone()
+    changed[:, -1] = (changed[:, -1] + 1) % 64
+    s1_b, s2_b = model(changed, s2, stamp, s1_targets=changed)
+    torch.testing.assert_close(s1_b[:, :-1], s1_logits[:, :-1])
+    torch.testing.assert_close(s2_b[:, :-1], s2_logits[:, :-1])
+    assert not torch.allclose(s2_b[:, -1], s2_logits[:, -1])
+
+
+@pytest.mark.parametrize("sampled_s1", [False, True])
+def test_predictor_loss_parts(sampled_s1: bool) -> None:
+    torch.manual_seed(0)
+    model = Kronos(**TINY_PREDICTOR).train()
+    s1 = torch.randint(0, 64, (2, 12))
+    parts = model.compute_loss(s1, torch.randint(0, 64, (2, 12)), torch.randint(0, 7, (2, 12, 5)), sampled_s1=sampled_s1)
+    torch.testing.assert_close(parts["loss"], (parts["s1_loss"] + parts["s2_loss"]) / 2)
+    assert 0 <= parts["s1_acc"] <= 1 and 0 <= parts["s2_acc"] <= 1
+    # Untrained, the cross entropy is near log(vocab).
+    assert abs(parts["s1_loss"].item() - math.log(64)) < 1.0
+    parts["loss"].backward()
+    assert model.embedding.emb_s1.weight.grad.abs().sum() > 0
