@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Iterator
 
 import pytest
+import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,3 +33,13 @@ def data_dir() -> Path:
     if path is None:
         pytest.skip("shared real data not found: set KRONOS_DATA_DIR to shared/data")
     return path
+
+
+@pytest.fixture(autouse=True)
+def single_thread() -> Iterator[None]:
+    """One intra-op torch thread per test: the tests' models are tiny, and on a busy 2-core machine
+    extra threads mostly wait for each other (the same tests ran 30x slower with two)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

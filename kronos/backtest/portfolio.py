@@ -40,12 +40,13 @@ def use_provider(provider_uri: str | Path, region: str = "cn") -> None:
         qlib.init(provider_uri=str(uri), region=region, kernels=1, logging_level=logging.ERROR)
     # Qlib logs every exchange and executor it builds; keep errors only, also when an earlier init
     # (a Qlib data source) chose a chattier level.
-    get_module_logger.setLevel(logging.ERROR)
+    C["logging_level"] = logging.ERROR  # the level of loggers Qlib creates from now on
+    get_module_logger.setLevel(logging.ERROR)  # and of those it already has
 
 
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
-    """Silence Qlib's per-step numpy warnings (empty means on untraded days) and info logs."""
+    """Silence Qlib's per-step numpy warnings (means of empty slices on untraded days)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         warnings.simplefilter("ignore", FutureWarning)

@@ -6,7 +6,6 @@ import logging
 from pathlib import Path
 from typing import Any, Mapping
 
-import pandas as pd
 import torch
 
 from data_pipelines.csv_to_qlib import build_provider_from_panel, qlib_symbol

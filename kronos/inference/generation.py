@@ -20,6 +20,7 @@ from kronos.inference.kv_cache import KVCache
 from kronos.inference.sampling import sample_from_logits
 from kronos.models.layers import padded_causal_mask, padded_positions
 from kronos.models.predictor import Kronos
+from kronos.models.tokenizer import KronosTokenizer
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,8 @@ def generate_tokens(
                 h = model.hidden(s1_all[:, c:end], s2_all[:, c:end], stamps_n[:, c:end], positions, key_mask, cache.layers, c)
                 keys, values = cache.write_dep(*dep_proj(h), c)
         else:
+            if cache is not None and cache.is_set:
+                cache.clear()  # the window slid: cached columns no longer match any position
             width = min(end, max_context)
             ws = end - width
             positions, mask, key_mask = window_inputs(rows_starts, ws, width)
@@ -123,7 +126,9 @@ def generate_tokens(
     return s1_all, s2_all
 
 
-def decode_forecast(tokenizer, s1: Tensor, s2: Tensor, starts: Tensor, pred_len: int, max_context: int) -> Tensor:
+def decode_forecast(
+    tokenizer: KronosTokenizer, s1: Tensor, s2: Tensor, starts: Tensor, pred_len: int, max_context: int
+) -> Tensor:
     """Decode the last ``min(L_b + H, max_context)`` tokens of each row and keep the final H rows.
 
     s1, s2 [N, L + H]; starts [N] padding columns -> normalised forecasts [N, H, d_in].

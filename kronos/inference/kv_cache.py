@@ -43,7 +43,8 @@ class KVCache:
 
     def write_dep(self, keys: Tensor, values: Tensor, start: int) -> KVBuffers:
         """Store dependency-layer keys/values [B, 4, T, hd] at columns start..start+T; return columns 0..start+T."""
-        assert self.dep is not None, "KVCache.set() must be called first"
+        if self.dep is None:
+            raise RuntimeError("KVCache.set() must be called before writing to the cache")
         end = start + keys.shape[2]
         self.dep[0][:, :, start:end].copy_(keys)
         self.dep[1][:, :, start:end].copy_(values)
@@ -52,5 +53,5 @@ class KVCache:
     def repeat_rows(self, repeats: int) -> None:
         """Give each row ``repeats`` consecutive copies (history encoded once, shared by sample paths)."""
         self.layers = [(k.repeat_interleave(repeats, 0), v.repeat_interleave(repeats, 0)) for k, v in self.layers]
-        assert self.dep is not None
-        self.dep = (self.dep[0].repeat_interleave(repeats, 0), self.dep[1].repeat_interleave(repeats, 0))
+        if self.dep is not None:
+            self.dep = (self.dep[0].repeat_interleave(repeats, 0), self.dep[1].repeat_interleave(repeats, 0))

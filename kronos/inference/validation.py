@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -50,7 +51,9 @@ def timestamp_index(timestamps: Any, expected_len: int, name: str, length_hint: 
             f"{name} holds {values.dtype} values, not datetimes; convert it with pd.to_datetime(...) first"
         )
     try:
-        index = pd.DatetimeIndex(pd.to_datetime(values))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # pandas' format-inference notice; failures still raise
+            index = pd.DatetimeIndex(pd.to_datetime(values))
     except (ValueError, TypeError) as exc:
         raise ForecastInputError(f"{name} could not be read as datetimes ({exc}); pass datetime64 values") from exc
     if index.hasnans:

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Any, TypeVar
 
-from huggingface_hub import PyTorchModelHubMixin
+from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
 from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
 from safetensors import safe_open
 from torch import nn
@@ -56,6 +56,31 @@ class HubModel(nn.Module, PyTorchModelHubMixin):
                 f"(`huggingface-cli download {source} --local-dir DIR`) and pass the local directory, "
                 f"e.g. {cls.__name__}.from_pretrained('DIR'); no local directory named {source!r} exists."
             ) from exc
+
+    @classmethod
+    def _from_pretrained(
+        cls: type[M],
+        *,
+        model_id: str,
+        revision: str | None,
+        cache_dir: str | Path | None,
+        force_download: bool,
+        local_files_only: bool,
+        token: str | bool | None,
+        map_location: str = "cpu",
+        strict: bool = True,
+        **model_kwargs: Any,
+    ) -> M:
+        """Build the model from config.json's kwargs, then load model.safetensors (local or downloaded)."""
+        model = cls(**model_kwargs)
+        if os.path.isdir(model_id):
+            model_file = os.path.join(model_id, WEIGHTS_NAME)
+        else:
+            model_file = hf_hub_download(
+                repo_id=model_id, filename=WEIGHTS_NAME, revision=revision, cache_dir=cache_dir,
+                force_download=force_download, token=token, local_files_only=local_files_only,
+            )
+        return cls._load_as_safetensor(model, model_file, map_location, strict)
 
     @classmethod
     def _load_as_safetensor(cls, model: M, model_file: str, map_location: str, strict: bool) -> M:

@@ -139,7 +139,7 @@ def test_provider_switch_reinitialises_qlib(provider: Path, tmp_path: Path) -> N
         use_provider(tmp_path / "nowhere")
 
 
-def test_summarize_needs_the_qlib_columns() -> None:
+def test_summarize_matches_hand_computed_values() -> None:
     report = pd.DataFrame({"return": [0.01, 0.02, -0.01], "cost": [0.001] * 3, "bench": [0.0, 0.01, 0.0],
                            "turnover": [1.0, 0.5, 0.0]}, index=pd.bdate_range("2024-01-01", periods=3))
     summary = summarize(report)

@@ -62,3 +62,17 @@ def test_series_alone_equals_series_in_batch(tiny_models, use_cache: bool, max_c
         alone = predictor.predict(df, ts, y, pred_len, top_k=1, verbose=False)
         assert list(alone.index) == list(y)
         np.testing.assert_allclose(in_batch.to_numpy(), alone.to_numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_cached_mode_feeds_one_token_per_step_until_the_window_slides(tiny_models, monkeypatch) -> None:
+    model, _ = tiny_models
+    widths: list[int] = []
+    hidden = model.hidden
+
+    def spy(s1, *args, **kwargs):
+        widths.append(s1.shape[1])
+        return hidden(s1, *args, **kwargs)
+
+    monkeypatch.setattr(model, "hidden", spy)
+    _tokens(tiny_models, [20], 6, 22, use_cache=True)
+    assert widths == [20, 1, 1, 22, 22, 22]  # prefill, cached steps, then exact window recomputes
