@@ -103,10 +103,15 @@ def _html(metrics: Mapping[str, Any], figures: Mapping[str, Path]) -> str:
     names = [n for n in ("model", "baseline") if n in metrics]
     ic_rows = [[f"{name} ({metrics['signals'][name]})", label, s["ic"], s["icir"], s["rank_ic"], s["rank_icir"], s["days"]]
                for name in names for label, s in metrics[name]["ic"].items()]
-    pf_rows = [[title] + [metrics[name]["portfolio"][group][key] for name in names]
-               for title, group, key in _PORTFOLIO_ROWS]
-    pf_rows.append(["benchmark annualised return"] + [metrics[n]["portfolio"]["benchmark"]["annualized_return"] for n in names])
-    pf_rows.append(["mean daily turnover"] + [metrics[n]["portfolio"]["turnover"] for n in names])
+    if all(metrics[n].get("portfolio") for n in names):
+        pf_rows = [[title] + [metrics[name]["portfolio"][group][key] for name in names]
+                   for title, group, key in _PORTFOLIO_ROWS]
+        pf_rows.append(["benchmark annualised return"]
+                       + [metrics[n]["portfolio"]["benchmark"]["annualized_return"] for n in names])
+        pf_rows.append(["mean daily turnover"] + [metrics[n]["portfolio"]["turnover"] for n in names])
+        portfolio = _table(["metric"] + names, pf_rows)
+    else:
+        portfolio = f"<p>Not run: {html.escape(str(metrics.get('portfolio_skipped', 'no portfolio')))}</p>"
     images = "".join(
         f'<figure><img alt="{key}" src="data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()}">'
         f"<figcaption>{key.replace('_', ' ')}</figcaption></figure>" for key, path in figures.items())
@@ -123,7 +128,7 @@ returns accumulated by summation (Qlib's convention), annualised over 238 tradin
 <h2>Information coefficient</h2>
 {_table(["signal", "label", "IC", "ICIR", "RankIC", "RankICIR", "days"], ic_rows)}
 <h2>Top-k dropout portfolio</h2>
-{_table(["metric"] + names, pf_rows)}
+{portfolio}
 <h2>Figures</h2>{images}
 <h2>Settings</h2>{settings}
 </body></html>
@@ -141,7 +146,8 @@ def write_report(out_dir: str | Path, metrics: Mapping[str, Any], signals: pd.Da
             ``n_forecasts``, ``n_instruments``, ``start``, ``end`` and per signal name an ``ic`` and a
             ``portfolio`` entry (see ``run_backtest``).
         signals: one row per (datetime, instrument) with the signals, labels and predicted closes.
-        portfolios: {signal name: Qlib daily portfolio report}.
+        portfolios: {signal name: Qlib daily portfolio report}; empty when the portfolio was skipped
+            (intraday data), leaving the IC tables and the RankIC plot.
         daily_ics: {signal name: daily IC frame (``ic``, ``rank_ic``) for the next-day label}.
 
     Returns:
@@ -150,11 +156,13 @@ def write_report(out_dir: str | Path, metrics: Mapping[str, Any], signals: pd.Da
     out_dir = Path(out_dir)
     benchmark = str(metrics["benchmark"])
     with atomic_directory(out_dir) as tmp:
-        figures = {key: tmp / f"{key}.png" for key in FIGURES}
-        _plot_cumulative(portfolios, benchmark, figures["cumulative_return"])
-        _plot_excess(portfolios, benchmark, figures["excess_return"])
+        keys = FIGURES if portfolios else tuple(k for k in FIGURES if k == "daily_rank_ic")
+        figures = {key: tmp / f"{key}.png" for key in keys}
+        if portfolios:
+            _plot_cumulative(portfolios, benchmark, figures["cumulative_return"])
+            _plot_excess(portfolios, benchmark, figures["excess_return"])
         _plot_rank_ic(daily_ics, figures["daily_rank_ic"])
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str) + "\n", encoding="utf-8")
         signals.to_csv(tmp / "signals.csv", index=False, float_format="%.10g")
         (tmp / "report.html").write_text(_html(metrics, figures), encoding="utf-8")
-    return dict(metrics), {key: out_dir / f"{key}.png" for key in FIGURES}
+    return dict(metrics), {key: out_dir / f"{key}.png" for key in figures}

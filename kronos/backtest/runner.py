@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any, Mapping
 
+import pandas as pd
 import torch
 
 from data_pipelines.csv_to_qlib import build_provider_from_panel, qlib_symbol
@@ -31,6 +32,11 @@ def _plain(cfg: Any) -> dict[str, Any]:
         pass
     cfg = dict(cfg)
     return dict(cfg["backtest"]) if "backtest" in cfg else cfg
+
+
+def is_daily(panel: Any) -> bool:
+    """True when no instrument has two rows on one calendar date (Qlib's day frequency applies)."""
+    return not any(pd.DatetimeIndex(ts).normalize().has_duplicates for ts in panel.timestamps)
 
 
 def resolve_provider(datamodule: Any, provider_uri: str | None, work_dir: Path) -> tuple[Path, str]:
@@ -108,7 +114,9 @@ def run_backtest(predictor: Any, datamodule: Any, cfg: Any, out_dir: str | Path,
     forecasts["instrument"] = forecasts["instrument"].map(qlib_symbol)
     signals = {"model": model_signal(forecasts, settings["signal"]),
                "baseline": baseline_signal(forecasts, settings["baseline"])}
-    provider, region = resolve_provider(datamodule, settings.get("provider_uri"), out_dir.parent)
+    daily = is_daily(datamodule.panel)
+    provider, region = (resolve_provider(datamodule, settings.get("provider_uri"), out_dir.parent)
+                        if daily else (None, None))
     metrics: dict[str, Any] = {
         "name": out_dir.parent.name,
         "signals": {"model": f"{settings['signal']} predicted return", "baseline": settings["baseline"]},
@@ -116,11 +124,21 @@ def run_backtest(predictor: Any, datamodule: Any, cfg: Any, out_dir: str | Path,
         "n_instruments": int(forecasts["instrument"].nunique()),
         "start": str(forecasts["datetime"].min().date()),
         "end": str(forecasts["datetime"].max().date()),
-        "provider_uri": str(provider),
+        "provider_uri": str(provider) if provider else None,
+        "benchmark": None,
     }
+    if not daily:
+        metrics["portfolio_skipped"] = (
+            "intraday data: the top-k dropout portfolio runs on daily bars through Qlib; "
+            "resample to daily candles to backtest a portfolio")
+        log.warning("backtest: %s (IC metrics only)", metrics["portfolio_skipped"])
     portfolios, daily_ics = {}, {}
     for name, signal in signals.items():
-        ic, daily = ic_report(signal, forecasts)
+        ic, daily_ic = ic_report(signal, forecasts)
+        daily_ics[name] = daily_ic[HEADLINE_LABEL]
+        if not daily:
+            metrics[name] = {"ic": ic, "portfolio": None}
+            continue
         result = run_topk_dropout(
             signal, provider, topk=int(settings["topk"]), n_drop=int(settings["n_drop"]),
             hold_thresh=int(settings["hold_thresh"]), account=float(settings["account"]), costs=settings["costs"],
@@ -129,7 +147,7 @@ def run_backtest(predictor: Any, datamodule: Any, cfg: Any, out_dir: str | Path,
         )
         metrics[name] = {"ic": ic, "portfolio": result.summary}
         metrics["benchmark"] = result.benchmark
-        portfolios[name], daily_ics[name] = result.report, daily[HEADLINE_LABEL]
+        portfolios[name] = result.report
     metrics["settings"] = settings | {"lookback": int(datamodule.lookback), "horizon": int(datamodule.horizon)}
     table = forecasts.assign(model=signals["model"].to_numpy(), baseline=signals["baseline"].to_numpy())
     metrics, figures = write_report(out_dir, metrics, table, portfolios, daily_ics)

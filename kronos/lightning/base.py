@@ -56,6 +56,19 @@ class KronosStageModule(pl.LightningModule):
         scheduler = self.scheduler_factory(optimizer, total_steps=total_steps)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
+    def _losses(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """The stage's loss dict (``loss`` plus its parts) for a batch holding ``x`` [B, T, 6]."""
+        raise NotImplementedError
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        losses = self._losses(batch)
+        self.check_finite(losses["loss"])
+        self.log_losses("train", losses, batch["x"].shape[0])
+        return losses["loss"]
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self.log_losses("val", self._losses(batch), batch["x"].shape[0])
+
     def log_losses(self, split: str, losses: Mapping[str, torch.Tensor], batch_size: int) -> None:
         """Log every scalar of ``losses`` as ``<split>/<key>``, reduced across ranks."""
         on_step = split == "train"

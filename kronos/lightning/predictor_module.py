@@ -59,12 +59,3 @@ class PredictorModule(KronosStageModule):
         return self.model_loss(
             s1_ids, s2_ids, batch["stamp"], sampled_s1=self.sampled_s1
         )
-
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        losses = self._losses(batch)
-        self.check_finite(losses["loss"])
-        self.log_losses("train", losses, batch["x"].shape[0])
-        return losses["loss"]
-
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self.log_losses("val", self._losses(batch), batch["x"].shape[0])

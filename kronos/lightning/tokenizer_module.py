@@ -30,12 +30,3 @@ class TokenizerModule(KronosStageModule):
 
     def _losses(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         return self.model_loss(batch["x"])
-
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        losses = self._losses(batch)
-        self.check_finite(losses["loss"])
-        self.log_losses("train", losses, batch["x"].shape[0])
-        return losses["loss"]
-
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self.log_losses("val", self._losses(batch), batch["x"].shape[0])

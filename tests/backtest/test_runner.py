@@ -121,3 +121,20 @@ def test_config_keys_and_benchmark_interpolation() -> None:
                 "account": 100000000, "limit_threshold": 0.095, "deal_price": "close", "start": None, "end": None,
                 "provider_uri": None, "costs": {"open_cost": 0.0005, "close_cost": 0.0015, "min_cost": 5}}
     assert {k: resolved[k] for k in expected} == expected
+
+
+def test_intraday_data_reports_ic_without_portfolio(tmp_path) -> None:
+    """Hourly bars cannot go through Qlib's daily exchange: IC is reported, the portfolio is skipped."""
+    from kronos.data.datamodule import KronosDataModule
+    from kronos.data.synthetic import SyntheticSource
+
+    dm = KronosDataModule(source=SyntheticSource(n_instruments=6, n_steps=240, seed=3, freq="h"),
+                          lookback=24, horizon=4, batch_size=32, splits={"train": 0.6, "val": 0.1, "test": 0.3})
+    dm.setup("fit")
+    out = tmp_path / "exp" / "backtest"
+    result = run_backtest(DriftFake(), dm, _cfg(topk=2), out)
+    assert result["model"]["portfolio"] is None and "intraday" in result["portfolio_skipped"]
+    assert np.isfinite(result["model"]["ic"]["next_return"]["rank_ic"])
+    assert sorted(p.name for p in out.iterdir()) == ["daily_rank_ic.png", "metrics.json", "report.html", "signals.csv"]
+    assert not (tmp_path / "exp" / "qlib_provider").exists()
+    assert "Not run: intraday" in (out / "report.html").read_text()
