@@ -31,8 +31,28 @@ def pred_columns(horizon: int) -> list[str]:
     return [f"pred_close_{h}" for h in range(1, horizon + 1)]
 
 
+ANCHORS = ("reconstructed", "last_close")
+
+
+def reconstructed_history(predictor: Any, x_hist: torch.Tensor) -> torch.Tensor:
+    """The history as the model sees it: tokenised and decoded by ``predictor.tokenizer``.
+
+    x_hist [B, L, 6] normalised -> [B, L, 6] normalised reconstruction. The tokenizer is causal, so row
+    L-1 is what the forecast's own decode reproduces for the last observed candle.
+    """
+    tokenizer = getattr(predictor, "tokenizer", None)
+    if tokenizer is None:
+        raise ValueError("backtest.anchor=reconstructed needs a predictor with a tokenizer: "
+                         "use a KronosPredictor or set backtest.anchor=last_close")
+    device = next(tokenizer.parameters()).device
+    window = x_hist[:, -predictor.max_context:].to(device).clamp(-predictor.clip, predictor.clip)
+    with torch.inference_mode():
+        return tokenizer.decode(*tokenizer.encode(window)).float().cpu()
+
+
 def forecast_batch(predictor: NormalizedForecaster, batch: dict[str, Any], horizon: int, close_index: int, *,
-                   sample_count: int, T: float, top_k: int, top_p: float) -> pd.DataFrame:
+                   sample_count: int, T: float, top_k: int, top_p: float,
+                   anchor: str = "last_close") -> pd.DataFrame:
     """Forecast one evaluation batch (``close_index``: the close column of ``x``); one row per window
     (see :func:`forecast_split`)."""
     x, stamp, close = batch["x"], batch["stamp"], batch["close"].double()
@@ -51,12 +71,20 @@ def forecast_batch(predictor: NormalizedForecaster, batch: dict[str, Any], horiz
     mean_path = paths.float().mean(dim=1).cpu().numpy()                                  # [B, H, 6]
     pred_close = denormalize(mean_path, batch["mean"].cpu().numpy(), batch["std"].cpu().numpy())[..., close_index]
     last = close[:, lookback - 1]
+    if anchor == "reconstructed":
+        recon = reconstructed_history(predictor, x[:, :lookback])[:, -1:].numpy()          # [B, 1, 6]
+        anchor_close = denormalize(recon, batch["mean"].cpu().numpy(), batch["std"].cpu().numpy())[:, 0, close_index]
+    elif anchor == "last_close":
+        anchor_close = last.numpy()
+    else:
+        raise ValueError(f"backtest.anchor={anchor!r} is not one of {ANCHORS}")
     # Persistence/reversal baselines need the return over the H days up to the decision date.
     past_start = max(lookback - 1 - horizon, 0)
     frame = pd.DataFrame({
         "datetime": pd.to_datetime(np.asarray(batch["datetime"]).astype("int64"), unit="ns"),
         "instrument": list(batch["instrument"]),
         "last_close": last.numpy(),
+        "anchor_close": np.asarray(anchor_close, dtype=np.float64),
         "past_return": (last / close[:, past_start] - 1.0).numpy(),
         "next_return": (close[:, lookback] / last - 1.0).numpy(),
         "horizon_return": (close[:, -1] / last - 1.0).numpy(),
@@ -73,7 +101,8 @@ def _select(batch: dict[str, Any], keep: np.ndarray) -> dict[str, Any]:
 
 def forecast_split(predictor: NormalizedForecaster, datamodule: Any, *, sample_count: int, T: float, top_k: int,
                    top_p: float, batch_size: int, split: str = "test", start: str | pd.Timestamp | None = None,
-                   end: str | pd.Timestamp | None = None, progress: bool = True) -> pd.DataFrame:
+                   end: str | pd.Timestamp | None = None, progress: bool = True,
+                   anchor: str = "last_close") -> pd.DataFrame:
     """Forecast every (decision date, member instrument) window of one split.
 
     Args:
@@ -86,10 +115,13 @@ def forecast_split(predictor: NormalizedForecaster, datamodule: Any, *, sample_c
         split: which split to forecast.
         start, end: keep only decision dates in [start, end] (None: the whole split).
         progress: show a tqdm bar.
+        anchor: what predicted returns are measured from: ``last_close`` (the observed last close) or
+            ``reconstructed`` (the last close as the tokenizer reconstructs it; the forecast is decoded by
+            the same tokenizer, so its quantisation bias cancels instead of reading as a predicted move).
 
     Returns:
         Long DataFrame sorted by (datetime, instrument): ``datetime`` (decision time), ``instrument``,
-        ``last_close``, ``past_return`` (close return over the H rows up to the decision),
+        ``last_close``, ``anchor_close`` (the close predicted returns are measured from), ``past_return`` (close return over the H rows up to the decision),
         ``next_return`` (realised next-row close-to-close return), ``horizon_return`` (realised
         return to the last horizon row) and ``pred_close_1..H`` (sample-averaged predicted closes).
     """
@@ -104,7 +136,8 @@ def forecast_split(predictor: NormalizedForecaster, datamodule: Any, *, sample_c
             keep = (stamps >= lo) & (stamps <= hi)
             if keep.any():
                 frames.append(forecast_batch(predictor, _select(batch, keep), datamodule.horizon, close_index,
-                                             sample_count=sample_count, T=T, top_k=top_k, top_p=top_p))
+                                             sample_count=sample_count, T=T, top_k=top_k, top_p=top_p,
+                                             anchor=anchor))
             bar.update(len(stamps))
     if not frames:
         raise ValueError(f"split {split!r} has no windows between start={start} and end={end}: widen backtest.start/"

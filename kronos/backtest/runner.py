@@ -109,7 +109,7 @@ def run_backtest(predictor: Any, datamodule: Any, cfg: Any, out_dir: str | Path,
         forecasts = forecast_split(
             predictor, datamodule, sample_count=int(settings["sample_count"]), T=float(settings["T"]),
             top_k=int(settings["top_k"]), top_p=float(settings["top_p"]), batch_size=int(settings["batch_size"]),
-            start=settings.get("start"), end=settings.get("end"),
+            start=settings.get("start"), end=settings.get("end"), anchor=str(settings.get("anchor", "last_close")),
         )
     forecasts["instrument"] = forecasts["instrument"].map(qlib_symbol)
     signals = {"model": model_signal(forecasts, settings["signal"]),
@@ -119,7 +119,8 @@ def run_backtest(predictor: Any, datamodule: Any, cfg: Any, out_dir: str | Path,
                         if daily else (None, None))
     metrics: dict[str, Any] = {
         "name": out_dir.parent.name,
-        "signals": {"model": f"{settings['signal']} predicted return", "baseline": settings["baseline"]},
+        "signals": {"model": f"{settings['signal']} predicted return vs {settings.get('anchor', 'last_close')} close",
+                    "baseline": settings["baseline"]},
         "n_forecasts": int(len(forecasts)),
         "n_instruments": int(forecasts["instrument"].nunique()),
         "start": str(forecasts["datetime"].min().date()),

@@ -15,7 +15,8 @@ def _indexed(frame: pd.DataFrame, values: pd.Series, name: str) -> pd.Series:
 
 
 def model_signal(forecasts: pd.DataFrame, kind: str = "mean") -> pd.Series:
-    """Predicted close return relative to the last close, reduced over the horizon.
+    """Predicted close return relative to the anchor close (``anchor_close``, else ``last_close``), reduced
+    over the horizon.
 
     Args:
         forecasts: output of ``forecast_split`` (``last_close`` and ``pred_close_1..H`` columns).
@@ -29,7 +30,8 @@ def model_signal(forecasts: pd.DataFrame, kind: str = "mean") -> pd.Series:
     preds = forecasts.filter(regex=r"^pred_close_\d+$")
     if preds.empty:
         raise ValueError("forecasts have no pred_close_<h> columns: pass the output of forecast_split")
-    returns = preds.div(forecasts["last_close"], axis=0) - 1.0
+    anchor = forecasts["anchor_close"] if "anchor_close" in forecasts else forecasts["last_close"]
+    returns = preds.div(anchor, axis=0) - 1.0
     reduced = returns.iloc[:, -1] if kind == "last" else getattr(returns, kind)(axis=1)
     return _indexed(forecasts, reduced, "model")
 

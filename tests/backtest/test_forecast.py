@@ -88,3 +88,34 @@ def test_results_do_not_depend_on_batch_size(run, datamodule) -> None:
     _, frame = run
     other = forecast_split(PersistenceFake(), datamodule, batch_size=7, progress=False, **SETTINGS)
     pd.testing.assert_frame_equal(frame, other)
+
+
+def test_reconstructed_anchor_is_the_tokenizers_view_of_the_last_close(datamodule) -> None:
+    """anchor=reconstructed measures returns from the decoded last candle, so a forecast equal to the
+    decoded history reads as no move even when the tokenizer misses the observed close."""
+    import torch
+
+    from kronos import Kronos, KronosPredictor, KronosTokenizer
+    from kronos.data.features import denormalize
+
+    torch.manual_seed(0)
+    tok = KronosTokenizer(d_in=6, d_model=16, n_heads=2, ff_dim=32, n_enc_layers=2, n_dec_layers=2,
+                          ffn_dropout_p=0.0, attn_dropout_p=0.0, resid_dropout_p=0.0, s1_bits=4, s2_bits=4,
+                          beta=0.05, gamma0=1.0, gamma=1.1, zeta=0.05, group_size=4)
+    model = Kronos(s1_bits=4, s2_bits=4, n_layers=1, d_model=16, n_heads=2, ff_dim=32, ffn_dropout_p=0.0,
+                   attn_dropout_p=0.0, resid_dropout_p=0.0, token_dropout_p=0.0, learn_te=True)
+    predictor = KronosPredictor(model, tok, device="cpu", max_context=64)
+    kw = dict(sample_count=1, T=1.0, top_k=1, top_p=1.0, batch_size=64, progress=False)
+    observed = forecast_split(predictor, datamodule, anchor="last_close", **kw)
+    recon = forecast_split(predictor, datamodule, anchor="reconstructed", **kw)
+    assert np.allclose(observed["anchor_close"], observed["last_close"])
+    pred_cols = [c for c in observed if c.startswith("pred_close_")]
+    assert np.allclose(observed[pred_cols], recon[pred_cols])  # same forecasts, different anchor
+
+    batch = next(iter(datamodule.eval_dataloader("test", batch_size=8)))
+    x_hist = batch["x"][:, :LOOKBACK]
+    with torch.no_grad():
+        decoded = tok.decode(*tok.encode(x_hist))[:, -1:].numpy()
+    expected = denormalize(decoded, batch["mean"].numpy(), batch["std"].numpy())[:, 0, 3]
+    assert np.allclose(recon["anchor_close"].to_numpy()[:8], expected, rtol=1e-5)
+    assert not np.allclose(recon["anchor_close"], recon["last_close"])  # random weights reconstruct poorly

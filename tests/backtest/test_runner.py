@@ -20,7 +20,8 @@ REPO = Path(__file__).resolve().parents[2]
 def _cfg(**overrides):
     cfg = OmegaConf.load(REPO / "conf" / "backtest" / "topk_dropout.yaml")
     root = OmegaConf.create({"seed": 7, "data": {"benchmark": None}, "backtest": cfg})
-    root.backtest.merge_with({"topk": 4, "n_drop": 1, "sample_count": 2, "batch_size": 128, **overrides})
+    root.backtest.merge_with({"topk": 4, "n_drop": 1, "sample_count": 2, "batch_size": 128, "anchor": "last_close",
+                              **overrides})
     return root.backtest
 
 
