@@ -103,7 +103,8 @@ def test_every_experiment_smoke_runs(experiment: str, tmp_path: Path, fixtures_d
         ])
     else:
         cfg = compose_config(overrides + ["model=tiny"])
-    cfg.data.source = OmegaConf.load(Path(CONFIG_DIR) / "data" / "synthetic.yaml").source
+    synthetic = OmegaConf.load(Path(CONFIG_DIR) / "data" / "synthetic.yaml")
+    cfg.data.source, cfg.data.splits = synthetic.source, synthetic.splits
     for override in SMALL_MARKET:
         key, value = override.split("=")
         OmegaConf.update(cfg, key, int(value))
