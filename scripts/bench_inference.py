@@ -4,6 +4,8 @@ Shapes are Kronos-small (d_model 512, 8 layers, 8 heads, ff 1024, 10+10 bits) wi
 Tokenizer-base (d_model 256, 4 heads, ff 512, 4+4 layers), random weights.
   case A: one series, history 400, pred_len 120, max_context 512, greedy.
   case B: 32 series, history 90, pred_len 10, sample_count 5, T 0.6, top_p 0.9.
+Modes: uncached (the reference's recompute-every-window), cached (exact KV cache, the default) and,
+where the window slides, rolling (the approximate ring-buffer cache, KronosPredictor(rolling_cache=True)).
 Each (case, mode) runs in its own process so that its peak RSS is its own.
 
     python scripts/bench_inference.py [--quick] [--threads N] [--repeats N]
@@ -50,13 +52,14 @@ QUICK = {
 }
 
 
-def run_one(case: Case, use_cache: bool, repeats: int) -> dict:
+def run_one(case: Case, mode: str, repeats: int) -> dict:
     """Time ``repeats`` forecasts of ``case`` (after one warm-up) in this process."""
     from kronos import Kronos, KronosPredictor, KronosTokenizer
 
     torch.manual_seed(0)
     predictor = KronosPredictor(Kronos(**SMALL), KronosTokenizer(**TOKENIZER_BASE), device="cpu",
-                                max_context=case.max_context, use_cache=use_cache)
+                                max_context=case.max_context, use_cache=mode != "uncached",
+                                rolling_cache=mode == "rolling")
     gen = torch.Generator().manual_seed(1)
     x = torch.randn(case.series, case.history, 6, generator=gen)
     minutes = torch.arange(case.history + case.pred_len) * 5
@@ -98,19 +101,22 @@ def main() -> None:
     repeats = args.repeats or 1
     if args.worker:
         name, mode = args.worker
-        print(json.dumps(run_one(cases[name], mode == "cached", repeats)))
+        print(json.dumps(run_one(cases[name], mode, repeats)))
         return
 
     report: dict = {"device": "cpu", "threads": torch.get_num_threads(), "quick": args.quick, "cases": {}}
     for name, case in cases.items():
         entry: dict = {"config": asdict(case)}
-        for mode in ("uncached", "cached"):
+        slides = case.history + case.pred_len > case.max_context
+        for mode in ("uncached", "cached", "rolling") if slides else ("uncached", "cached"):
             cmd = [sys.executable, __file__, "--worker", name, mode, "--repeats", str(repeats)]
             cmd += ["--quick"] if args.quick else []
             cmd += ["--threads", str(report["threads"])]
             entry[mode] = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
         entry["speedup"] = entry["uncached"]["seconds"] / entry["cached"]["seconds"]
         entry["forecasts_per_s_speedup"] = entry["cached"]["forecasts_per_s"] / entry["uncached"]["forecasts_per_s"]
+        if slides:
+            entry["rolling_speedup_approximate"] = entry["uncached"]["seconds"] / entry["rolling"]["seconds"]
         report["cases"][name] = entry
     print(json.dumps(report, indent=2))
 

@@ -90,7 +90,7 @@ def bench_lightning(stage: str, args: argparse.Namespace) -> dict:
         accelerator=args.accelerator, devices=args.devices, strategy=args.strategy, precision=args.precision,
         max_steps=args.warmup + args.steps, logger=False, enable_checkpointing=False,
         enable_progress_bar=False, enable_model_summary=False, gradient_clip_val=3.0, num_sanity_val_steps=0,
-        limit_val_batches=0,
+        limit_val_batches=0, callbacks=[timer],
     )
     trainer.fit(module, train_dataloaders=data)
     seconds = timer.end - timer.start

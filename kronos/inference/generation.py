@@ -6,6 +6,12 @@ At step i the reference runs the predictor over the last ``min(L_b + i, max_cont
 Cached decoding computes the history once per series, copies it to the S paths, then appends one
 column per step while the window has not started to slide. Once ``L + i > max_context`` every
 position of the window shifts and loses its first key, so the window is recomputed (exact).
+
+``rolling=True`` is an explicit approximation for long generations: once the window slides, the cache
+becomes a ring buffer whose oldest column is overwritten by the new token. Rotary keys are stored
+already rotated and attention scores depend only on relative positions, so positions simply keep
+counting; what is approximate is that the kept keys/values were computed while the dropped tokens
+were still visible. Results then differ from the reference (and from the exact modes).
 """
 
 from __future__ import annotations
@@ -58,6 +64,7 @@ def generate_tokens(
     sampling: SamplingConfig,
     use_cache: bool = True,
     progress: bool = False,
+    rolling: bool = False,
 ) -> tuple[Tensor, Tensor]:
     """Generate ``pred_len`` token pairs after each history.
 
@@ -65,6 +72,8 @@ def generate_tokens(
         s1_hist, s2_hist: history tokens [B, L], left-padded.
         stamps: time stamps of history and future [B, L + H, 5].
         starts: padding columns per series, int64 [B].
+        rolling: with ``use_cache``, keep decoding from a ring-buffer cache once the window slides
+            (approximate, see the module docstring) instead of recomputing the window (exact).
     Returns:
         (s1, s2) int64 [B*S, L + H]: histories repeated S times, then the generated tokens.
     """
@@ -79,8 +88,9 @@ def generate_tokens(
     stamps_n = stamps.repeat_interleave(S, 0)
     starts_n = starts.repeat_interleave(S, 0)
     cache = KVCache() if use_cache else None
-    cached_mask: Tensor | None = None
+    padded, base = False, 0  # base: first token of the cached window (rolling may start past 0)
     capacity = min(total - 1, max_context)
+    ring_token = torch.arange(capacity, device=device)  # token index held by each cache column (rolling)
     dep_proj = model.dep_layer.cross_attn.project_context
 
     for i in tqdm(range(pred_len), disable=not progress, desc="Kronos decoding", leave=False):
@@ -88,20 +98,29 @@ def generate_tokens(
         # Step 0 depends only on the history: compute it once per series, then copy to the S paths.
         first = i == 0
         tok1, tok2, st, rows_starts = (s1_hist, s2_hist, stamps, starts) if first else (s1_all, s2_all, stamps_n, starts_n)
-        if cache is not None and end <= max_context:
+        if cache is not None and (end <= max_context or rolling):
             if first:
                 cache.set(model, B, capacity, device, model.norm.weight.dtype)
-                positions, mask, key_mask = window_inputs(starts, 0, end)
-                h = model.hidden(tok1[:, :end], tok2[:, :end], st[:, :end], positions, mask, cache.layers, 0)
+                # Exact mode only gets here with end <= max_context (base 0); rolling prefills the last window.
+                base = end - min(end, capacity)
+                ring_token += base
+                positions, mask, key_mask = window_inputs(starts, base, end - base)
+                h = model.hidden(tok1[:, base:end], tok2[:, base:end], st[:, base:end], positions, mask, cache.layers, 0)
                 keys, values = cache.write_dep(*dep_proj(h), 0)
-                if key_mask is not None:
-                    cached_mask = (torch.arange(capacity, device=device)[None, :] >= starts_n[:, None])[:, None, None]
+                padded = key_mask is not None
             else:
-                key_mask = None if cached_mask is None else cached_mask[..., :end]
-                positions = (end - 1 - starts_n)[:, None]
                 c = end - 1
-                h = model.hidden(s1_all[:, c:end], s2_all[:, c:end], stamps_n[:, c:end], positions, key_mask, cache.layers, c)
-                keys, values = cache.write_dep(*dep_proj(h), c)
+                positions = (c - starts_n.clamp_min(base))[:, None]  # as in the prefilled window
+                if c - base < capacity:
+                    col, kv_len = c - base, None
+                else:  # rolling: overwrite the oldest column and attend the whole ring
+                    col, kv_len = (c - base) % capacity, capacity
+                    ring_token[col] = c
+                used = ring_token[: col + 1] if kv_len is None else ring_token
+                key_mask = (used[None, :] >= starts_n[:, None])[:, None, None] if padded else None
+                h = model.hidden(s1_all[:, c:end], s2_all[:, c:end], stamps_n[:, c:end], positions, key_mask,
+                                 cache.layers, col, kv_len)
+                keys, values = cache.write_dep(*dep_proj(h), col, kv_len)
         else:
             if cache is not None and cache.is_set:
                 cache.clear()  # the window slid: cached columns no longer match any position

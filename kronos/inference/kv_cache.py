@@ -41,14 +41,16 @@ class KVCache:
     def is_set(self) -> bool:
         return self.dep is not None
 
-    def write_dep(self, keys: Tensor, values: Tensor, start: int) -> KVBuffers:
-        """Store dependency-layer keys/values [B, 4, T, hd] at columns start..start+T; return columns 0..start+T."""
+    def write_dep(self, keys: Tensor, values: Tensor, start: int, kv_len: int | None = None) -> KVBuffers:
+        """Store dependency-layer keys/values [B, 4, T, hd] at columns start..start+T; return columns
+        0..kv_len (default start+T)."""
         if self.dep is None:
             raise RuntimeError("KVCache.set() must be called before writing to the cache")
         end = start + keys.shape[2]
         self.dep[0][:, :, start:end].copy_(keys)
         self.dep[1][:, :, start:end].copy_(values)
-        return self.dep[0][:, :, :end], self.dep[1][:, :, :end]
+        keep = end if kv_len is None else kv_len
+        return self.dep[0][:, :, :keep], self.dep[1][:, :, :keep]
 
     def repeat_rows(self, repeats: int) -> None:
         """Give each row ``repeats`` consecutive copies (history encoded once, shared by sample paths)."""

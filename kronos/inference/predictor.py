@@ -39,6 +39,9 @@ class KronosPredictor:
         max_context: longest window the predictor sees; longer histories slide.
         clip: normalised inputs are clipped to +-clip.
         use_cache: cached decoding (fast) instead of recomputing every window; both give the same tokens.
+        rolling_cache: APPROXIMATE, off by default. Once history + forecast exceed ``max_context``, keep
+            decoding from a ring-buffer cache instead of recomputing the slid window (several times faster
+            for long forecasts past the context, but results no longer equal the reference's).
     """
 
     def __init__(
@@ -49,6 +52,7 @@ class KronosPredictor:
         max_context: int = 512,
         clip: float = 5.0,
         use_cache: bool = True,
+        rolling_cache: bool = False,
     ) -> None:
         if (tokenizer.s1_bits, tokenizer.s2_bits) != (model.s1_bits, model.s2_bits):
             raise ValueError(
@@ -64,6 +68,9 @@ class KronosPredictor:
         self.max_context = max_context
         self.clip = clip
         self.use_cache = use_cache
+        self.rolling_cache = rolling_cache
+        if rolling_cache and not use_cache:
+            raise ValueError("rolling_cache=True needs use_cache=True")
 
     def predict(
         self,
@@ -199,7 +206,7 @@ class KronosPredictor:
             s1_hist, s2_hist = self.tokenizer.encode(x, positions, mask)
             s1, s2 = generate_tokens(
                 self.model, s1_hist, s2_hist, torch.cat([x_stamp, y_stamp], dim=1), starts, pred_len,
-                self.max_context, sample_count, sampling, self.use_cache, verbose,
+                self.max_context, sample_count, sampling, self.use_cache, verbose, self.rolling_cache,
             )
             z = decode_forecast(self.tokenizer, s1, s2, starts.repeat_interleave(sample_count), pred_len, self.max_context)
         return z.reshape(B, sample_count, pred_len, -1).float().cpu()

@@ -112,12 +112,14 @@ class SelfAttention(_Projections):
         attn_mask: Tensor | None = None,
         kv: KVBuffers | None = None,
         start: int = 0,
+        kv_len: int | None = None,
     ) -> Tensor:
         """x [B, T, D] -> [B, T, D].
 
         Without ``attn_mask`` the T tokens attend causally among themselves (and, with ``kv``, to
         every cached column before ``start``). With ``attn_mask`` [B, 1, T, S] (S = start + T when
-        cached) the mask alone decides, so it must already be causal.
+        cached) the mask alone decides, so it must already be causal. ``kv_len`` (default start + T)
+        is how many cached columns a single new query attends: the whole buffer for a ring cache.
         """
         q, k, v = self.heads(self.q_proj(x)), self.heads(self.k_proj(x)), self.heads(self.v_proj(x))
         cos, sin = self.rotary.cos_sin(x.shape[1], positions, x.device)
@@ -126,7 +128,8 @@ class SelfAttention(_Projections):
             end = start + x.shape[1]
             kv[0][:, :, start:end].copy_(k)
             kv[1][:, :, start:end].copy_(v)
-            k, v = kv[0][:, :, :end], kv[1][:, :, :end]
+            keep = end if kv_len is None else kv_len
+            k, v = kv[0][:, :, :keep], kv[1][:, :, :keep]
         # A single new query may see every cached key, so causality only matters for T > 1.
         causal = attn_mask is None and x.shape[1] > 1
         if causal and k.shape[2] != x.shape[1]:
@@ -182,9 +185,10 @@ class TransformerBlock(nn.Module):
         attn_mask: Tensor | None = None,
         kv: KVBuffers | None = None,
         start: int = 0,
+        kv_len: int | None = None,
     ) -> Tensor:
         """x [B, T, D] -> [B, T, D]; see :meth:`SelfAttention.forward` for the other arguments."""
-        x = x + self.self_attn(self.norm1(x), positions, attn_mask, kv, start)
+        x = x + self.self_attn(self.norm1(x), positions, attn_mask, kv, start, kv_len)
         return x + self.ffn(self.norm2(x))
 
 

@@ -78,15 +78,17 @@ class Kronos(HubModel):
         attn_mask: Tensor | None = None,
         kv: list[KVBuffers] | None = None,
         start: int = 0,
+        kv_len: int | None = None,
     ) -> Tensor:
         """Transformer body: (s1_ids, s2_ids) [B, T], stamp [B, T, 5] -> final-norm hidden states [B, T, D].
 
         positions [B, T], attn_mask [B, 1, T, S] and per-layer kv buffers with write column ``start``
-        serve padded batches and cached decoding (see :class:`~kronos.models.layers.SelfAttention`).
+        serve padded batches and cached decoding; ``kv_len`` cached columns are attended (default
+        start + T; see :class:`~kronos.models.layers.SelfAttention`).
         """
         x = self.token_drop(self.embedding(s1_ids, s2_ids) + self.time_emb(stamp))
         for i, block in enumerate(self.transformer):
-            x = block(x, positions, attn_mask, None if kv is None else kv[i], start)
+            x = block(x, positions, attn_mask, None if kv is None else kv[i], start, kv_len)
         return self.norm(x)
 
     def s1_logits(self, h: Tensor) -> Tensor:

@@ -76,3 +76,41 @@ def test_cached_mode_feeds_one_token_per_step_until_the_window_slides(tiny_model
     monkeypatch.setattr(model, "hidden", spy)
     _tokens(tiny_models, [20], 6, 22, use_cache=True)
     assert widths == [20, 1, 1, 22, 22, 22]  # prefill, cached steps, then exact window recomputes
+
+
+def _rolling_tokens(models, lengths, pred_len, max_context):
+    model, tokenizer = models
+    L = max(lengths)
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(len(lengths), L, 6, generator=gen)
+    stamps = torch.randint(0, 7, (len(lengths), L + pred_len, 5), generator=gen)
+    starts = L - torch.tensor(lengths)
+    with torch.inference_mode():
+        positions, mask, _ = window_inputs(starts, 0, L)
+        s1, s2 = tokenizer.encode(x, positions, mask)
+        return generate_tokens(model, s1, s2, stamps, starts, pred_len, max_context, 1, GREEDY, True, rolling=True)
+
+
+def test_rolling_cache_is_exact_until_the_window_slides(tiny_models) -> None:
+    """The approximate ring cache only departs from exact decoding once L + i exceeds max_context."""
+    fits = _rolling_tokens(tiny_models, [12, 20, 7], 9, 64)
+    exact = _tokens(tiny_models, [12, 20, 7], 9, 64, use_cache=False)
+    assert torch.equal(fits[0], exact[0]) and torch.equal(fits[1], exact[1])
+    rolled = _rolling_tokens(tiny_models, [20], 12, 24)
+    exact = _tokens(tiny_models, [20], 12, 24, use_cache=False)
+    first_slide = 24 - 20  # steps 0..3 see windows that still start at the first history token
+    assert torch.equal(rolled[0][:, : 20 + first_slide + 1], exact[0][:, : 20 + first_slide + 1])
+
+
+def test_rolling_cache_rows_do_not_depend_on_batch_padding(tiny_models) -> None:
+    """Ring columns that held left padding stay masked: a padded row rolls like the series alone."""
+    model, tokenizer = tiny_models
+    series = [make_series(n, seed) for n, seed in ((25, 1), (14, 2))]
+    pred_len = 12
+    y_ts = [future_timestamps(ts, pred_len) for _, ts in series]
+    predictor = KronosPredictor(model, tokenizer, device="cpu", max_context=20, rolling_cache=True)
+    batch = predictor.predict_batch([df for df, _ in series], [ts for _, ts in series], y_ts, pred_len,
+                                    top_k=1, verbose=False)
+    for (df, ts), y, got in zip(series, y_ts, batch):
+        alone = predictor.predict(df, ts, y, pred_len, top_k=1, verbose=False)
+        np.testing.assert_allclose(got.to_numpy(), alone.to_numpy(), rtol=1e-5, atol=1e-5)
