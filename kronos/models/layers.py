@@ -99,7 +99,28 @@ class _Projections(nn.Module):
 
     def sdpa(self, q: Tensor, k: Tensor, v: Tensor, attn_mask: Tensor | None, causal: bool) -> Tensor:
         dropout_p = self.attn_dropout_p if self.training else 0.0
+        if dropout_p > 0 and q.device.type == "mps":
+            # MPS's fused attention kernels have no dropout: spell the attention out there.
+            return explicit_attention(q, k, v, attn_mask, causal, dropout_p)
         return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=causal)
+
+
+def explicit_attention(
+    q: Tensor, k: Tensor, v: Tensor, attn_mask: Tensor | None, causal: bool, dropout_p: float
+) -> Tensor:
+    """Scaled dot-product attention without fused kernels: q [B, H, T, hd], k/v [B, H, S, hd] -> [B, H, T, hd].
+
+    ``attn_mask`` bool [B, 1, T, S] (True = may attend); ``causal`` aligns the T queries with the last
+    T keys. Dropout is applied to the attention weights, as ``F.scaled_dot_product_attention`` does.
+    """
+    scores = (q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5
+    if causal:
+        t, s = q.shape[-2], k.shape[-2]
+        keep = torch.ones(t, s, dtype=torch.bool, device=q.device).tril(diagonal=s - t)
+        scores = scores.masked_fill(~keep, float("-inf"))
+    if attn_mask is not None:
+        scores = scores.masked_fill(~attn_mask, float("-inf"))
+    return F.dropout(scores.softmax(dim=-1), p=dropout_p) @ v
 
 
 class SelfAttention(_Projections):

@@ -121,3 +121,17 @@ def test_nan_loss_stops_and_keeps_previous_export(make_cfg, monkeypatch) -> None
     with pytest.raises(NonFiniteLossError, match="nan"):
         train(make_cfg("stage=tokenizer"))
     assert (export / "model.safetensors").read_bytes() == before
+
+
+def test_optuna_sweep_over_lr_and_batch_size(tmp_path: Path) -> None:
+    """The Optuna sweeper config runs trials that each train and report val/loss back."""
+    cmd = [sys.executable, "-m", "kronos.train", "-m", "hparams_search=optuna_lr_batch",
+           "hydra.sweeper.n_trials=2", "hydra.sweeper.sampler.n_startup_trials=2",
+           *_cmd(tmp_path, "stage=tokenizer")]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    results = list((tmp_path / "outputs" / "s" / "multirun").rglob("optimization_results.yaml"))
+    assert results, "the Optuna sweeper wrote no optimization_results.yaml"
+    text = results[0].read_text()
+    assert "best_params" in text and "optim.lr" in text and "best_value" in text
+    assert len(list((tmp_path / "outputs" / "s" / "sweeps").iterdir())) == 2
