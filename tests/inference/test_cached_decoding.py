@@ -14,7 +14,8 @@ GREEDY = SamplingConfig(T=1.0, top_k=1, top_p=1.0)
 
 
 def _tokens(models, lengths: list[int], pred_len: int, max_context: int, use_cache: bool,
-            sample_count: int = 1, sampling: SamplingConfig = GREEDY) -> tuple[torch.Tensor, torch.Tensor]:
+            sample_count: int = 1, sampling: SamplingConfig = GREEDY,
+            rolling: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     model, tokenizer = models
     model.eval(), tokenizer.eval()
     L = max(lengths)
@@ -25,7 +26,8 @@ def _tokens(models, lengths: list[int], pred_len: int, max_context: int, use_cac
     with torch.inference_mode():
         positions, mask, _ = window_inputs(starts, 0, L)
         s1, s2 = tokenizer.encode(x, positions, mask)
-        return generate_tokens(model, s1, s2, stamps, starts, pred_len, max_context, sample_count, sampling, use_cache)
+        return generate_tokens(model, s1, s2, stamps, starts, pred_len, max_context, sample_count, sampling, use_cache,
+                               rolling=rolling)
 
 
 @pytest.mark.parametrize(
@@ -78,25 +80,12 @@ def test_cached_mode_feeds_one_token_per_step_until_the_window_slides(tiny_model
     assert widths == [20, 1, 1, 22, 22, 22]  # prefill, cached steps, then exact window recomputes
 
 
-def _rolling_tokens(models, lengths, pred_len, max_context):
-    model, tokenizer = models
-    L = max(lengths)
-    gen = torch.Generator().manual_seed(3)
-    x = torch.randn(len(lengths), L, 6, generator=gen)
-    stamps = torch.randint(0, 7, (len(lengths), L + pred_len, 5), generator=gen)
-    starts = L - torch.tensor(lengths)
-    with torch.inference_mode():
-        positions, mask, _ = window_inputs(starts, 0, L)
-        s1, s2 = tokenizer.encode(x, positions, mask)
-        return generate_tokens(model, s1, s2, stamps, starts, pred_len, max_context, 1, GREEDY, True, rolling=True)
-
-
 def test_rolling_cache_is_exact_until_the_window_slides(tiny_models) -> None:
     """The approximate ring cache only departs from exact decoding once L + i exceeds max_context."""
-    fits = _rolling_tokens(tiny_models, [12, 20, 7], 9, 64)
+    fits = _tokens(tiny_models, [12, 20, 7], 9, 64, use_cache=True, rolling=True)
     exact = _tokens(tiny_models, [12, 20, 7], 9, 64, use_cache=False)
     assert torch.equal(fits[0], exact[0]) and torch.equal(fits[1], exact[1])
-    rolled = _rolling_tokens(tiny_models, [20], 12, 24)
+    rolled = _tokens(tiny_models, [20], 12, 24, use_cache=True, rolling=True)
     exact = _tokens(tiny_models, [20], 12, 24, use_cache=False)
     first_slide = 24 - 20  # steps 0..3 see windows that still start at the first history token
     assert torch.equal(rolled[0][:, : 20 + first_slide + 1], exact[0][:, : 20 + first_slide + 1])
