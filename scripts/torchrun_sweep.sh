@@ -19,7 +19,8 @@ while [ $# -gt 0 ] && [ "$1" != "--" ]; do sets+=("$1"); shift; done
 common=("$@")
 status=0
 for set in "${sets[@]}"; do
-  key=$(echo "$set" | tr ' /=' '_-=' )
+  # A directory-safe key that Hydra parses as a plain value: "optim.lr=1e-4 x=2" -> optim.lr-1e-4_x-2
+  key=$(echo "$set" | sed 's/=/-/g; s/[^A-Za-z0-9._-]/_/g')
   echo "=== torchrun job: $set"
   # shellcheck disable=SC2086
   if ! torchrun ${TORCHRUN_ARGS:---standalone} --nproc_per_node="$nproc" -m kronos.train \

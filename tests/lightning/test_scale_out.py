@@ -135,3 +135,18 @@ def test_optuna_sweep_over_lr_and_batch_size(tmp_path: Path) -> None:
     text = results[0].read_text()
     assert "best_params" in text and "optim.lr" in text and "best_value" in text
     assert len(list((tmp_path / "outputs" / "s" / "sweeps").iterdir())) == 2
+
+
+@pytest.mark.slow
+def test_torchrun_sweep_script_runs_one_ddp_job_per_override_set(tmp_path: Path) -> None:
+    script = REPO / "scripts" / "torchrun_sweep.sh"
+    cmd = ["bash", str(script), "2", "optim.lr=1e-4", "optim.lr=3e-4 data.batch_size=32", "--",
+           *_cmd(tmp_path, "stage=tokenizer", "trainer=ddp_cpu")]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    sweeps = tmp_path / "outputs" / "s" / "sweeps"
+    found = {}
+    for info_path in sweeps.glob("*/tokenizer/training_info.json"):
+        info = json.loads(info_path.read_text())
+        found[info_path.parts[-3]] = (info["world_size"], info["config"]["optim"]["lr"], info["config"]["data"]["batch_size"])
+    assert found == {"optim.lr-1e-4": (2, 1e-4, 16), "optim.lr-3e-4_data.batch_size-32": (2, 3e-4, 32)}
