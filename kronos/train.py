@@ -16,6 +16,7 @@ import hydra
 import lightning.pytorch as pl
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
+from dotenv import find_dotenv, load_dotenv
 from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 
@@ -101,7 +102,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
-def main(cfg: DictConfig) -> float | None:
+def hydra_main(cfg: DictConfig) -> float | None:
     """Hydra entry point: ``train(cfg)``; bad input exits with status 2 and one clear message.
 
     Returns ``cfg.optimized_metric`` (e.g. ``val/loss``) for Hydra sweepers such as Optuna.
@@ -114,6 +115,12 @@ def main(cfg: DictConfig) -> float | None:
     log.info("done: %s", {k: v for k, v in result.items() if k != "backtest"})
     metric = cfg.get("optimized_metric")
     return result.get(metric) if metric else None
+
+
+def main() -> None:
+    """Console entry (``python -m kronos.train``, ``kronos-train``): read ``.env``, then run Hydra."""
+    load_dotenv(find_dotenv(usecwd=True))  # secrets and paths from .env; the environment wins
+    hydra_main()
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ Shapes: B series, L history rows (longest, others left-padded), H = pred_len, S 
 
 from __future__ import annotations
 
+import os
 from typing import Any, Sequence
 
 import numpy as np
@@ -22,7 +23,9 @@ from kronos.models.tokenizer import KronosTokenizer
 
 
 def default_device() -> torch.device:
-    """The best available accelerator: cuda, then mps, then cpu."""
+    """``$KRONOS_DEVICE`` when set, else the best available accelerator: cuda, then mps, then cpu."""
+    if os.environ.get("KRONOS_DEVICE"):
+        return torch.device(os.environ["KRONOS_DEVICE"])
     if torch.cuda.is_available():
         return torch.device("cuda")
     if torch.backends.mps.is_available():

@@ -7,6 +7,7 @@ import os
 from typing import Sequence
 
 import uvicorn
+from dotenv import find_dotenv, load_dotenv
 
 from kronos.webui.app import DEFAULT_MAX_UPLOAD_BYTES, create_app
 
@@ -31,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Parse the options and serve until interrupted."""
+    """Parse the options (after reading ``.env`` from the working directory) and serve until interrupted."""
+    load_dotenv(find_dotenv(usecwd=True))
     args = build_parser().parse_args(argv)
     app = create_app(args.outputs_dir, args.data_dir, int(args.max_upload_mb * 2**20), args.device)
     print(f"Kronos web UI on http://{args.host}:{args.port}  (outputs: {args.outputs_dir}, data: {args.data_dir})")
