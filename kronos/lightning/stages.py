@@ -20,8 +20,6 @@ from kronos.models.tokenizer import KronosTokenizer
 
 log = logging.getLogger(__name__)
 
-STAGES = ("tokenizer", "predictor", "backtest")
-
 
 class StageInputError(RuntimeError):
     """A stage cannot find what an earlier stage should have produced."""
