@@ -19,7 +19,7 @@ import numpy as np
 
 from example_args import load, parser, resolve, window
 
-FEATURES = ["open", "high", "low", "close", "volume", "amount"]
+from kronos.data.features import FEATURES
 
 
 def main() -> None:
@@ -46,7 +46,7 @@ def main() -> None:
     predictor, df = load(args)
     history, actual = window(df, len(df) - args.pred_len, args.lookback, args.pred_len)
     forecast = predictor.predict(
-        df=history[FEATURES], x_timestamp=history["timestamps"], y_timestamp=actual["timestamps"],
+        df=history[list(FEATURES)], x_timestamp=history["timestamps"], y_timestamp=actual["timestamps"],
         pred_len=args.pred_len, T=1.0, top_p=0.9, sample_count=1, verbose=False,
     )
     mae = np.mean(np.abs(forecast["close"].to_numpy() - actual["close"].to_numpy()))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from example_args import load, parser, resolve, window
 
-FEATURES = ["open", "high", "low", "close", "volume", "amount"]
+from kronos.data.features import FEATURES
 
 
 def main() -> None:
@@ -22,7 +22,7 @@ def main() -> None:
         histories.append(history)
         futures.append(actual)
     forecasts = predictor.predict_batch(
-        df_list=[h[FEATURES] for h in histories],
+        df_list=[h[list(FEATURES)] for h in histories],
         x_timestamp_list=[h["timestamps"] for h in histories],
         y_timestamp_list=[f["timestamps"] for f in futures],
         pred_len=args.pred_len, T=1.0, top_p=0.9, sample_count=1, verbose=False,

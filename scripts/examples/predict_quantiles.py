@@ -10,7 +10,7 @@ import pandas as pd
 
 from example_args import load, parser, resolve, window
 
-FEATURES = ["open", "high", "low", "close", "volume", "amount"]
+from kronos.data.features import FEATURES
 
 
 def main() -> None:
@@ -21,7 +21,7 @@ def main() -> None:
     predictor, df = load(args)
     history, actual = window(df, len(df) - args.pred_len, args.lookback, args.pred_len)
     samples = predictor.predict_samples(
-        df=history[FEATURES], x_timestamp=history["timestamps"], y_timestamp=actual["timestamps"],
+        df=history[list(FEATURES)], x_timestamp=history["timestamps"], y_timestamp=actual["timestamps"],
         pred_len=args.pred_len, T=args.T, top_p=0.9, sample_count=args.sample_count, verbose=False,
     )
     print(f"sample paths: {tuple(np.asarray(samples.paths).shape)} (samples, horizon, features)")

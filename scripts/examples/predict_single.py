@@ -9,7 +9,7 @@ import numpy as np
 
 from example_args import load, parser, resolve, window
 
-FEATURES = ["open", "high", "low", "close", "volume", "amount"]
+from kronos.data.features import FEATURES
 
 
 def main() -> None:
@@ -19,7 +19,7 @@ def main() -> None:
     predictor, df = load(args)
     history, actual = window(df, len(df) - args.pred_len, args.lookback, args.pred_len)
     forecast = predictor.predict(
-        df=history[FEATURES], x_timestamp=history["timestamps"], y_timestamp=actual["timestamps"],
+        df=history[list(FEATURES)], x_timestamp=history["timestamps"], y_timestamp=actual["timestamps"],
         pred_len=args.pred_len, T=1.0, top_p=0.9, sample_count=args.sample_count, verbose=False,
     )
     print(forecast.head().to_string())

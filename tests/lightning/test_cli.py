@@ -76,9 +76,24 @@ def test_config_groups_compose(trainer: str, model: str) -> None:
     assert resolved["trainer"]["_target_"] == "lightning.pytorch.Trainer"
 
 
-def test_lookback_defined_once(make_cfg) -> None:
-    cfg = make_cfg("data.lookback=33", "data.horizon=7")
-    assert cfg.data.lookback == 33 and cfg.backtest.benchmark == cfg.data.benchmark
+def _keys(node, prefix=""):
+    """Every dotted key path of a nested dict."""
+    for key, value in node.items():
+        path = f"{prefix}{key}"
+        yield path
+        if isinstance(value, dict):
+            yield from _keys(value, path + ".")
+
+
+@pytest.mark.parametrize("experiment", [None, *sorted(p.stem for p in (Path(CONFIG_DIR) / "experiment").glob("*.yaml"))])
+def test_window_and_benchmark_defined_once_in_data(experiment: str | None) -> None:
+    """Lookback/horizon live only in `data`; the backtest's benchmark is interpolated from it."""
+    chosen = [f"experiment={experiment}"] if experiment else []
+    cfg = compose_config([*chosen, "data.benchmark=SH000300"])
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    window_keys = [k for k in _keys(resolved) if k.rsplit(".", 1)[-1] in ("lookback", "horizon")]
+    assert window_keys == ["data.lookback", "data.horizon"]
+    assert resolved["backtest"]["benchmark"] == "SH000300"
 
 
 EXPERIMENTS = sorted(p.stem for p in (Path(CONFIG_DIR) / "experiment").glob("*.yaml"))

@@ -33,8 +33,11 @@ def test_each_stage_with_fast_dev_run(make_cfg) -> None:
     assert info["data"]  # the data summary travels with the weights
 
     bt = train(make_cfg("stage=backtest"))
-    assert (tok_dir.parent / "backtest" / "metrics.json").is_file()
-    assert "model" in json.dumps(bt["backtest"])
+    metrics = json.loads((tok_dir.parent / "backtest" / "metrics.json").read_text())
+    assert metrics["n_forecasts"] == bt["backtest"]["n_forecasts"] > 0
+    for signal in ("model", "baseline"):
+        assert metrics[signal]["ic"]["next_return"]["days"] > 0
+        assert "annualized_return" in metrics[signal]["portfolio"]["excess_return_with_cost"]
 
 
 def test_export_round_trip_forecasts(make_cfg) -> None:
