@@ -1,6 +1,14 @@
 """Crash-safe writes: build a file or directory under a temporary name, then rename it into place.
 
-A run killed half-way leaves the previous export/report intact (or nothing), never a half-written one.
+A run killed half-way leaves the previous export/report/provider intact (or nothing), never a
+half-written one. This is the project's ONE atomic-write helper: exports, reports, Qlib providers,
+cleaned CSVs and CLI outputs all go through it.
+
+Permissions: ``tempfile.mkstemp``/``mkdtemp`` create 0600/0700 entries, which would make every
+output private to its writer whatever the user's umask says. What lands here gets the mode an
+ordinary ``open()``/``mkdir()`` would give (0666/0777 less the umask); a file that replaces an
+existing one keeps that file's mode (a user who made it group-readable keeps it so).
+A symlink at the target is written *through*: its target file is replaced, the link stays.
 """
 
 from __future__ import annotations
@@ -9,20 +17,98 @@ import contextlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
+
+_DEFAULT_FILE_MODE = 0o666
+_DEFAULT_DIR_MODE = 0o777
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where the OS allows (Linux: /proc)."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    # Elsewhere the only way to read it is to set it; restore it at once.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _final_path(path: str | os.PathLike) -> Path:
+    """``path`` with symlinks resolved, so a link's target is replaced rather than the link."""
+    path = Path(path).expanduser()
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary file path beside ``path``; on success it is renamed onto ``path``.
+
+    Write the content to the yielded path by any means (``df.to_csv(tmp)``, ``fig.savefig(tmp)``,
+    a pyarrow writer). On an exception the temporary file is removed and ``path`` is untouched.
+    """
+    final = _final_path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        try:
+            mode = stat.S_IMODE(final.stat().st_mode)
+        except FileNotFoundError:
+            mode = _DEFAULT_FILE_MODE & ~current_umask()
+        os.chmod(tmp, mode)
+        os.replace(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[Any]:
+    """Yield an open file (``mode`` "w" or "wb") whose content replaces ``path`` on success."""
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_file: mode must be 'w' or 'wb', got {mode!r}")
+    with atomic_path(path) as tmp:
+        with open(tmp, mode, encoding=None if "b" in mode else encoding) as fh:
+            yield fh
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file in the same directory and a rename."""
+    with atomic_file(path, "w") as fh:
+        fh.write(text)
+    return Path(path)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file in the same directory and a rename."""
+    with atomic_file(path, "wb") as fh:
+        fh.write(data)
+    return Path(path)
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
+    """JSON-serialise ``obj`` (indent 2, non-JSON values via ``str``) to ``path`` atomically."""
+    return atomic_write_text(path, json.dumps(obj, indent=2, default=str) + "\n")
 
 
 @contextlib.contextmanager
 def atomic_directory(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a fresh temporary directory beside ``target``; on success it replaces ``target``.
 
-    On an exception the temporary directory is removed and ``target`` is left as it was.
+    On an exception the temporary directory is removed and ``target`` is left as it was. The
+    new directory gets the umask's mode (not mkdtemp's 0700). Callers decide whether replacing
+    an existing ``target`` is allowed; this only guarantees the swap never loses both copies.
     """
-    target = Path(target)
+    target = Path(target).expanduser()
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    os.chmod(tmp, _DEFAULT_DIR_MODE & ~current_umask())
     try:
         yield tmp
     except BaseException:
@@ -30,31 +116,17 @@ def atomic_directory(target: str | os.PathLike) -> Iterator[Path]:
         raise
     old = None
     if target.exists():
-        # rename(2) cannot replace a non-empty directory: move the old one aside first.
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        shutil.rmtree(old, ignore_errors=True)
+        # rename(2) cannot replace a non-empty directory: move the old one aside first, and put it
+        # back if the new one cannot take its place.
+        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+        os.rmdir(old)
         os.replace(target, old)
-    os.replace(tmp, target)
+    try:
+        os.replace(tmp, target)
+    except BaseException:
+        if old is not None:
+            os.replace(old, target)
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file in the same directory and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return path
-
-
-def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
-    """JSON-serialise ``obj`` (indent 2, non-JSON values via ``str``) to ``path`` atomically."""
-    return atomic_write_text(path, json.dumps(obj, indent=2, default=str) + "\n")

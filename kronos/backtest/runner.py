@@ -9,7 +9,7 @@ from typing import Any, Mapping
 import pandas as pd
 import torch
 
-from data_pipelines.csv_to_qlib import build_provider_from_panel, qlib_symbol
+from kronos.data.qlib_provider import build_provider_from_panel, qlib_symbol
 from kronos.backtest.forecast import forecast_split
 from kronos.backtest.metrics import ic_report
 from kronos.backtest.portfolio import run_topk_dropout
@@ -51,7 +51,7 @@ def resolve_provider(datamodule: Any, provider_uri: str | None, work_dir: Path) 
         return Path(provider_uri).expanduser(), region
     if getattr(source, "provider_uri", None) is not None:
         return Path(source.provider_uri).expanduser(), region
-    return build_provider_from_panel(datamodule.panel, work_dir / "qlib_provider"), region
+    return build_provider_from_panel(datamodule.panel, work_dir / "qlib_provider", overwrite=True), region
 
 
 def _headline(metrics: Mapping[str, Any]) -> dict[str, float]:

@@ -12,6 +12,7 @@ import pandas as pd
 from kronos.data.errors import DataValidationError
 from kronos.data.features import FEATURES
 from kronos.data.panel import Panel
+from kronos.data.qlib_provider import init_qlib
 
 DEFAULT_PROVIDER = "~/.qlib/qlib_data/cn_data"
 PREPARE_HINT = (
@@ -81,10 +82,9 @@ class QlibSource:
     def load(self) -> Panel:
         """Read the market through ``qlib.init`` + ``D.list_instruments`` + ``D.features``."""
         self._check_provider()
-        import qlib
         from qlib.data import D
 
-        qlib.init(provider_uri=str(self.provider_uri), region=self.region, kernels=1)
+        init_qlib(self.provider_uri, self.region, freq=self.freq)
         spans = D.list_instruments(D.instruments(self.market), start_time=self.start, end_time=self.end,
                                    freq=self.freq)
         if not spans:
