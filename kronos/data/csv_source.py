@@ -8,52 +8,27 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Literal
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
 
 from kronos.data.errors import DataValidationError, clean_csv_hint
-from kronos.data.features import FEATURES, PRICE_COLUMNS, fill_volume_amount
+from kronos.data.ohlcv import (  # noqa: F401  (aliases re-exported: data_pipelines.clean_csv uses them)
+    COLUMN_ALIASES,
+    SYMBOL_ALIASES,
+    TIME_ALIASES,
+    NanPolicy,
+    check_min_rows,
+    check_order,
+    csv_row,
+    normalize_names,
+    resolve_columns,
+    standardize,
+)
 from kronos.data.panel import Panel
 
-TIME_ALIASES: tuple[str, ...] = ("timestamps", "timestamp", "datetime", "date", "time", "trade_date")
-SYMBOL_ALIASES: tuple[str, ...] = ("symbol", "ticker", "instrument", "code", "ts_code")
-COLUMN_ALIASES: dict[str, str] = {"vol": "volume", "amt": "amount", "turnover": "amount"}
-
-NanPolicy = Literal["raise", "drop"]
-
-
-def _row(i: int) -> str:
-    """A data row (0-based, header excluded) as the user finds it in an editor."""
-    return f"row {i} (line {i + 2} of the file)"
-
-
-def _pick(columns: list[str], wanted: str | None, aliases: tuple[str, ...], what: str, src: str) -> str | None:
-    if wanted is not None:
-        key = wanted.strip().lower()
-        if key not in columns:
-            raise DataValidationError(
-                f"{src}: the {what} column '{wanted}' is missing; columns found: {columns}. "
-                f"Pass the right name ({what}_column=...)."
-            )
-        return key
-    return next((a for a in aliases if a in columns), None)
-
-
-def _coerce_numeric(df: pd.DataFrame, col: str, src: str) -> None:
-    raw = df[col]
-    if pd.api.types.is_numeric_dtype(raw):
-        df[col] = raw.astype(np.float64)
-        return
-    num = pd.to_numeric(raw, errors="coerce")
-    bad = np.flatnonzero(num.isna().to_numpy() & raw.notna().to_numpy())
-    if len(bad):
-        i = int(bad[0])
-        raise DataValidationError(
-            f"{src}: column '{col}' holds non-numeric text {raw.iloc[i]!r} at {_row(i)}. {clean_csv_hint(src)}"
-        )
-    df[col] = num.astype(np.float64)
+SeriesItem = tuple[str, np.ndarray, np.ndarray, "np.ndarray | None"]
 
 
 def read_ohlcv_csv(
@@ -66,7 +41,7 @@ def read_ohlcv_csv(
     on_nan: NanPolicy = "raise",
     min_rows: int = 1,
 ) -> pd.DataFrame:
-    """Read one OHLCV CSV, resolve column aliases and validate it.
+    """Read one OHLCV CSV, resolve column aliases and validate it (rules: ``kronos.data.ohlcv``).
 
     Args:
         path_or_buffer: a file path or an open text/bytes buffer (web uploads).
@@ -80,12 +55,14 @@ def read_ohlcv_csv(
         min_rows: fewest rows each series must have (e.g. lookback + horizon).
 
     Returns:
-        DataFrame with ``timestamps`` (datetime64[ns]), ``symbol`` (when a long file), the six
-        FEATURES (float64; missing volume/amount filled per the spec) and ``member`` (bool) when given.
+        DataFrame with ``timestamps`` (datetime64[ns], naive UTC), ``symbol`` (when a long file), the
+        six FEATURES (float64; missing volume/amount filled per the spec) and ``member`` (bool) when given.
 
     Raises:
-        DataValidationError: missing file or column, non-numeric text, NaN, unparseable,
-            unsorted or duplicated timestamps, too few rows; naming file, column and first bad row.
+        DataValidationError: missing file or column, columns equal up to case, non-numeric text,
+            NaN, inf, non-positive prices, high < low, negative volume, unparseable or epoch-number
+            timestamps, mixed offset/offset-less timestamps, unsorted or duplicated timestamps, too
+            few rows; naming file, column and first bad row, with the repair command where one helps.
     """
     src = name or (str(path_or_buffer) if isinstance(path_or_buffer, (str, Path)) else "<uploaded csv>")
     if isinstance(path_or_buffer, (str, Path)) and not Path(path_or_buffer).is_file():
@@ -94,84 +71,15 @@ def read_ohlcv_csv(
         df = pd.read_csv(path_or_buffer)
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
         raise DataValidationError(f"{src}: not a readable CSV file ({err}). {clean_csv_hint(src)}") from err
-    df.columns = [str(c).strip().lower() for c in df.columns]
-    df = df.rename(columns={k: v for k, v in COLUMN_ALIASES.items() if k in df.columns and v not in df.columns})
-    columns = list(df.columns)
-
-    tcol = _pick(columns, time_column, TIME_ALIASES, "time", src)
-    if tcol is None:
-        raise DataValidationError(
-            f"{src}: no timestamp column; expected one of {list(TIME_ALIASES)}, found {columns}. "
-            "Rename it or pass time_column=..."
-        )
-    scol = _pick(columns, symbol_column, SYMBOL_ALIASES, "symbol", src)
-    mcol = member_column.strip().lower() if member_column else None
-    if mcol is None:
-        candidates = [c for c in columns if c == "member" or c.startswith("in_")]
-        mcol = candidates[0] if len(candidates) == 1 else None
-    elif mcol not in columns:
-        raise DataValidationError(f"{src}: the member column '{member_column}' is missing; columns found: {columns}.")
-
-    missing = [c for c in PRICE_COLUMNS if c not in columns]
-    if missing:
-        raise DataValidationError(
-            f"{src}: missing column(s) {missing}; found {columns}. Kronos needs open, high, low, close "
-            "(volume and amount are optional)."
-        )
-    feats = [c for c in FEATURES if c in columns]
-    for c in feats:
-        _coerce_numeric(df, c, src)
-
-    nan_rows = df[feats].isna().to_numpy()
-    if nan_rows.any():
-        if on_nan == "raise":
-            i, j = (int(v[0]) for v in np.nonzero(nan_rows))
-            raise DataValidationError(
-                f"{src}: column '{feats[j]}' has a missing value (NaN) at {_row(i)} "
-                f"({int(nan_rows.any(axis=1).sum())} such rows). {clean_csv_hint(src)}"
-            )
-        df = df.loc[~nan_rows.any(axis=1)]
-    file_row = df.index.to_numpy()  # messages name rows of the file, also after dropping NaN rows
-
-    stamps = pd.to_datetime(df[tcol], errors="coerce", format="mixed")
-    bad = np.flatnonzero(stamps.isna().to_numpy())
-    if len(bad):
-        i = int(bad[0])
-        raise DataValidationError(
-            f"{src}: column '{tcol}' has an unparseable timestamp {df[tcol].iloc[i]!r} at {_row(file_row[i])}. "
-            f"{clean_csv_hint(src)}"
-        )
-    if getattr(stamps.dt, "tz", None) is not None:
-        stamps = stamps.dt.tz_convert("UTC").dt.tz_localize(None)
-    out = pd.DataFrame({"timestamps": stamps.astype("datetime64[ns]").to_numpy()})
-    if scol is not None:
-        out["symbol"] = df[scol].astype(str).str.strip().to_numpy()
-    for c in feats:
-        out[c] = df[c].to_numpy()
-    out = fill_volume_amount(out)
-    if mcol is not None:
-        out["member"] = df[mcol].fillna(0).astype(bool).to_numpy()
-
-    step = (out.groupby("symbol", sort=False)["timestamps"].diff() if scol else out["timestamps"].diff())
-    bad = np.flatnonzero((step <= pd.Timedelta(0)).to_numpy())
-    if len(bad):
-        i = int(bad[0])
-        what = "a duplicated timestamp" if step.iloc[i] == pd.Timedelta(0) else "an unsorted timestamp"
-        where = f" for symbol {out['symbol'].iloc[i]!r}" if scol else ""
-        raise DataValidationError(
-            f"{src}: column '{tcol}' has {what} {out['timestamps'].iloc[i]}{where} at {_row(file_row[i])} "
-            "(timestamps must increase strictly). "
-            f"{clean_csv_hint(src)}"
-        )
-    counts = out.groupby("symbol", sort=False).size() if scol else pd.Series({src: len(out)})
-    if len(out) == 0 or counts.min() < min_rows:
-        who = counts.idxmin() if len(out) else src
-        n = int(counts.min()) if len(out) else 0
-        raise DataValidationError(
-            f"{src}: series {who!r} has {n} rows, fewer than the {min_rows} one window needs "
-            "(lookback + horizon). Use more history or a shorter lookback/horizon."
-        )
-    return out[[c for c in ("timestamps", "symbol", *FEATURES, "member") if c in out.columns]]
+    df = normalize_names(df, src)
+    cols = resolve_columns(list(df.columns), src, time_column, symbol_column, member_column)
+    # the repair command repeats the columns this read used, so running it as printed keeps the series apart
+    hint = clean_csv_hint(src, time_column=cols.time if time_column else None, symbol_column=cols.symbol)
+    out, rows = standardize(df, cols, src, on_nan=on_nan, row=csv_row, hint=hint)
+    check_order(out, src, cols.time, rows, csv_row, hint)
+    counts = out.groupby("symbol", sort=False).size() if cols.symbol else pd.Series({src: len(out)})
+    check_min_rows(counts, src, min_rows)
+    return out
 
 
 class CSVSource:
@@ -228,3 +136,15 @@ class CSVSource:
     def load(self) -> Panel:
         """All series as a Panel (origin = the path, for messages)."""
         return Panel.from_frames(self.frames(), origin=str(self.path))
+
+    def iter_series(self) -> Iterator[SeriesItem]:
+        """Each series as (symbol, timestamps datetime64[ns] [T], values float32 [T, 6], member bool [T] | None),
+        in symbol order (CSV files are read whole: this walks the loaded panel)."""
+        yield from iter_panel(self.load())
+
+
+def iter_panel(panel: Panel) -> Iterator[SeriesItem]:
+    """A Panel's series as ``iter_series`` items, in symbol order."""
+    for i in sorted(range(len(panel.instruments)), key=lambda k: panel.instruments[k]):
+        member = panel.member[i] if panel.member is not None else None
+        yield panel.instruments[i], panel.timestamps[i], panel.values[i], member

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+
 
 class DataValidationError(ValueError):
     """Input data that cannot be trained on or forecast from.
@@ -11,6 +13,16 @@ class DataValidationError(ValueError):
     """
 
 
-def clean_csv_hint(path: object) -> str:
-    """The repair command for a CSV file, appended to validation messages."""
-    return f"Repair it with: python -m data_pipelines.clean_csv {path} --out <cleaned.csv>"
+def clean_csv_hint(path: object, *, time_column: str | None = None, symbol_column: str | None = None) -> str:
+    """The repair command for a CSV file, appended to validation messages.
+
+    It repeats the column options the failing read used: run without ``--symbol-column``,
+    ``clean_csv`` would treat a long multi-symbol file as one series and drop nearly every row
+    as a duplicated timestamp.
+    """
+    cmd = ["python", "-m", "data_pipelines.clean_csv", str(path), "--out", "<cleaned.csv>"]
+    if time_column:
+        cmd += ["--time-column", time_column]
+    if symbol_column:
+        cmd += ["--symbol-column", symbol_column]
+    return "Repair it with: " + " ".join(a if a == "<cleaned.csv>" else shlex.quote(a) for a in cmd)

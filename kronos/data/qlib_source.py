@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 
+from kronos.data.csv_source import SeriesItem, iter_panel
 from kronos.data.errors import DataValidationError
 from kronos.data.features import FEATURES
 from kronos.data.panel import Panel
@@ -115,3 +116,8 @@ class QlibSource:
                 f"{self.end} after dropping suspended (NaN) days. {PREPARE_HINT}"
             )
         return Panel(instruments, stamps, values, members, origin=f"qlib:{self.provider_uri}:{self.market}")
+
+    def iter_series(self) -> Iterator[SeriesItem]:
+        """Each instrument as (symbol, timestamps datetime64[ns] [T], values float32 [T, 6], member bool [T]),
+        in symbol order (from the loaded panel: Qlib reads the market at once)."""
+        yield from iter_panel(self.load())

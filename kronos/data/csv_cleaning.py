@@ -1,0 +1,176 @@
+"""Repair an OHLCV CSV so that ``kronos.data.csv_source.read_ohlcv_csv`` accepts it.
+
+Coerces numeric text (thousands separators, stray spaces) where possible, drops rows whose
+timestamp cannot be parsed, treats infinite values as missing, drops or forward-fills (per symbol)
+rows with missing values, drops rows with non-positive prices or high < low, converts timestamps
+with mixed UTC offsets to UTC, sorts by (symbol,) timestamp and keeps the last of duplicated
+timestamps. Reports what it changed and writes the result under a temporary name, then renames
+it (through a symlink to its target). The input is never overwritten unless ``in_place``.
+
+It refuses to drop more than ``MAX_DUPLICATE_SHARE`` of the rows (and more than
+``MASS_DROP_MIN_ROWS``) as duplicated timestamps unless
+``allow_mass_drop``: that almost always means a long multi-symbol file read without its symbol
+column, and the message names the column that looks like one.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal, Sequence
+
+import numpy as np
+import pandas as pd
+
+from kronos.atomic import atomic_path
+from kronos.data.errors import DataValidationError
+from kronos.data.features import FEATURES, PRICE_COLUMNS
+from kronos.data.ohlcv import COLUMN_ALIASES, SYMBOL_ALIASES, TIME_ALIASES
+
+MAX_DUPLICATE_SHARE = 0.05  # above this share of rows, "duplicates" are a missing --symbol-column
+MASS_DROP_MIN_ROWS = 10  # ... and above this count (a few duplicates in a tiny file are just duplicates)
+
+
+def _find(columns: Sequence[str], wanted: str | None, aliases: Sequence[str], src: Path) -> str | None:
+    lower = {c.strip().lower(): c for c in columns}
+    if wanted is not None:
+        if wanted.strip().lower() not in lower:
+            raise DataValidationError(f"{src}: column '{wanted}' not found; columns: {list(columns)}")
+        return lower[wanted.strip().lower()]
+    return next((lower[a] for a in aliases if a in lower), None)
+
+
+def likely_symbol_column(df: pd.DataFrame, time_column: str, exclude: Sequence[str]) -> str | None:
+    """The text column that best separates rows sharing a timestamp (a symbol column), or None.
+
+    Candidates are low-cardinality columns repeated across rows (at least 2 and at most half as
+    many distinct values as rows; digits count, as in A-share codes); the one that leaves the
+    fewest duplicated (column, time) pairs wins.
+    """
+    best, best_dups = None, None
+    for c in df.columns:
+        if c in exclude or c == time_column:
+            continue
+        distinct = df[c].nunique(dropna=True)
+        if not 2 <= distinct <= len(df) // 2:
+            continue
+        dups = int(df.duplicated(subset=[c, time_column]).sum())
+        if best_dups is None or dups < best_dups:
+            best, best_dups = c, dups
+    return best
+
+
+def clean_csv(
+    path: str | Path,
+    out: str | Path | None = None,
+    nan: Literal["drop", "ffill"] = "drop",
+    in_place: bool = False,
+    time_column: str | None = None,
+    symbol_column: str | None = None,
+    verbose: bool = True,
+    allow_mass_drop: bool = False,
+) -> dict[str, object]:
+    """Clean ``path`` into ``out`` (or into ``path`` itself with ``in_place``; a symlink's target).
+
+    Returns:
+        The report: rows_in, rows_out, text_cells_coerced, unparseable_cells, infinite_cells,
+        bad_timestamps_dropped, timestamps_converted_to_utc, nan_rows_dropped, nan_cells_filled,
+        invalid_price_rows_dropped, rows_reordered, duplicates_removed, output.
+
+    Raises:
+        DataValidationError: missing input/columns, ``--out`` equal to the input without
+            ``in_place``, or a mass drop of duplicates without ``allow_mass_drop`` (nothing written).
+    """
+    src = Path(path)
+    if not src.is_file():
+        raise DataValidationError(f"{src}: file not found.")
+    if in_place:
+        dst = src
+    elif out is None:
+        raise DataValidationError("clean_csv: give --out <cleaned.csv> (or --in-place to overwrite the input).")
+    else:
+        dst = Path(out)
+        if dst.resolve() == src.resolve():
+            raise DataValidationError(f"{src}: --out is the input file; pass --in-place to overwrite it.")
+    if nan not in ("drop", "ffill"):
+        raise DataValidationError(f"clean_csv: --nan must be 'drop' or 'ffill', got {nan!r}")
+
+    df = pd.read_csv(src, dtype=str, keep_default_na=True)
+    report: dict[str, object] = {"input": str(src), "rows_in": len(df)}
+    tcol = _find(df.columns, time_column, TIME_ALIASES, src)
+    if tcol is None:
+        raise DataValidationError(f"{src}: no timestamp column; expected one of {list(TIME_ALIASES)}, found {list(df.columns)}.")
+    scol = _find(df.columns, symbol_column, SYMBOL_ALIASES, src)
+    lower = {c.strip().lower(): c for c in df.columns}
+    names = {**{f: f for f in FEATURES}, **COLUMN_ALIASES}
+    feat_cols = [lower[k] for k in names if k in lower]
+    price_cols = [lower[k] for k in PRICE_COLUMNS if k in lower]
+
+    coerced = unparseable = infinite = 0
+    for c in feat_cols:
+        text = df[c].str.strip()
+        num = pd.to_numeric(text.str.replace(",", "", regex=False), errors="coerce")
+        plain = pd.to_numeric(text, errors="coerce")
+        coerced += int((num.notna() & plain.isna()).sum())
+        unparseable += int((num.isna() & text.notna() & (text != "")).sum())
+        inf = np.isinf(num.to_numpy(dtype=np.float64))
+        infinite += int(inf.sum())
+        df[c] = num.mask(inf)  # an infinite value is as unusable as a missing one
+    report["text_cells_coerced"] = coerced
+    report["unparseable_cells"] = unparseable
+    report["infinite_cells"] = infinite
+
+    text = df[tcol].str.strip()
+    try:
+        stamps = pd.to_datetime(text, errors="coerce", format="mixed")
+        report["timestamps_converted_to_utc"] = False
+    except ValueError:  # mixed UTC offsets: one consistent clock
+        stamps = pd.to_datetime(text, errors="coerce", format="mixed", utc=True)
+        report["timestamps_converted_to_utc"] = True
+    bad_ts = stamps.isna().to_numpy()
+    report["bad_timestamps_dropped"] = int(bad_ts.sum())
+    df = df.loc[~bad_ts].copy()
+    df[tcol] = stamps[~bad_ts]
+
+    keys = [scol, tcol] if scol else [tcol]
+    duplicates = int(df.duplicated(subset=keys).sum())
+    if duplicates > max(MAX_DUPLICATE_SHARE * len(df), MASS_DROP_MIN_ROWS) and not allow_mass_drop:
+        guess = None if scol else likely_symbol_column(df, tcol, feat_cols)
+        advice = (f"Column '{guess}' looks like a symbol column ({df[guess].nunique()} distinct values repeated "
+                  f"across rows): rerun with --symbol-column {guess}. " if guess else "")
+        raise DataValidationError(
+            f"{src}: de-duplicating on {keys} would drop {duplicates:,} of {len(df):,} rows "
+            f"({duplicates / len(df):.1%}) as duplicated timestamps; nothing was written. {advice}"
+            "If those rows really are duplicates, pass --allow-mass-drop."
+        )
+
+    df["__row"] = np.arange(len(df))
+    df = df.sort_values(keys, kind="stable")
+    report["rows_reordered"] = int((df["__row"].to_numpy() != np.arange(len(df))).sum())
+    df = df.drop_duplicates(subset=keys, keep="last")
+    report["duplicates_removed"] = duplicates
+
+    missing = df[feat_cols].isna()
+    if nan == "ffill":
+        filled = df.groupby(scol, sort=False)[feat_cols].ffill() if scol else df[feat_cols].ffill()
+        report["nan_cells_filled"] = int((missing & filled.notna()).sum().sum())
+        df[feat_cols] = filled
+        missing = df[feat_cols].isna()
+    else:
+        report["nan_cells_filled"] = 0
+    nan_rows = missing.any(axis=1).to_numpy()
+    report["nan_rows_dropped"] = int(nan_rows.sum())
+    df = df.loc[~nan_rows]
+    if len(price_cols) == len(PRICE_COLUMNS):
+        p = df[price_cols].to_numpy(dtype=np.float64)
+        invalid = (p <= 0).any(axis=1) | (p[:, 1] < p[:, 2])
+        report["invalid_price_rows_dropped"] = int(invalid.sum())
+        df = df.loc[~invalid]
+    df = df.drop(columns="__row")
+    report["rows_out"] = len(df)
+    report["output"] = str(dst)
+    with atomic_path(dst) as tmp:  # through a symlink: its target is replaced, the link kept
+        df.to_csv(tmp, index=False)
+    if verbose:
+        print(json.dumps(report, indent=2))
+    return report
