@@ -109,3 +109,134 @@ def test_rows_named_in_file_terms_after_dropping_nan(tmp_path: Path) -> None:
     df.loc[9, "Date"] = df.loc[8, "Date"]
     with pytest.raises(DataValidationError, match=r"duplicated timestamp .* at row 9 \(line 11"):
         read_ohlcv_csv(_write(tmp_path, df), on_nan="drop")
+
+
+# --- values, timestamps and columns that used to pass validation (issue 10) ---------------------------------
+
+
+@pytest.mark.parametrize(
+    "mutate, pattern",
+    [
+        (lambda d: d.assign(Close=d["Close"].where(d.index != 4, np.inf)),
+         r"column 'close' has an infinite value \(inf\) at row 4 \(line 6"),
+        (lambda d: d.assign(Vol=d["Vol"].where(d.index != 2, -np.inf)),
+         r"column 'volume' has an infinite value \(-inf\) at row 2"),
+        (lambda d: d.assign(Low=d["Low"].where(d.index != 3, 0.0)),
+         r"column 'low' has a non-positive price \(0\) at row 3"),
+        (lambda d: d.assign(Open=d["Open"].where(d.index != 8, -1.5)),
+         r"column 'open' has a non-positive price \(-1.5\) at row 8"),
+        (lambda d: d.assign(High=d["High"].where(d.index != 6, d["Low"] - 0.5)),
+         r"high [\d.]+ is below low [\d.]+ at row 6"),
+        (lambda d: d.assign(Vol=d["Vol"].where(d.index != 1, -5.0)),
+         r"column 'volume' has a negative value \(-5\) at row 1"),
+    ],
+    ids=["inf-close", "-inf-volume", "zero-low", "negative-open", "high-below-low", "negative-volume"],
+)
+def test_bad_values_are_named(tmp_path: Path, mutate, pattern: str) -> None:
+    path = _write(tmp_path, mutate(_frame()), "bad.csv")
+    with pytest.raises(DataValidationError, match=pattern) as err:
+        read_ohlcv_csv(path)
+    assert str(path) in str(err.value) and CLEAN_HINT in str(err.value)
+
+
+def test_inf_price_stops_before_training(tmp_path: Path) -> None:
+    """Regression: inf in a price column used to reach training and surface as 'loss became nan'."""
+    from kronos.data.datamodule import KronosDataModule
+
+    df = _frame(60)
+    df.loc[33, "High"] = np.inf
+    path = _write(tmp_path, df, "inf.csv")
+    with pytest.raises(DataValidationError, match=r"inf\.csv: column 'high' has an infinite value \(inf\) at row 33"):
+        KronosDataModule(CSVSource(path), lookback=20, horizon=5, batch_size=4).panel
+
+
+def test_clean_csv_repairs_what_validation_refuses(tmp_path: Path) -> None:
+    """The repair command printed for inf, non-positive prices and high < low produces a valid file."""
+    from data_pipelines.clean_csv import clean_csv
+
+    df = _frame()
+    df.loc[4, "Close"], df.loc[7, "Low"], df.loc[9, "High"] = np.inf, 0.0, 1.0
+    out = tmp_path / "clean.csv"
+    report = clean_csv(_write(tmp_path, df, "bad.csv"), out, verbose=False)
+    assert report["infinite_cells"] == 1 and report["nan_rows_dropped"] == 1
+    assert report["invalid_price_rows_dropped"] == 2
+    assert len(read_ohlcv_csv(out)) == 27
+
+
+@pytest.mark.parametrize("value, unit", [(1_704_067_200, "s"), (1_704_067_200_000, "ms")])
+def test_epoch_number_timestamps_are_refused_with_the_conversion(tmp_path: Path, value: int, unit: str) -> None:
+    df = _frame().drop(columns="Date")
+    df.insert(0, "timestamp", value + np.arange(len(df)) * (86_400 if unit == "s" else 86_400_000))
+    with pytest.raises(DataValidationError, match=rf"column 'timestamp' holds numbers, not dates .* at row 0") as err:
+        read_ohlcv_csv(_write(tmp_path, df))
+    assert f"pd.to_datetime(df['timestamp'], unit='{unit}')" in str(err.value)
+
+
+def test_yyyymmdd_integers_are_dates(tmp_path: Path) -> None:
+    df = _frame().drop(columns="Date")
+    df.insert(0, "trade_date", pd.date_range("2024-01-01", periods=len(df)).strftime("%Y%m%d").astype(int))
+    got = read_ohlcv_csv(_write(tmp_path, df))
+    assert got["timestamps"].iloc[0] == pd.Timestamp("2024-01-01") and got["timestamps"].iloc[-1] == pd.Timestamp("2024-01-30")
+
+
+def test_mixed_utc_offsets_are_converted_to_utc(tmp_path: Path) -> None:
+    df = _frame(4)
+    df["Date"] = ["2024-03-30 10:00+01:00", "2024-03-31 10:00+02:00", "2024-04-01 09:00+00:00", "2024-04-02 17:00+08:00"]
+    got = read_ohlcv_csv(_write(tmp_path, df))
+    assert got["timestamps"].tolist() == [pd.Timestamp(t) for t in
+                                          ("2024-03-30 09:00", "2024-03-31 08:00", "2024-04-01 09:00", "2024-04-02 09:00")]
+    assert got["timestamps"].dt.tz is None
+
+
+def test_offsets_mixed_with_naive_timestamps_are_refused(tmp_path: Path) -> None:
+    df = _frame(4)
+    df["Date"] = ["2024-03-30 10:00", "2024-03-31 10:00", "2024-04-01 09:00+02:00", "2024-04-02 17:00"]
+    with pytest.raises(DataValidationError, match=r"column 'date' mixes timestamps with and without a UTC offset "
+                                                  r"\('2024-04-01 09:00\+02:00' with one at row 2"):
+        read_ohlcv_csv(_write(tmp_path, df))
+
+
+def test_columns_equal_up_to_case_are_one_error(tmp_path: Path) -> None:
+    df = _frame().assign(close=1.0)
+    with pytest.raises(DataValidationError, match=r"columns 'Close' and 'close' are the same column \('close'\)"):
+        read_ohlcv_csv(_write(tmp_path, df))
+    with pytest.raises(DataValidationError, match=r"same column"):
+        read_ohlcv_csv(io.StringIO(_frame().assign(close=1.0).to_csv(index=False)), name="upload.csv")
+
+
+def test_volume_per_asset_columns_are_recognised(tmp_path: Path) -> None:
+    """CryptoDataDownload layout: `Volume BTC` is the base volume, `Volume USDT` the quote turnover."""
+    df = _frame().rename(columns={"Vol": "Volume BTC"}).assign(**{"Volume USDT": lambda d: d["Volume BTC"] * 30.0})
+    df.insert(1, "symbol", "BTC/USDT")
+    got = read_ohlcv_csv(_write(tmp_path, df))
+    np.testing.assert_array_equal(got["volume"], df["Volume BTC"])
+    np.testing.assert_array_equal(got["amount"], df["Volume USDT"])
+    # without a symbol column the file name tells the pair; columns in the other order
+    df2 = df.drop(columns="symbol")[["Date", "Open", "High", "Low", "Close", "Volume USDT", "Volume BTC"]]
+    got = read_ohlcv_csv(_write(tmp_path, df2, "Binance_BTCUSDT_1h.csv"))
+    np.testing.assert_array_equal(got["volume"], df["Volume BTC"])
+    np.testing.assert_array_equal(got["amount"], df["Volume USDT"])
+    # a quote volume alone is the amount; the volume follows from it instead of being zero
+    got = read_ohlcv_csv(_write(tmp_path, df2.drop(columns="Volume BTC"), "x.csv"))
+    np.testing.assert_allclose(got["amount"], df["Volume USDT"])
+    np.testing.assert_allclose(got["volume"], df["Volume USDT"] / got[["open", "high", "low", "close"]].mean(axis=1))
+
+
+def test_repair_hint_repeats_the_column_options(tmp_path: Path) -> None:
+    long = pd.concat([_frame().assign(stock="A"), _frame().assign(stock="B")]).rename(columns={"Date": "day"})
+    long.loc[long.index == 3, "Close"] = np.nan
+    path = _write(tmp_path, long.reset_index(drop=True), "long.csv")
+    with pytest.raises(DataValidationError) as err:
+        read_ohlcv_csv(path, time_column="day", symbol_column="stock")
+    assert f"clean_csv {path} --out <cleaned.csv> --time-column day --symbol-column stock" in str(err.value)
+
+
+def test_sources_iter_series_in_symbol_order(tmp_path: Path) -> None:
+    long = pd.concat([_frame().assign(symbol="ZZZ"), _frame(20).assign(symbol="AAA")])
+    source = CSVSource(_write(tmp_path, long, "long.csv"))
+    items = list(source.iter_series())
+    assert [s for s, *_ in items] == ["AAA", "ZZZ"]
+    sym, ts, values, member = items[0]
+    assert ts.dtype == np.dtype("datetime64[ns]") and values.dtype == np.float32 and values.shape == (20, 6)
+    assert member is None
+    np.testing.assert_array_equal(values, source.load().values[1])
