@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -13,6 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from kronos.atomic import atomic_file  # noqa: E402
 from kronos.cli.forecast import TIME_COLUMN  # noqa: E402
 
 
@@ -53,16 +52,11 @@ def plot_forecast(
     fig.autofmt_xdate()
     fig.tight_layout()
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # kronos.atomic writes text only; a PNG gets the same temporary-name-then-rename treatment here.
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with atomic_file(target, "wb") as fh:
             fig.savefig(fh, format="png", dpi=100)
-        os.replace(tmp, target)
     finally:
         plt.close(fig)
-        Path(tmp).unlink(missing_ok=True)
     return target
 
 

@@ -32,6 +32,7 @@ from kronos.data.panel import Panel
 
 FIELDS: tuple[str, ...] = ("open", "high", "low", "close", "volume", "amount", "factor", "change")
 PROVIDER_PARTS: tuple[str, ...] = ("calendars", "instruments", "features")
+MINUTE_UNIT = "min"  # qlib.utils.time.Freq.NORM_FREQ_MINUTE (qlib is imported lazily here)
 
 
 def init_qlib(provider_uri: str | Path, region: str = "cn", *, freq: str = "day",
@@ -153,7 +154,8 @@ def check_frequency(freq: str, stamps: list[np.ndarray], origin: str = "data") -
 
 
 def _format_stamps(stamps: pd.DatetimeIndex, freq_unit: str) -> list[str]:
-    fmt = "%Y-%m-%d %H:%M:%S" if freq_unit == "minute" else "%Y-%m-%d"
+    """Calendar text: with the time of day for minute frequencies (Qlib's unit "min"), dates otherwise."""
+    fmt = "%Y-%m-%d %H:%M:%S" if freq_unit == MINUTE_UNIT else "%Y-%m-%d"
     return list(stamps.strftime(fmt))
 
 

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import os
+import shlex
+import stat
+import subprocess
+import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from data_pipelines.clean_csv import clean_csv, main
-from kronos.data.csv_source import read_ohlcv_csv
+from kronos.data.csv_source import CSVSource, read_ohlcv_csv
 from kronos.data.errors import DataValidationError
+
+REPO = Path(__file__).resolve().parents[2]
 
 MESSY = """Date,Symbol,Open,High,Low,Close,Volume
 2024-01-03,A,10,11,9,10.5,"1,200"
@@ -64,3 +73,71 @@ def test_clean_csv_never_overwrites_input_without_in_place(messy: Path) -> None:
         clean_csv(messy)
     clean_csv(messy, in_place=True, verbose=False)
     assert read_ohlcv_csv(messy)["symbol"].nunique() == 2
+
+
+def _long_market(n_symbols: int = 40, n_days: int = 60) -> pd.DataFrame:
+    """A long multi-symbol file whose symbol column ('name') is not one of the auto-detected aliases."""
+    days = pd.date_range("2023-01-02", periods=n_days, freq="B").strftime("%Y-%m-%d")
+    frames = []
+    for k in range(n_symbols):
+        close = 10.0 + k + np.linspace(0, 1, n_days)
+        frames.append(pd.DataFrame({"date": days, "name": f"S{k:03d}", "open": close, "high": close + 0.5,
+                                    "low": close - 0.5, "close": close, "volume": 1000.0 + k}))
+    return pd.concat(frames).sort_values(["date", "name"], kind="stable").reset_index(drop=True)
+
+
+def test_printed_repair_command_keeps_a_long_file(tmp_path: Path) -> None:
+    """Regression (issue 10): the hint's command, run as printed, kept 1,259 of 619,040 rows."""
+    df = _long_market()
+    df.loc[[17, 555, 1800], "close"] = np.nan
+    path = tmp_path / "market.csv"
+    df.to_csv(path, index=False)
+    with pytest.raises(DataValidationError) as err:
+        CSVSource(path, symbol_column="name").load()
+    command = str(err.value).split("Repair it with: ", 1)[1].strip()
+    cleaned = tmp_path / "cleaned.csv"
+    argv = shlex.split(command.replace("<cleaned.csv>", shlex.quote(str(cleaned))))
+    assert argv[:3] == ["python", "-m", "data_pipelines.clean_csv"]
+    proc = subprocess.run([sys.executable, *argv[1:]], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 0, proc.stderr
+    panel = CSVSource(cleaned, symbol_column="name").load()
+    assert len(panel.instruments) == 40 and panel.n_rows == len(df) - 3
+
+
+def test_mass_drop_is_refused_naming_the_symbol_column(tmp_path: Path) -> None:
+    df = _long_market(n_symbols=5, n_days=30)
+    path = tmp_path / "market.csv"
+    df.to_csv(path, index=False)
+    out = tmp_path / "out.csv"
+    with pytest.raises(DataValidationError, match=r"would drop 120 of 150 rows \(80.0%\).* Column 'name' looks like a "
+                                                  r"symbol column \(5 distinct values.*--symbol-column name.*"
+                                                  r"--allow-mass-drop"):
+        clean_csv(path, out, verbose=False)
+    assert not out.exists()
+    proc = subprocess.run([sys.executable, "-m", "data_pipelines.clean_csv", str(path), "--out", str(out)],
+                          capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "--symbol-column name" in proc.stderr
+    assert main([str(path), "--out", str(out), "--symbol-column", "name"])["rows_out"] == 150
+    assert main([str(path), "--out", str(out), "--allow-mass-drop"])["rows_out"] == 30
+
+
+def test_in_place_writes_through_a_symlink(messy: Path, tmp_path: Path) -> None:
+    link = tmp_path / "link.csv"
+    link.symlink_to(messy)
+    clean_csv(link, in_place=True, verbose=False)
+    assert link.is_symlink() and link.resolve() == messy.resolve()
+    assert read_ohlcv_csv(messy)["symbol"].nunique() == 2  # the real file was cleaned
+
+
+def test_in_place_keeps_the_mode_and_new_files_follow_the_umask(messy: Path, tmp_path: Path) -> None:
+    os.chmod(messy, 0o640)
+    clean_csv(messy, in_place=True, verbose=False)
+    assert stat.S_IMODE(messy.stat().st_mode) == 0o640
+    old = os.umask(0o027)
+    try:
+        out = tmp_path / "new" / "clean.csv"
+        clean_csv(messy, out, verbose=False)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o640  # 0666 & ~0027; mkstemp alone gave 0600
