@@ -1,4 +1,7 @@
-"""Download Qlib's public daily dataset into a provider directory (wraps Qlib's own downloader).
+"""Command line: download Qlib's public daily dataset into a provider directory.
+
+A thin wrapper over :func:`kronos.data.qlib_download.download` (re-exported here with
+``DownloadError`` for existing callers).
 
 CLI: ``python -m data_pipelines.download_qlib [--target DIR] [--region cn|us] [--interval 1d]
 [--name qlib_data|qlib_data_simple] [--replace] [--skip-existing]``.
@@ -10,51 +13,18 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Sequence
 
-DEFAULT_TARGET = "~/.qlib/qlib_data/cn_data"
+from kronos.data.errors import DataValidationError
+from kronos.data.qlib_download import DownloadError, download
+from kronos.data.qlib_source import DEFAULT_PROVIDER as DEFAULT_TARGET
 
-
-class DownloadError(RuntimeError):
-    """The dataset could not be fetched; the message names the cause and the offline alternative."""
-
-
-def download(target: str | Path = DEFAULT_TARGET, region: str = "cn", interval: str = "1d",
-             name: str = "qlib_data", replace: bool = False, skip_existing: bool = False) -> Path:
-    """Fetch Qlib's dataset into ``target`` with ``qlib.tests.data.GetData().qlib_data``.
-
-    Args:
-        target: provider directory to write.
-        region: ``cn`` or ``us``.
-        interval: bar frequency (``1d``; ``1min`` for cn).
-        name: ``qlib_data`` (full) or ``qlib_data_simple``.
-        replace: delete an existing provider in ``target`` first (Qlib asks for confirmation).
-        skip_existing: do nothing when ``target`` already holds a provider.
-
-    Returns:
-        The provider directory.
-
-    Raises:
-        DownloadError: the download failed (no network, server error, or a bad archive).
-    """
-    from qlib.tests.data import GetData
-
-    target_dir = Path(target).expanduser()
-    try:
-        GetData(delete_zip_file=True).qlib_data(name=name, target_dir=str(target_dir), interval=interval,
-                                                region=region, delete_old=replace, exists_skip=skip_existing)
-    except (OSError, ValueError) as err:  # requests' connection/HTTP errors are OSErrors; bad zips ValueErrors
-        raise DownloadError(
-            f"could not download Qlib's {region}/{interval} dataset '{name}' into {target_dir}: "
-            f"{type(err).__name__}: {err}. Without network access, build a provider from your own CSV files: "
-            f"python -m data_pipelines.csv_to_qlib --csv PATH --out {target_dir}"
-        ) from err
-    return target_dir
+__all__ = ["DEFAULT_TARGET", "DownloadError", "download", "main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """CLI entry; returns the process exit code (1 with a one-line message when the download fails)."""
+    """CLI entry; returns the process exit code (1 with a one-line message when the download fails,
+    2 when the target directory is refused)."""
     ap = argparse.ArgumentParser(prog="python -m data_pipelines.download_qlib", description=__doc__.split("\n")[0])
     ap.add_argument("--target", default=DEFAULT_TARGET, help=f"provider directory (default {DEFAULT_TARGET})")
     ap.add_argument("--region", default="cn", choices=["cn", "us"])
@@ -68,6 +38,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DownloadError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    except DataValidationError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     print(f"Qlib provider ready at {path}")
     return 0
 

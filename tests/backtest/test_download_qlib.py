@@ -32,3 +32,13 @@ def test_successful_download_returns_the_target(monkeypatch, tmp_path: Path) -> 
     assert download_qlib.download(tmp_path / "x") == tmp_path / "x"
     with pytest.raises(SystemExit):
         download_qlib.main(["--region", "eu"])
+
+
+def test_target_with_other_files_is_refused_before_downloading(monkeypatch, tmp_path: Path, capsys) -> None:
+    monkeypatch.setattr("qlib.tests.data.GetData.qlib_data", lambda self, **kwargs: pytest.fail("must not download"))
+    (tmp_path / "thesis.tex").write_text("years of work")
+    assert download_qlib.main(["--target", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "not a Qlib provider" in err and str(tmp_path) in err
+    assert (tmp_path / "thesis.tex").read_text() == "years of work"
+
