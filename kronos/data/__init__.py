@@ -1,4 +1,4 @@
-"""Kronos data: features, causal normalisation, sources (synthetic, CSV, Qlib) and the datamodule.
+"""Kronos data: features, causal normalisation, sources (synthetic, CSV, Parquet, Qlib) and the datamodule.
 
 Names are imported lazily so that ``kronos.data.features`` (used by inference) does not pull in
 Lightning or Qlib.
@@ -16,6 +16,7 @@ _EXPORTS = {
     "per_device_batch_size": "kronos.data.datamodule",
     "DataValidationError": "kronos.data.errors",
     "Panel": "kronos.data.panel",
+    "ParquetSource": "kronos.data.parquet_source",
     "QlibSource": "kronos.data.qlib_source",
     "SyntheticSource": "kronos.data.synthetic",
 }

@@ -120,6 +120,11 @@ def resolve_columns(columns: list[str], src: str, time_column: str | None = None
     return Columns(tcol, scol, mcol)
 
 
+def per_asset_volume_columns(columns: list[str]) -> list[str]:
+    """The normalised column names that give a volume per asset (``volume btc``, ``vol_usdt``)."""
+    return [c for c in columns if _ASSET_VOLUME.match(c)]
+
+
 def asset_volume_columns(df: pd.DataFrame, src: str, symbol_column: str | None) -> dict[str, str]:
     """Renames {``volume <asset>`` column: ``volume`` | ``amount``} for per-asset volume columns.
 
@@ -129,7 +134,7 @@ def asset_volume_columns(df: pd.DataFrame, src: str, symbol_column: str | None) 
     """
     if "volume" in df.columns:
         return {}
-    assets = {m.group(1): c for c in df.columns if (m := _ASSET_VOLUME.match(c))}
+    assets = {_ASSET_VOLUME.match(c).group(1): c for c in per_asset_volume_columns(list(df.columns))}
     if not assets:
         return {}
     if len(assets) > 2:
