@@ -10,7 +10,6 @@ import io
 from pathlib import Path
 from typing import Iterator
 
-import numpy as np
 import pandas as pd
 
 from kronos.data.errors import DataValidationError, clean_csv_hint
@@ -27,9 +26,7 @@ from kronos.data.ohlcv import (  # noqa: F401  (aliases re-exported: data_pipeli
     standardize,
 )
 from kronos.data.panel import Panel
-
-SeriesItem = tuple[str, np.ndarray, np.ndarray, "np.ndarray | None"]
-
+from kronos.data.series import SeriesItem, iter_panel
 
 def read_ohlcv_csv(
     path_or_buffer: str | Path | io.IOBase,
@@ -142,9 +139,3 @@ class CSVSource:
         in symbol order (CSV files are read whole: this walks the loaded panel)."""
         yield from iter_panel(self.load())
 
-
-def iter_panel(panel: Panel) -> Iterator[SeriesItem]:
-    """A Panel's series as ``iter_series`` items, in symbol order."""
-    for i in sorted(range(len(panel.instruments)), key=lambda k: panel.instruments[k]):
-        member = panel.member[i] if panel.member is not None else None
-        yield panel.instruments[i], panel.timestamps[i], panel.values[i], member

@@ -250,7 +250,7 @@ def parse_timestamps(raw: pd.Series, src: str, tcol: str, rows: np.ndarray, row:
             i = int(np.flatnonzero(~ymd)[0])
             unit = _epoch_unit(float(num[i])) if np.isfinite(num[i]) else "s"
             raise DataValidationError(
-                f"{src}: column '{tcol}' holds numbers, not dates ({raw.iloc[i]!r} at {row(int(rows[i]))}); "
+                f"{src}: column '{tcol}' holds numbers, not dates ({raw.iloc[i]} at {row(int(rows[i]))}); "
                 f"unix epoch {'seconds' if unit == 's' else unit}? Kronos does not guess epoch units: convert the "
                 f"column first, e.g. pandas: df['{tcol}'] = pd.to_datetime(df['{tcol}'], unit='{unit}'), or name a "
                 "date column with time_column=... (8-digit YYYYMMDD numbers are read as dates)."

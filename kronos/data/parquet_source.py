@@ -26,7 +26,6 @@ import pandas as pd
 from kronos.data.errors import DataValidationError
 from kronos.data.features import FEATURES
 from kronos.data.ohlcv import (
-    Columns,
     NanPolicy,
     normalize_names,
     per_asset_volume_columns,
@@ -35,22 +34,31 @@ from kronos.data.ohlcv import (
     standardize,
 )
 from kronos.data.panel import Panel
+from kronos.data.series import SeriesItem
 
-SeriesItem = tuple[str, np.ndarray, np.ndarray, "np.ndarray | None"]
 PARQUET_HINT = "Fix the data at its source (for missing values: data.source.on_nan=drop skips those rows)."
 
 
 @dataclass
 class _Chunk:
-    """One validated batch: per row symbol [N] (str), timestamps [N] datetime64[ns], values float32 [N, 6],
-    member bool [N] or None, and the source row of each row in its file [N]."""
+    """One validated batch: per row symbol [N] (a string Series), timestamps [N] datetime64[ns], values
+    float32 [N, 6], member bool [N] or None, and the source row of each row in its file [N]."""
 
     file: Path
-    symbol: np.ndarray
+    symbol: pd.Series
     timestamps: np.ndarray
     values: np.ndarray
     member: np.ndarray | None
     rows: np.ndarray
+
+    def segments(self) -> list[tuple[str, int, int]]:
+        """Runs of one symbol as (symbol, start, end); compared in pandas' string arrays, not per Python object."""
+        change = (self.symbol != self.symbol.shift()).to_numpy(dtype=bool, na_value=True).copy()
+        change[0] = True
+        starts = np.flatnonzero(change)
+        ends = np.append(starts[1:], len(change))
+        names = self.symbol.iloc[starts].tolist()
+        return [(str(n), int(a), int(b)) for n, a, b in zip(names, starts, ends)]
 
 
 class ParquetSource:
@@ -101,7 +109,8 @@ class ParquetSource:
 
         src = str(file)
         try:
-            pf = pq.ParquetFile(file)
+            # pre_buffer=False: pyarrow would otherwise read whole row groups ahead (~8x the batch in RAM)
+            pf = pq.ParquetFile(file, pre_buffer=False)
         except (pa.ArrowInvalid, OSError) as err:
             raise DataValidationError(f"{src}: not a readable Parquet file ({err}).") from err
         names = list(pf.schema_arrow.names)
@@ -119,8 +128,8 @@ class ParquetSource:
             offset += batch.num_rows
             if not len(out):
                 continue
-            symbol = (out["symbol"].to_numpy(dtype=object) if cols.symbol is not None
-                      else np.full(len(out), file.stem, dtype=object))
+            symbol = (out["symbol"].reset_index(drop=True) if cols.symbol is not None
+                      else pd.Series([file.stem] * len(out), dtype="string"))
             yield _Chunk(file, symbol, out["timestamps"].to_numpy(), out[list(FEATURES)].to_numpy(np.float32),
                          out["member"].to_numpy(bool) if "member" in out.columns else None, rows)
 
@@ -142,10 +151,7 @@ class ParquetSource:
 
         for file in self.files():
             for chunk in self._chunks(file):
-                sym = chunk.symbol
-                cuts = np.flatnonzero(sym[1:] != sym[:-1]) + 1
-                for s, e in zip([0, *cuts], [*cuts, len(sym)]):
-                    name = str(sym[s])
+                for name, s, e in chunk.segments():
                     if current is not None and name != current:
                         if name < current:
                             raise DataValidationError(
@@ -169,7 +175,7 @@ class ParquetSource:
         groups: dict[str, list[tuple[_Chunk, np.ndarray]]] = {}
         for file in self.files():
             for chunk in self._chunks(file):
-                for name, idx in pd.Series(chunk.symbol).groupby(chunk.symbol, sort=False).indices.items():
+                for name, idx in chunk.symbol.groupby(chunk.symbol, sort=False).indices.items():
                     groups.setdefault(str(name), []).append((chunk, idx))
         if not groups:
             raise DataValidationError(f"{self.path}: the Parquet data has no rows.")

@@ -9,11 +9,11 @@ from typing import Iterator, Sequence
 import numpy as np
 import pandas as pd
 
-from kronos.data.csv_source import SeriesItem, iter_panel
 from kronos.data.errors import DataValidationError
 from kronos.data.features import FEATURES
 from kronos.data.panel import Panel
 from kronos.data.qlib_provider import init_qlib
+from kronos.data.series import SeriesItem, iter_panel
 
 DEFAULT_PROVIDER = "~/.qlib/qlib_data/cn_data"
 PREPARE_HINT = (

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from data_pipelines.csv_to_qlib import build_provider, build_provider_from_panel, main
+from data_pipelines.csv_to_qlib import main
+from kronos.data.qlib_provider import build_provider, build_provider_from_panel
 from kronos.data.datamodule import KronosDataModule
 from kronos.data.errors import DataValidationError
 from kronos.data.qlib_source import QlibSource
@@ -90,3 +91,15 @@ def test_qlib_source_real_csi300(data_dir: Path) -> None:
     assert all(np.isfinite(v).all() for v in panel.values)
     batch = next(iter(dm.eval_dataloader("test")))
     assert batch["x"].shape == (32, 35, 6) and len(batch["instrument"]) == 32
+
+
+def test_qlib_source_iter_series_in_symbol_order(provider: Path) -> None:
+    source = QlibSource(provider, market="mkt")
+    panel = source.load()
+    items = list(source.iter_series())
+    assert [s for s, *_ in items] == sorted(panel.instruments)
+    for sym, ts, values, member in items:
+        i = panel.instruments.index(sym)
+        np.testing.assert_array_equal(ts, panel.timestamps[i])
+        np.testing.assert_array_equal(values, panel.values[i])
+        np.testing.assert_array_equal(member, panel.member[i])
