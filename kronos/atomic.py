@@ -102,10 +102,11 @@ def atomic_directory(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a fresh temporary directory beside ``target``; on success it replaces ``target``.
 
     On an exception the temporary directory is removed and ``target`` is left as it was. The
-    new directory gets the umask's mode (not mkdtemp's 0700). Callers decide whether replacing
+    new directory gets the umask's mode (not mkdtemp's 0700); a symlink at ``target`` is kept and
+    its target directory replaced. Callers decide whether replacing
     an existing ``target`` is allowed; this only guarantees the swap never loses both copies.
     """
-    target = Path(target).expanduser()
+    target = _final_path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     os.chmod(tmp, _DEFAULT_DIR_MODE & ~current_umask())

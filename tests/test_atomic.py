@@ -88,3 +88,14 @@ def test_directory_swap_failure_restores_the_old_directory(tmp_path: Path, monke
             (tmp / "weights").write_text("new")
     assert (target / "weights").read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]
+
+
+def test_a_symlinked_directory_is_replaced_behind_its_link(tmp_path: Path) -> None:
+    real = tmp_path / "disk" / "provider"
+    real.mkdir(parents=True)
+    (real / "old").write_text("1")
+    link = tmp_path / "provider"
+    link.symlink_to(real, target_is_directory=True)
+    with atomic_directory(link) as tmp:
+        (tmp / "new").write_text("2")
+    assert link.is_symlink() and sorted(p.name for p in real.iterdir()) == ["new"]

@@ -244,7 +244,7 @@ def parse_timestamps(raw: pd.Series, src: str, tcol: str, rows: np.ndarray, row:
     if pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw):
         num = raw.to_numpy(dtype=np.float64)
         ymd = np.isfinite(num) & (num == np.round(num)) & (num >= 1900_01_01) & (num <= 2299_12_31)
-        if len(num) and ymd.all():
+        if ymd.all():  # also an empty chunk (every row dropped as NaN)
             stamps = pd.to_datetime(pd.Series(num.astype(np.int64).astype(str)), format="%Y%m%d", errors="coerce")
         else:
             i = int(np.flatnonzero(~ymd)[0])

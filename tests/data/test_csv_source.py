@@ -240,3 +240,10 @@ def test_sources_iter_series_in_symbol_order(tmp_path: Path) -> None:
     assert ts.dtype == np.dtype("datetime64[ns]") and values.dtype == np.float32 and values.shape == (20, 6)
     assert member is None
     np.testing.assert_array_equal(values, source.load().values[1])
+
+
+def test_all_rows_dropped_as_nan_is_the_too_few_rows_message(tmp_path: Path) -> None:
+    df = _frame(5).assign(trade_date=lambda d: pd.to_datetime(d["Date"]).dt.strftime("%Y%m%d").astype(int),
+                          Vol=np.nan).drop(columns="Date")
+    with pytest.raises(DataValidationError, match=r"has 0 rows, fewer than the 1"):
+        read_ohlcv_csv(_write(tmp_path, df), on_nan="drop")

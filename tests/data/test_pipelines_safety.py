@@ -152,3 +152,12 @@ def test_init_qlib_reinitialises_only_when_pointed_elsewhere(tmp_path: Path, mon
     init_qlib(a)
     init_qlib(b)
     assert inits == [str(a), str(b)]
+
+
+def test_hourly_provider_reads_back_through_pyqlib(tmp_path: Path) -> None:
+    from kronos.data.qlib_source import QlibSource
+
+    out = main(["--csv", str(_csv(tmp_path, freq="h")), "--out", str(tmp_path / "prov"), "--freq", "60min"])
+    panel = QlibSource(out, market="all", freq="60min").load()
+    assert panel.instruments == ["BARS"] and len(panel.timestamps[0]) == 48
+    np.testing.assert_array_equal(panel.timestamps[0], pd.date_range("2024-01-01", periods=48, freq="h").to_numpy())
