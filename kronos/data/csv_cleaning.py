@@ -23,9 +23,10 @@ import numpy as np
 import pandas as pd
 
 from kronos.atomic import atomic_path
+from kronos.data.csv_source import banner_lines
 from kronos.data.errors import DataValidationError
 from kronos.data.features import FEATURES, PRICE_COLUMNS
-from kronos.data.ohlcv import COLUMN_ALIASES, SYMBOL_ALIASES, TIME_ALIASES
+from kronos.data.ohlcv import COLUMN_ALIASES, SYMBOL_ALIASES, TIME_ALIASES, per_asset_volume_columns
 
 MAX_DUPLICATE_SHARE = 0.05  # above this share of rows, "duplicates" are a missing --symbol-column
 MASS_DROP_MIN_ROWS = 10  # ... and above this count (a few duplicates in a tiny file are just duplicates)
@@ -95,7 +96,7 @@ def clean_csv(
     if nan not in ("drop", "ffill"):
         raise DataValidationError(f"clean_csv: --nan must be 'drop' or 'ffill', got {nan!r}")
 
-    df = pd.read_csv(src, dtype=str, keep_default_na=True)
+    df = pd.read_csv(src, dtype=str, keep_default_na=True, skiprows=banner_lines(src))
     report: dict[str, object] = {"input": str(src), "rows_in": len(df)}
     tcol = _find(df.columns, time_column, TIME_ALIASES, src)
     if tcol is None:
@@ -103,7 +104,7 @@ def clean_csv(
     scol = _find(df.columns, symbol_column, SYMBOL_ALIASES, src)
     lower = {c.strip().lower(): c for c in df.columns}
     names = {**{f: f for f in FEATURES}, **COLUMN_ALIASES}
-    feat_cols = [lower[k] for k in names if k in lower]
+    feat_cols = [lower[k] for k in names if k in lower] + [lower[k] for k in per_asset_volume_columns(list(lower))]
     price_cols = [lower[k] for k in PRICE_COLUMNS if k in lower]
 
     coerced = unparseable = infinite = 0

@@ -28,6 +28,25 @@ from kronos.data.ohlcv import (  # noqa: F401  (aliases re-exported: data_pipeli
 from kronos.data.panel import Panel
 from kronos.data.series import SeriesItem, iter_panel
 
+def banner_lines(path_or_buffer: str | Path | io.IOBase) -> int:
+    """1 when the file starts with a one-field banner line before its header, else 0.
+
+    CryptoDataDownload exports (the usual source of ``Volume BTC``/``Volume USDT`` files) open with
+    their URL on a line of its own; read as the header it would hide every real column.
+    """
+    if isinstance(path_or_buffer, (str, Path)):
+        with open(path_or_buffer, "rb") as fh:
+            first = fh.readline(4096)
+    elif hasattr(path_or_buffer, "seek") and hasattr(path_or_buffer, "tell"):
+        pos = path_or_buffer.tell()
+        first = path_or_buffer.readline(4096)
+        path_or_buffer.seek(pos)
+    else:
+        return 0
+    text = first.decode("utf-8", "replace") if isinstance(first, bytes) else str(first)
+    return int(text.strip().lower().startswith(("http://", "https://", "www.")) and "," not in text)
+
+
 def read_ohlcv_csv(
     path_or_buffer: str | Path | io.IOBase,
     time_column: str | None = None,
@@ -65,7 +84,7 @@ def read_ohlcv_csv(
     if isinstance(path_or_buffer, (str, Path)) and not Path(path_or_buffer).is_file():
         raise DataValidationError(f"{src}: file not found. Check the path (data.source.path=...).")
     try:
-        df = pd.read_csv(path_or_buffer)
+        df = pd.read_csv(path_or_buffer, skiprows=banner_lines(path_or_buffer))
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
         raise DataValidationError(f"{src}: not a readable CSV file ({err}). {clean_csv_hint(src)}") from err
     df = normalize_names(df, src)

@@ -171,7 +171,8 @@ def asset_volume_columns(df: pd.DataFrame, src: str, symbol_column: str | None) 
     return renames
 
 
-def _coerce_numeric(df: pd.DataFrame, col: str, src: str, rows: np.ndarray, row: RowLabel, hint: str) -> None:
+def _coerce_numeric(df: pd.DataFrame, col: str, src: str, rows: np.ndarray, row: RowLabel, hint: str,
+                    shown: str) -> None:
     raw = df[col]
     if pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw):
         df[col] = raw.astype(np.float64)
@@ -181,7 +182,7 @@ def _coerce_numeric(df: pd.DataFrame, col: str, src: str, rows: np.ndarray, row:
     if len(bad):
         i = int(bad[0])
         raise DataValidationError(
-            f"{src}: column '{col}' holds non-numeric text {raw.iloc[i]!r} at {row(int(rows[i]))}. {hint}"
+            f"{src}: column '{shown}' holds non-numeric text {raw.iloc[i]!r} at {row(int(rows[i]))}. {hint}"
         )
     df[col] = num.astype(np.float64)
 
@@ -192,13 +193,15 @@ def _first(mask: np.ndarray) -> tuple[int, int] | None:
     return (int(hit[0][0]), int(hit[0][1])) if len(hit) else None
 
 
-def _check_values(df: pd.DataFrame, feats: list[str], src: str, rows: np.ndarray, row: RowLabel, hint: str) -> None:
+def _check_values(df: pd.DataFrame, feats: list[str], src: str, rows: np.ndarray, row: RowLabel, hint: str,
+                  shown: dict[str, str]) -> None:
+    """Refuse inf, non-positive prices, high < low and negative volume/amount (``shown``: names for messages)."""
     values = df[feats].to_numpy(dtype=np.float64)
     hit = _first(np.isinf(values))
     if hit:
         i, j = hit
         raise DataValidationError(
-            f"{src}: column '{feats[j]}' has an infinite value ({values[i, j]}) at {row(int(rows[i]))}. "
+            f"{src}: column '{shown.get(feats[j], feats[j])}' has an infinite value ({values[i, j]}) at {row(int(rows[i]))}. "
             f"Replace or drop that row. {hint}"
         )
     prices = [c for c in PRICE_COLUMNS]
@@ -224,7 +227,7 @@ def _check_values(df: pd.DataFrame, feats: list[str], src: str, rows: np.ndarray
         if hit:
             i, j = hit
             raise DataValidationError(
-                f"{src}: column '{flows[j]}' has a negative value ({f[i, j]:g}) at {row(int(rows[i]))}. "
+                f"{src}: column '{shown.get(flows[j], flows[j])}' has a negative value ({f[i, j]:g}) at {row(int(rows[i]))}. "
                 f"Fix or drop that row. {hint}"
             )
 
@@ -309,6 +312,7 @@ def standardize(
         and int64 [N] the source row of each kept row.
     """
     renames = asset_volume_columns(df, src, cols.symbol)
+    shown = {new: old for old, new in renames.items()}  # messages name the file's column ('volume btc')
     if renames:
         df = df.rename(columns=renames)
     rows = np.arange(len(df), dtype=np.int64) + row_offset
@@ -316,7 +320,7 @@ def standardize(
     df.index = pd.RangeIndex(len(df))
     feats = [c for c in FEATURES if c in df.columns]
     for c in feats:
-        _coerce_numeric(df, c, src, rows, row, hint)
+        _coerce_numeric(df, c, src, rows, row, hint, shown.get(c, c))
     if "amount" in feats and "volume" not in feats:
         # amount alone (a quote-asset volume): volume follows from it rather than being zero-filled
         df["volume"] = df["amount"] / df[list(PRICE_COLUMNS)].mean(axis=1)
@@ -327,12 +331,12 @@ def standardize(
         if on_nan == "raise":
             i, j = _first(nan_rows)
             raise DataValidationError(
-                f"{src}: column '{feats[j]}' has a missing value (NaN) at {row(int(rows[i]))} "
+                f"{src}: column '{shown.get(feats[j], feats[j])}' has a missing value (NaN) at {row(int(rows[i]))} "
                 f"({int(nan_rows.any(axis=1).sum())} such rows). {hint}"
             )
         keep = ~nan_rows.any(axis=1)
         df, rows = df.loc[keep].reset_index(drop=True), rows[keep]
-    _check_values(df, feats, src, rows, row, hint)
+    _check_values(df, feats, src, rows, row, hint, shown)
 
     out = pd.DataFrame({"timestamps": parse_timestamps(df[cols.time], src, cols.time, rows, row, hint)})
     if cols.symbol is not None:

@@ -247,3 +247,30 @@ def test_all_rows_dropped_as_nan_is_the_too_few_rows_message(tmp_path: Path) -> 
                           Vol=np.nan).drop(columns="Date")
     with pytest.raises(DataValidationError, match=r"has 0 rows, fewer than the 1"):
         read_ohlcv_csv(_write(tmp_path, df), on_nan="drop")
+
+
+CRYPTO_DATA_DOWNLOAD = """https://www.CryptoDataDownload.com
+unix,date,symbol,open,high,low,close,Volume BTC,Volume USDT,tradecount
+1704074400000,2024-01-01 02:00:00,BTC/USDT,42300.5,42400,42200,42350,12.5,529375,900
+1704070800000,2024-01-01 01:00:00,BTC/USDT,42200,42350,42100,42300.5,10,423005,800
+1704067200000,2024-01-01 00:00:00,BTC/USDT,42100,42250,42000,42200,8,337600,700
+1704063600000,2023-12-31 23:00:00,BTC/USDT,42000,42150,41900,42100,"1,000",,600
+"""
+
+
+def test_crypto_data_download_export_reads_after_clean_csv(tmp_path: Path) -> None:
+    """The banner line is skipped, the per-asset volumes recognised, the newest-first order repaired."""
+    from data_pipelines.clean_csv import clean_csv
+
+    path = tmp_path / "Binance_BTCUSDT_1h.csv"
+    path.write_text(CRYPTO_DATA_DOWNLOAD)
+    with pytest.raises(DataValidationError, match=r"column 'volume btc' holds non-numeric text '1,000' at row 3 "
+                                                  r"\(line 5 of the file\).*--symbol-column symbol"):
+        read_ohlcv_csv(path)
+    report = clean_csv(path, tmp_path / "btc.csv", verbose=False)
+    assert report["text_cells_coerced"] == 1 and report["nan_rows_dropped"] == 1  # "1,000"; the missing USDT volume
+    got = read_ohlcv_csv(tmp_path / "btc.csv")
+    assert got["symbol"].unique().tolist() == ["BTC/USDT"]
+    assert got["volume"].tolist() == [8.0, 10.0, 12.5] and got["amount"].tolist() == [337600.0, 423005.0, 529375.0]
+    with pytest.raises(DataValidationError, match=r"upload\.csv: column 'volume btc' holds non-numeric text"):
+        read_ohlcv_csv(io.BytesIO(CRYPTO_DATA_DOWNLOAD.encode()), name="upload.csv")  # a web upload: same handling
