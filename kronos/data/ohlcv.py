@@ -321,8 +321,9 @@ def standardize(
     feats = [c for c in FEATURES if c in df.columns]
     for c in feats:
         _coerce_numeric(df, c, src, rows, row, hint, shown.get(c, c))
-    if "amount" in feats and "volume" not in feats:
-        # amount alone (a quote-asset volume): volume follows from it rather than being zero-filled
+    if "amount" in shown and "volume" not in feats:
+        # a quote-asset volume alone: the base volume follows from it rather than being zero-filled (a plain
+        # `amount` column without volume keeps the reference rule: volume = amount = 0)
         df["volume"] = df["amount"] / df[list(PRICE_COLUMNS)].mean(axis=1)
         feats = [c for c in FEATURES if c in df.columns]
 

@@ -274,3 +274,9 @@ def test_crypto_data_download_export_reads_after_clean_csv(tmp_path: Path) -> No
     assert got["volume"].tolist() == [8.0, 10.0, 12.5] and got["amount"].tolist() == [337600.0, 423005.0, 529375.0]
     with pytest.raises(DataValidationError, match=r"upload\.csv: column 'volume btc' holds non-numeric text"):
         read_ohlcv_csv(io.BytesIO(CRYPTO_DATA_DOWNLOAD.encode()), name="upload.csv")  # a web upload: same handling
+
+
+def test_plain_amount_without_volume_keeps_the_reference_rule() -> None:
+    csv = "timestamps,open,high,low,close,amount\n2024-01-01,1,2,0.5,1.5,300\n2024-01-02,1.5,2,1,1.8,200\n"
+    df = read_ohlcv_csv(io.StringIO(csv), name="upload.csv")
+    assert (df["volume"] == 0).all() and (df["amount"] == 0).all()  # KRONOS_SPEC: missing volume -> both 0
