@@ -125,8 +125,12 @@ def detect_frequency(stamps: list[np.ndarray]) -> str:
     return f"{max(int(minutes), 1)}min"
 
 
-def check_frequency(freq: str, stamps: list[np.ndarray], origin: str = "data") -> str:
-    """Refuse a calendar frequency that does not match the data; return the Qlib unit of ``freq``.
+def check_frequency(freq: str, stamps: list[np.ndarray], origin: str = "data") -> tuple[str, str]:
+    """Refuse a calendar frequency that does not match the data.
+
+    Returns:
+        (unit, name): Qlib's unit of ``freq`` ("day", "min", ...) and the name its files take:
+        "day" for 1d/d/day, "<N>min" for minutes (what ``D.calendar(freq=...)`` looks up), else ``freq``.
 
     Raises:
         DataValidationError: ``freq`` is not a Qlib frequency, or the data's frequency differs
@@ -150,7 +154,11 @@ def check_frequency(freq: str, stamps: list[np.ndarray], origin: str = "data") -
             f"{origin}: the data's bars are {'daily (dates without times)' if found == 'day' else found + ' apart'}, "
             f"but the calendar frequency is {freq!r}; that calendar would be corrupt. Use --freq {found}."
         )
-    return unit
+    if unit == Freq.NORM_FREQ_MINUTE:
+        name = f"{count}{unit}"
+    else:
+        name = "day" if unit == Freq.NORM_FREQ_DAY and count == 1 else freq
+    return unit, name
 
 
 def _format_stamps(stamps: pd.DatetimeIndex, freq_unit: str) -> list[str]:
@@ -222,7 +230,7 @@ def build_provider(
         if sym in prepared:
             raise DataValidationError(f"symbols {name!r} and another both map to Qlib symbol {sym!r}; rename one.")
         prepared[sym] = _prepare(str(name), df)
-    unit = check_frequency(freq, [d.index.to_numpy() for d in prepared.values()], origin=f"provider {out_dir}")
+    unit, freq = check_frequency(freq, [d.index.to_numpy() for d in prepared.values()], origin=f"provider {out_dir}")
     calendar = pd.DatetimeIndex(np.unique(np.concatenate([d.index.to_numpy() for d in prepared.values()])))
     pos = pd.Series(np.arange(len(calendar)), index=calendar)
 

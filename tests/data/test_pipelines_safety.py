@@ -99,9 +99,13 @@ def test_calendar_frequency_must_match_the_data(tmp_path: Path, bars: str, wrong
     assert len(lines) == len(set(lines)) == 48
 
 
-def test_unknown_frequency_is_refused(tmp_path: Path) -> None:
+def test_unknown_frequency_is_refused_and_spellings_are_canonical(tmp_path: Path) -> None:
     with pytest.raises(DataValidationError, match=r"--freq 'hourly' is not a Qlib frequency"):
         main(["--csv", str(_csv(tmp_path)), "--out", str(tmp_path / "p"), "--freq", "hourly"])
+    out = main(["--csv", str(_csv(tmp_path)), "--out", str(tmp_path / "p"), "--freq", "1d"])
+    assert (out / "calendars" / "day.txt").is_file()  # the name Qlib's D.calendar(freq="day") reads
+    out = main(["--csv", str(_csv(tmp_path, freq="h")), "--out", str(tmp_path / "h"), "--freq", "60minute"])
+    assert (out / "calendars" / "60min.txt").is_file()
 
 
 def test_detect_frequency_ignores_gaps() -> None:
