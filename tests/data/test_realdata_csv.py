@@ -43,3 +43,38 @@ def test_crypto_hourly_folder(data_dir: Path, tmp_path: Path) -> None:
     dm = KronosDataModule(CSVSource(tmp_path / "ETHUSDT.csv"), lookback=48, horizon=12, batch_size=16)
     stamp = next(iter(dm.train_dataloader()))["stamp"]
     assert stamp[..., 1].max() > 0  # hourly data: the hour field varies
+
+
+def test_hourly_crypto_provider_needs_its_frequency(data_dir: Path, tmp_path: Path) -> None:
+    """Issue 11: BTCUSDT hourly under the default --freq day wrote 33,412 date-only calendar lines, 1,393 unique."""
+    from data_pipelines.csv_to_qlib import main
+
+    csv = data_dir / "crypto_binance_1h" / "BTCUSDT_1h_clean.csv"
+    with pytest.raises(DataValidationError, match=r"bars are 60min apart, but the calendar frequency is 'day'.*"
+                                                  r"Use --freq 60min"):
+        main(["--csv", str(csv), "--out", str(tmp_path / "btc")])
+    assert not (tmp_path / "btc").exists()
+    out = main(["--csv", str(csv), "--out", str(tmp_path / "btc"), "--freq", "60min"])
+    lines = (out / "calendars" / "60min.txt").read_text().splitlines()
+    assert len(lines) == len(set(lines)) == 33_412
+
+
+def test_csi300_parquet_matches_csv(data_dir: Path, tmp_path: Path) -> None:
+    """The same market as Parquet (small row groups) gives the CSV source's panel, streamed or loaded."""
+    import pandas as pd
+
+    from kronos.data.parquet_source import ParquetSource
+
+    csv = data_dir / "cn_csi300_daily_csv" / "csi300_members_daily_2023_2026.csv"
+    expected = CSVSource(csv, on_nan="drop").load()
+    df = pd.read_csv(csv).sort_values(["symbol", "date"], kind="stable")
+    df.to_parquet(tmp_path / "csi300.parquet", row_group_size=50_000, index=False)
+    source = ParquetSource(tmp_path / "csi300.parquet", on_nan="drop", batch_rows=30_000)
+    streamed = {sym: (ts, v, m) for sym, ts, v, m in source.iter_series()}
+    assert sorted(streamed) == sorted(expected.instruments) and len(streamed) == 360
+    for i, sym in enumerate(expected.instruments):
+        ts, v, m = streamed[sym]
+        np.testing.assert_array_equal(ts, expected.timestamps[i])
+        np.testing.assert_array_equal(v, expected.values[i])
+        np.testing.assert_array_equal(m, expected.member[i])
+    assert source.load().n_rows == expected.n_rows == 289_159 - 300
