@@ -29,7 +29,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
     ap.add_argument("--time-column", default=None)
     ap.add_argument("--symbol-column", default=None, help="the symbol column of a long multi-symbol file")
     ap.add_argument("--allow-mass-drop", action="store_true",
-                    help=f"allow dropping more than {MAX_DUPLICATE_SHARE:.0%} of the rows as duplicated timestamps")
+                    help=f"allow dropping more than {MAX_DUPLICATE_SHARE * 100:.0f}%% of the rows as duplicated timestamps")
     args = ap.parse_args(argv)
     return clean_csv(args.input, args.out, args.nan, args.in_place, args.time_column, args.symbol_column,
                      allow_mass_drop=args.allow_mass_drop)

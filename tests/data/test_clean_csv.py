@@ -141,3 +141,12 @@ def test_in_place_keeps_the_mode_and_new_files_follow_the_umask(messy: Path, tmp
     finally:
         os.umask(old)
     assert stat.S_IMODE(out.stat().st_mode) == 0o640  # 0666 & ~0027; mkstemp alone gave 0600
+
+
+@pytest.mark.parametrize("module", ["clean_csv", "csv_to_qlib", "download_qlib"])
+def test_cli_help(module: str, capsys: pytest.CaptureFixture) -> None:
+    import importlib
+
+    with pytest.raises(SystemExit) as exit_:
+        importlib.import_module(f"data_pipelines.{module}").main(["--help"])
+    assert exit_.value.code == 0 and f"python -m data_pipelines.{module}" in capsys.readouterr().out
