@@ -16,10 +16,13 @@ GluonTS / Chronos / AutoGluon benchmark code:
   CRPS is its absolute error.
 * **Weighted quantile loss** (GluonTS ``mean_wQuantileLoss``, Chronos' WQL): for each level q,
   ``2 * sum pinball_q / sum |y|``; the mean over the levels.
-* **Central interval** at level a: between the empirical ``(1 - a) / 2`` and ``(1 + a) / 2``
-  quantiles of the samples (linear interpolation); covered when ``lo <= y <= hi``.
 * **PIT**: the randomised rank of y among the samples, ``(#{x_i < y} + U * (#{x_i == y} + 1)) / (S + 1)``,
-  uniform on (0, 1) for a calibrated forecast whatever S is.
+  exactly uniform on (0, 1) for a calibrated forecast whatever S is.
+* **Central interval coverage** at level a: ``(1 - a) / 2 <= PIT <= (1 + a) / 2``, i.e. y lies in the
+  central a-interval of the forecast distribution as resolved by its S samples. This is exactly a
+  in expectation for a calibrated forecast at any S. The naive alternative (y between the empirical
+  ``(1 - a) / 2`` and ``(1 + a) / 2`` sample quantiles) under-covers by construction with few
+  samples: a perfectly calibrated forecast with 20 samples scores 0.45 / 0.73 / 0.82 at 50 / 80 / 90 %.
 """
 
 from __future__ import annotations
@@ -90,19 +93,6 @@ def weighted_quantile_loss(quantile_pred: np.ndarray, y: np.ndarray, levels: Seq
     return float(np.mean(losses))
 
 
-def central_interval(samples: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
-    """(lo, hi) of the central ``level`` interval of samples [..., S] -> two [...] arrays."""
-    lo, hi = np.moveaxis(sample_quantiles(samples, [(1.0 - level) / 2.0, (1.0 + level) / 2.0]), -1, 0)
-    return lo, hi
-
-
-def interval_covered(samples: np.ndarray, y: np.ndarray, level: float) -> np.ndarray:
-    """Whether y lies in the central ``level`` interval of the samples: [..., S], [...] -> bool [...]."""
-    lo, hi = central_interval(samples, level)
-    y = np.asarray(y, dtype=np.float64)
-    return (lo <= y) & (y <= hi)
-
-
 def pit_values(samples: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Randomised probability integral transform: samples [..., S], y [...] -> [...] in (0, 1)."""
     x = np.asarray(samples, dtype=np.float64)
@@ -111,6 +101,12 @@ def pit_values(samples: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> 
     ties = (x == y).sum(axis=-1)
     u = rng.random(below.shape)
     return (below + u * (ties + 1)) / (x.shape[-1] + 1)
+
+
+def pit_covered(pit: np.ndarray, level: float) -> np.ndarray:
+    """Whether the realised value lies in the central ``level`` interval: PIT [...] -> bool [...]."""
+    pit = np.asarray(pit, dtype=np.float64)
+    return (pit >= (1.0 - level) / 2.0) & (pit <= (1.0 + level) / 2.0)
 
 
 def pit_histogram(pit: np.ndarray, bins: int) -> list[float]:

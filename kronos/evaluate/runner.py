@@ -36,8 +36,10 @@ DEFINITIONS = {
     "direction_accuracy": "share of steps where sign(point - last close) equals sign(realised - last close); steps "
                           "with no predicted direction (point = last close, e.g. naive) or a flat realised close are "
                           "left out, so naive reports null; compare with 0.5",
-    "coverage": "share of realised closes inside the central 50/80/90 % interval of the sample paths (empirical "
-                "quantiles); null for one-path forecasts, which have no interval",
+    "coverage": "share of realised closes inside the central 50/80/90 % interval of the forecast distribution, "
+                "read from the randomised PIT ((1-a)/2 <= PIT <= (1+a)/2): nominal in expectation for a calibrated "
+                "forecast at any sample count (empirical sample-quantile intervals under-cover with few samples); "
+                "null for one-path forecasts, which have no interval",
     "pit_histogram": "fractions of the randomised PIT in equal bins of (0, 1); flat = calibrated, U = too narrow, "
                      "hump = too wide",
     "relative_mase": "geometric mean over series of mean MASE / mean MASE of naive on the same origins "

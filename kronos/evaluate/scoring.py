@@ -67,6 +67,7 @@ def score_paths(paths: np.ndarray, hist_close: np.ndarray, future_close: np.ndar
     abs_err = np.abs(point - future_close)
     crps = m.crps_from_samples(samples_last, future_close)
     probabilistic = paths.shape[1] > 1
+    pit = m.pit_values(samples_last, future_close, rng) if probabilistic else None
     return Scores(
         samples=paths.shape[1],
         point=point,
@@ -75,9 +76,8 @@ def score_paths(paths: np.ndarray, hist_close: np.ndarray, future_close: np.ndar
         crps=crps,
         scaled_crps=crps / scale,
         quantiles=m.sample_quantiles(samples_last, quantile_levels),
-        covered={lv: m.interval_covered(samples_last, future_close, lv) for lv in coverage_levels}
-        if probabilistic else None,
-        pit=m.pit_values(samples_last, future_close, rng) if probabilistic else None,
+        covered={lv: m.pit_covered(pit, lv) for lv in coverage_levels} if pit is not None else None,
+        pit=pit,
         direction=m.direction_hits(point, hist_close[:, -1], future_close),
     )
 
