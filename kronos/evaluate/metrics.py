@@ -134,6 +134,27 @@ def direction_hits(point: np.ndarray, last: np.ndarray, y: np.ndarray) -> np.nda
     return np.where((pred == 0) | (real == 0) | ~np.isfinite(pred) | ~np.isfinite(real), np.nan, hits)
 
 
+def direction_t_by_date(hits: np.ndarray, dates: np.ndarray) -> float:
+    """t-statistic of direction accuracy against 0.5, clustered by decision date.
+
+    hits [N, H] (1 / 0 / NaN), dates [N]. Moves on one date are shared across series (the market),
+    so the hit rate is averaged per date first and the t-test runs over dates:
+    ``mean(r_d - 0.5) / (sd(r_d) / sqrt(D))``. NaN with fewer than 2 dates or no spread.
+    """
+    hits = np.asarray(hits, dtype=np.float64)
+    dates = np.asarray(dates)
+    rates = []
+    for d in np.unique(dates):
+        v = hits[dates == d]
+        v = v[np.isfinite(v)]
+        if v.size:
+            rates.append(v.mean())
+    r = np.asarray(rates)
+    if r.size < 2 or r.std(ddof=1) == 0:
+        return float("nan")
+    return float((r.mean() - 0.5) / (r.std(ddof=1) / np.sqrt(r.size)))
+
+
 def nanmean(values: np.ndarray) -> float:
     """Mean of the finite values (NaN when there are none), without numpy's empty-slice warning."""
     v = np.asarray(values, dtype=np.float64)

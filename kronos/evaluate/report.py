@@ -108,7 +108,8 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-_COLUMNS = ("mae", "mase", "relative_mase", "crps", "scaled_crps", "relative_crps", "wql", "direction_accuracy")
+_COLUMNS = ("mae", "mase", "relative_mase", "crps", "scaled_crps", "relative_crps", "wql", "direction_accuracy",
+            "direction_t")
 
 
 def model_rows(models: Mapping[str, Any], relative: bool = True) -> tuple[list[str], list[list[Any]]]:

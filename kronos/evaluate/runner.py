@@ -35,7 +35,9 @@ DEFINITIONS = {
     "wql": "weighted quantile loss, mean over the quantile levels of 2 sum pinball_q / sum |y| (GluonTS/Chronos)",
     "direction_accuracy": "share of steps where sign(point - last close) equals sign(realised - last close); steps "
                           "with no predicted direction (point = last close, e.g. naive) or a flat realised close are "
-                          "left out, so naive reports null; compare with 0.5",
+                          "left out, so naive reports null; compare with 0.5. direction_t: t-statistic of the "
+                          "per-date hit rate against 0.5 over decision dates (moves on one date are shared by "
+                          "all series, so series are not independent draws)",
     "coverage": "share of realised closes inside the central 50/80/90 % interval of the forecast distribution, "
                 "read from the randomised PIT ((1-a)/2 <= PIT <= (1+a)/2): nominal in expectation for a calibrated "
                 "forecast at any sample count (empirical sample-quantile intervals under-cover with few samples); "
@@ -182,7 +184,7 @@ def run_evaluate(models: Sequence[ModelForecaster], datamodule: Any, settings: E
     table: dict[str, Any] = {}
     for name, sc in scores.items():
         summary = summarise(sc, origins.future_close, every, coverage_levels=levels, quantile_levels=qlevels,
-                            pit_bins=settings.pit_bins)
+                            pit_bins=settings.pit_bins, dates=origins.datetime)
         mine = per_origin(sc)
         summary["relative_mase"] = m.geometric_mean_ratio(mine["mase"], naive_origin["mase"], series)
         summary["relative_crps"] = m.geometric_mean_ratio(mine["scaled_crps"], naive_origin["scaled_crps"], series)
@@ -196,7 +198,7 @@ def run_evaluate(models: Sequence[ModelForecaster], datamodule: Any, settings: E
             rows = np.flatnonzero(groups == g)
             group_tables[g] = {"origins": int(len(rows)), "series": int(len(set(series[rows]))), "models": {
                 name: summarise(sc, origins.future_close, rows, coverage_levels=levels, quantile_levels=qlevels,
-                                pit_bins=settings.pit_bins, per_horizon=False)
+                                pit_bins=settings.pit_bins, dates=origins.datetime, per_horizon=False)
                 for name, sc in scores.items()}}
 
     dates = pd.to_datetime(origins.datetime, unit="ns")

@@ -89,13 +89,14 @@ def _level_key(level: float) -> str:
 
 def summarise(scores: Scores, future_close: np.ndarray, rows: np.ndarray | slice, *,
               coverage_levels: Sequence[float], quantile_levels: Sequence[float], pit_bins: int,
-              per_horizon: bool = True) -> dict[str, Any]:
+              dates: np.ndarray | None = None, per_horizon: bool = True) -> dict[str, Any]:
     """The metrics of one forecaster over the origins ``rows``.
 
     Returns:
         ``mae``, ``mase``, ``crps``, ``scaled_crps``, ``wql``, ``direction_accuracy`` (NaN when no
         step has a direction), ``direction_n`` (steps with a direction), ``coverage`` keyed
-        ``"0.5"`` etc. (None for one-path forecasts), ``pit_histogram`` (None likewise), ``samples``;
+        ``"0.5"`` etc. (None for one-path forecasts), ``direction_t`` (t-statistic against 0.5 over
+        decision dates, from ``dates`` [N] of all origins; NaN without them), ``pit_histogram`` (None likewise), ``samples``;
         with ``per_horizon`` also ``per_horizon`` lists over steps 1..H.
     """
     y = future_close[rows]
@@ -109,6 +110,8 @@ def summarise(scores: Scores, future_close: np.ndarray, rows: np.ndarray | slice
                                         quantile_levels),
         "direction_accuracy": m.nanmean(direction),
         "direction_n": int(np.isfinite(direction).sum()),
+        "direction_t": (m.direction_t_by_date(direction, np.asarray(dates)[rows]) if dates is not None
+                        else float("nan")),
         "coverage": ({_level_key(lv): m.nanmean(scores.covered[lv][rows]) for lv in coverage_levels}
                      if scores.covered is not None else {_level_key(lv): None for lv in coverage_levels}),
         "pit_histogram": m.pit_histogram(scores.pit[rows], pit_bins) if scores.pit is not None else None,

@@ -136,3 +136,11 @@ def test_coverage_of_a_calibrated_forecast_is_nominal_even_with_few_samples() ->
     summary = _score(paths, hist, future)
     for key in ("0.5", "0.8", "0.9"):
         assert summary["coverage"][key] == pytest.approx(float(key), abs=0.015), key
+
+
+def test_direction_t_is_clustered_by_date() -> None:
+    # per-date hit rates 1, 0.5, 1 -> mean 0.8333, sd 0.2887 over 3 dates -> t = 0.3333 / (0.2887 / sqrt 3) = 2
+    hits = np.array([[1.0], [1.0], [1.0], [0.0], [1.0], [np.nan]])
+    dates = np.array([1, 1, 2, 2, 3, 3])
+    assert m.direction_t_by_date(hits, dates) == pytest.approx(2.0)
+    assert math.isnan(m.direction_t_by_date(hits[:2], dates[:2]))     # one date: no test
