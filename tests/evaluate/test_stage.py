@@ -17,7 +17,7 @@ FORECASTERS = ("kronos", "naive", "drift", "hist_vol")
 def test_evaluate_stage_writes_the_contract(evaluate_cfg, tiny_pair, tmp_path: Path) -> None:
     tok, pred = tiny_pair
     cfg = evaluate_cfg(f"weights.tokenizer={tok}", f"weights.predictor={pred}",
-                       f"+evaluate.models=[{{name: zero_shot, tokenizer: '{tok}', predictor: '{pred}', "
+                       f"evaluate.models=[{{name: zero_shot, tokenizer: '{tok}', predictor: '{pred}', "
                        f"data_end: '2100-01-01'}}]")
     result = train(cfg)
     out = tmp_path / "outputs" / "t" / "evaluate"
@@ -61,9 +61,23 @@ def test_evaluate_without_any_pair_is_a_clear_error(evaluate_cfg) -> None:
 
 def test_evaluate_models_alone_when_the_experiment_has_no_export(evaluate_cfg, tiny_pair, tmp_path: Path) -> None:
     tok, pred = tiny_pair
-    cfg = evaluate_cfg(f"+evaluate.models=[{{name: other, tokenizer: '{tok}', predictor: '{pred}'}}]",
+    cfg = evaluate_cfg(f"evaluate.models=[{{name: other, tokenizer: '{tok}', predictor: '{pred}'}}]",
                        "evaluate.baselines=[naive]")
     metrics = train(cfg)["evaluate"]
     assert set(metrics["models"]) == {"other", "naive"}
     assert metrics["weights"] == {"tokenizer": None, "predictor": None}
     assert metrics["warnings"] == []
+
+
+def test_cli_without_weights_exits_with_one_message(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "kronos.train", "stage=evaluate", "name=nothing", f"output_root={tmp_path}",
+         "data.source.n_instruments=2", "data.source.n_steps=120", "data.lookback=16", "data.horizon=2"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "error: no tokenizer for experiment 'nothing'" in proc.stderr
+    assert "Traceback" not in proc.stderr
