@@ -86,19 +86,29 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         elif stage == "backtest":
             if is_zero:  # forecasts and reports are written by rank zero alone
                 result["backtest"] = backtest_stage(scfg, datamodule, produced)
+        elif stage == "evaluate":
+            if is_zero:
+                from kronos.experiment import Experiment
+                from kronos.stages.evaluate import evaluate_stage
+
+                result["evaluate"] = evaluate_stage(scfg, datamodule, Experiment.from_config(scfg), produced)
         else:
-            raise ValueError(f"unknown stage {stage!r}: expected tokenizer, predictor or backtest")
+            raise ValueError(f"unknown stage {stage!r}: expected tokenizer, predictor, backtest or evaluate")
     return result
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     """Errors that mean bad input or a missing prerequisite: shown as one message, no traceback."""
     from kronos.data.errors import DataValidationError
+    from kronos.evaluate.settings import EvaluateConfigError
+    from kronos.experiment import WeightsNotFoundError
+    from kronos.inference.validation import ForecastInputError
     from kronos.lightning.base import NonFiniteLossError
     from kronos.lightning.stages import StageInputError
     from kronos.models.hub import CheckpointError
 
-    return (DataValidationError, StageInputError, CheckpointError, NonFiniteLossError)
+    return (DataValidationError, StageInputError, CheckpointError, NonFiniteLossError, WeightsNotFoundError,
+            EvaluateConfigError, ForecastInputError)
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
@@ -112,7 +122,7 @@ def hydra_main(cfg: DictConfig) -> float | None:
     except _user_errors() as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
-    log.info("done: %s", {k: v for k, v in result.items() if k != "backtest"})
+    log.info("done: %s", {k: v for k, v in result.items() if k not in ("backtest", "evaluate")})
     metric = cfg.get("optimized_metric")
     return result.get(metric) if metric else None
 

@@ -1,0 +1,63 @@
+"""Baseline forecasts of the close from the lookback closes alone (names are config values).
+
+* ``naive``: the last close carried forward (one deterministic path).
+* ``drift``: the random walk with drift's point forecast, ``c_L + h (c_L - c_1) / (L - 1)``: the
+  lookback's average one-step change continued (one deterministic path).
+* ``hist_vol``: a log-normal random walk with the lookback's volatility and no drift,
+  ``c_L exp(sigma * (Z_1 + ... + Z_h))`` with ``sigma`` the sample std of the lookback's log returns;
+  its median is the last close, so it is the naive forecast with honest uncertainty around it.
+  It draws as many paths as the models, so sample-size effects on interval metrics are shared.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+BASELINES = ("naive", "drift", "hist_vol")
+
+
+def naive_paths(hist_close: np.ndarray, horizon: int, samples: int, rng: np.random.Generator) -> np.ndarray:
+    """hist_close [N, L] -> [N, 1, H]: the last close at every step."""
+    last = np.asarray(hist_close, dtype=np.float64)[:, -1]
+    return np.repeat(last[:, None, None], horizon, axis=2)
+
+
+def drift_paths(hist_close: np.ndarray, horizon: int, samples: int, rng: np.random.Generator) -> np.ndarray:
+    """hist_close [N, L] -> [N, 1, H]: ``c_L + h (c_L - c_1) / (L - 1)`` for h = 1..H."""
+    hist = np.asarray(hist_close, dtype=np.float64)
+    if hist.shape[1] < 2:
+        raise ValueError("the drift baseline needs a lookback of at least 2 rows")
+    slope = (hist[:, -1] - hist[:, 0]) / (hist.shape[1] - 1)
+    steps = np.arange(1, horizon + 1, dtype=np.float64)
+    return (hist[:, -1, None] + slope[:, None] * steps[None, :])[:, None, :]
+
+
+def hist_vol_paths(hist_close: np.ndarray, horizon: int, samples: int, rng: np.random.Generator) -> np.ndarray:
+    """hist_close [N, L] (positive) -> [N, S, H] log-normal random-walk paths, zero log drift."""
+    hist = np.asarray(hist_close, dtype=np.float64)
+    if hist.shape[1] < 3:
+        raise ValueError("the hist_vol baseline needs a lookback of at least 3 rows")
+    log_ret = np.diff(np.log(hist), axis=1)
+    sigma = log_ret.std(axis=1, ddof=1)
+    shocks = rng.standard_normal((hist.shape[0], samples, horizon)) * sigma[:, None, None]
+    return hist[:, -1, None, None] * np.exp(np.cumsum(shocks, axis=2))
+
+
+BaselineFn = Callable[[np.ndarray, int, int, np.random.Generator], np.ndarray]
+BASELINE_FUNCTIONS: dict[str, BaselineFn] = {
+    "naive": naive_paths,
+    "drift": drift_paths,
+    "hist_vol": hist_vol_paths,
+}
+
+
+def baseline_paths(name: str, hist_close: np.ndarray, horizon: int, samples: int,
+                   rng: np.random.Generator) -> np.ndarray:
+    """Close paths [N, S', H] of baseline ``name`` (S' = 1 for the deterministic ones)."""
+    try:
+        fn = BASELINE_FUNCTIONS[name]
+    except KeyError:
+        raise ValueError(f"evaluate.baselines: unknown baseline {name!r}; choose from {list(BASELINES)}") from None
+    return fn(hist_close, horizon, samples, rng)

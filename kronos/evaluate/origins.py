@@ -1,0 +1,184 @@
+"""Rolling forecast origins of one split: the windows every model and baseline is scored on.
+
+An origin is one (decision date, series) window of the datamodule's evaluation batches: the L
+lookback rows are the history, the next H rows the realised future. Origins are chosen once and
+shared by every forecaster, so all rows of the report are measured on exactly the same windows.
+
+Stride rule: the split's distinct decision dates are sorted and every ``stride``-th one is kept,
+starting from the first; every series with a window at a kept date contributes an origin there
+(so series stay aligned in time and a stride of H gives non-overlapping forecast windows).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+
+from kronos.data.errors import DataValidationError
+
+
+@dataclass
+class Origins:
+    """The selected origins, as contiguous arrays (N origins, L lookback, H horizon, F features).
+
+    Attributes:
+        x_hist: float32 [N, L, F] lookback normalised with lookback-only statistics.
+        x_stamp: int64 [N, L, 5] and y_stamp: int64 [N, H, 5] calendar fields.
+        mean, std: float32 [N, F] the lookback statistics (to de-normalise forecasts).
+        hist_close: float64 [N, L] raw lookback closes; future_close: float64 [N, H] realised closes.
+        instrument: object [N] series names; datetime: int64 [N] decision time (ns).
+        skipped: origins dropped at the kept dates, by reason.
+    """
+
+    x_hist: np.ndarray
+    x_stamp: np.ndarray
+    y_stamp: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+    hist_close: np.ndarray
+    future_close: np.ndarray
+    instrument: np.ndarray
+    datetime: np.ndarray
+    skipped: dict[str, int] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.instrument)
+
+    @property
+    def lookback(self) -> int:
+        return self.x_hist.shape[1]
+
+    @property
+    def horizon(self) -> int:
+        return self.future_close.shape[1]
+
+    @property
+    def last_close(self) -> np.ndarray:
+        """float64 [N] the close at each decision time."""
+        return self.hist_close[:, -1]
+
+    def chunks(self, size: int) -> Iterator[slice]:
+        """Consecutive slices of at most ``size`` origins."""
+        for start in range(0, len(self), size):
+            yield slice(start, min(start + size, len(self)))
+
+
+def _np(value: Any) -> np.ndarray:
+    return value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
+
+
+def split_batch(batch: dict[str, Any], lookback: int, horizon: int) -> dict[str, np.ndarray]:
+    """History and future of an evaluation batch, for either batch layout.
+
+    Layouts: ``x``/``stamp``/``close`` covering L + H rows (future rows may be NaN where the data
+    ends), or ``x``/``stamp`` covering the lookback with a separate ``y_stamp`` [B, H, 5] (and the
+    future closes either in ``close`` [B, L + H] or a separate ``y_close`` [B, H]).
+
+    Returns:
+        x_hist [B, L, F], x_stamp [B, L, 5], y_stamp [B, H, 5], hist_close [B, L], future_close [B, H].
+
+    Raises:
+        ValueError: the batch lacks the future calendar or closes (names the keys found).
+    """
+    x, stamp, close = _np(batch["x"]), _np(batch["stamp"]), _np(batch["close"]).astype(np.float64)
+    L, H = lookback, horizon
+    if "y_stamp" in batch:
+        y_stamp = _np(batch["y_stamp"])[:, :H]
+    elif stamp.shape[1] >= L + H:
+        y_stamp = stamp[:, L:L + H]
+    else:
+        raise ValueError(f"evaluation batch has stamp of {stamp.shape[1]} rows and no y_stamp: cannot place a "
+                         f"horizon of {H} after a lookback of {L} (keys: {sorted(batch)})")
+    if "y_close" in batch:
+        future = _np(batch["y_close"]).astype(np.float64)[:, :H]
+    elif close.shape[1] >= L + H:
+        future = close[:, L:L + H]
+    else:
+        raise ValueError(f"evaluation batch has close of {close.shape[1]} rows and no y_close: the realised "
+                         f"future of {H} rows is missing (keys: {sorted(batch)})")
+    if y_stamp.shape[1] < H or future.shape[1] < H:
+        raise ValueError(f"evaluation batch holds {y_stamp.shape[1]} future stamps and {future.shape[1]} future "
+                         f"closes; the horizon is {H}")
+    return {
+        "x_hist": x[:, :L].astype(np.float32),
+        "x_stamp": stamp[:, :L].astype(np.int64),
+        "y_stamp": y_stamp.astype(np.int64),
+        "hist_close": close[:, :L],
+        "future_close": future,
+    }
+
+
+def kept_dates(datamodule: Any, split: str, stride: int, batch_size: int) -> np.ndarray:
+    """Every ``stride``-th distinct decision time (int64 ns) of ``split``, from the first."""
+    dates = [_np(b["datetime"]).astype(np.int64) for b in datamodule.eval_dataloader(split, batch_size=batch_size)]
+    if not dates:
+        return np.zeros(0, np.int64)
+    return np.unique(np.concatenate(dates))[::stride]
+
+
+def collect_origins(datamodule: Any, split: str, stride: int, batch_size: int) -> Origins:
+    """The rolling origins of ``split`` (see the module docstring for the stride rule).
+
+    Origins are skipped (counted in ``skipped``) when the realised future is incomplete
+    (``incomplete_future``: non-finite closes beyond the data) or the lookback closes are not all
+    finite and positive (``bad_lookback``: the log-normal baseline and MASE need them).
+
+    Raises:
+        DataValidationError: no origin is left (names the split and what to change).
+    """
+    L, H = int(datamodule.lookback), int(datamodule.horizon)
+    keep_at = kept_dates(datamodule, split, stride, batch_size)
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("x_hist", "x_stamp", "y_stamp", "hist_close",
+                                                           "future_close", "mean", "std", "instrument", "datetime")}
+    skipped = {"incomplete_future": 0, "bad_lookback": 0}
+    for batch in datamodule.eval_dataloader(split, batch_size=batch_size):
+        when = _np(batch["datetime"]).astype(np.int64)
+        at = np.isin(when, keep_at)
+        if not at.any():
+            continue
+        arrays = split_batch(batch, L, H)
+        complete = np.isfinite(arrays["future_close"]).all(axis=1)
+        hist = arrays["hist_close"]
+        sane = np.isfinite(hist).all(axis=1) & (hist > 0).all(axis=1)
+        skipped["incomplete_future"] += int((at & ~complete).sum())
+        skipped["bad_lookback"] += int((at & complete & ~sane).sum())
+        keep = at & complete & sane
+        for key, value in arrays.items():
+            parts[key].append(value[keep])
+        parts["mean"].append(_np(batch["mean"]).astype(np.float32)[keep])
+        parts["std"].append(_np(batch["std"]).astype(np.float32)[keep])
+        parts["instrument"].append(np.asarray(list(batch["instrument"]), dtype=object)[keep])
+        parts["datetime"].append(when[keep])
+    total = sum(len(p) for p in parts["datetime"])
+    if total == 0:
+        raise DataValidationError(
+            f"split {split!r} has no complete evaluation origin (kept dates: {len(keep_at)}, skipped: {skipped}): "
+            "lengthen the split, lower evaluate.stride or shorten data.lookback/horizon"
+        )
+    joined = {k: np.concatenate(v) for k, v in parts.items()}
+    order = np.lexsort((joined["instrument"].astype(str), joined["datetime"]))
+    return Origins(**{k: v[order] for k, v in joined.items()}, skipped=skipped)
+
+
+_PREFIX = re.compile(r"^([A-Za-z]{2})\d+$")            # SH600000, SZ000001, BJ430047
+_SUFFIX = re.compile(r"^[0-9A-Za-z]+\.([A-Za-z]{1,4})$")  # 600000.SH, AAPL.O
+_QUALIFIED = re.compile(r"^([A-Za-z]+)[:/]")           # NASDAQ:AAPL, binance/BTCUSDT
+
+
+def exchange_group(instrument: str) -> str:
+    """The market a series belongs to, read from its name (``evaluate.group_by: exchange``).
+
+    Rule: a two-letter prefix before digits (``SH600000`` -> SH), an exchange suffix after a dot
+    (``600000.SH`` -> SH), or a qualifier before ``:`` or ``/`` (``NASDAQ:AAPL`` -> NASDAQ),
+    upper-cased; any other name is in group ``other``.
+    """
+    name = str(instrument)
+    for pattern in (_PREFIX, _SUFFIX, _QUALIFIED):
+        match = pattern.match(name)
+        if match:
+            return match.group(1).upper()
+    return "other"

@@ -1,0 +1,177 @@
+"""The evaluate report: metrics.json, origins.csv, PNG plots and one self-contained report.html.
+
+Everything is built in a temporary directory that replaces ``out_dir`` only once complete, so a
+crash leaves the previous report (or none), never half of one.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from kronos.atomic import atomic_directory  # noqa: E402
+
+FIGURES = ("error_by_horizon", "coverage", "pit")
+PER_ORIGIN_CSV = "origins.csv"
+
+
+def _steps(metrics: Mapping[str, Any]) -> np.ndarray:
+    return np.arange(1, int(metrics["horizon"]) + 1)
+
+
+def _nan(values: Any) -> np.ndarray:
+    return np.array([np.nan if v is None else v for v in values], dtype=float)
+
+
+def _plot_error_by_horizon(metrics: Mapping[str, Any], path: Path) -> None:
+    """MASE and scaled CRPS of every forecaster per horizon step."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    steps = _steps(metrics)
+    for name, row in metrics["models"].items():
+        curves = row["per_horizon"]
+        axes[0].plot(steps, _nan(curves["mase"]), marker="o", label=name)
+        axes[1].plot(steps, _nan(curves["scaled_crps"]), marker="o", label=name)
+    axes[0].set(title="MASE by horizon step", xlabel="step ahead", ylabel="MASE")
+    axes[1].set(title="scaled CRPS by horizon step", xlabel="step ahead", ylabel="CRPS / naive in-sample MAE")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _probabilistic(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: row for name, row in metrics["models"].items() if row.get("pit_histogram") is not None}
+
+
+def _plot_coverage(metrics: Mapping[str, Any], path: Path) -> None:
+    """Calibration: empirical vs nominal coverage of the central intervals, and 80 % coverage by step."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    rows = _probabilistic(metrics)
+    levels = sorted(float(k) for k in next(iter(metrics["models"].values()))["coverage"])
+    axes[0].plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=0.8, label="nominal")
+    steps = _steps(metrics)
+    for name, row in rows.items():
+        axes[0].plot(levels, [row["coverage"][f"{lv:g}"] for lv in levels], marker="o", label=name)
+        by_step = (row["per_horizon"].get("coverage") or {}).get("0.8")
+        if by_step is not None:
+            axes[1].plot(steps, _nan(by_step), marker="o", label=name)
+    axes[1].axhline(0.8, color="grey", linestyle="--", linewidth=0.8, label="nominal 0.8")
+    axes[0].set(title="Central interval coverage", xlabel="nominal", ylabel="empirical", xlim=(0, 1), ylim=(0, 1))
+    axes[1].set(title="80 % interval coverage by horizon step", xlabel="step ahead", ylabel="empirical", ylim=(0, 1))
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_pit(metrics: Mapping[str, Any], path: Path) -> None:
+    """PIT histograms of the probabilistic forecasters (flat = calibrated)."""
+    rows = _probabilistic(metrics)
+    n = max(len(rows), 1)
+    fig, axes = plt.subplots(1, n, figsize=(3.6 * n, 3.4), squeeze=False)
+    for ax, (name, row) in zip(axes[0], rows.items()):
+        hist = _nan(row["pit_histogram"])
+        edges = np.linspace(0, 1, len(hist) + 1)
+        ax.bar(edges[:-1], hist, width=np.diff(edges), align="edge", edgecolor="white")
+        ax.axhline(1.0 / len(hist), color="black", linestyle="--", linewidth=0.8)
+        ax.set(title=f"PIT: {name}", xlabel="PIT", ylabel="fraction", xlim=(0, 1))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return html.escape(str(value))
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{_fmt(v)}</td>" for v in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+_COLUMNS = ("mae", "mase", "relative_mase", "crps", "scaled_crps", "relative_crps", "wql", "direction_accuracy",
+            "direction_t")
+
+
+def model_rows(models: Mapping[str, Any], relative: bool = True) -> tuple[list[str], list[list[Any]]]:
+    """Header and rows of the main table (one row per forecaster)."""
+    columns = [c for c in _COLUMNS if relative or not c.startswith("relative")]
+    levels = list(next(iter(models.values()))["coverage"])
+    header = ["model", *columns, *[f"coverage {k}" for k in levels]]
+    rows = [[name, *[row.get(c) for c in columns], *[row["coverage"][k] for k in levels]]
+            for name, row in models.items()]
+    return header, rows
+
+
+def _html(metrics: Mapping[str, Any], figures: Mapping[str, Path]) -> str:
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>Kronos forecast evaluation</title>",
+        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse;"
+        "margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#f3f3f3}"
+        ".warn{background:#fff3cd;padding:8px;border:1px solid #e0c060}</style></head><body>",
+        "<h1>Forecast evaluation</h1>",
+        f"<p>{metrics['origins']} origins ({metrics['series']} series x {metrics['dates']} dates, every "
+        f"{metrics['stride']} rows of the {html.escape(str(metrics['split']))} split, "
+        f"{html.escape(metrics['period']['first_origin'])} .. {html.escape(metrics['period']['last_origin'])}); "
+        f"lookback {metrics['lookback']}, horizon {metrics['horizon']}, {metrics['sample_count']} sample paths per "
+        f"origin. Skipped: {html.escape(json.dumps(metrics['skipped']))}.</p>",
+    ]
+    for warning in metrics.get("warnings", []):
+        parts.append(f"<p class='warn'>{html.escape(warning)}</p>")
+    header, rows = model_rows(metrics["models"])
+    parts += ["<h2>All series</h2>", _table(header, rows),
+              "<p>Relative scores below 1 beat the naive forecast; direction accuracy is compared with 0.5.</p>"]
+    for group, block in (metrics.get("groups") or {}).items():
+        header, rows = model_rows(block["models"], relative=False)
+        parts += [f"<h2>Group {html.escape(group)} ({block['origins']} origins, {block['series']} series)</h2>",
+                  _table(header, rows)]
+    weights = metrics.get("weights") or {}
+    parts.append(f"<p>Weights of <code>kronos</code>: {html.escape(json.dumps(weights))}</p>")
+    for name in FIGURES:
+        if name in figures:
+            data = base64.b64encode(figures[name].read_bytes()).decode("ascii")
+            parts.append(f"<h2>{html.escape(name.replace('_', ' '))}</h2><img src='data:image/png;base64,{data}'>")
+    parts.append("<h2>Definitions</h2><ul>")
+    parts += [f"<li><b>{html.escape(k)}</b>: {html.escape(v)}</li>" for k, v in metrics["definitions"].items()]
+    parts.append("</ul></body></html>")
+    return "\n".join(parts)
+
+
+def write_report(out_dir: str | Path, metrics: Mapping[str, Any], per_origin: pd.DataFrame) -> dict[str, Path]:
+    """Write metrics.json, origins.csv, the plots and report.html into ``out_dir`` atomically.
+
+    Returns:
+        Figure name -> final path.
+    """
+    out_dir = Path(out_dir)
+    plots = {"error_by_horizon": _plot_error_by_horizon, "coverage": _plot_coverage, "pit": _plot_pit}
+    with atomic_directory(out_dir) as tmp:
+        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+        per_origin.to_csv(tmp / PER_ORIGIN_CSV, index=False, float_format="%.6g")
+        figures = {}
+        for name, plot in plots.items():
+            if name in ("coverage", "pit") and not _probabilistic(metrics):
+                continue
+            plot(metrics, tmp / f"{name}.png")
+            figures[name] = tmp / f"{name}.png"
+        (tmp / "report.html").write_text(_html(metrics, figures), encoding="utf-8")
+    return {name: out_dir / path.name for name, path in figures.items()}

@@ -1,0 +1,232 @@
+"""``run_evaluate``: every model and baseline forecasts the same rolling origins; score and report.
+
+Call on rank zero. Writes ``out_dir/{metrics.json, origins.csv, *.png, report.html}`` atomically
+(a temporary directory renamed into place) and returns the metrics.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from kronos.data.features import denormalize
+from kronos.evaluate import metrics as m
+from kronos.evaluate.baselines import baseline_paths
+from kronos.evaluate.origins import Origins, collect_origins, exchange_group
+from kronos.evaluate.scoring import Scores, per_origin, score_paths, summarise
+from kronos.evaluate.settings import EvaluateSettings
+
+log = logging.getLogger(__name__)
+
+DEFINITIONS = {
+    "point_forecast": "per-step median of a forecaster's sample paths (naive and drift: their single path)",
+    "mae": "mean |point - realised close| over origins x horizon steps, in price units",
+    "mase": "mean of |point - realised| / s, s = mean |c_t - c_(t-1)| over the origin's lookback closes "
+            "(the naive in-sample one-step error); origins with s = 0 are left out",
+    "crps": "fair (unbiased) sample CRPS, mean_i |x_i - y| - sum_ij |x_i - x_j| / (2 S (S-1)) (Ferro et al. 2008); "
+            "a one-path forecast's CRPS is its absolute error; price units",
+    "scaled_crps": "CRPS / s (the MASE scale): comparable across series of different price levels",
+    "wql": "weighted quantile loss, mean over the quantile levels of 2 sum pinball_q / sum |y| (GluonTS/Chronos)",
+    "direction_accuracy": "share of steps where sign(point - last close) equals sign(realised - last close); steps "
+                          "with no predicted direction (point = last close, e.g. naive) or a flat realised close are "
+                          "left out, so naive reports null; compare with 0.5. direction_t: t-statistic of the "
+                          "per-date hit rate against 0.5 over decision dates (moves on one date are shared by "
+                          "all series, so series are not independent draws)",
+    "coverage": "share of realised closes inside the central 50/80/90 % interval of the forecast distribution, "
+                "read from the randomised PIT ((1-a)/2 <= PIT <= (1+a)/2): nominal in expectation for a calibrated "
+                "forecast at any sample count (empirical sample-quantile intervals under-cover with few samples); "
+                "null for one-path forecasts, which have no interval",
+    "pit_histogram": "fractions of the randomised PIT in equal bins of (0, 1); flat = calibrated, U = too narrow, "
+                     "hump = too wide",
+    "relative_mase": "geometric mean over series of mean MASE / mean MASE of naive on the same origins "
+                     "(below 1 beats naive); the benchmark convention of ranking by geometric-mean relative score",
+    "relative_crps": "the same geometric mean for scaled CRPS (naive's CRPS is its absolute error)",
+    "groups": "series grouped by market read from the instrument name (SH600000 -> SH, 600000.SH -> SH, "
+              "NASDAQ:AAPL -> NASDAQ, else other); reported when there are two groups or more",
+}
+
+
+@dataclass
+class ModelForecaster:
+    """A sampled model to evaluate (KronosPredictor or anything with ``forecast_normalized``).
+
+    Attributes:
+        name: its row name (``kronos`` for the experiment's pair).
+        predictor: exposes ``forecast_normalized(x, x_stamp, y_stamp, T, top_k, top_p, sample_count,
+            generator=...) -> [B, S, H, F]`` normalised paths, and ``device``.
+        weights: what was loaded, e.g. ``{tokenizer: {location, origin}, predictor: {...}}``.
+        data_end: last date of its training data (ISO) when known, for the overlap warning.
+    """
+
+    name: str
+    predictor: Any
+    weights: Mapping[str, Any] = field(default_factory=dict)
+    data_end: str | None = None
+
+
+def model_paths(model: ModelForecaster, origins: Origins, settings: EvaluateSettings, close_index: int) -> np.ndarray:
+    """Close sample paths [N, S, H] (price units) of a sampled model on every origin."""
+    device = getattr(model.predictor, "device", "cpu")
+    generator = torch.Generator(device=device).manual_seed(settings.seed)
+    out = []
+    for sl in origins.chunks(settings.batch_size):
+        with torch.inference_mode():
+            z = model.predictor.forecast_normalized(
+                torch.from_numpy(origins.x_hist[sl]), torch.from_numpy(origins.x_stamp[sl]),
+                torch.from_numpy(origins.y_stamp[sl]), T=settings.T, top_k=settings.top_k, top_p=settings.top_p,
+                sample_count=settings.sample_count, generator=generator,
+            )
+        z = z.float().cpu().numpy()                                           # [n, S, H, F]
+        expected = (sl.stop - sl.start, settings.sample_count, origins.horizon)
+        if z.shape[:3] != expected:
+            raise ValueError(f"{model.name}: forecast_normalized returned {z.shape}; expected {expected + ('F',)}")
+        paths = denormalize(z, origins.mean[sl][:, None, :], origins.std[sl][:, None, :])
+        out.append(paths[..., close_index].astype(np.float64))
+    return np.concatenate(out)
+
+
+def overlap_warning(name: str, data_end: str | None, origins: Origins) -> str | None:
+    """A warning when origins lie on or before the end of a model's training data (None otherwise)."""
+    if not data_end:
+        return None
+    cutoff = pd.Timestamp(data_end) + pd.Timedelta(days=1) - pd.Timedelta(1, "ns")  # end of that day
+    inside = origins.datetime <= cutoff.value
+    if not inside.any():
+        return None
+    first = pd.Timestamp(int(origins.datetime.min())).date()
+    return (f"{name}: {int(inside.sum())} of {len(origins)} origins ({inside.mean():.0%}) fall on or before "
+            f"{data_end}, the end of the data these weights were trained on (evaluated period starts {first}); its "
+            "scores there may reflect memorised prices, not forecasting skill. Evaluate after that date "
+            "(data.splits) for an out-of-sample comparison.")
+
+
+def _json_clean(value: Any) -> Any:
+    """NaN/inf -> None, numpy scalars -> Python (so metrics.json has null, never NaN)."""
+    if isinstance(value, Mapping):
+        return {str(k): _json_clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_clean(v) for v in value]
+    if isinstance(value, (np.floating, float)):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def _origin_rows(name: str, scores: Scores, origins: Origins, groups: np.ndarray,
+                 levels: Sequence[float]) -> pd.DataFrame:
+    """One CSV row per origin for forecaster ``name`` (means over the horizon)."""
+    means = per_origin(scores)
+    frame = pd.DataFrame({
+        "datetime": pd.to_datetime(origins.datetime, unit="ns"),
+        "instrument": origins.instrument.astype(str),
+        "group": groups,
+        "model": name,
+        "last_close": origins.last_close,
+        "mase_scale": m.mase_scale(origins.hist_close),
+        **means,
+    })
+    for lv in levels:
+        frame[f"covered_{lv:g}"] = scores.covered[lv].mean(axis=1) if scores.covered is not None else np.nan
+    frame[f"forecast_close_{origins.horizon}"] = scores.point[:, -1]
+    frame[f"realised_close_{origins.horizon}"] = origins.future_close[:, -1]
+    return frame
+
+
+def run_evaluate(models: Sequence[ModelForecaster], datamodule: Any, settings: EvaluateSettings,
+                 out_dir: str | Path, *, weights: Mapping[str, Any] | None = None, logger: Any = None) -> dict[str, Any]:
+    """Score ``models`` and ``settings.baselines`` on the same rolling origins of ``settings.split``.
+
+    Args:
+        models: sampled models (the experiment's ``kronos`` first, then ``evaluate.models``).
+        datamodule: ``KronosDataModule`` (``eval_dataloader``, ``lookback``, ``horizon``, ``features``).
+        settings: ``EvaluateSettings.from_config(cfg.evaluate)``.
+        out_dir: the report directory (``experiment.evaluate_dir``), replaced atomically.
+        weights: recorded as ``metrics.json``'s ``weights`` (what was loaded for ``kronos``).
+        logger: a Lightning logger; headline numbers go to ``log_metrics`` when given.
+
+    Returns:
+        The metrics written to ``metrics.json`` (``origins``, ``models.<name>``, ...), plus ``figures``.
+    """
+    from kronos.evaluate.report import write_report  # matplotlib only when reporting
+
+    close_index = list(datamodule.features).index("close")
+    origins = collect_origins(datamodule, settings.split, settings.stride, settings.batch_size)
+    log.info("evaluate: %d origins on %d series (stride %d, split %s, skipped %s)", len(origins),
+             len(set(origins.instrument)), settings.stride, settings.split, origins.skipped)
+    levels, qlevels = settings.coverage_levels, settings.quantile_levels
+    rng = np.random.default_rng(settings.seed)
+    scores: dict[str, Scores] = {}
+    warnings: list[str] = []
+    for model in models:
+        log.info("evaluate: forecasting with %s (%d sample paths)", model.name, settings.sample_count)
+        paths = model_paths(model, origins, settings, close_index)
+        scores[model.name] = score_paths(paths, origins.hist_close, origins.future_close, coverage_levels=levels,
+                                         quantile_levels=qlevels, rng=rng)
+        warning = overlap_warning(model.name, model.data_end, origins)
+        if warning:
+            warnings.append(warning)
+            log.warning(warning)
+    for name in settings.baselines:
+        paths = baseline_paths(name, origins.hist_close, origins.horizon, settings.sample_count, rng)
+        scores[name] = score_paths(paths, origins.hist_close, origins.future_close, coverage_levels=levels,
+                                   quantile_levels=qlevels, rng=rng)
+
+    every = slice(None)
+    series = origins.instrument.astype(str)
+    naive_origin = per_origin(scores["naive"])
+    table: dict[str, Any] = {}
+    for name, sc in scores.items():
+        summary = summarise(sc, origins.future_close, every, coverage_levels=levels, quantile_levels=qlevels,
+                            pit_bins=settings.pit_bins, dates=origins.datetime)
+        mine = per_origin(sc)
+        summary["relative_mase"] = m.geometric_mean_ratio(mine["mase"], naive_origin["mase"], series)
+        summary["relative_crps"] = m.geometric_mean_ratio(mine["scaled_crps"], naive_origin["scaled_crps"], series)
+        table[name] = summary
+
+    groups = (np.array([exchange_group(s) for s in series], dtype=object) if settings.group_by
+              else np.full(len(origins), "all", dtype=object))
+    group_tables: dict[str, Any] = {}
+    if settings.group_by and len(set(groups)) > 1:
+        for g in sorted(set(groups)):
+            rows = np.flatnonzero(groups == g)
+            group_tables[g] = {"origins": int(len(rows)), "series": int(len(set(series[rows]))), "models": {
+                name: summarise(sc, origins.future_close, rows, coverage_levels=levels, quantile_levels=qlevels,
+                                pit_bins=settings.pit_bins, dates=origins.datetime, per_horizon=False)
+                for name, sc in scores.items()}}
+
+    dates = pd.to_datetime(origins.datetime, unit="ns")
+    metrics = _json_clean({
+        "origins": len(origins),
+        "series": int(len(set(series))),
+        "dates": int(len(set(origins.datetime.tolist()))),
+        "split": settings.split,
+        "period": {"first_origin": str(dates.min()), "last_origin": str(dates.max())},
+        "stride": settings.stride,
+        "lookback": origins.lookback,
+        "horizon": origins.horizon,
+        "sample_count": settings.sample_count,
+        "sampling": {"T": settings.T, "top_k": settings.top_k, "top_p": settings.top_p, "seed": settings.seed},
+        "skipped": origins.skipped,
+        "weights": dict(weights) if weights is not None else {"tokenizer": None, "predictor": None},
+        "models": table,
+        "model_weights": {mdl.name: dict(mdl.weights) for mdl in models},
+        "baselines": list(settings.baselines),
+        "groups": group_tables,
+        "warnings": warnings,
+        "definitions": DEFINITIONS,
+    })
+    per_origin_csv = pd.concat([_origin_rows(name, sc, origins, groups, levels) for name, sc in scores.items()],
+                               ignore_index=True)
+    figures = write_report(out_dir, metrics, per_origin_csv)
+    if logger is not None:
+        flat = {f"evaluate/{name}/{key}": val for name, row in metrics["models"].items()
+                for key, val in row.items() if isinstance(val, (int, float)) and val is not None}
+        logger.log_metrics(flat)
+    return {**metrics, "figures": {k: str(v) for k, v in figures.items()}}

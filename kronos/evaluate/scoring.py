@@ -1,0 +1,149 @@
+"""Score close-price sample paths against realised closes, per origin and horizon step, and summarise.
+
+``score_paths`` turns one forecaster's paths into per-element score arrays [N, H]; ``summarise``
+averages them over any subset of origins into the numbers of ``metrics.json`` (see
+:mod:`kronos.evaluate.metrics` for every definition).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from kronos.evaluate import metrics as m
+
+
+@dataclass
+class Scores:
+    """Per-element scores of one forecaster on N origins x H steps (NaN = undefined, excluded).
+
+    Attributes:
+        samples: S, paths per origin (1 = a deterministic point forecast).
+        point: float64 [N, H] point forecast (median of the paths).
+        abs_err, scaled_err: [N, H] |point - y| and the same over the lookback's MASE scale.
+        crps, scaled_crps: [N, H] fair sample CRPS, raw and over the MASE scale.
+        quantiles: [N, H, Q] sample quantiles at the WQL levels.
+        covered: level -> bool [N, H] (None for one-path forecasts: they have no interval).
+        pit: [N, H] randomised PIT (None for one-path forecasts).
+        direction: [N, H] 1 hit / 0 miss / NaN undefined.
+    """
+
+    samples: int
+    point: np.ndarray
+    abs_err: np.ndarray
+    scaled_err: np.ndarray
+    crps: np.ndarray
+    scaled_crps: np.ndarray
+    quantiles: np.ndarray
+    covered: dict[float, np.ndarray] | None
+    pit: np.ndarray | None
+    direction: np.ndarray
+
+    @property
+    def probabilistic(self) -> bool:
+        return self.samples > 1
+
+
+def score_paths(paths: np.ndarray, hist_close: np.ndarray, future_close: np.ndarray, *,
+                coverage_levels: Sequence[float], quantile_levels: Sequence[float],
+                rng: np.random.Generator) -> Scores:
+    """Score close paths [N, S, H] against future_close [N, H]; hist_close [N, L] gives the scale.
+
+    Raises:
+        ValueError: paths of the wrong shape or with non-finite values (names the count).
+    """
+    paths = np.asarray(paths, dtype=np.float64)
+    n, h = future_close.shape
+    if paths.ndim != 3 or paths.shape[0] != n or paths.shape[2] != h:
+        raise ValueError(f"forecast paths have shape {paths.shape}; expected [{n}, S, {h}]")
+    bad = int((~np.isfinite(paths)).sum())
+    if bad:
+        raise ValueError(f"{bad} forecast values are not finite (NaN/inf): the model diverged on these windows")
+    samples_last = np.moveaxis(paths, 1, -1)                    # [N, H, S]
+    scale = m.mase_scale(hist_close)[:, None]                   # [N, 1]
+    point = m.point_forecast(paths)                             # [N, H]
+    abs_err = np.abs(point - future_close)
+    crps = m.crps_from_samples(samples_last, future_close)
+    probabilistic = paths.shape[1] > 1
+    pit = m.pit_values(samples_last, future_close, rng) if probabilistic else None
+    return Scores(
+        samples=paths.shape[1],
+        point=point,
+        abs_err=abs_err,
+        scaled_err=abs_err / scale,
+        crps=crps,
+        scaled_crps=crps / scale,
+        quantiles=m.sample_quantiles(samples_last, quantile_levels),
+        covered={lv: m.pit_covered(pit, lv) for lv in coverage_levels} if pit is not None else None,
+        pit=pit,
+        direction=m.direction_hits(point, hist_close[:, -1], future_close),
+    )
+
+
+def _level_key(level: float) -> str:
+    """``0.5`` -> ``"0.5"``: the contract's coverage keys."""
+    return f"{level:g}"
+
+
+def summarise(scores: Scores, future_close: np.ndarray, rows: np.ndarray | slice, *,
+              coverage_levels: Sequence[float], quantile_levels: Sequence[float], pit_bins: int,
+              dates: np.ndarray | None = None, per_horizon: bool = True) -> dict[str, Any]:
+    """The metrics of one forecaster over the origins ``rows``.
+
+    Returns:
+        ``mae``, ``mase``, ``crps``, ``scaled_crps``, ``wql``, ``direction_accuracy`` (NaN when no
+        step has a direction), ``direction_n`` (steps with a direction), ``coverage`` keyed
+        ``"0.5"`` etc. (None for one-path forecasts), ``direction_t`` (t-statistic against 0.5 over
+        decision dates, from ``dates`` [N] of all origins; NaN without them), ``pit_histogram`` (None likewise), ``samples``;
+        with ``per_horizon`` also ``per_horizon`` lists over steps 1..H.
+    """
+    y = future_close[rows]
+    direction = scores.direction[rows]
+    out: dict[str, Any] = {
+        "mae": m.nanmean(scores.abs_err[rows]),
+        "mase": m.nanmean(scores.scaled_err[rows]),
+        "crps": m.nanmean(scores.crps[rows]),
+        "scaled_crps": m.nanmean(scores.scaled_crps[rows]),
+        "wql": m.weighted_quantile_loss(scores.quantiles[rows].reshape(-1, len(quantile_levels)), y.reshape(-1),
+                                        quantile_levels),
+        "direction_accuracy": m.nanmean(direction),
+        "direction_n": int(np.isfinite(direction).sum()),
+        "direction_t": (m.direction_t_by_date(direction, np.asarray(dates)[rows]) if dates is not None
+                        else float("nan")),
+        "coverage": ({_level_key(lv): m.nanmean(scores.covered[lv][rows]) for lv in coverage_levels}
+                     if scores.covered is not None else {_level_key(lv): None for lv in coverage_levels}),
+        "pit_histogram": m.pit_histogram(scores.pit[rows], pit_bins) if scores.pit is not None else None,
+        "samples": scores.samples,
+    }
+    if per_horizon:
+        steps = range(y.shape[1])
+        out["per_horizon"] = {
+            "mae": [m.nanmean(scores.abs_err[rows][:, k]) for k in steps],
+            "mase": [m.nanmean(scores.scaled_err[rows][:, k]) for k in steps],
+            "crps": [m.nanmean(scores.crps[rows][:, k]) for k in steps],
+            "scaled_crps": [m.nanmean(scores.scaled_crps[rows][:, k]) for k in steps],
+            "direction_accuracy": [m.nanmean(direction[:, k]) for k in steps],
+            "coverage": ({_level_key(lv): [m.nanmean(scores.covered[lv][rows][:, k]) for k in steps]
+                          for lv in coverage_levels} if scores.covered is not None else None),
+        }
+    return out
+
+
+def per_origin(scores: Scores) -> dict[str, np.ndarray]:
+    """Per-origin means over the horizon: ``mae``, ``mase``, ``crps``, ``scaled_crps``, ``direction_accuracy``."""
+    with np.errstate(invalid="ignore"):
+        def mean_h(a: np.ndarray) -> np.ndarray:
+            ok = np.isfinite(a)
+            total = np.where(ok, a, 0.0).sum(axis=1)
+            count = ok.sum(axis=1)
+            return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+        return {
+            "mae": mean_h(scores.abs_err),
+            "mase": mean_h(scores.scaled_err),
+            "crps": mean_h(scores.crps),
+            "scaled_crps": mean_h(scores.scaled_crps),
+            "direction_accuracy": mean_h(scores.direction),
+        }

@@ -1,0 +1,147 @@
+"""``EvaluateSettings``: the ``evaluate`` config group (conf/evaluate/default.yaml) as a typed object.
+
+Defaults live in the YAML only; ``from_config`` requires every key, so code and config never disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import pandas as pd
+
+from kronos.evaluate.baselines import BASELINES
+
+COVERAGE_KEYS = ("0.5", "0.8", "0.9")  # the metrics.json contract's coverage keys
+
+
+class EvaluateConfigError(ValueError):
+    """An ``evaluate.*`` setting is invalid (one message naming the key and what to write instead)."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One extra tokenizer/predictor pair to score (an ``evaluate.models`` entry).
+
+    Attributes:
+        name: the row name in the report (unique; not ``kronos`` nor a baseline name).
+        tokenizer, predictor: directories or hub ids.
+        data_end: last date of the data these weights were trained on (ISO date) or None if unknown.
+    """
+
+    name: str
+    tokenizer: str
+    predictor: str
+    data_end: str | None = None
+
+
+@dataclass(frozen=True)
+class EvaluateSettings:
+    """See conf/evaluate/default.yaml for the meaning of each field."""
+
+    split: str
+    stride: int
+    baselines: tuple[str, ...]
+    models: tuple[ModelSpec, ...]
+    kronos_data_end: str | None
+    sample_count: int
+    T: float
+    top_k: int
+    top_p: float
+    batch_size: int
+    max_context: int
+    device: str | None
+    seed: int
+    coverage_levels: tuple[float, ...]
+    quantile_levels: tuple[float, ...]
+    pit_bins: int
+    group_by: str | None
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any]) -> "EvaluateSettings":
+        """Validate and convert ``cfg.evaluate`` (a DictConfig or a plain mapping).
+
+        Raises:
+            EvaluateConfigError: a missing or invalid key, named with the fix.
+        """
+        try:
+            from omegaconf import OmegaConf
+
+            plain = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else dict(cfg)
+        except ImportError:  # pragma: no cover - omegaconf is a dependency
+            plain = dict(cfg)
+
+        def need(key: str) -> Any:
+            if key not in plain:
+                raise EvaluateConfigError(f"evaluate.{key} is missing: add it to the evaluate config "
+                                          "(see conf/evaluate/default.yaml)")
+            return plain[key]
+
+        stride = int(need("stride"))
+        if stride < 1:
+            raise EvaluateConfigError(f"evaluate.stride={stride}: must be a positive number of rows between origins")
+        baselines = tuple(str(b) for b in (need("baselines") or []))
+        unknown = [b for b in baselines if b not in BASELINES]
+        if unknown:
+            raise EvaluateConfigError(f"evaluate.baselines: unknown {unknown}; choose from {list(BASELINES)}")
+        if "naive" not in baselines:
+            raise EvaluateConfigError("evaluate.baselines must include naive: relative scores are measured against it")
+        sample_count = int(need("sample_count"))
+        if sample_count < 2:
+            raise EvaluateConfigError(f"evaluate.sample_count={sample_count}: probabilistic metrics need at least 2 "
+                                      "sample paths (20 or more for stable 90 % intervals)")
+        levels = tuple(float(v) for v in need("coverage_levels"))
+        missing = [k for k in COVERAGE_KEYS if float(k) not in levels]
+        if missing or any(not 0.0 < v < 1.0 for v in levels):
+            raise EvaluateConfigError(f"evaluate.coverage_levels={list(levels)}: levels must lie in (0, 1) and "
+                                      f"include {list(COVERAGE_KEYS)}")
+        quantiles = tuple(float(v) for v in need("quantile_levels"))
+        if not quantiles or any(not 0.0 < v < 1.0 for v in quantiles):
+            raise EvaluateConfigError(f"evaluate.quantile_levels={list(quantiles)}: give levels in (0, 1)")
+        group_by = need("group_by")
+        if group_by not in (None, "none", "exchange"):
+            raise EvaluateConfigError(f"evaluate.group_by={group_by!r}: use exchange or null")
+        models = _model_specs(need("models") or [], baselines)
+        kronos_data_end = _date_or_none(need("kronos_data_end"), "evaluate.kronos_data_end")
+        return cls(
+            split=str(need("split")), stride=stride, baselines=baselines, models=models,
+            kronos_data_end=kronos_data_end, sample_count=sample_count, T=float(need("T")),
+            top_k=int(need("top_k")), top_p=float(need("top_p")), batch_size=int(need("batch_size")),
+            max_context=int(need("max_context")), device=need("device"), seed=int(need("seed")),
+            coverage_levels=levels, quantile_levels=quantiles, pit_bins=int(need("pit_bins")),
+            group_by=None if group_by in (None, "none") else str(group_by),
+        )
+
+
+def _date_or_none(value: Any, key: str) -> str | None:
+    if value in (None, ""):
+        return None
+    try:
+        return pd.Timestamp(str(value)).date().isoformat()
+    except (ValueError, TypeError):
+        raise EvaluateConfigError(f"{key}={value!r} is not a date: write it as YYYY-MM-DD or null") from None
+
+
+def _model_specs(entries: Any, baselines: tuple[str, ...]) -> tuple[ModelSpec, ...]:
+    """``evaluate.models`` entries -> ModelSpec, with names checked unique and not reserved."""
+    specs, seen = [], {"kronos", *baselines}
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, Mapping):
+            raise EvaluateConfigError(f"evaluate.models[{i}] must be a mapping {{name, tokenizer, predictor}}, "
+                                      f"got {entry!r}")
+        lacking = [k for k in ("name", "tokenizer", "predictor") if not entry.get(k)]
+        if lacking:
+            raise EvaluateConfigError(f"evaluate.models[{i}] lacks {lacking}: each entry needs name, tokenizer "
+                                      "and predictor (directories or hub ids)")
+        name = str(entry["name"])
+        if name in seen:
+            raise EvaluateConfigError(f"evaluate.models[{i}].name={name!r} is already used (kronos, the baselines "
+                                      "and every entry need distinct names)")
+        unknown = sorted(set(entry) - {"name", "tokenizer", "predictor", "data_end"})
+        if unknown:
+            raise EvaluateConfigError(f"evaluate.models[{i}] has unknown keys {unknown}: allowed are name, "
+                                      "tokenizer, predictor, data_end")
+        seen.add(name)
+        specs.append(ModelSpec(name, str(entry["tokenizer"]), str(entry["predictor"]),
+                               _date_or_none(entry.get("data_end"), f"evaluate.models[{i}].data_end")))
+    return tuple(specs)

@@ -1,0 +1,131 @@
+"""``stage=evaluate``: score the experiment's pair, extra pairs and baselines on the test split.
+
+    python -m kronos.train stage=evaluate name=<exp>
+    python -m kronos.train stage=evaluate name=<exp> \
+        'evaluate.models=[{name: small_zero_shot, tokenizer: NeoQuasar/Kronos-Tokenizer-base, predictor: NeoQuasar/Kronos-small}]'
+
+Writes ``outputs/<name>/evaluate/`` (``Experiment.evaluate_dir``). Runs on rank zero only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any, Mapping
+
+import pandas as pd
+from omegaconf import DictConfig
+
+from kronos.evaluate.runner import ModelForecaster, run_evaluate
+from kronos.evaluate.settings import EvaluateSettings, ModelSpec
+from kronos.experiment import MODEL_KINDS, Experiment, WeightSource, WeightsNotFoundError, resolve_weights
+from kronos.inference.loading import load_predictor
+
+log = logging.getLogger(__name__)
+
+
+def _cfg_get(node: Any, *keys: str) -> Any:
+    """``node[k1][k2]...`` or None when any level is missing (configs and plain dicts alike)."""
+    for key in keys:
+        if node is None:
+            return None
+        try:
+            node = node.get(key) if hasattr(node, "get") else None
+        except Exception:  # an interpolation that cannot resolve here counts as missing
+            return None
+    return node
+
+
+def _training_info(location: str) -> dict[str, Any]:
+    """``<location>/training_info.json`` of an export (empty for hub ids or published checkpoints)."""
+    path = Path(location) / "training_info.json"
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def _later(*dates: str | None) -> str | None:
+    known = [pd.Timestamp(d) for d in dates if d]
+    return max(known).date().isoformat() if known else None
+
+
+def published_data_end(model_cfg: Any, location: str | None) -> str | None:
+    """The pretraining cutoff when ``location`` is the config's published predictor, else None.
+
+    The cutoff is data in the model config (``model.predictor.published_data_end`` beside
+    ``model.predictor.published``), never a constant in code.
+    """
+    published = _cfg_get(model_cfg, "predictor", "published")
+    if location and published and str(location) == str(published):
+        return _cfg_get(model_cfg, "predictor", "published_data_end")
+    return None
+
+
+def kronos_data_end(cfg: DictConfig, settings: EvaluateSettings, predictor: WeightSource) -> str | None:
+    """Last date of the data the experiment's predictor learnt from (for the overlap warning).
+
+    ``evaluate.kronos_data_end`` when set; otherwise the later of: the published cutoff when the
+    weights are, or were fine-tuned from, the published predictor (read from the export's
+    ``training_info.json`` config, else from this config), and the end of the export's own training
+    split.
+    """
+    if settings.kronos_data_end:
+        return settings.kronos_data_end
+    info = _training_info(predictor.location)
+    trained_cfg = _cfg_get(info, "config", "model")
+    started_from = _cfg_get(trained_cfg, "predictor", "pretrained")
+    pretrain_end = (published_data_end(cfg.model, predictor.location)
+                    or published_data_end(trained_cfg, started_from)
+                    or published_data_end(cfg.model, started_from))
+    train_end = _cfg_get(info, "data", "splits", "train", "end")
+    return _later(pretrain_end, train_end)
+
+
+def _spec_data_end(cfg: DictConfig, spec: ModelSpec) -> str | None:
+    """An ``evaluate.models`` entry's cutoff: its ``data_end``, else the published one if it is the published pair."""
+    return spec.data_end or published_data_end(cfg.model, spec.predictor) or _later(
+        _cfg_get(_training_info(spec.predictor), "data", "splits", "train", "end"))
+
+
+def evaluate_stage(cfg: DictConfig, datamodule: Any, experiment: Experiment,
+                   produced: Mapping[str, Path] | None = None) -> dict[str, Any]:
+    """Evaluate the experiment's pair (``kronos``), ``evaluate.models`` and the baselines.
+
+    The pair follows ``resolve_weights`` (this command's exports, ``weights.<kind>``, the
+    experiment's exports, then ``model.<kind>.pretrained``). When the experiment has none and
+    ``evaluate.models`` lists pairs, those are evaluated alone (``weights`` is then null).
+
+    Raises:
+        WeightsNotFoundError: no pair to evaluate at all.
+        CheckpointError / ForecastInputError: a listed pair cannot be loaded.
+        EvaluateConfigError: an invalid ``evaluate.*`` key.
+    """
+    settings = EvaluateSettings.from_config(cfg.evaluate)
+    overrides = cfg.get("weights") or {}
+    loader_kw = dict(device=settings.device, max_context=settings.max_context, clip=float(cfg.data.clip))
+    models: list[ModelForecaster] = []
+    weights: dict[str, Any] = {"tokenizer": None, "predictor": None}
+    try:
+        sources = {kind: resolve_weights(kind, experiment, override=overrides.get(kind),
+                                         pretrained=cfg.model[kind].get("pretrained"), produced=produced)
+                   for kind in MODEL_KINDS}
+    except WeightsNotFoundError:
+        if not settings.models:
+            raise
+        log.warning("experiment '%s' has no exported pair: evaluating evaluate.models only", experiment.name)
+        sources = None
+    if sources is not None:
+        weights = {kind: src.as_dict() for kind, src in sources.items()}
+        predictor = load_predictor(sources["tokenizer"].location, sources["predictor"].location, **loader_kw)
+        models.append(ModelForecaster("kronos", predictor, weights,
+                                      kronos_data_end(cfg, settings, sources["predictor"])))
+    for spec in settings.models:
+        predictor = load_predictor(spec.tokenizer, spec.predictor, **loader_kw)
+        spec_weights = {"tokenizer": {"location": spec.tokenizer, "origin": "evaluate.models"},
+                        "predictor": {"location": spec.predictor, "origin": "evaluate.models"}}
+        models.append(ModelForecaster(spec.name, predictor, spec_weights, _spec_data_end(cfg, spec)))
+    return run_evaluate(models, datamodule, settings, experiment.evaluate_dir, weights=weights)

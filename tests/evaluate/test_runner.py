@@ -1,0 +1,139 @@
+"""``run_evaluate`` and origin selection on hand-built batches (no checkpoint needed)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from kronos.data.errors import DataValidationError
+from kronos.data.features import lookback_stats, normalize
+from kronos.evaluate.origins import collect_origins, exchange_group
+from kronos.evaluate.runner import ModelForecaster, run_evaluate
+from kronos.evaluate.settings import EvaluateConfigError, EvaluateSettings
+
+L, H, F = 8, 3, 6
+SETTINGS = dict(split="test", stride=1, baselines=["naive", "drift", "hist_vol"], models=[], kronos_data_end=None,
+                sample_count=8, T=1.0, top_k=0, top_p=1.0, batch_size=5, max_context=512, device="cpu", seed=0,
+                coverage_levels=[0.5, 0.8, 0.9], quantile_levels=[0.1, 0.5, 0.9], pit_bins=5, group_by="exchange")
+
+
+class FakeDataModule:
+    """Eval batches of random-walk windows for two series on each of ``n_dates`` decision dates.
+
+    ``layout="split"`` gives the lookback-only x/stamp with a separate ``y_stamp`` (and closes of
+    L + H rows); ``nan_future`` puts NaN closes after the data's end for the last ``nan_future`` dates.
+    """
+
+    lookback, horizon, features = L, H, ("open", "high", "low", "close", "volume", "amount")
+
+    def __init__(self, n_dates: int = 6, layout: str = "joined", nan_future: int = 0,
+                 instruments: tuple[str, ...] = ("SH600000", "SZ000001")) -> None:
+        rng = np.random.default_rng(0)
+        self.batches: list[dict[str, Any]] = []
+        for d in range(n_dates):
+            raw = 20 * np.exp(np.cumsum(rng.normal(0, 0.02, size=(len(instruments), L + H, F)), axis=1))
+            raw = raw.astype(np.float32)
+            close = raw[..., 3].copy()
+            if d >= n_dates - nan_future:
+                close[:, L + 1:] = np.nan
+            mean, std = lookback_stats(raw[:, :L])
+            stamp = np.zeros((len(instruments), L + H, 5), dtype=np.int64)
+            batch = {"x": torch.from_numpy(normalize(raw, mean, std)), "stamp": torch.from_numpy(stamp),
+                     "instrument": list(instruments),
+                     "datetime": torch.full((len(instruments),), np.datetime64(f"2025-01-{d + 1:02d}", "ns").astype(np.int64)),
+                     "mean": torch.from_numpy(mean), "std": torch.from_numpy(std), "close": torch.from_numpy(close)}
+            if layout == "split":
+                batch["y_stamp"] = batch["stamp"][:, L:]
+                batch["x"], batch["stamp"] = batch["x"][:, :L], batch["stamp"][:, :L]
+            self.batches.append(batch)
+
+    def eval_dataloader(self, split: str = "test", batch_size: int | None = None) -> list[dict[str, Any]]:
+        return self.batches
+
+
+class GaussianPredictor:
+    """Normalised paths ~ N(0, 1): enough to exercise the runner."""
+
+    device = "cpu"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def forecast_normalized(self, x, x_stamp, y_stamp, T, top_k, top_p, sample_count, generator=None, **_):
+        self.calls += 1
+        assert x.shape[1] == L and y_stamp.shape[1] == H
+        return torch.randn(x.shape[0], sample_count, y_stamp.shape[1], F, generator=generator)
+
+
+class BrokenPredictor(GaussianPredictor):
+    def forecast_normalized(self, x, *args, **kwargs):
+        return torch.full((x.shape[0], kwargs["sample_count"], H, F), float("nan"))
+
+
+@pytest.mark.parametrize("layout", ["joined", "split"])
+def test_origins_skip_incomplete_futures_in_either_layout(layout: str) -> None:
+    dm = FakeDataModule(n_dates=6, layout=layout, nan_future=2)
+    origins = collect_origins(dm, "test", stride=1, batch_size=16)
+    assert len(origins) == 8 and origins.skipped["incomplete_future"] == 4
+    assert origins.x_hist.shape == (8, L, F) and origins.y_stamp.shape == (8, H, 5)
+    assert np.isfinite(origins.future_close).all()
+    strided = collect_origins(dm, "test", stride=2, batch_size=16)   # dates 0, 2, 4 kept; 4 has no future
+    assert sorted(set(strided.datetime.tolist())) == sorted(set(origins.datetime.tolist()))[::2]
+    assert strided.skipped["incomplete_future"] == 2
+
+
+def test_no_complete_origin_is_a_clear_error() -> None:
+    with pytest.raises(DataValidationError, match="no complete evaluation origin"):
+        collect_origins(FakeDataModule(n_dates=2, nan_future=2), "test", stride=1, batch_size=16)
+
+
+def test_run_evaluate_groups_by_exchange_and_reports(tmp_path: Path) -> None:
+    settings = EvaluateSettings.from_config(SETTINGS)
+    predictor = GaussianPredictor()
+    metrics = run_evaluate([ModelForecaster("kronos", predictor, {}, data_end="2025-01-02")], FakeDataModule(),
+                           settings, tmp_path / "evaluate")
+    assert predictor.calls == 3                               # 12 origins in batches of 5
+    assert metrics["origins"] == 12 and set(metrics["groups"]) == {"SH", "SZ"}
+    assert metrics["groups"]["SH"]["origins"] == 6
+    assert set(metrics["groups"]["SZ"]["models"]) == {"kronos", "naive", "drift", "hist_vol"}
+    # Origins on 2025-01-01 and 01-02 are inside the model's training data: 4 of 12 flagged.
+    assert len(metrics["warnings"]) == 1 and "4 of 12 origins" in metrics["warnings"][0]
+    written = json.loads((tmp_path / "evaluate" / "metrics.json").read_text())
+    assert written["models"]["hist_vol"]["pit_histogram"] is not None and len(written["models"]["hist_vol"]["pit_histogram"]) == 5
+    assert written["models"]["naive"]["pit_histogram"] is None
+
+
+def test_a_failing_model_leaves_the_previous_report(tmp_path: Path) -> None:
+    out = tmp_path / "evaluate"
+    out.mkdir()
+    (out / "metrics.json").write_text('{"previous": true}')
+    with pytest.raises(ValueError, match="not finite"):
+        run_evaluate([ModelForecaster("kronos", BrokenPredictor())], FakeDataModule(),
+                     EvaluateSettings.from_config(SETTINGS), out)
+    assert json.loads((out / "metrics.json").read_text()) == {"previous": True}
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"baselines": ["naive", "arima"]}, "unknown \\['arima'\\]"),
+    ({"baselines": ["drift"]}, "must include naive"),
+    ({"stride": 0}, "evaluate.stride=0"),
+    ({"sample_count": 1}, "at least 2"),
+    ({"coverage_levels": [0.5, 0.9]}, "coverage_levels"),
+    ({"models": [{"name": "naive", "tokenizer": "a", "predictor": "b"}]}, "already used"),
+    ({"models": [{"name": "x", "tokenizer": "a"}]}, "lacks \\['predictor'\\]"),
+    ({"models": [{"name": "x", "tokenizer": "a", "predictor": "b", "data_end": "mid 2024"}]}, "not a date"),
+])
+def test_bad_settings_are_named(change: dict, message: str) -> None:
+    with pytest.raises(EvaluateConfigError, match=message):
+        EvaluateSettings.from_config({**SETTINGS, **change})
+
+
+@pytest.mark.parametrize("name, group", [("SH600000", "SH"), ("sz000001", "SZ"), ("600000.SH", "SH"),
+                                         ("NASDAQ:AAPL", "NASDAQ"), ("BTCUSDT", "other"), ("series_0", "other")])
+def test_exchange_group_rule(name: str, group: str) -> None:
+    assert exchange_group(name) == group
