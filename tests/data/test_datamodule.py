@@ -36,7 +36,8 @@ def test_ratio_splits_are_time_ordered_and_purged() -> None:
     info = dm.describe()
     s = info["splits"]
     assert s["train"]["end"] < s["val"]["start"] <= s["val"]["end"] < s["test"]["start"]
-    last_train_target = dm.store.times[dm.store.offsets[dm._windows["train"][0]] + dm._windows["train"][1] + L + H - 1]
+    inst, off = dm.dataset("train").windows.materialize()
+    last_train_target = dm.store.times[dm.store.offsets[inst] + off + L + H - 1]
     assert last_train_target.max() < np.datetime64(s["val"]["start"]).astype("datetime64[ns]").astype(np.int64)
     assert info["instruments"] == 5 and info["rows"] == 1000
     # train: decisions on the first 140 dates, minus the first L-1 (no full lookback) and last H (purged)
