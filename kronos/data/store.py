@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import IO, Any, Iterator, Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 
 from kronos.data.errors import DataValidationError
 from kronos.data.features import FEATURES, time_features
@@ -61,12 +62,19 @@ def source_parts(source: Any) -> list[tuple[str | None, Any, float]]:
     return list(parts()) if callable(parts) else [(None, source, 1.0)]
 
 
+def open_series(source: Any) -> tuple[Iterator[Series], str]:
+    """(series iterator, origin): the source's own streaming ``iter_series()`` when it has one, else
+    its Panel's (loaded here, so the Panel's origin names the data)."""
+    if hasattr(source, "iter_series"):
+        return source.iter_series(), source_origin(source)
+    panel = source.load()
+    return panel.iter_series(), panel.origin
+
+
 def iter_series(source: Any) -> Iterator[Series]:
     """(symbol, timestamps datetime64[ns] [T], values float32 [T, 6], member bool [T] | None) per
-    series: the source's own streaming ``iter_series()`` when it has one, else its Panel's."""
-    if hasattr(source, "iter_series"):
-        return source.iter_series()
-    return source.load().iter_series()
+    series, in the source's order (see ``open_series``)."""
+    return open_series(source)[0]
 
 
 def source_origin(source: Any) -> str:
@@ -157,8 +165,8 @@ class _StoreWriter:
         if len(bad):
             k = int(bad[0])
             raise DataValidationError(
-                f"{where}: row {k + 1} of the series ({np.datetime64(times[k + 1], 'ns')}) is not after row {k} "
-                f"({np.datetime64(times[k], 'ns')}): the input must be sorted by symbol, then time, without "
+                f"{where}: row {k + 1} of the series ({pd.Timestamp(int(times[k + 1]))}) is not after row {k} "
+                f"({pd.Timestamp(int(times[k]))}): the input must be sorted by symbol, then time, without "
                 "duplicate timestamps. Sort and de-duplicate it first."
             )
         finite = np.isfinite(vals)
@@ -166,7 +174,7 @@ class _StoreWriter:
             r, c = (int(v[0]) for v in np.nonzero(~finite))
             raise DataValidationError(
                 f"{where}: column '{FEATURES[c]}' is not a finite number at row {r} of the series "
-                f"({np.datetime64(times[r], 'ns')}). Drop or fill such rows first."
+                f"({pd.Timestamp(int(times[r]))}). Drop or fill such rows first."
             )
         self.handles["values.f32"].write(np.ascontiguousarray(vals).tobytes())
         self.handles["times.i64"].write(times.tobytes())
@@ -194,14 +202,18 @@ def build_store(source: Any, directory: str | Path, inputs: Mapping[str, Any] | 
     directory = Path(directory)
     directory.mkdir(parents=True)
     t0 = time.perf_counter()
+    parts = source_parts(source)
     origin = source_origin(source)
-    writer = _StoreWriter(directory, str(origin))
+    writer = _StoreWriter(directory, origin)
     groups, calendars, cal_len = [], [], 0
     try:
-        for name, part, weight in source_parts(source):
+        for name, part, weight in parts:
             first = len(writer.instruments)
             calendar = np.zeros(0, np.int64)
-            for symbol, ts, vals, member in iter_series(part):
+            series, part_origin = open_series(part)
+            if len(parts) == 1:
+                origin = writer.origin = part_origin
+            for symbol, ts, vals, member in series:
                 writer.add(str(symbol) if name is None else f"{name}:{symbol}", ts, vals, member)
                 t = np.asarray(ts).astype("datetime64[ns]").astype(np.int64)
                 if not (len(t) == len(calendar) and np.array_equal(t, calendar)):
