@@ -143,10 +143,11 @@ class KronosDataModule(LightningDataModule):
     def _open_store(self) -> WindowStore:
         """The source's rows: streamed once into the memory-mapped store, or loaded into RAM."""
         if self.mmap:
-            from kronos.data.store import ensure_store, open_store  # only needed for memory-mapped data
+            from kronos.data.store import ensure_store, open_store, source_parts  # only for memory-mapped data
 
             path = ensure_store(self.source, self.store_dir)
-            return open_store(path, self.lookback, self.horizon, self.features, self.clip)
+            weights = [w for _, _, w in source_parts(self.source)]  # today's weights, not the build's
+            return open_store(path, self.lookback, self.horizon, self.features, self.clip, weights)
         load_parts = getattr(self.source, "load_parts", None)
         parts = load_parts() if callable(load_parts) else [(self.source.load(), 1.0)]
         return WindowStore.from_panels(parts, self.lookback, self.horizon, self.features, self.clip)
