@@ -236,6 +236,8 @@ def scale_case(args: argparse.Namespace) -> dict[str, Any]:
 
 def worker(out: Path, overrides: list[str]) -> None:
     """One training process (run by torchrun or alone): train, then write its memory figures to out/."""
+    from hydra.utils import instantiate
+
     from kronos.train import train
 
     cfg = _compose(overrides)
@@ -244,6 +246,10 @@ def worker(out: Path, overrides: list[str]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     record = {"rank": rank, "world_size": int(os.environ.get("WORLD_SIZE", 1)), **_memory(),
               "tokenizer": result.get("tokenizer")}
+    if cfg.data.store.enabled:  # which store this rank trained on (opening it again maps, copies nothing)
+        from kronos.data.store import fingerprint
+
+        record["store"] = str(Path(cfg.data.store.dir) / fingerprint(instantiate(cfg.data.source, _convert_="all"))[0])
     (out / f"rank{rank}.json").write_text(json.dumps(record))
 
 
@@ -272,7 +278,7 @@ def ddp_case(args: argparse.Namespace) -> dict[str, Any]:
             ranks = [json.loads(p.read_text()) for p in sorted(out.glob("rank*.json"))]
             info = json.loads((Path(ranks[0]["tokenizer"]) / "training_info.json").read_text())
             runs[label] = {"seconds": round(time.perf_counter() - t0, 1), "world_size": info.get("world_size"),
-                           "ranks": ranks}
+                           "store": info["data"]["store"], "ranks": ranks}
         store_root = work / "store"
         stores = sorted(p.name for p in store_root.iterdir() if p.is_dir()) if store_root.is_dir() else []
         single_peak = runs["single"]["ranks"][0]["peak_rss_mb"]

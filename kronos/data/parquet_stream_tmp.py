@@ -98,7 +98,9 @@ class ParquetSource:
         for file in self._files():
             pf = pq.ParquetFile(file)
             cols = self._columns(pf.schema_arrow.names, file)
-            pf = pq.ParquetFile(file, read_dictionary=[cols["symbol"]])
+            # pre_buffer=False: with pyarrow's default (True) iter_batches keeps every row group it has read
+            # buffered until the file is closed, so memory grows with the file instead of one batch.
+            pf = pq.ParquetFile(file, read_dictionary=[cols["symbol"]], pre_buffer=False)
             for batch in pf.iter_batches(batch_size=self.batch_rows, columns=sorted(set(cols.values()))):
                 sym = batch.column(cols["symbol"])
                 if not hasattr(sym, "indices"):

@@ -198,3 +198,16 @@ def test_parquet_stand_in_streams_series_across_row_groups(tmp_path: Path) -> No
         np.testing.assert_array_equal(ts, t_ref)
         np.testing.assert_array_equal(vals, v_ref)
         assert member is None
+
+
+def test_a_long_csv_goes_through_the_same_store(tmp_path: Path) -> None:
+    from kronos.data.csv_source import CSVSource
+
+    panel = SyntheticSource(n_instruments=3, n_steps=90, seed=8).load()
+    frames = [pd.DataFrame(v, columns=list(panel.features)).assign(code=n, date=t)
+              for n, t, v in zip(panel.instruments, panel.timestamps, panel.values)]
+    pd.concat(frames).to_csv(tmp_path / "long.csv", index=False)
+    ram, mm = _pair(tmp_path, source=CSVSource(tmp_path / "long.csv", symbol_column="code"))
+    assert mm.store.location is not None and list(mm.store.instruments) == list(ram.store.instruments)
+    for a, b in zip(ram.train_dataloader(), mm.train_dataloader(), strict=True):
+        assert _same_batch(a, b)
