@@ -148,10 +148,10 @@ def _memory() -> dict[str, float]:
 
 def _parquet_target() -> str:
     """The ParquetSource class path: the real one when merged, else the temporary stand-in."""
-    from kronos.data.parquet_stream_tmp import ParquetSource as StandIn, resolve_parquet_source
+    from kronos.data.parquet_stream_tmp import resolve_parquet_source
 
     real = resolve_parquet_source()
-    return f"{real.__module__}.{real.__qualname__}" if real is not StandIn else "kronos.data.parquet_stream_tmp.ParquetSource"
+    return f"{real.__module__}.{real.__qualname__}"
 
 
 def _overrides(parquet: Path, work: Path, batches: int, batch_size: int, *extra: str) -> list[str]:

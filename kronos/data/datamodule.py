@@ -308,8 +308,11 @@ class KronosDataModule(LightningDataModule):
                     "instruments": g.stop - g.start,
                     "rows": int(store.offsets[g.stop] - store.offsets[g.start]),
                     "splits": {
-                        name: {"start": _iso(self._group_bounds[k][name][0]), "end": _iso(self._group_bounds[k][name][1]),
-                               "windows": self._group_windows[name][k]}
+                        name: {
+                            "start": _iso(self._group_bounds[k][name][0]),
+                            "end": _iso(self._group_bounds[k][name][1]),
+                            "windows": self._group_windows[name][k],
+                        }
                         for name in self._windows
                     },
                 }

@@ -38,7 +38,8 @@ class MixtureSource:
         for name, spec in components.items():
             if not isinstance(spec, Mapping) or "source" not in spec:
                 raise DataValidationError(
-                    f"data.source.components.{name}: expected {{source: {{_target_: ...}}, weight: <number>}}, got {spec!r}."
+                    f"data.source.components.{name}: expected {{source: {{_target_: ...}}, weight: <number>}}, "
+                    f"got {spec!r}."
                 )
             weight = float(spec.get("weight", 1.0))
             if not np.isfinite(weight) or weight < 0:

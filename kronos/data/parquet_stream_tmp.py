@@ -117,7 +117,9 @@ class ParquetSource:
                     values[:, 4] = 0.0
                 if "amount" not in cols:
                     values[:, 5] = values[:, 4] * values[:, :4].mean(axis=1)
-                member = batch.column(cols["member"]).to_numpy(zero_copy_only=False).astype(bool) if "member" in cols else None
+                member = None
+                if "member" in cols:
+                    member = batch.column(cols["member"]).to_numpy(zero_copy_only=False).astype(bool)
                 cuts = np.concatenate([[0], np.flatnonzero(np.diff(codes)) + 1, [n]])
                 for a, b in zip(cuts[:-1], cuts[1:]):
                     name = names[codes[a]]

@@ -158,7 +158,9 @@ class _StoreWriter:
         times = np.asarray(timestamps).astype("datetime64[ns]").astype(np.int64)
         vals = np.asarray(values, dtype=np.float32)
         if vals.ndim != 2 or vals.shape != (len(times), len(FEATURES)):
-            raise DataValidationError(f"{where}: values have shape {vals.shape}, expected ({len(times)}, {len(FEATURES)}).")
+            raise DataValidationError(
+                f"{where}: values have shape {vals.shape}, expected ({len(times)}, {len(FEATURES)})."
+            )
         if len(times) == 0:
             return
         bad = np.flatnonzero(np.diff(times) <= 0)
@@ -304,7 +306,9 @@ def open_store(
     path = Path(path)
     meta = read_meta(path)
     if meta.get("version") != STORE_VERSION:
-        raise DataValidationError(f"{path}: store version {meta.get('version')} is not {STORE_VERSION}; delete it to rebuild.")
+        raise DataValidationError(
+            f"{path}: store version {meta.get('version')} is not {STORE_VERSION}; delete it to rebuild."
+        )
     n = int(meta["rows"])
 
     def mapped(name: str) -> np.ndarray:

@@ -20,6 +20,7 @@ their statistics.
 from __future__ import annotations
 
 import math
+import mmap
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
@@ -98,6 +99,17 @@ class WindowIndex:
         only for splits that are small enough (evaluation)."""
         n = len(self)
         return self.locate(np.arange(n, dtype=np.int64)) if n else (np.zeros(0, np.int64), np.zeros(0, np.int64))
+
+
+def _read_rows(array: np.ndarray, a: int, b: int) -> np.ndarray:
+    """Rows a..b-1 of a 1-d array. From a memory-mapped file they are read with one positioned read
+    into a temporary array instead: scanning every series through the mapping would leave all of
+    the file's pages mapped into this process (counted in its RSS) long after the scan."""
+    whole_file = isinstance(array, np.memmap) and isinstance(array.base, mmap.mmap)  # not a slice of one
+    if whole_file and array.filename is not None and array.ndim == 1:
+        count = max(0, min(b, len(array)) - a)
+        return np.fromfile(array.filename, dtype=array.dtype, count=count, offset=array.offset + a * array.itemsize)
+    return np.asarray(array[a:b])
 
 
 def _panel_arrays(parts: Sequence[tuple[Panel, float]]) -> dict[str, Any]:
@@ -257,8 +269,8 @@ class WindowStore:
                 row (no effect when the store has no membership).
             group: only this group's series (default: all).
 
-        Only O(log T) timestamps of each series are read (binary search), plus the membership of
-        the candidate decision rows when ``members_only``.
+        Each series' timestamps (and, with ``members_only``, the membership of its candidate
+        decision rows) are read once, into a temporary array.
         """
         lo_series, hi_series = (group.start, group.stop) if group is not None else (0, len(self.instruments))
         L, W = self.lookback, self.window
@@ -268,14 +280,15 @@ class WindowStore:
             n_win = b - a - W + 1
             if n_win <= 0:
                 continue
-            decision = self.times[a + L - 1 : a + L - 1 + n_win]  # sorted: the runs are contiguous
-            last = self.times[a + W - 1 : b]
+            times = _read_rows(self.times, a, b)
+            decision = times[L - 1 : L - 1 + n_win]  # sorted: the runs are contiguous
+            last = times[W - 1 :]
             s_lo = int(np.searchsorted(decision, start, side="left"))
             s_hi = int(min(np.searchsorted(decision, end, side="right"), np.searchsorted(last, end, side="right")))
             if s_hi <= s_lo:
                 continue
             if members_only and self.member is not None:
-                m = np.asarray(self.member[a + L - 1 + s_lo : a + L - 1 + s_hi], dtype=np.int8)
+                m = _read_rows(self.member, a + L - 1 + s_lo, a + L - 1 + s_hi).astype(np.int8)
                 edges = np.flatnonzero(np.diff(np.concatenate([[0], m, [0]])))
                 spell_start, spell_stop = edges[0::2], edges[1::2]
                 series.extend([i] * len(spell_start))
