@@ -14,14 +14,8 @@ from kronos.data.errors import DataValidationError
 from kronos.data.features import FEATURES
 from kronos.data.panel import Panel
 from kronos.data.splits import resolve_splits
-from kronos.data.windows import (
-    EpochWindowSampler,
-    ShardSampler,
-    WindowDataset,
-    WindowIndex,
-    WindowStore,
-    collate_windows,
-)
+from kronos.data.sampling import EpochWindowSampler, ShardSampler
+from kronos.data.windows import WindowDataset, WindowIndex, WindowStore, collate_windows
 
 
 class Source(Protocol):
