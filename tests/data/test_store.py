@@ -211,3 +211,24 @@ def test_a_long_csv_goes_through_the_same_store(tmp_path: Path) -> None:
     assert mm.store.location is not None and list(mm.store.instruments) == list(ram.store.instruments)
     for a, b in zip(ram.train_dataloader(), mm.train_dataloader(), strict=True):
         assert _same_batch(a, b)
+
+
+@pytest.mark.slow
+def test_bench_scale_case_runs_tiny(tmp_path: Path) -> None:
+    """scripts/bench_data.py --scale end to end on a tiny dataset: JSON figures, generated files removed."""
+    import json
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[2]
+    work = tmp_path / "scale"
+    cmd = [sys.executable, str(repo / "scripts" / "bench_data.py"), "--scale", "--instruments", "12",
+           "--rows", "24000", "--batches", "3", "--workdir", str(work)]
+    env = {**os.environ, "PYTHONPATH": str(repo), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    result = json.loads(proc.stdout[proc.stdout.index("{\n"):])
+    assert result["rows"] == 24000 and result["tokenizer_epoch_batches"] == 3
+    assert result["store_build_s"] > 0 and result["train_loader_windows_per_s"] > 0 and result["peak_rss_gb"] > 0
+    assert result["store_bytes"] >= 24000 * (6 * 4 + 8 + 5)
+    assert not work.exists()
