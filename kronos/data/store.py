@@ -261,9 +261,9 @@ def ensure_store(source: Any, root: str | Path) -> Path:
     """The store of ``source`` under ``root``: opened if built, else built once.
 
     The first process to take ``<root>/<key>.lock`` builds into ``<root>/.<key>.tmp-<pid>`` and
-    renames it to ``<root>/<key>``; processes waiting on the lock then find it built. A crashed
-    build leaves only its temporary directory (removed by the next build of the same pid) and
-    never a half-written store.
+    renames it to ``<root>/<key>``; processes waiting on the lock then find it built. A build that
+    fails removes its temporary directory; a killed one can leave it behind (``.<key>.tmp-<pid>``),
+    but never a half-written ``<root>/<key>``. Stores of earlier inputs are kept (delete them by hand).
     """
     root = Path(root)
     key, inputs = fingerprint(source)
