@@ -349,9 +349,11 @@ class WindowDataset(Dataset):
     ``WindowStore.gather`` (without the batch dimension for ``__getitem__``).
     """
 
-    def __init__(self, store: WindowStore, windows: WindowIndex | tuple[np.ndarray, np.ndarray],
-                 with_eval: bool = False) -> None:
-        self.store, self.windows, self.with_eval = store, windows, with_eval
+    def __init__(self, store: WindowStore, windows: WindowIndex | tuple[np.ndarray, np.ndarray] | np.ndarray,
+                 off: np.ndarray | None = None, with_eval: bool = False) -> None:
+        # WindowDataset(store, inst, off, with_eval) (explicit arrays as two arguments) is accepted too
+        self.store, self.with_eval = store, with_eval
+        self.windows = (np.asarray(windows), np.asarray(off)) if off is not None else windows
 
     def __len__(self) -> int:
         return len(self.windows) if isinstance(self.windows, WindowIndex) else len(self.windows[0])

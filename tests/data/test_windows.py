@@ -169,3 +169,18 @@ def test_sampler_shards_the_single_process_draw(num_samples: int | None) -> None
         assert sorted(whole) == list(range(n))  # one epoch of all windows: each exactly once
     if num_samples == 250:
         assert all(c in (2, 3) for c in np.bincount(whole, minlength=n))  # repeated passes, each a permutation
+
+
+def test_dataset_over_runs_or_explicit_windows_gives_the_same_items(panel: Panel) -> None:
+    from kronos.data.windows import WindowDataset
+
+    store = WindowStore(panel, L, H)
+    times = panel.timestamps[0].astype(np.int64)
+    inst, off = store.windows(times[30], times[100])  # date-ordered explicit arrays (evaluation)
+    by_runs = WindowDataset(store, store.runs(times[30], times[100]))
+    explicit = WindowDataset(store, inst, off, with_eval=True)
+    assert len(by_runs) == len(explicit) == len(inst)
+    item = explicit[5]
+    j = by_runs.windows.locate(np.arange(len(by_runs)))
+    k = int(np.flatnonzero((j[0] == inst[5]) & (j[1] == off[5]))[0])
+    assert torch.equal(by_runs[k]["x"], item["x"]) and item["instrument"] == panel.instruments[inst[5]]
