@@ -232,3 +232,24 @@ def test_bench_scale_case_runs_tiny(tmp_path: Path) -> None:
     assert result["store_build_s"] > 0 and result["train_loader_windows_per_s"] > 0 and result["peak_rss_gb"] > 0
     assert result["store_bytes"] >= 24000 * (6 * 4 + 8 + 5)
     assert not work.exists()
+
+
+def test_building_streams_one_series_at_a_time(tmp_path: Path) -> None:
+    """Each series' arrays are released before the next ones are asked for: never all rows in memory."""
+    import gc
+    import weakref
+
+    alive: list[weakref.ref] = []
+    peaks: list[int] = []
+
+    class Streaming:
+        def iter_series(self) -> Iterator[tuple[str, np.ndarray, np.ndarray, None]]:
+            for k in range(6):
+                gc.collect()
+                peaks.append(sum(ref() is not None for ref in alive))
+                sym, ts, vals, _ = _series(f"S{k}")
+                alive.append(weakref.ref(vals))
+                yield sym, ts, vals, None
+
+    store = open_store(ensure_store(Streaming(), tmp_path), 8, 2)
+    assert store.n_rows == 300 and max(peaks) <= 1  # at most the previous series is still referenced
