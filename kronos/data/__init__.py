@@ -1,4 +1,4 @@
-"""Kronos data: features, causal normalisation, sources (synthetic, CSV, Parquet, Qlib) and the datamodule.
+"""Kronos data: features, causal normalisation, sources (synthetic, CSV, Parquet, Qlib, mixtures), window store, datamodule.
 
 Names are imported lazily so that ``kronos.data.features`` (used by inference) does not pull in
 Lightning or Qlib.
@@ -13,6 +13,7 @@ _EXPORTS = {
     "CSVSource": "kronos.data.csv_source",
     "read_ohlcv_csv": "kronos.data.csv_source",
     "KronosDataModule": "kronos.data.datamodule",
+    "MixtureSource": "kronos.data.mixture",
     "per_device_batch_size": "kronos.data.datamodule",
     "DataValidationError": "kronos.data.errors",
     "Panel": "kronos.data.panel",

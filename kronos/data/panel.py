@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Iterator, Mapping
 
 import numpy as np
 import pandas as pd
@@ -66,6 +66,12 @@ class Panel:
     def n_rows(self) -> int:
         """Total number of rows over all instruments."""
         return int(sum(len(t) for t in self.timestamps))
+
+    def iter_series(self) -> Iterator[tuple[str, np.ndarray, np.ndarray, np.ndarray | None]]:
+        """(symbol, timestamps datetime64[ns] [T], values float32 [T, 6], member bool [T] | None) per
+        instrument, in the panel's order: the streaming interface of large sources, for in-RAM ones."""
+        for i, name in enumerate(self.instruments):
+            yield name, self.timestamps[i], self.values[i], None if self.member is None else self.member[i]
 
     def frame(self, instrument: str) -> pd.DataFrame:
         """One instrument as a DataFrame indexed by timestamp, columns FEATURES (+ member)."""

@@ -24,6 +24,8 @@ log-normal, autocorrelated and rises with |return| / sigma; amount = volume * me
 
 from __future__ import annotations
 
+from typing import Iterator
+
 import numpy as np
 import pandas as pd
 
@@ -109,4 +111,13 @@ class SyntheticSource:
         values = np.stack([open_, high, low, close, volume, amount], axis=-1).astype(np.float32)
         names = [f"SYN{i:03d}" for i in range(n)]
         return Panel(names, [stamps.copy() for _ in names], [np.ascontiguousarray(v) for v in values],
-                     origin=f"SyntheticSource(seed={self.seed})")
+                     origin=self.origin)
+
+    @property
+    def origin(self) -> str:
+        """The name the data is known by in messages and ``training_info.json``."""
+        return f"SyntheticSource(seed={self.seed})"
+
+    def iter_series(self) -> Iterator[tuple[str, np.ndarray, np.ndarray, None]]:
+        """(symbol, timestamps [T], values float32 [T, 6], None) per instrument (see ``Panel.iter_series``)."""
+        yield from self.load().iter_series()

@@ -36,7 +36,8 @@ def test_ratio_splits_are_time_ordered_and_purged() -> None:
     info = dm.describe()
     s = info["splits"]
     assert s["train"]["end"] < s["val"]["start"] <= s["val"]["end"] < s["test"]["start"]
-    last_train_target = dm.store.times[dm.store.offsets[dm._windows["train"][0]] + dm._windows["train"][1] + L + H - 1]
+    inst, off = dm.dataset("train").windows.materialize()
+    last_train_target = dm.store.times[dm.store.offsets[inst] + off + L + H - 1]
     assert last_train_target.max() < np.datetime64(s["val"]["start"]).astype("datetime64[ns]").astype(np.int64)
     assert info["instruments"] == 5 and info["rows"] == 1000
     # train: decisions on the first 140 dates, minus the first L-1 (no full lookback) and last H (purged)
@@ -131,3 +132,42 @@ def test_lightning_fit_draws_new_windows_each_epoch() -> None:
     trainer.fit(model, datamodule=_dm(samples_per_epoch=16))
     assert len(model.seen[0]) == len(model.seen[1]) == 2
     assert model.seen[0] != model.seen[1]
+
+
+def _member_dm(**kw) -> KronosDataModule:
+    panel = SyntheticSource(n_instruments=3, n_steps=200, seed=2).load()
+    member = [np.ones(200, bool) for _ in range(3)]
+    member[0][40:90] = False  # left the universe for a while during the train split
+    return KronosDataModule(PanelSource(Panel(panel.instruments, panel.timestamps, panel.values, member)),
+                            L, H, batch_size=8, **kw)
+
+
+def test_training_windows_only_where_the_instrument_is_a_member() -> None:
+    dm = _member_dm()
+    inst, off = dm.dataset("train").windows.materialize()
+    decision_rows = dm.store.offsets[inst] + off + L - 1
+    assert dm.store.member[decision_rows].all()
+    everyone = _member_dm(train_members_only=False)
+    assert len(everyone.dataset("train")) == len(dm.dataset("train")) + 50
+    info, info_all = dm.describe(), everyone.describe()
+    assert info["membership"] is True and info["train_members_only"] is True
+    assert info["splits"]["train"]["windows"] == info["splits"]["train"]["eval_windows"]
+    assert info_all["splits"]["train"]["windows"] == info_all["splits"]["train"]["eval_windows"] + 50
+
+
+def test_describe_says_when_membership_is_unknown() -> None:
+    info = _dm().describe()
+    assert info["membership"] is False and info["store"] == {"kind": "ram", "path": None}
+
+
+def test_ddp_rank_gets_its_own_shard_of_train_and_val() -> None:
+    shards = []
+    for rank in range(2):
+        dm = _dm(batch_size=8, samples_per_epoch=40)
+        dm.trainer = SimpleNamespace(world_size=2, global_rank=rank, accumulate_grad_batches=1)
+        train = [float(x) for b in dm.train_dataloader() for x in b["x"].sum(dim=(1, 2))]
+        val = [float(x) for b in dm.val_dataloader() for x in b["x"].sum(dim=(1, 2))]
+        shards.append((train, val))
+    assert len(shards[0][0]) == len(shards[1][0]) == 20 and not set(shards[0][0]) & set(shards[1][0])
+    n_val = len(_dm().dataset("val"))
+    assert len(shards[0][1]) + len(shards[1][1]) == n_val + n_val % 2

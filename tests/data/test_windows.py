@@ -11,7 +11,8 @@ from kronos.data.datamodule import KronosDataModule, per_device_batch_size
 from kronos.data.features import lookback_stats, normalize
 from kronos.data.panel import Panel
 from kronos.data.synthetic import SyntheticSource
-from kronos.data.windows import EpochWindowSampler, WindowStore
+from kronos.data.sampling import EpochWindowSampler, permute
+from kronos.data.windows import WindowStore
 from lightning.fabric.utilities.distributed import DistributedSamplerWrapper
 
 L, H = 20, 5
@@ -101,3 +102,85 @@ def test_per_device_batch_size() -> None:
     assert per_device_batch_size(64) == 64
     with pytest.raises(ValueError, match="multiple of world_size"):
         per_device_batch_size(10, world_size=4)
+
+
+def _brute_force_windows(store: WindowStore, start: int, end: int, members_only: bool) -> set[tuple[int, int]]:
+    """Every (series, start) meeting the split rule, checked one window at a time."""
+    out = set()
+    for i in range(len(store.offsets) - 1):
+        base, n = store.offsets[i], store.offsets[i + 1] - store.offsets[i]
+        for s in range(n - store.window + 1):
+            decision, last = store.times[base + s + L - 1], store.times[base + s + store.window - 1]
+            if start <= decision <= end and last <= end and (not members_only or store.member[base + s + L - 1]):
+                out.add((i, s))
+    return out
+
+
+@pytest.mark.parametrize("members_only", [False, True])
+def test_runs_hold_exactly_the_split_windows(panel: Panel, members_only: bool) -> None:
+    member = [np.ones(120, bool) for _ in range(4)]
+    member[0][50:70] = False
+    member[2][:45] = False
+    store = WindowStore(Panel(panel.instruments, panel.timestamps, panel.values, member, panel.origin), L, H)
+    times = panel.timestamps[0].astype(np.int64)
+    index = store.runs(times[30], times[100], members_only=members_only)
+    inst, off = index.materialize()
+    assert set(zip(inst.tolist(), off.tolist())) == _brute_force_windows(store, times[30], times[100], members_only)
+    assert len(index.series) <= 5  # runs: a few integers per series, not one per window
+    idx = np.array([0, len(index) - 1, len(index) // 2])
+    np.testing.assert_array_equal(np.stack(index.locate(idx)), np.stack([inst[idx], off[idx]]))
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 17, 1000, 4097])
+def test_permute_is_a_seeded_bijection(n: int) -> None:
+    a = permute(np.arange(n), n, (1, 0))
+    assert sorted(a.tolist()) == list(range(n))
+    np.testing.assert_array_equal(a, permute(np.arange(n), n, (1, 0)))
+    if n >= 17:
+        assert not np.array_equal(a, np.arange(n)) and not np.array_equal(a, permute(np.arange(n), n, (2, 0)))
+
+
+def test_permute_shuffles_without_visible_order() -> None:
+    n = 20000
+    p = permute(np.arange(n), n, (7, 3)).astype(float)
+    assert abs(np.corrcoef(np.arange(n), p)[0, 1]) < 0.05
+    assert abs(np.corrcoef(p[:-1], p[1:])[0, 1]) < 0.05
+    # the first tenth of the draw covers the range evenly (10 equal bins within 25 % of the mean)
+    counts = np.bincount((p[: n // 10] * 10 // n).astype(int), minlength=10)
+    assert counts.min() > 0.75 * n / 100 and counts.max() < 1.25 * n / 100
+
+
+def test_epoch_draw_does_not_materialise_all_windows() -> None:
+    """A trillion windows: the epoch's 1000 draws are computed without an array of every window."""
+    sampler = EpochWindowSampler(10**12, 1000, seed=0)
+    draw = list(sampler)
+    assert len(draw) == len(set(draw)) == 1000 and 0 <= min(draw) and max(draw) < 10**12
+
+
+@pytest.mark.parametrize("num_samples", [None, 37, 250])
+def test_sampler_shards_the_single_process_draw(num_samples: int | None) -> None:
+    n, world = 101, 3
+    whole = list(EpochWindowSampler(n, num_samples, seed=4))
+    shards = [list(EpochWindowSampler(n, num_samples, seed=4, rank=r, world_size=world)) for r in range(world)]
+    assert len({len(s) for s in shards}) == 1
+    merged = [s[k] for k in range(len(shards[0])) for s in shards][: len(whole)]
+    assert merged == whole  # rank r takes positions r, r + world, ...: disjoint and complete
+    if num_samples is None:
+        assert sorted(whole) == list(range(n))  # one epoch of all windows: each exactly once
+    if num_samples == 250:
+        assert all(c in (2, 3) for c in np.bincount(whole, minlength=n))  # repeated passes, each a permutation
+
+
+def test_dataset_over_runs_or_explicit_windows_gives_the_same_items(panel: Panel) -> None:
+    from kronos.data.windows import WindowDataset
+
+    store = WindowStore(panel, L, H)
+    times = panel.timestamps[0].astype(np.int64)
+    inst, off = store.windows(times[30], times[100])  # date-ordered explicit arrays (evaluation)
+    by_runs = WindowDataset(store, store.runs(times[30], times[100]))
+    explicit = WindowDataset(store, inst, off, with_eval=True)
+    assert len(by_runs) == len(explicit) == len(inst)
+    item = explicit[5]
+    j = by_runs.windows.locate(np.arange(len(by_runs)))
+    k = int(np.flatnonzero((j[0] == inst[5]) & (j[1] == off[5]))[0])
+    assert torch.equal(by_runs[k]["x"], item["x"]) and item["instrument"] == panel.instruments[inst[5]]

@@ -150,3 +150,23 @@ def test_torchrun_sweep_script_runs_one_ddp_job_per_override_set(tmp_path: Path)
         info = json.loads(info_path.read_text())
         found[info_path.parts[-3]] = (info["world_size"], info["config"]["optim"]["lr"], info["config"]["data"]["batch_size"])
     assert found == {"optim.lr-1e-4": (2, 1e-4, 16), "optim.lr-3e-4_data.batch_size-32": (2, 3e-4, 32)}
+
+
+@pytest.mark.slow
+def test_torchrun_ddp_cpu_on_parquet_shares_one_memory_mapped_store(tmp_path: Path) -> None:
+    """Two torchrun processes (trainer=ddp_cpu) on a fresh Parquet dataset build ONE store, both train on
+    it, and neither rank's peak RSS is far above that of a single process on the same store."""
+    work = tmp_path / "w"
+    cmd = [sys.executable, str(REPO / "scripts" / "bench_data.py"), "--ddp", "--instruments", "40", "--rows", "200000",
+           "--batches", "4", "--workdir", str(work), "--keep"]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    result = json.loads(proc.stdout[proc.stdout.index("{"):])
+    assert len(result["store_dirs_on_disk"]) == 1
+    store = str(work / "store" / result["store_dirs_on_disk"][0])
+    ddp = result["runs"]["ddp2"]
+    assert ddp["world_size"] == 2 and ddp["store"] == {"kind": "mmap", "path": store}
+    assert sorted(r["rank"] for r in ddp["ranks"]) == [0, 1]
+    assert {r["store"] for r in ddp["ranks"]} == {store} == {result["runs"]["single"]["ranks"][0]["store"]}
+    assert not [p for p in (work / "store").iterdir() if ".tmp-" in p.name]  # no half-built store left behind
+    assert all(ratio < 1.5 for ratio in result["ddp_peak_rss_over_single"]), result["ddp_peak_rss_over_single"]
