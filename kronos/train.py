@@ -58,7 +58,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     The datamodule is built and validated once, before any training, so bad input stops the run
     before a single step.
     """
-    from kronos.lightning.stages import backtest_stage, fit_stage  # heavy imports after arg parsing
+    from kronos.lightning.stages import fit_stage  # heavy imports after arg parsing
 
     sweep_dir = _sweep_run_dir(cfg)
     if sweep_dir is not None:
@@ -85,7 +85,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                 result[stage] = str(export)
         elif stage == "backtest":
             if is_zero:  # forecasts and reports are written by rank zero alone
-                result["backtest"] = backtest_stage(scfg, datamodule, produced)
+                from kronos.experiment import Experiment
+                from kronos.stages.backtest import backtest_stage
+
+                result["backtest"] = backtest_stage(scfg, datamodule, Experiment.from_config(scfg), produced)
         else:
             raise ValueError(f"unknown stage {stage!r}: expected tokenizer, predictor or backtest")
     return result

@@ -162,9 +162,15 @@ class KronosDataModule(LightningDataModule):
         return self._loader(self.dataset("test"), self._device_batch())
 
     def eval_dataloader(self, split: str = "test", batch_size: int | None = None) -> DataLoader:
-        """Every (decision date, instrument) of ``split`` where the instrument is a member, in
-        date order; batches carry instrument, datetime, mean, std and raw close."""
-        return self._loader(self.dataset(split, with_eval=True), batch_size or self._device_batch())
+        """Every (decision date, instrument) of ``split`` where the instrument is a member, in date
+        order, built from the lookback alone (see kronos.data.eval_windows for the batch keys: ``x``
+        [B,L,F], ``stamp`` [B,L+H,5], ``y_stamp`` [B,H,5], ``close`` [B,L+H] NaN where the future is missing)."""
+        from kronos.data.eval_windows import decision_dataset
+
+        self.setup()
+        if split not in self._bounds:
+            raise KeyError(f"unknown split '{split}'; configured: {list(self._bounds)}")
+        return self._loader(decision_dataset(self.store, *self._bounds[split]), batch_size or self._device_batch())
 
     def describe(self) -> dict[str, Any]:
         """A JSON-able data summary (for training_info.json)."""

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from data_pipelines.csv_to_qlib import build_provider
+from kronos.data.qlib_provider import build_provider
 from kronos.backtest.portfolio import limit_expressions, run_topk_dropout, summarize, use_provider
 
 COSTS = {"open_cost": 0.0005, "close_cost": 0.0015, "min_cost": 5.0}

@@ -1,0 +1,1 @@
+"""Stage runners of ``python -m kronos.train``: one module per stage (fit, backtest, evaluate)."""
