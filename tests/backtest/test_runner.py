@@ -197,3 +197,36 @@ def test_topk_larger_than_the_universe_is_capped_with_a_note(tmp_path) -> None:
 def test_run_backtest_takes_settings_not_a_config(datamodule, tmp_path) -> None:
     with pytest.raises(TypeError, match="BacktestSettings.from_config"):
         run_backtest(DriftFake(), datamodule, {"topk": 4}, tmp_path / "x" / "backtest")
+
+
+def test_bad_price_rows_are_flagged_and_optionally_dropped(tmp_path) -> None:
+    """A 2:1 split left in unadjusted prices (-50 % in a day) is far beyond a cn main-board limit."""
+    from kronos.data.panel import Panel
+
+    class Fixed:
+        def __init__(self, panel):
+            self.panel = panel
+
+        def load(self):
+            return self.panel
+
+    base = make_datamodule(n_instruments=6, n_steps=120).panel
+    values = [v.copy() for v in base.values]
+    split_day = 100
+    values[0][split_day:, :4] *= 0.5
+    panel = Panel(base.instruments, base.timestamps, values)
+    from kronos.data.datamodule import KronosDataModule
+
+    dm = KronosDataModule(Fixed(panel), lookback=20, horizon=3, splits={"train": 0.6, "val": 0.1, "test": 0.3},
+                          batch_size=16)
+    total = len(dm.eval_dataloader("test").dataset)
+    result = run_backtest(DriftFake(), dm, _cfg(topk=2, n_drop=1, sample_count=1, region="cn", drop_bad_prices=True),
+                          tmp_path / "e" / "backtest")
+    bad = result["bad_prices"]
+    day = str(pd.Timestamp(panel.timestamps[0][split_day]).date())
+    assert bad["count"] >= 1 and bad["by_reason"].get("beyond_limit", 0) >= 1
+    assert any(e["instrument"] == "SYN000" and e["datetime"] == day for e in bad["examples"]), bad
+    # Decisions on the split day and the two days before it trade through it: dropped.
+    assert bad["dropped"] == 3 and result["n_forecasts"] == total - 3
+    assert any("price row(s) look wrong" in w for w in result["warnings"])
+    assert "Flagged price rows" in (tmp_path / "e" / "backtest" / "report.html").read_text()
