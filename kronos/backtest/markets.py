@@ -1,8 +1,8 @@
 """Market rules: lot size, daily price limits by board, and when a stock cannot trade.
 
 ``cn`` (China A-shares): lots of 100 shares; a close-to-close move at the board's limit blocks buying
-(limit-up) or selling (limit-down): 20 % for ChiNext (SZ300xxx, SZ301xxx) and STAR (SH688xxx,
-SH689xxx), 10 % for the main board. ST stocks (5 %) cannot be told apart: the data carries no
+(limit-up) or selling (limit-down): 20 % for ChiNext (SZ300xxx, SZ301xxx, and SZ302xxx, the codes
+issued since 2025) and STAR (SH688xxx, SH689xxx), 10 % for the main board. ST stocks (5 %) cannot be told apart: the data carries no
 names or ST flags, so they are treated as main board (a 5 % ST limit-up is then not blocked).
 Beijing (BJ) and unknown codes get the main board's 10 %. ``us``: whole shares, no limits.
 ``none`` (crypto and other markets): fractional amounts, no limits.
@@ -23,7 +23,7 @@ LOT_SIZE: dict[str, float | None] = {"cn": 100.0, "us": 1.0, "none": None}  # No
 # A limit move is detected slightly inside the nominal limit: prices are rounded to the tick (0.01),
 # so a 10 % limit-up of a cheap stock can print as +9.6 %.
 LIMIT_MARGIN = 0.005
-_BOARD_20 = re.compile(r"^(SZ30[01]|SH68[89])\d{3}$")
+_BOARD_20 = re.compile(r"^(SZ30[0-2]|SH68[89])\d{3}$")
 
 
 def resolve_region(setting: str, source_region: str | None) -> str:
@@ -34,7 +34,9 @@ def resolve_region(setting: str, source_region: str | None) -> str:
 
 
 def cn_limit(instrument: str) -> float:
-    """The nominal daily price limit of a China A-share code (e.g. ``SZ300750`` -> 0.20, ``SH600000`` -> 0.10)."""
+    """The nominal daily price limit of a China A-share code (e.g. ``SZ300750`` -> 0.20, ``SH600000`` -> 0.10).
+
+    Found on the shared CSI300 data: ChiNext codes continue in SZ302xxx (e.g. SZ302132, formerly SZ300114)."""
     return 0.20 if _BOARD_20.match(str(instrument).upper()) else 0.10
 
 

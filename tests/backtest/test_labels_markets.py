@@ -68,7 +68,7 @@ def test_panel_labels_use_the_markets_calendar_not_the_stocks_own_rows() -> None
 
 @pytest.mark.parametrize("code,limit", [
     ("SZ300750", 0.20), ("SZ301001", 0.20), ("SH688981", 0.20), ("SH689009", 0.20),
-    ("SH600000", 0.10), ("SZ000001", 0.10), ("SZ002594", 0.10), ("SH601318", 0.10), ("SZ302001", 0.10),
+    ("SH600000", 0.10), ("SZ000001", 0.10), ("SZ002594", 0.10), ("SH601318", 0.10), ("SZ302132", 0.20), ("SZ303001", 0.10),
 ])
 def test_board_aware_cn_limits(code: str, limit: float) -> None:
     assert cn_limit(code) == limit
