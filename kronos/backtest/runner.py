@@ -195,7 +195,7 @@ def run_backtest(predictor: Any, datamodule: Any, settings: BacktestSettings, ou
         "labels": label_defs.describe(settings.deal_price, horizon),
         "label_overlap": overlaps,
         "baselines": list(settings.baselines),
-        "signals": {"model": f"{settings.signal} predicted return vs {settings.anchor} close",
+        "signals": {"model": f"{settings.signal} over the horizon of the predicted return from the {settings.anchor} anchor",
                     **{name: _BASELINE_TEXT[name] for name in settings.baselines},
                     **({"anchor_gap": "-(reconstructed anchor - last close) / last close",
                         "model_ex_gap": "model with anchor_gap regressed out per day"} if diagnostics else {})},
