@@ -19,7 +19,6 @@ import logging
 from pathlib import Path
 from typing import Any, Mapping
 
-import numpy as np
 import pandas as pd
 import torch
 
@@ -199,8 +198,8 @@ def run_backtest(predictor: Any, datamodule: Any, settings: BacktestSettings, ou
                     **{name: _BASELINE_TEXT[name] for name in settings.baselines},
                     **({"anchor_gap": "-(reconstructed anchor - last close) / last close",
                         "model_ex_gap": "model with anchor_gap regressed out per day"} if diagnostics else {})},
-        "weights": {kind: (dict(v) if isinstance(v, Mapping) else v) for kind, v in (weights or {}).items()}
-        if weights else {"tokenizer": None, "predictor": None},
+        "weights": {"tokenizer": None, "predictor": None}
+        | {kind: (dict(v) if isinstance(v, Mapping) else v) for kind, v in (weights or {}).items()},
         "n_forecasts": int(len(forecasts)),
         "n_instruments": int(forecasts["instrument"].nunique()),
         "start": str(forecasts["datetime"].min().date()),
