@@ -28,9 +28,10 @@ def use_provider(provider_uri: str | Path, region: str = "us") -> None:
     Qlib's live configuration is what is compared, not a memo of ours: other code (a Qlib data
     source) may have re-initialised Qlib on another provider in between.
     """
-    import qlib
     from qlib.config import C
     from qlib.log import get_module_logger
+
+    from kronos.data.qlib_provider import init_qlib
 
     uri = Path(provider_uri).expanduser().resolve()
     if not (uri / "calendars" / f"{DAY}.txt").is_file():
@@ -39,7 +40,7 @@ def use_provider(provider_uri: str | Path, region: str = "us") -> None:
             "`python -m data_pipelines.csv_to_qlib` or download one with `python -m data_pipelines.download_qlib`")
     if not (C.registered and C.get("region") == region and Path(C.dpm.get_data_uri(DAY)).resolve() == uri):
         # kernels=1: the expression engine's process pool costs more than it saves on backtest-sized reads.
-        qlib.init(provider_uri=str(uri), region=region, kernels=1, logging_level=logging.ERROR)
+        init_qlib(uri, region, logging_level=logging.ERROR)
     # Qlib logs every exchange and executor it builds; keep errors only, also when an earlier init
     # (a Qlib data source) chose a chattier level.
     C["logging_level"] = logging.ERROR  # the level of loggers Qlib creates from now on

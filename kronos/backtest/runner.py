@@ -51,7 +51,7 @@ def resolve_provider(datamodule: Any, provider_uri: str | None, provider_dir: Pa
         return Path(provider_uri).expanduser()
     if getattr(source, "provider_uri", None) is not None:
         return Path(source.provider_uri).expanduser()
-    return build_provider_from_panel(datamodule.panel, provider_dir)
+    return build_provider_from_panel(datamodule.panel, provider_dir, overwrite=True)
 
 
 def cap_portfolio(topk: int, n_drop: int, universe: int) -> tuple[int, int, str | None]:
