@@ -168,9 +168,12 @@ class KronosDataModule(LightningDataModule):
         from kronos.data.eval_windows import decision_dataset
 
         self.setup()
-        if split not in self._bounds:
-            raise KeyError(f"unknown split '{split}'; configured: {list(self._bounds)}")
-        return self._loader(decision_dataset(self.store, *self._bounds[split]), batch_size or self._device_batch())
+        # One {split: (start, end)} per series group (a mixture's components), or one for the whole store.
+        per_group = getattr(self, "_group_bounds", None) or [self._bounds]
+        if split not in per_group[0]:
+            raise KeyError(f"unknown split '{split}'; configured: {list(per_group[0])}")
+        bounds = [b[split] for b in per_group]
+        return self._loader(decision_dataset(self.store, bounds), batch_size or self._device_batch())
 
     def describe(self) -> dict[str, Any]:
         """A JSON-able data summary (for training_info.json)."""

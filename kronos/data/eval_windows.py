@@ -60,23 +60,38 @@ def extend_calendar(calendar: np.ndarray, steps: int) -> np.ndarray:
 class DecisionWindows:
     """Every possible decision (instrument, last lookback row) of a window store, and batch gathering.
 
+    Works on the in-RAM and the memory-mapped store alike and never holds a per-row array of its own:
+    calendar positions are looked up per batch. Series sharing a calendar form a group (a mixture's
+    component, or the whole store); future stamps come from the decision's own group's calendar.
+
     Args:
-        store: a ``WindowStore``-like object with ``values`` [N, F], ``times`` int64 [N] ns, ``close`` [N],
-            ``member`` bool [N], ``offsets`` [I+1], ``instruments`` [I], ``lookback``, ``horizon``, ``clip``.
+        store: a ``WindowStore``: ``values`` [N, F_src] (columns ``source_features`` when present, else the
+            features), ``times`` int64 [N] ns, ``stamps`` [N, 5], ``close`` [N], ``member`` bool [N] or None,
+            ``offsets`` [I+1], ``instruments`` [I], ``lookback``, ``horizon``, ``clip``, ``features`` and
+            optionally ``groups`` (``start``, ``stop``, ``calendar`` int64 ns).
     """
 
     def __init__(self, store: Any) -> None:
         self.store = store
         self.lookback, self.horizon = int(store.lookback), int(store.horizon)
-        times = np.asarray(store.times, dtype=np.int64)
-        self.calendar = np.unique(times)                                                # int64 ns [D]
-        self.pos = np.searchsorted(self.calendar, times).astype(np.int64)               # [N] calendar index
-        full = extend_calendar(self.calendar.astype("datetime64[ns]"), self.horizon)
-        self.calendar_stamps = time_features(full)                                       # [D + H, 5]
+        source = tuple(getattr(store, "source_features", ()) or ())
+        features = tuple(getattr(store, "features", ()) or ())
+        self.cols = [source.index(f) for f in features] if source and features and source != features else None
+        groups = getattr(store, "groups", None)
+        if groups:
+            spans = [(int(g.start), int(g.stop), np.asarray(g.calendar, dtype=np.int64)) for g in groups]
+        else:
+            spans = [(0, len(store.offsets) - 1, np.unique(np.asarray(store.times, dtype=np.int64)))]
+        self.group_start = np.array([a for a, _, _ in spans], dtype=np.int64)           # [G] first series
+        self.calendars = [cal for _, _, cal in spans]                                     # [G] int64 [D_g]
+        self.calendar_stamps = [time_features(extend_calendar(cal.astype("datetime64[ns]"), self.horizon))
+                                for cal in self.calendars]                                # [G] [D_g + H, 5]
+        self.spans = [(a, b) for a, b, _ in spans]
 
-    def select(self, start: int, end: int, members_only: bool = True) -> tuple[np.ndarray, np.ndarray]:
-        """Decisions whose time is in [start, end] ns and that have a full lookback; with
-        ``members_only``, only where the instrument is a universe member at the decision.
+    def select(self, bounds: Sequence[tuple[int, int]], members_only: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Decisions whose time is in the group's [start, end] ns (``bounds``: one pair per group) and that
+        have a full lookback; with ``members_only``, only where the instrument is a universe member at
+        the decision (no effect without membership data).
 
         Returns:
             (instrument index int64 [W], global row of the decision int64 [W]), sorted by decision
@@ -84,20 +99,23 @@ class DecisionWindows:
         """
         s = self.store
         inst_all, row_all = [], []
-        for i in range(len(s.offsets) - 1):
-            first, stop = int(s.offsets[i]) + self.lookback - 1, int(s.offsets[i + 1])
-            if stop <= first:
-                continue
-            rows = np.arange(first, stop, dtype=np.int64)
-            t = s.times[rows]
-            keep = (t >= start) & (t <= end)
-            if members_only:
-                keep &= np.asarray(s.member[rows], dtype=bool)
-            inst_all.append(np.full(int(keep.sum()), i, dtype=np.int64))
-            row_all.append(rows[keep])
+        for (lo_series, hi_series), (start, end) in zip(self.spans, bounds):
+            for i in range(lo_series, hi_series):
+                first, stop = int(s.offsets[i]) + self.lookback - 1, int(s.offsets[i + 1])
+                if stop <= first:
+                    continue
+                t = np.asarray(s.times[first:stop], dtype=np.int64)
+                lo, hi = int(np.searchsorted(t, start, side="left")), int(np.searchsorted(t, end, side="right"))
+                if hi <= lo:
+                    continue
+                rows = np.arange(first + lo, first + hi, dtype=np.int64)
+                if members_only and s.member is not None:
+                    rows = rows[np.asarray(s.member[first + lo:first + hi], dtype=bool)]
+                inst_all.append(np.full(len(rows), i, dtype=np.int64))
+                row_all.append(rows)
         inst = np.concatenate(inst_all) if inst_all else np.zeros(0, np.int64)
         row = np.concatenate(row_all) if row_all else np.zeros(0, np.int64)
-        order = np.lexsort((inst, np.asarray(s.times, dtype=np.int64)[row]))
+        order = np.lexsort((inst, np.asarray(s.times[row], dtype=np.int64) if len(row) else row))
         return inst[order], row[order]
 
     def gather(self, inst: np.ndarray, row: np.ndarray) -> dict[str, Any]:
@@ -105,36 +123,50 @@ class DecisionWindows:
         s, L, H = self.store, self.lookback, self.horizon
         hist = (row - L + 1)[:, None] + np.arange(L)                                    # [B, L] rows
         raw = np.asarray(s.values[hist], dtype=np.float32)
+        if self.cols is not None:
+            raw = raw[..., self.cols]
         mean, std = lookback_stats(raw)
-        cal_pos = self.pos[row]                                                          # [B]
-        future_pos = cal_pos[:, None] + np.arange(1, H + 1)                              # [B, H]
-        stamp = np.concatenate([np.asarray(s.stamps[hist]), self.calendar_stamps[future_pos]], axis=1)
-        close = np.concatenate([np.asarray(s.close[hist], dtype=np.float32), self._future_close(inst, row)], axis=1)
+        group = np.searchsorted(self.group_start, inst, side="right") - 1                # [B]
+        times = np.asarray(s.times[row], dtype=np.int64)
+        cal_pos = np.empty(len(row), np.int64)
+        future_stamps = np.empty((len(row), H, 5), np.int64)
+        for g in np.unique(group):
+            sel = group == g
+            cal_pos[sel] = np.searchsorted(self.calendars[g], times[sel])
+            future_stamps[sel] = self.calendar_stamps[g][cal_pos[sel][:, None] + np.arange(1, H + 1)]
+        stamp = np.concatenate([np.asarray(s.stamps[hist], dtype=np.int64), future_stamps], axis=1)
+        close = np.concatenate([np.asarray(s.close[hist], dtype=np.float32),
+                                self._future_close(inst, row, group, cal_pos)], axis=1)
         return {
             "x": torch.from_numpy(normalize(raw, mean, std, s.clip)),
-            "stamp": torch.from_numpy(stamp.astype(np.int64)),
-            "y_stamp": torch.from_numpy(stamp[:, L:].astype(np.int64)),
+            "stamp": torch.from_numpy(stamp),
+            "y_stamp": torch.from_numpy(np.ascontiguousarray(stamp[:, L:])),
             "instrument": [str(n) for n in np.asarray(s.instruments)[inst]],
-            "datetime": torch.from_numpy(np.asarray(s.times, dtype=np.int64)[row]),
+            "datetime": torch.from_numpy(times),
             "mean": torch.from_numpy(mean),
             "std": torch.from_numpy(std),
             "close": torch.from_numpy(close),
         }
 
-    def _future_close(self, inst: np.ndarray, row: np.ndarray) -> np.ndarray:
+    def _future_close(self, inst: np.ndarray, row: np.ndarray, group: np.ndarray, cal_pos: np.ndarray) -> np.ndarray:
         """float32 [B, H]: the close at calendar step c+h (c = the decision's calendar index), NaN where
         the instrument has no row there. Rows are sorted, so step c+h can only be row + m, m <= h."""
         s, H = self.store, self.horizon
         out = np.full((len(row), H), np.nan, dtype=np.float32)
         end = np.asarray(s.offsets, dtype=np.int64)[inst + 1]                            # [B] exclusive
-        cal_pos = self.pos[row]
-        for h in range(1, H + 1):
-            for m in range(1, h + 1):
-                cand = row + m
-                ok = cand < end
-                hit = np.zeros(len(row), bool)
-                hit[ok] = self.pos[cand[ok]] == cal_pos[ok] + h
-                out[hit, h - 1] = s.close[cand[hit]]
+        for m in range(1, H + 1):
+            cand = row + m
+            ok = np.flatnonzero(cand < end)
+            if not len(ok):
+                continue
+            t = np.asarray(s.times[cand[ok]], dtype=np.int64)
+            pos = np.empty(len(ok), np.int64)
+            for g in np.unique(group[ok]):
+                sel = group[ok] == g
+                pos[sel] = np.searchsorted(self.calendars[g], t[sel])
+            step = pos - cal_pos[ok]                                                     # >= m
+            hit = step <= H
+            out[ok[hit], step[hit] - 1] = np.asarray(s.close[cand[ok[hit]]], dtype=np.float32)
         return out
 
 
@@ -156,7 +188,15 @@ class EvalWindowDataset(Dataset):
         return self.windows.gather(self.inst[idx], self.row[idx])
 
 
-def decision_dataset(store: Any, start: int, end: int, members_only: bool = True) -> EvalWindowDataset:
-    """The decisions of one split ([start, end] ns) of ``store``, in date order."""
+def decision_dataset(store: Any, bounds: Sequence[tuple[int, int]] | tuple[int, int],
+                     members_only: bool = True) -> EvalWindowDataset:
+    """The decisions of one split of ``store``, in date order.
+
+    Args:
+        bounds: the split's inclusive [start, end] ns, one pair per series group (a single pair applies
+            to every group).
+    """
     windows = DecisionWindows(store)
-    return EvalWindowDataset(windows, *windows.select(start, end, members_only))
+    if len(bounds) == 2 and np.isscalar(bounds[0]):
+        bounds = [tuple(bounds)] * len(windows.spans)
+    return EvalWindowDataset(windows, *windows.select(bounds, members_only))
