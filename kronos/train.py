@@ -58,7 +58,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     The datamodule is built and validated once, before any training, so bad input stops the run
     before a single step.
     """
-    from kronos.lightning.stages import backtest_stage, fit_stage  # heavy imports after arg parsing
+    from kronos.lightning.stages import fit_stage  # heavy imports after arg parsing
 
     sweep_dir = _sweep_run_dir(cfg)
     if sweep_dir is not None:
@@ -85,7 +85,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                 result[stage] = str(export)
         elif stage == "backtest":
             if is_zero:  # forecasts and reports are written by rank zero alone
-                result["backtest"] = backtest_stage(scfg, datamodule, produced)
+                from kronos.experiment import Experiment
+                from kronos.stages.backtest import backtest_stage
+
+                result["backtest"] = backtest_stage(scfg, datamodule, Experiment.from_config(scfg), produced)
         elif stage == "evaluate":
             if is_zero:
                 from kronos.experiment import Experiment
@@ -99,6 +102,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     """Errors that mean bad input or a missing prerequisite: shown as one message, no traceback."""
+    from kronos.backtest.settings import BacktestSettingsError
     from kronos.data.errors import DataValidationError
     from kronos.evaluate.settings import EvaluateConfigError
     from kronos.experiment import WeightsNotFoundError
@@ -107,8 +111,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from kronos.lightning.stages import StageInputError
     from kronos.models.hub import CheckpointError
 
-    return (DataValidationError, StageInputError, CheckpointError, NonFiniteLossError, WeightsNotFoundError,
-            EvaluateConfigError, ForecastInputError)
+    return (DataValidationError, StageInputError, CheckpointError, NonFiniteLossError, BacktestSettingsError,
+            WeightsNotFoundError, EvaluateConfigError, ForecastInputError)
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")

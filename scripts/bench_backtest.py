@@ -4,7 +4,8 @@
    normalised windows), Kronos-small + Tokenizer-base shapes with random weights, KV-cached vs
    uncached decoding.
 2. End-to-end time of a one-month CSI300 backtest (Qlib provider at $KRONOS_DATA_DIR/qlib_cn_csi300):
-   load the panel, forecast every (date, member) window, both Qlib portfolios, the report.
+   load the panel, forecast every (date, member) window, the price checks, the Qlib portfolios of the
+   model and each baseline, the report.
 
 Usage: ``python scripts/bench_backtest.py [--quick] [--device cpu]``; ``--quick`` shrinks everything
 to a smoke run (tiny model, short windows, a few days).
@@ -30,6 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from kronos.backtest import run_backtest  # noqa: E402
+from kronos.backtest.settings import BacktestSettings  # noqa: E402
 from kronos.data.datamodule import KronosDataModule  # noqa: E402
 from kronos.data.features import time_features  # noqa: E402
 from kronos.data.qlib_source import QlibSource  # noqa: E402
@@ -90,18 +92,21 @@ def end_to_end(data_dir: Path, model: str, device: str, quick: bool, samples: in
     datamodule.setup()
     t_load = time.perf_counter() - t0
     cfg = OmegaConf.load(REPO / "conf" / "backtest" / "topk_dropout.yaml")
-    root = OmegaConf.create({"seed": 0, "data": {"benchmark": "SH000300"}, "backtest": cfg})
-    root.backtest.merge_with({"sample_count": samples, "start": first, "end": last})
+    cfg.merge_with({"seed": 0, "benchmark": "SH000300", "sample_count": samples, "start": first, "end": last})
+    settings = BacktestSettings.from_config(cfg)
     with tempfile.TemporaryDirectory() as tmp:
         t1 = time.perf_counter()
-        metrics = run_backtest(build(model, device, True), datamodule, root.backtest, Path(tmp) / "bench" / "backtest")
+        metrics = run_backtest(build(model, device, True), datamodule, settings, Path(tmp) / "bench" / "backtest")
         t_run = time.perf_counter() - t1
     return {"model": model, "device": device, "decision_dates": [metrics["start"], metrics["end"]],
             "lookback": lookback, "horizon": horizon, "sample_count": samples,
             "forecasts": metrics["n_forecasts"], "instruments": metrics["n_instruments"],
             "benchmark": metrics["benchmark"], "load_s": round(t_load, 2), "backtest_s": round(t_run, 2),
             "total_s": round(t_load + t_run, 2),
-            "model_rank_ic": metrics["model"]["ic"]["next_return"]["rank_ic"]}
+            "headline_label": metrics["headline_label"],
+            "model_rank_ic": metrics["model"]["ic"][metrics["headline_label"]]["rank_ic"],
+            "model_rank_ic_t": metrics["model"]["ic"][metrics["headline_label"]]["rank_ic_t"],
+            "bad_price_rows": metrics["bad_prices"]["count"], "warnings": len(metrics["warnings"])}
 
 
 def main() -> None:

@@ -1,8 +1,8 @@
 """Forecast every (decision date, instrument) of an evaluation split in large batches.
 
-The datamodule's evaluation batches carry lookback-normalised windows plus the raw closes; the
-predictor samples normalised horizon paths, which are de-normalised with the same lookback
-statistics and reduced to predicted closes and realised returns, one row per window.
+The datamodule's evaluation batches carry lookback-normalised decision windows and calendar stamps for
+the horizon; the predictor samples normalised horizon paths, which are de-normalised with the same
+lookback statistics and reduced to predicted closes, one row per window.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from kronos.backtest.settings import ANCHORS
 from kronos.data.features import denormalize
 
 
@@ -29,9 +30,6 @@ class NormalizedForecaster(Protocol):
 def pred_columns(horizon: int) -> list[str]:
     """Names of the predicted-close columns: ``pred_close_1`` .. ``pred_close_H``."""
     return [f"pred_close_{h}" for h in range(1, horizon + 1)]
-
-
-ANCHORS = ("reconstructed", "last_close")
 
 
 def reconstructed_history(predictor: Any, x_hist: torch.Tensor) -> torch.Tensor:
@@ -54,14 +52,22 @@ def forecast_batch(predictor: NormalizedForecaster, batch: dict[str, Any], horiz
                    sample_count: int, T: float, top_k: int, top_p: float,
                    anchor: str = "last_close") -> pd.DataFrame:
     """Forecast one evaluation batch (``close_index``: the close column of ``x``); one row per window
-    (see :func:`forecast_split`)."""
+    (see :func:`forecast_split`).
+
+    Accepts decision batches (``x`` [B,L,F] lookback only with ``y_stamp`` [B,H,5], see
+    kronos.data.eval_windows) and the older layout (``x`` [B,L+H,F], future stamps in ``stamp``).
+    """
     x, stamp, close = batch["x"], batch["stamp"], batch["close"].double()
-    lookback = x.shape[1] - horizon
+    if "y_stamp" in batch:
+        lookback, y_stamp = x.shape[1], batch["y_stamp"]
+    else:
+        lookback = x.shape[1] - horizon
+        y_stamp = stamp[:, lookback:]
     if lookback < 2:
         raise ValueError(f"evaluation windows of {x.shape[1]} rows leave no lookback before a horizon of {horizon}")
     with torch.inference_mode():
         paths = predictor.forecast_normalized(
-            x[:, :lookback], stamp[:, :lookback], stamp[:, lookback:],
+            x[:, :lookback], stamp[:, :lookback], y_stamp,
             T=T, top_k=top_k, top_p=top_p, sample_count=sample_count, lengths=None,
         )
     if tuple(paths.shape) != (x.shape[0], sample_count, horizon, x.shape[2]):
@@ -78,7 +84,7 @@ def forecast_batch(predictor: NormalizedForecaster, batch: dict[str, Any], horiz
         anchor_close = last.numpy()
     else:
         raise ValueError(f"backtest.anchor={anchor!r} is not one of {ANCHORS}")
-    # Persistence/reversal baselines need the return over the H days up to the decision date.
+    # Persistence/reversal baselines need the return over the H rows up to the decision (lookback only).
     past_start = max(lookback - 1 - horizon, 0)
     frame = pd.DataFrame({
         "datetime": pd.to_datetime(np.asarray(batch["datetime"]).astype("int64"), unit="ns"),
@@ -86,8 +92,6 @@ def forecast_batch(predictor: NormalizedForecaster, batch: dict[str, Any], horiz
         "last_close": last.numpy(),
         "anchor_close": np.asarray(anchor_close, dtype=np.float64),
         "past_return": (last / close[:, past_start] - 1.0).numpy(),
-        "next_return": (close[:, lookback] / last - 1.0).numpy(),
-        "horizon_return": (close[:, -1] / last - 1.0).numpy(),
     })
     frame[pred_columns(horizon)] = pred_close.astype(np.float64)
     return frame
@@ -107,9 +111,10 @@ def forecast_split(predictor: NormalizedForecaster, datamodule: Any, *, sample_c
 
     Args:
         predictor: exposes ``forecast_normalized`` (KronosPredictor; its cache setting is its own).
-        datamodule: ``KronosDataModule``; its ``eval_dataloader(split, batch_size)`` batches hold
-            ``x`` [B,L+H,6], ``stamp`` [B,L+H,5], ``instrument`` list[str], ``datetime`` int64 ns [B],
-            ``mean``/``std`` [B,6] and raw ``close`` [B,L+H].
+        datamodule: ``KronosDataModule``; its ``eval_dataloader(split, batch_size)`` batches are the
+            decision windows of kronos.data.eval_windows (``x`` [B,L,6], ``stamp`` [B,L+H,5],
+            ``y_stamp`` [B,H,5], ``instrument``, ``datetime`` int64 ns [B], ``mean``/``std`` [B,6], raw
+            ``close`` [B,L+H]).
         sample_count, T, top_k, top_p: sampling settings passed to the predictor.
         batch_size: windows per predictor call (inference fits far larger batches than training).
         split: which split to forecast.
@@ -121,9 +126,10 @@ def forecast_split(predictor: NormalizedForecaster, datamodule: Any, *, sample_c
 
     Returns:
         Long DataFrame sorted by (datetime, instrument): ``datetime`` (decision time), ``instrument``,
-        ``last_close``, ``anchor_close`` (the close predicted returns are measured from), ``past_return`` (close return over the H rows up to the decision),
-        ``next_return`` (realised next-row close-to-close return), ``horizon_return`` (realised
-        return to the last horizon row) and ``pred_close_1..H`` (sample-averaged predicted closes).
+        ``last_close``, ``anchor_close`` (the close predicted returns are measured from), ``past_return``
+        (close return over the H rows up to the decision) and ``pred_close_1..H`` (sample-averaged
+        predicted closes). Realised labels are not here: kronos.backtest.labels computes them from the
+        panel by (date, instrument), so nothing of the future passes through the forecasting path.
     """
     loader = datamodule.eval_dataloader(split, batch_size=batch_size)
     close_index = list(datamodule.features).index("close")

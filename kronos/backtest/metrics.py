@@ -1,16 +1,21 @@
-"""Information coefficients: daily cross-sectional correlation of a signal with realised returns.
+"""Information coefficients and their significance.
 
-Labels (both computed from the evaluation batches' raw closes, never from the model's inputs):
-``next_return`` = close[t+1] / close[t] - 1 (what the first forecast step targets) and
-``horizon_return`` = close[t+H] / close[t] - 1 (what the whole forecast targets).
+IC = per decision date, the cross-sectional Pearson correlation of a signal with a realised label;
+RankIC = the same on within-date ranks (Spearman). Their daily series are summarised by the mean, the
+information ratio (mean / std) and a t-statistic of the mean: plain (i.i.d. days) for labels that do not
+overlap from one decision date to the next, Newey-West with lag = overlap - 1 for multi-day labels
+(the H-day label of consecutive dates shares H-1 days of returns, so its daily ICs are autocorrelated).
 """
 
 from __future__ import annotations
 
+from typing import Mapping
+
 import numpy as np
 import pandas as pd
 
-LABELS = ("next_return", "horizon_return")
+# Two-sided 5 % critical value of the normal distribution: the report's "significant".
+T_CRITICAL = 1.96
 
 
 def daily_ic(signal: pd.Series, label: pd.Series) -> pd.DataFrame:
@@ -42,33 +47,112 @@ def _pearson(frame: pd.DataFrame) -> pd.Series:
         return sums / np.sqrt(var_s * var_l)
 
 
-def ic_summary(daily: pd.DataFrame) -> dict[str, float]:
-    """Means and information ratios (mean / std, ddof=1, not annualised) of the daily IC series."""
+def t_statistic(series: pd.Series | np.ndarray, lag: int = 0) -> float:
+    """t-statistic of the mean of a daily series.
+
+    ``lag == 0``: the plain ``mean / (std(ddof=1) / sqrt(n))``. ``lag > 0``: Newey-West (Bartlett
+    kernel): the long-run variance ``g0 + 2 * sum_{k=1..lag} (1 - k / (lag + 1)) * g_k`` with
+    autocovariances ``g_k = sum_t (x_t - m)(x_{t-k} - m) / n``, and ``t = m / sqrt(lrv / n)``.
+    NaN when fewer than 3 values or no variance.
+    """
+    x = np.asarray(series, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    n = len(x)
+    if n < 3:
+        return float("nan")
+    mean = x.mean()
+    if lag <= 0:
+        sd = x.std(ddof=1)
+        return float(mean / (sd / np.sqrt(n))) if sd > 0 else float("nan")
+    d = x - mean
+    lrv = d @ d / n
+    for k in range(1, min(int(lag), n - 1) + 1):
+        lrv += 2.0 * (1.0 - k / (lag + 1.0)) * (d[k:] @ d[:-k]) / n
+    return float(mean / np.sqrt(lrv / n)) if lrv > 0 else float("nan")
+
+
+def ic_summary(daily: pd.DataFrame, lag: int = 0) -> dict[str, float]:
+    """Means, information ratios (mean / std, ddof=1, not annualised), t-statistics and the day count.
+
+    Args:
+        daily: output of :func:`daily_ic`.
+        lag: Newey-West lag for the t-statistics (label overlap - 1; 0 = plain t).
+    """
     def ratio(x: pd.Series) -> float:
         return float(x.mean() / x.std()) if len(x) > 1 and x.std() > 0 else float("nan")
 
     return {
         "ic": float(daily["ic"].mean()),
         "icir": ratio(daily["ic"]),
+        "ic_t": t_statistic(daily["ic"], lag),
         "rank_ic": float(daily["rank_ic"].mean()),
         "rank_icir": ratio(daily["rank_ic"]),
+        "rank_ic_t": t_statistic(daily["rank_ic"], lag),
         "days": int(len(daily)),
     }
 
 
-def ic_report(signal: pd.Series, forecasts: pd.DataFrame) -> tuple[dict[str, dict[str, float]], dict[str, pd.DataFrame]]:
-    """IC summaries and daily series of ``signal`` against every label in :data:`LABELS`.
+def ic_report(signal: pd.Series, labels: pd.DataFrame, overlaps: Mapping[str, int],
+              ) -> tuple[dict[str, dict[str, float]], dict[str, pd.DataFrame]]:
+    """IC summaries and daily series of ``signal`` against every label column.
 
     Args:
-        signal: Series on (datetime, instrument) (``model_signal`` / ``baseline_signal``).
-        forecasts: output of ``forecast_split`` (holds the label columns).
+        signal: Series on (datetime, instrument).
+        labels: DataFrame on the same index, one column per label.
+        overlaps: {label: how many decision dates one label spans} (1 = no overlap); the t-statistic's
+            Newey-West lag is overlap - 1.
 
     Returns:
         ({label: ic_summary}, {label: daily_ic frame}).
     """
-    index = pd.MultiIndex.from_arrays([forecasts["datetime"], forecasts["instrument"]], names=["datetime", "instrument"])
     summaries, dailies = {}, {}
-    for label in LABELS:
-        daily = daily_ic(signal, pd.Series(forecasts[label].to_numpy(), index=index))
-        summaries[label], dailies[label] = ic_summary(daily), daily
+    for label in labels.columns:
+        daily = daily_ic(signal, labels[label])
+        summaries[label] = ic_summary(daily, lag=int(overlaps.get(label, 1)) - 1)
+        dailies[label] = daily
     return summaries, dailies
+
+
+def compare(model: pd.DataFrame, baseline: pd.DataFrame, lag: int = 0) -> dict[str, float]:
+    """The model's daily RankIC minus a baseline's on the days both have, and its t-statistic.
+
+    Args:
+        model, baseline: :func:`daily_ic` frames of the same label.
+        lag: Newey-West lag (label overlap - 1).
+
+    Returns:
+        ``rank_ic_diff`` (mean daily difference), ``t`` and ``days``.
+    """
+    diff = (model["rank_ic"] - baseline["rank_ic"]).dropna()
+    return {"rank_ic_diff": float(diff.mean()) if len(diff) else float("nan"),
+            "t": t_statistic(diff, lag), "days": int(len(diff))}
+
+
+def verdict(model_name: str, baseline_name: str, label: str, result: Mapping[str, float]) -> str:
+    """One sentence saying whether ``model_name`` beats ``baseline_name`` significantly on ``label``."""
+    diff, t, days = result["rank_ic_diff"], result["t"], result["days"]
+    if not np.isfinite(t):
+        return f"Too few days ({days}) to compare {model_name} with {baseline_name} on {label}."
+    if t > T_CRITICAL:
+        word = "beats"
+    elif t < -T_CRITICAL:
+        word = "is significantly worse than"
+    else:
+        word = "does not significantly beat"
+    return (f"The {model_name} {word} {baseline_name} on {label}: mean daily RankIC difference "
+            f"{diff:+.4f}, t = {t:.2f} over {days} days (significant when |t| > {T_CRITICAL}).")
+
+
+def residual_signal(signal: pd.Series, control: pd.Series) -> pd.Series:
+    """``signal`` with ``control`` regressed out per date (OLS with intercept, cross-sectionally).
+
+    Both Series on (datetime, instrument); dates where the control has no spread keep the demeaned
+    signal. Used to show the model's IC net of the reconstruction anchor's gap.
+    """
+    frame = pd.DataFrame({"s": signal, "c": control}).dropna()
+    by = frame.groupby(level="datetime")
+    centred = frame - by.transform("mean")
+    cov = (centred["s"] * centred["c"]).groupby(level="datetime").transform("sum")
+    var = (centred["c"] ** 2).groupby(level="datetime").transform("sum")
+    beta = (cov / var.where(var > 0)).fillna(0.0)
+    return (centred["s"] - beta * centred["c"]).reindex(signal.index).rename(signal.name)

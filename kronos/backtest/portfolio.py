@@ -16,11 +16,13 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 import pandas as pd
 
+from kronos.backtest.markets import LOT_SIZE, REGION_QLIB, tradability
+
 DAY = "day"
 _TIME_COLUMNS = ("date", "datetime", "timestamps", "timestamp", "time")
 
 
-def use_provider(provider_uri: str | Path, region: str = "cn") -> None:
+def use_provider(provider_uri: str | Path, region: str = "us") -> None:
     """Point Qlib at ``provider_uri`` (initialising it, quietly, only when it is not already there).
 
     Qlib's live configuration is what is compared, not a memo of ours: other code (a Qlib data
@@ -199,13 +201,61 @@ def summarize(report: pd.DataFrame) -> dict[str, Any]:
     }
 
 
+def provider_fields(universe: list[str], start: pd.Timestamp, end: pd.Timestamp,
+                    fields: dict[str, str]) -> dict[str, pd.DataFrame]:
+    """{name: wide [trading days x universe]} of Qlib ``fields`` ({name: expression}) from the current
+    provider, from the trading day before ``start`` (so the first day's return is defined) to ``end``."""
+    from qlib.data import D
+
+    calendar = pd.DatetimeIndex(D.calendar(freq=DAY))
+    before = calendar[calendar < start]
+    first = before[-1] if len(before) else start
+    raw = D.features(universe, list(fields.values()), first, end, freq=DAY)
+    raw.columns = list(fields)
+    days = calendar[(calendar >= first) & (calendar <= end)]
+    return {name: raw[name].unstack(level="instrument").reindex(index=days, columns=universe) for name in fields}
+
+
+def blocked_days(universe: list[str], start: pd.Timestamp, end: pd.Timestamp, region: str,
+                 limit_threshold: float | str | None) -> tuple[pd.Series, pd.Series]:
+    """(buy blocked, sell blocked) per (instrument, datetime) from the current provider's close and volume.
+
+    See kronos.backtest.markets: suspensions (zero/missing volume, no price) block both directions; a
+    limit-up close blocks buying, a limit-down close selling, with the region's board-aware limits.
+    """
+    wide = provider_fields(universe, start, end, {"close": "$close", "volume": "$volume"})
+    buy, sell = tradability(wide["close"], wide["volume"], region, limit_threshold)
+
+    def long(frame: pd.DataFrame) -> pd.Series:
+        out = frame.loc[frame.index >= start].T.stack(future_stack=True)
+        return out.rename_axis(["instrument", "datetime"])
+
+    return long(buy), long(sell)
+
+
+def rule_exchange(buy_blocked: pd.Series, sell_blocked: pd.Series, **kwargs: Any) -> Any:
+    """A Qlib ``Exchange`` whose tradability is ours: its own ``$close``-NaN suspension OR ``buy_blocked``
+    / ``sell_blocked`` (bool Series on (instrument, datetime)); Qlib's float/expression limits are off."""
+    from qlib.backtest.exchange import Exchange
+
+    class RuleExchange(Exchange):
+        def _update_limit(self, limit_threshold: Any) -> None:
+            super()._update_limit(float("inf"))  # Qlib's own rule off; it still marks NaN-close days
+            idx = self.quote_df.index
+            self.quote_df["limit_buy"] |= buy_blocked.reindex(idx, fill_value=False).to_numpy(dtype=bool)
+            self.quote_df["limit_sell"] |= sell_blocked.reindex(idx, fill_value=False).to_numpy(dtype=bool)
+
+    return RuleExchange(limit_threshold=float("inf"), **kwargs)
+
+
 def run_topk_dropout(signal: pd.Series, provider_uri: str | Path, *, topk: int, n_drop: int, hold_thresh: int,
-                     account: float, costs: Mapping[str, float], limit_threshold: float | None, deal_price: str,
-                     benchmark: str | None, start: str | pd.Timestamp | None = None,
-                     end: str | pd.Timestamp | None = None, region: str = "cn") -> PortfolioResult:
+                     account: float, costs: Mapping[str, float], deal_price: str, benchmark: str | None,
+                     region: str = "none", limit_threshold: float | str | None = "region",
+                     start: str | pd.Timestamp | None = None, end: str | pd.Timestamp | None = None,
+                     ) -> PortfolioResult:
     """Backtest Qlib's ``TopkDropoutStrategy`` on ``signal`` with a daily ``SimulatorExecutor``.
 
-    Qlib trades on day t with the signal of the previous trading day, at ``deal_price``.
+    Qlib trades on day t+1 with the signal of day t, at ``deal_price``.
 
     Args:
         signal: float Series on (datetime, instrument); instruments named as in the provider.
@@ -214,9 +264,11 @@ def run_topk_dropout(signal: pd.Series, provider_uri: str | Path, *, topk: int, 
             hold each at least hold_thresh days).
         account: initial cash.
         costs: ``open_cost``, ``close_cost`` (fractions of the deal) and ``min_cost`` (absolute).
-        limit_threshold: daily move beyond which a stock cannot be bought (up) or sold (down); None = no limit.
-        deal_price: price field trades fill at (``close``, ``open``, ...).
+        deal_price: price field trades fill at (``close``, ``open``).
         benchmark: see :func:`resolve_benchmark`.
+        region: ``cn``, ``us`` or ``none`` (resolved): lot size (kronos.backtest.markets.LOT_SIZE) and limits.
+        limit_threshold: ``region`` (the region's board-aware rule), a uniform fraction, or None (no limits).
+            Suspended days never trade, whatever this is.
         start, end: simulated dates (default: see :func:`backtest_days`).
     """
     from qlib.backtest import backtest
@@ -225,7 +277,9 @@ def run_topk_dropout(signal: pd.Series, provider_uri: str | Path, *, topk: int, 
 
     if signal.empty:
         raise ValueError("the signal is empty: nothing to backtest")
-    use_provider(provider_uri, region)
+    if region not in LOT_SIZE:
+        raise ValueError(f"region {region!r} is not one of {sorted(LOT_SIZE)}")
+    use_provider(provider_uri, REGION_QLIB[region])
     dates = pd.DatetimeIndex(signal.index.get_level_values("datetime"))
     days = backtest_days(dates, None if start is None else pd.Timestamp(start), None if end is None else pd.Timestamp(end))
     if len(days) < 2:
@@ -235,17 +289,14 @@ def run_topk_dropout(signal: pd.Series, provider_uri: str | Path, *, topk: int, 
     bench, bench_name = resolve_benchmark(benchmark, universe, days[0], days[-1])
     strategy = TopkDropoutStrategy(signal=signal.sort_index(), topk=topk, n_drop=n_drop, hold_thresh=hold_thresh)
     executor = SimulatorExecutor(time_per_step=DAY, generate_portfolio_metrics=True, verbose=False)
-    exchange_kwargs = {
-        "freq": DAY,
-        "codes": universe,
-        "limit_threshold": limit_expressions(limit_threshold),
-        "deal_price": deal_price,
-        "open_cost": float(costs["open_cost"]),
-        "close_cost": float(costs["close_cost"]),
-        "min_cost": float(costs["min_cost"]),
-    }
     with _quiet():
+        buy, sell = blocked_days(universe, days[0], days[-1], region, limit_threshold)
+        exchange = rule_exchange(
+            buy, sell, freq=DAY, start_time=days[0], end_time=days[-1], codes=universe, deal_price=deal_price,
+            open_cost=float(costs["open_cost"]), close_cost=float(costs["close_cost"]),
+            min_cost=float(costs["min_cost"]), trade_unit=LOT_SIZE[region],
+        )
         metrics, _ = backtest(start_time=days[0], end_time=days[-1], strategy=strategy, executor=executor,
-                              benchmark=bench, account=float(account), exchange_kwargs=exchange_kwargs)
+                              benchmark=bench, account=float(account), exchange_kwargs={"exchange": exchange})
     report = metrics[f"1{DAY}"][0]
     return PortfolioResult(report=report, summary=summarize(report), benchmark=bench_name)

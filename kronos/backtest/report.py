@@ -60,7 +60,7 @@ def _plot_excess(portfolios: Mapping[str, pd.DataFrame], benchmark: str, path: P
 
 
 def _plot_rank_ic(daily_ics: Mapping[str, pd.DataFrame], path: Path) -> None:
-    """Daily RankIC (next-day label) of each signal, as bars, with a 20-day rolling mean."""
+    """Daily RankIC (headline label) of each signal, as bars, with a 20-day rolling mean."""
     fig, ax = plt.subplots(figsize=(9, 4.5))
     width = 0.8 / max(len(daily_ics), 1)
     for i, (name, daily) in enumerate(daily_ics.items()):
@@ -73,7 +73,7 @@ def _plot_rank_ic(daily_ics: Mapping[str, pd.DataFrame], path: Path) -> None:
     ticks = list(range(0, len(longest), max(len(longest) // 8, 1)))
     ax.set_xticks(ticks, [longest.index[t].strftime("%Y-%m-%d") for t in ticks], rotation=30, ha="right")
     ax.axhline(0.0, color="grey", linewidth=0.8)
-    ax.set(title="Daily RankIC against the next-day return", ylabel="RankIC")
+    ax.set(title="Daily RankIC against the headline label", ylabel="RankIC")
     _finish(fig, ax, path)
 
 
@@ -98,11 +98,32 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _signal_names(metrics: Mapping[str, Any]) -> list[str]:
+    """The model, its baselines, then any diagnostics (anchor_gap, model_ex_gap), as present."""
+    names = ["model", *metrics.get("baselines", [])]
+    return names + [n for n in ("anchor_gap", "model_ex_gap") if n in metrics]
+
+
+def _ic_table(metrics: Mapping[str, Any]) -> str:
+    """Model vs baselines: one row per (label, signal), headline label first, with t-statistics and days."""
+    labels = list(metrics["labels"])
+    header = ["label", "signal", "IC", "ICIR", "IC t", "RankIC", "RankICIR", "RankIC t", "days"]
+    rows = []
+    for label in labels:
+        lag = int(metrics.get("label_overlap", {}).get(label, 1)) - 1
+        title = f"{label}{' (headline)' if label == metrics['headline_label'] else ''}"
+        title += f" [Newey-West lag {lag}]" if lag else ""
+        for name in _signal_names(metrics):
+            s = metrics[name]["ic"][label]
+            rows.append([title, name, s["ic"], s["icir"], s["ic_t"], s["rank_ic"], s["rank_icir"], s["rank_ic_t"],
+                         s["days"]])
+    return _table(header, rows)
+
+
 def _html(metrics: Mapping[str, Any], figures: Mapping[str, Path]) -> str:
-    """One self-contained page: the settings, IC and portfolio tables and the figures as base64 PNG."""
-    names = [n for n in ("model", "baseline") if n in metrics]
-    ic_rows = [[f"{name} ({metrics['signals'][name]})", label, s["ic"], s["icir"], s["rank_ic"], s["rank_icir"], s["days"]]
-               for name in names for label, s in metrics[name]["ic"].items()]
+    """One self-contained page: warnings, the significance verdicts, the IC and portfolio tables, the
+    figures as base64 PNG, and the settings."""
+    names = ["model", *metrics.get("baselines", [])]
     if all(metrics[n].get("portfolio") for n in names):
         pf_rows = [[title] + [metrics[name]["portfolio"][group][key] for name in names]
                    for title, group, key in _PORTFOLIO_ROWS]
@@ -116,19 +137,40 @@ def _html(metrics: Mapping[str, Any], figures: Mapping[str, Path]) -> str:
         f'<figure><img alt="{key}" src="data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()}">'
         f"<figcaption>{key.replace('_', ' ')}</figcaption></figure>" for key, path in figures.items())
     settings = _table(["setting", "value"], [[k, json.dumps(v)] for k, v in metrics["settings"].items()])
+    warnings = "".join(f'<li class="warn">{html.escape(w)}</li>' for w in metrics.get("warnings", []))
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in metrics.get("notes", []))
+    verdicts = "".join(f"<li>{html.escape(v['verdict'])}</li>" for v in metrics.get("significance", {}).values())
+    labels = "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(v)}</li>" for k, v in metrics["labels"].items())
+    signals = "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(str(v))}</li>" for k, v in metrics["signals"].items())
+    bad = metrics.get("bad_prices")
+    bad_html = ""
+    if bad and bad.get("count"):
+        bad_html = (f"<h2>Flagged price rows: {bad['count']}</h2>"
+                    + _table(["datetime", "instrument", "return", "change", "reason"],
+                             [[e["datetime"], e["instrument"], e["return"], e["change"], e["reason"]]
+                              for e in bad["examples"]]))
+    weights = metrics.get("weights") or {}
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Kronos backtest: {html.escape(str(metrics['name']))}</title>
-<style>body{{font-family:sans-serif;margin:2em;max-width:1000px}}table{{border-collapse:collapse;margin:1em 0}}
+<style>body{{font-family:sans-serif;margin:2em;max-width:1100px}}table{{border-collapse:collapse;margin:1em 0}}
 td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child,th:first-child{{text-align:left}}
-img{{max-width:100%}}</style></head><body>
+.warn{{color:#a00}}img{{max-width:100%}}</style></head><body>
 <h1>Kronos backtest: {html.escape(str(metrics['name']))}</h1>
 <p>{metrics['n_forecasts']} forecasts, {metrics['n_instruments']} instruments, decision dates {metrics['start']} to
-{metrics['end']}. Benchmark: <b>{html.escape(str(metrics['benchmark']))}</b>. Qlib TopkDropoutStrategy,
-returns accumulated by summation (Qlib's convention), annualised over 238 trading days.</p>
-<h2>Information coefficient</h2>
-{_table(["signal", "label", "IC", "ICIR", "RankIC", "RankICIR", "days"], ic_rows)}
+{metrics['end']}. Market rules: {html.escape(str(metrics.get('region')))}. Benchmark:
+<b>{html.escape(str(metrics['benchmark']))}</b>. Qlib TopkDropoutStrategy, trading on day t+1 with day t's signal;
+returns accumulated by summation (Qlib's convention), annualised over 238 trading days.
+Weights: {html.escape(json.dumps(weights))}.</p>
+<h2>Warnings</h2><ul>{warnings or "<li>none</li>"}{notes}</ul>
+<h2>Does the model beat the baselines?</h2><ul>{verdicts}</ul>
+<h2>Information coefficient: model vs baselines</h2>
+<p>Labels:</p><ul>{labels}</ul><p>Signals:</p><ul>{signals}</ul>
+{_ic_table(metrics)}
+<p>t: the mean daily (Rank)IC over its standard error; Newey-West where consecutive labels overlap. |t| &gt; 1.96
+is significant at 5 %.</p>
 <h2>Top-k dropout portfolio</h2>
 {portfolio}
+{bad_html}
 <h2>Figures</h2>{images}
 <h2>Settings</h2>{settings}
 </body></html>
@@ -143,12 +185,12 @@ def write_report(out_dir: str | Path, metrics: Mapping[str, Any], signals: pd.Da
     Args:
         out_dir: target directory (replaced as a whole).
         metrics: JSON-serialisable metrics; must hold ``name``, ``benchmark``, ``signals``, ``settings``,
-            ``n_forecasts``, ``n_instruments``, ``start``, ``end`` and per signal name an ``ic`` and a
-            ``portfolio`` entry (see ``run_backtest``).
+            ``headline_label``, ``labels``, ``baselines``, ``n_forecasts``, ``n_instruments``, ``start``,
+            ``end`` and per signal name an ``ic`` and a ``portfolio`` entry (see ``run_backtest``).
         signals: one row per (datetime, instrument) with the signals, labels and predicted closes.
         portfolios: {signal name: Qlib daily portfolio report}; empty when the portfolio was skipped
             (intraday data), leaving the IC tables and the RankIC plot.
-        daily_ics: {signal name: daily IC frame (``ic``, ``rank_ic``) for the next-day label}.
+        daily_ics: {signal name: daily IC frame (``ic``, ``rank_ic``) for the headline label}.
 
     Returns:
         (metrics, {figure name: final PNG path}).

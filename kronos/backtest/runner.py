@@ -1,7 +1,20 @@
-"""``run_backtest``: forecasts -> signals -> IC and top-k portfolio (model and baseline) -> report."""
+"""``run_backtest``: forecasts -> signals -> labels -> IC with t-statistics and top-k portfolios -> report.
+
+What each number means (the report says the same in words):
+
+- Signals: the model's predicted return from the anchor (``settings.anchor``), and each naive baseline
+  (``settings.baselines``) on exactly the same (date, instrument) rows.
+- Labels (kronos.backtest.labels): the headline ``trade_return`` is what Qlib's next-day execution
+  earns; ``next_return`` and ``horizon_return`` are secondary rows.
+- Significance: every IC row has a t-statistic and the number of days; the model's daily RankIC minus
+  each baseline's gets a t-statistic and a sentence.
+- Warnings: survivorship bias (no membership data), capped topk/n_drop, a price-index benchmark, and
+  flagged price rows.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Any, Mapping
@@ -9,29 +22,17 @@ from typing import Any, Mapping
 import pandas as pd
 import torch
 
-from kronos.data.qlib_provider import build_provider_from_panel, qlib_symbol
+from kronos.backtest import labels as label_defs
 from kronos.backtest.forecast import forecast_split
-from kronos.backtest.metrics import ic_report
-from kronos.backtest.portfolio import run_topk_dropout
+from kronos.backtest.markets import resolve_region
+from kronos.backtest.metrics import compare, ic_report, residual_signal, verdict
 from kronos.backtest.report import write_report
-from kronos.backtest.signals import baseline_signal, model_signal
+from kronos.backtest.settings import BacktestSettings
+from kronos.backtest.signals import anchor_gap_signal, baseline_signal, model_signal
+from kronos.data.qlib_provider import build_provider_from_panel, qlib_symbol
 
 log = logging.getLogger(__name__)
-HEADLINE_LABEL = "next_return"
-
-
-def _plain(cfg: Any) -> dict[str, Any]:
-    """The backtest settings as a plain dict (an OmegaConf node is resolved; a full config's
-    ``backtest`` group is taken)."""
-    try:
-        from omegaconf import DictConfig, OmegaConf
-
-        if isinstance(cfg, DictConfig):
-            cfg = OmegaConf.to_container(cfg, resolve=True)
-    except ImportError:  # pragma: no cover - omegaconf ships with hydra, a core dependency
-        pass
-    cfg = dict(cfg)
-    return dict(cfg["backtest"]) if "backtest" in cfg else cfg
+HEADLINE_LABEL = label_defs.HEADLINE_LABEL
 
 
 def is_daily(panel: Any) -> bool:
@@ -39,30 +40,45 @@ def is_daily(panel: Any) -> bool:
     return not any(pd.DatetimeIndex(ts).normalize().has_duplicates for ts in panel.timestamps)
 
 
-def resolve_provider(datamodule: Any, provider_uri: str | None, work_dir: Path) -> tuple[Path, str]:
-    """The Qlib provider holding the datamodule's instruments, and its region.
+def resolve_provider(datamodule: Any, provider_uri: str | None, provider_dir: Path) -> Path:
+    """The Qlib provider holding the datamodule's instruments.
 
     ``provider_uri`` wins; a Qlib-sourced datamodule reuses its own provider; any other source
-    (CSV, synthetic) is written to ``work_dir/qlib_provider`` with ``build_provider_from_panel``.
+    (CSV, synthetic) is written to ``provider_dir`` with ``build_provider_from_panel``.
     """
     source = getattr(datamodule, "source", None)
-    region = str(getattr(source, "region", "cn"))
     if provider_uri:
-        return Path(provider_uri).expanduser(), region
+        return Path(provider_uri).expanduser()
     if getattr(source, "provider_uri", None) is not None:
-        return Path(source.provider_uri).expanduser(), region
-    return build_provider_from_panel(datamodule.panel, work_dir / "qlib_provider", overwrite=True), region
+        return Path(source.provider_uri).expanduser()
+    return build_provider_from_panel(datamodule.panel, provider_dir, overwrite=True)
+
+
+def cap_portfolio(topk: int, n_drop: int, universe: int) -> tuple[int, int, str | None]:
+    """(topk, n_drop, note): a topk of the whole universe (or more) holds the benchmark, so it is capped
+    to half the universe; n_drop to topk. The note says what changed (None: nothing)."""
+    if topk < universe:
+        return topk, n_drop, None
+    new_topk = max(1, universe // 2)
+    new_drop = min(n_drop, new_topk)
+    return new_topk, new_drop, (f"backtest.topk={topk} is not smaller than the universe ({universe} instruments a "
+                                f"day): capped to topk={new_topk}, n_drop={new_drop} (holding everything would "
+                                "simply be the equal-weighted universe). Set backtest.topk below the universe size.")
 
 
 def _headline(metrics: Mapping[str, Any]) -> dict[str, float]:
-    """Flat numbers for experiment loggers: IC family (next-day label) and portfolio, per signal."""
+    """Flat numbers for experiment loggers: IC family (headline label) and, when run, the portfolio."""
     flat: dict[str, float] = {}
-    for name in ("model", "baseline"):
-        ic = metrics[name]["ic"][HEADLINE_LABEL]
-        pf = metrics[name]["portfolio"]
+    label = metrics["headline_label"]
+    for name in ["model", *metrics["baselines"]]:
+        ic = metrics[name]["ic"][label]
+        flat.update({f"backtest/{name}_ic": ic["ic"], f"backtest/{name}_icir": ic["icir"],
+                     f"backtest/{name}_rank_ic": ic["rank_ic"], f"backtest/{name}_rank_icir": ic["rank_icir"],
+                     f"backtest/{name}_rank_ic_t": ic["rank_ic_t"]})
+        pf = metrics[name].get("portfolio")
+        if not pf:  # intraday data: no portfolio was simulated
+            continue
         flat.update({
-            f"backtest/{name}_ic": ic["ic"], f"backtest/{name}_icir": ic["icir"],
-            f"backtest/{name}_rank_ic": ic["rank_ic"], f"backtest/{name}_rank_icir": ic["rank_icir"],
             f"backtest/{name}_annualized_return": pf["return_with_cost"]["annualized_return"],
             f"backtest/{name}_excess_return_without_cost": pf["excess_return_without_cost"]["annualized_return"],
             f"backtest/{name}_excess_return_with_cost": pf["excess_return_with_cost"]["annualized_return"],
@@ -88,71 +104,194 @@ def log_to(logger: Any, metrics: Mapping[str, Any], figures: Mapping[str, Path])
             experiment.log_image(str(path), name=f"backtest_{name}")
 
 
-def run_backtest(predictor: Any, datamodule: Any, cfg: Any, out_dir: str | Path, logger: Any = None) -> dict[str, Any]:
-    """Forecast the test split, score the model and the baseline, backtest both through Qlib, report.
+def _benchmark_note(benchmark: str | None, total_return: bool) -> str | None:
+    """The price-index caveat, unless the benchmark is the equal-weighted universe or flagged total-return."""
+    if benchmark in (None, "", "equal_weight") or total_return:
+        return None
+    return (f"The benchmark {benchmark} is treated as a price index (dividends excluded) while the portfolio "
+            "earns dividends through adjusted prices, so excess returns are overstated by about the index's "
+            "dividend yield (~2 %/year for CSI300). Use a total-return index (e.g. a CSV of its closes) and set "
+            "backtest.benchmark_total_return=true.")
+
+
+def run_backtest(predictor: Any, datamodule: Any, settings: BacktestSettings, out_dir: str | Path, *,
+                 logger: Any = None, weights: Mapping[str, Any] | None = None,
+                 provider_dir: Path | None = None) -> dict[str, Any]:
+    """Forecast the test split, score the model and the baselines, backtest each through Qlib, report.
 
     Args:
         predictor: ``KronosPredictor`` (``forecast_normalized``).
-        datamodule: ``KronosDataModule`` (``eval_dataloader``, ``panel``, ``horizon``, ``source``).
-        cfg: the ``backtest`` config group (``conf/backtest/topk_dropout.yaml``), or a full config holding it.
-        out_dir: report directory (``outputs/<name>/backtest``), replaced atomically; a provider built
-            from the data goes beside it (``outputs/<name>/qlib_provider``).
+        datamodule: ``KronosDataModule`` (``eval_dataloader``, ``panel``, ``horizon``, ``source``, ``benchmark``).
+        settings: the backtest settings (``BacktestSettings.from_config(cfg.backtest)``).
+        out_dir: report directory (``outputs/<name>/backtest``), replaced atomically.
         logger: optional Lightning logger for the headline numbers and plots.
+        weights: what was loaded, ``{tokenizer: ..., predictor: ...}`` (recorded in metrics.json).
+        provider_dir: where a Qlib provider built from CSV/synthetic data goes (default: beside
+            ``out_dir``, ``<out_dir>/../qlib_provider``).
 
     Returns:
         The metrics written to ``metrics.json`` plus ``figures`` ({name: PNG path}).
     """
-    settings = _plain(cfg)
+    if not isinstance(settings, BacktestSettings):
+        raise TypeError("run_backtest takes BacktestSettings: use BacktestSettings.from_config(cfg.backtest)")
     out_dir = Path(out_dir)
+    provider_dir = Path(provider_dir) if provider_dir is not None else out_dir.parent / "qlib_provider"
+    seed = 0 if settings.seed is None else int(settings.seed)
+    horizon = int(datamodule.horizon)
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(settings.get("seed", 0)))
+        torch.manual_seed(seed)
         forecasts = forecast_split(
-            predictor, datamodule, sample_count=int(settings["sample_count"]), T=float(settings["T"]),
-            top_k=int(settings["top_k"]), top_p=float(settings["top_p"]), batch_size=int(settings["batch_size"]),
-            start=settings.get("start"), end=settings.get("end"), anchor=str(settings.get("anchor", "last_close")),
+            predictor, datamodule, sample_count=settings.sample_count, T=settings.T, top_k=settings.top_k,
+            top_p=settings.top_p, batch_size=settings.batch_size, start=settings.start, end=settings.end,
+            anchor=settings.anchor,
         )
+    panel = datamodule.panel
+    labels = label_defs.panel_labels(panel, forecasts, deal_price=settings.deal_price, horizon=horizon)
     forecasts["instrument"] = forecasts["instrument"].map(qlib_symbol)
-    signals = {"model": model_signal(forecasts, settings["signal"]),
-               "baseline": baseline_signal(forecasts, settings["baseline"])}
-    daily = is_daily(datamodule.panel)
-    provider, region = (resolve_provider(datamodule, settings.get("provider_uri"), out_dir.parent)
-                        if daily else (None, None))
+    index = pd.MultiIndex.from_arrays([forecasts["datetime"], forecasts["instrument"]], names=["datetime", "instrument"])
+    labels.index = index
+    warnings: list[str] = []
+    notes: list[str] = []
+
+    daily = is_daily(panel)
+    source = getattr(datamodule, "source", None)
+    region = resolve_region(settings.region, getattr(source, "region", None))
+    provider = resolve_provider(datamodule, settings.provider_uri, provider_dir) if daily else None
+
+    bad = None
+    if daily:
+        bad = _check_prices(provider, region, settings, forecasts)
+        if bad["count"]:
+            warnings.append(f"{bad['count']} price row(s) look wrong (return disagrees with the provider's $change "
+                            "or exceeds the market's limit by a wide margin); see bad_prices in metrics.json"
+                            + ("; the decisions whose trade touches them were dropped." if settings.drop_bad_prices
+                               else ". Set backtest.drop_bad_prices=true to drop the decisions they touch."))
+        if settings.drop_bad_prices and bad["dropped"]:
+            keep = ~bad.pop("_mask")
+            forecasts, labels = forecasts[keep].reset_index(drop=True), labels[keep]
+            index = index[keep]
+        bad.pop("_mask", None)
+
+    signals: dict[str, pd.Series] = {"model": model_signal(forecasts, settings.signal)}
+    for name in settings.baselines:
+        signals[name] = baseline_signal(forecasts, name)
+    diagnostics: dict[str, pd.Series] = {}
+    if settings.anchor == "reconstructed":
+        gap = anchor_gap_signal(forecasts)
+        diagnostics = {"anchor_gap": gap, "model_ex_gap": residual_signal(signals["model"], gap)}
+        warnings.append("anchor=reconstructed: predicted returns are measured from the tokenizer's reconstruction "
+                        "of the last close. The anchor gap alone (anchor_gap) and the model with the gap regressed "
+                        "out per day (model_ex_gap) are reported: skill that vanishes in model_ex_gap is an artefact.")
+    if getattr(panel, "member", None) is None:
+        warnings.append("The data has no universe membership: every instrument is taken as a member on every day, "
+                        "including ones chosen because they survived to today. Results are survivorship-biased "
+                        "(usually flattering); use data with point-in-time membership (e.g. data=qlib_csi300).")
+
+    overlaps = label_defs.overlaps(horizon)
     metrics: dict[str, Any] = {
         "name": out_dir.parent.name,
-        "signals": {"model": f"{settings['signal']} predicted return vs {settings.get('anchor', 'last_close')} close",
-                    "baseline": settings["baseline"]},
+        "headline_label": HEADLINE_LABEL,
+        "labels": label_defs.describe(settings.deal_price, horizon),
+        "label_overlap": overlaps,
+        "baselines": list(settings.baselines),
+        "signals": {"model": f"{settings.signal} over the horizon of the predicted return from the {settings.anchor} anchor",
+                    **{name: _BASELINE_TEXT[name] for name in settings.baselines},
+                    **({"anchor_gap": "-(reconstructed anchor - last close) / last close",
+                        "model_ex_gap": "model with anchor_gap regressed out per day"} if diagnostics else {})},
+        "weights": {"tokenizer": None, "predictor": None}
+        | {kind: (dict(v) if isinstance(v, Mapping) else v) for kind, v in (weights or {}).items()},
         "n_forecasts": int(len(forecasts)),
         "n_instruments": int(forecasts["instrument"].nunique()),
         "start": str(forecasts["datetime"].min().date()),
         "end": str(forecasts["datetime"].max().date()),
+        "region": region,
         "provider_uri": str(provider) if provider else None,
         "benchmark": None,
+        "membership": getattr(panel, "member", None) is not None,
     }
+    daily_ics: dict[str, dict[str, pd.DataFrame]] = {}
+    for name, signal in {**signals, **diagnostics}.items():
+        metrics[name] = {"ic": None, "portfolio": None}
+        metrics[name]["ic"], daily_ics[name] = ic_report(signal, labels, overlaps)
+
+    significance: dict[str, Any] = {}
+    for name in settings.baselines:
+        significance[name] = {label: compare(daily_ics["model"][label], daily_ics[name][label], overlaps[label] - 1)
+                              for label in labels.columns}
+        significance[name]["verdict"] = verdict("model", name, HEADLINE_LABEL, significance[name][HEADLINE_LABEL])
+    metrics["significance"] = significance
+
+    portfolios: dict[str, pd.DataFrame] = {}
+    topk, n_drop = settings.topk, settings.n_drop
     if not daily:
         metrics["portfolio_skipped"] = (
             "intraday data: the top-k dropout portfolio runs on daily bars through Qlib; "
             "resample to daily candles to backtest a portfolio")
         log.warning("backtest: %s (IC metrics only)", metrics["portfolio_skipped"])
-    portfolios, daily_ics = {}, {}
-    for name, signal in signals.items():
-        ic, daily_ic = ic_report(signal, forecasts)
-        daily_ics[name] = daily_ic[HEADLINE_LABEL]
-        if not daily:
-            metrics[name] = {"ic": ic, "portfolio": None}
-            continue
-        result = run_topk_dropout(
-            signal, provider, topk=int(settings["topk"]), n_drop=int(settings["n_drop"]),
-            hold_thresh=int(settings["hold_thresh"]), account=float(settings["account"]), costs=settings["costs"],
-            limit_threshold=settings.get("limit_threshold"), deal_price=str(settings["deal_price"]),
-            benchmark=settings.get("benchmark"), region=region,
-        )
-        metrics[name] = {"ic": ic, "portfolio": result.summary}
-        metrics["benchmark"] = result.benchmark
-        portfolios[name] = result.report
-    metrics["settings"] = settings | {"lookback": int(datamodule.lookback), "horizon": int(datamodule.horizon)}
-    table = forecasts.assign(model=signals["model"].to_numpy(), baseline=signals["baseline"].to_numpy())
-    metrics, figures = write_report(out_dir, metrics, table, portfolios, daily_ics)
+    else:
+        from kronos.backtest.portfolio import run_topk_dropout  # qlib's backtest engine: only when trading
+
+        universe = int(forecasts.groupby("datetime")["instrument"].nunique().median())
+        topk, n_drop, note = cap_portfolio(topk, n_drop, universe)
+        if note:
+            notes.append(note)
+        benchmark = settings.benchmark if settings.benchmark is not None else getattr(datamodule, "benchmark", None)
+        bench_arg = None if benchmark == "equal_weight" else benchmark
+        note = _benchmark_note(bench_arg, settings.benchmark_total_return)
+        if note:
+            notes.append(note)
+        for name, signal in signals.items():
+            result = run_topk_dropout(
+                signal, provider, topk=topk, n_drop=n_drop, hold_thresh=settings.hold_thresh,
+                account=settings.account, costs=dataclasses.asdict(settings.costs), deal_price=settings.deal_price,
+                benchmark=bench_arg, region=region, limit_threshold=settings.limit_threshold,
+            )
+            metrics[name]["portfolio"] = result.summary
+            metrics["benchmark"] = result.benchmark
+            portfolios[name] = result.report
+    metrics["bad_prices"] = bad
+    metrics["warnings"] = warnings
+    metrics["notes"] = notes
+    metrics["settings"] = settings.as_dict() | {"seed": seed, "region_resolved": region, "topk_used": topk,
+                                                "n_drop_used": n_drop, "lookback": int(datamodule.lookback),
+                                                "horizon": horizon}
+    for text in warnings + notes:
+        log.warning("backtest: %s", text)
+
+    table = forecasts[["datetime", "instrument"]].copy()
+    for name, signal in {**signals, **diagnostics}.items():
+        table[name] = signal.to_numpy()
+    for label in labels.columns:
+        table[label] = labels[label].to_numpy()
+    extra = [c for c in forecasts.columns if c not in ("datetime", "instrument")]
+    table[extra] = forecasts[extra].to_numpy()
+    metrics, figures = write_report(out_dir, metrics, table, portfolios,
+                                    {name: d[HEADLINE_LABEL] for name, d in daily_ics.items() if name in signals})
     log.info("backtest report written to %s (benchmark %s)", out_dir, metrics["benchmark"])
     if logger is not None:
         log_to(logger, metrics, figures)
     return metrics | {"figures": {k: str(v) for k, v in figures.items()}}
+
+
+_BASELINE_TEXT = {"persistence": "return over the last H rows (the recent trend continues)",
+                  "reversal": "minus the return over the last H rows (it reverses)"}
+
+
+def _check_prices(provider: Path, region: str, settings: BacktestSettings, forecasts: pd.DataFrame) -> dict[str, Any]:
+    """Flag bad price rows of the traded universe (kronos.backtest.price_checks) over the test period."""
+    from kronos.backtest import price_checks
+    from kronos.backtest.portfolio import provider_fields, use_provider
+
+    from kronos.backtest.markets import REGION_QLIB
+
+    use_provider(provider, REGION_QLIB[region])
+    universe = sorted(set(forecasts["instrument"]))
+    start, end = forecasts["datetime"].min(), forecasts["datetime"].max() + pd.Timedelta(days=7)
+    wide = provider_fields(universe, start, end, {"close": "$close", "change": "$change"})
+    change = wide["change"] if wide["change"].notna().any().any() else None
+    flags = price_checks.flag_rows(wide["close"], change, region, settings.limit_threshold)
+    out = price_checks.summary(flags)
+    mask = price_checks.touched(flags, forecasts, wide["close"].index)
+    out["dropped"] = int(mask.sum()) if settings.drop_bad_prices else 0
+    out["_mask"] = mask
+    return out

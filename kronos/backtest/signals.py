@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-SIGNALS = ("last", "mean", "max", "min")
-BASELINES = ("reversal", "persistence")
+from kronos.backtest.settings import BASELINES, SIGNALS
 
 
 def _indexed(frame: pd.DataFrame, values: pd.Series, name: str) -> pd.Series:
@@ -44,9 +43,20 @@ def baseline_signal(forecasts: pd.DataFrame, kind: str = "reversal") -> pd.Serie
     ``persistence`` ranks by that return itself (the recent trend continues).
 
     Returns:
-        float Series indexed by (datetime, instrument), named ``baseline``.
+        float Series indexed by (datetime, instrument), named after ``kind``.
     """
     if kind not in BASELINES:
-        raise ValueError(f"backtest.baseline={kind!r} is not one of {BASELINES}: set backtest.baseline to one of them")
+        raise ValueError(f"backtest.baselines entry {kind!r} is not one of {BASELINES}: "
+                         "set backtest.baselines to a list of them")
     past = forecasts["past_return"]
-    return _indexed(forecasts, -past if kind == "reversal" else past, "baseline")
+    return _indexed(forecasts, -past if kind == "reversal" else past, kind)
+
+
+def anchor_gap_signal(forecasts: pd.DataFrame) -> pd.Series:
+    """``-(anchor - last) / last``: what the reconstructed anchor alone would rank (named ``anchor_gap``).
+
+    Measuring predicted returns from the tokenizer's reconstruction adds this gap to every signal; it is
+    a deterministic function of recent prices, so it can rank future returns without any forecast.
+    """
+    gap = -(forecasts["anchor_close"] - forecasts["last_close"]) / forecasts["last_close"]
+    return _indexed(forecasts, gap, "anchor_gap")

@@ -250,9 +250,18 @@ class KronosDataModule(LightningDataModule):
         return self._loader(ds, self._device_batch(), ShardSampler(len(ds), *self._rank_world()))
 
     def eval_dataloader(self, split: str = "test", batch_size: int | None = None) -> DataLoader:
-        """Every (decision date, instrument) of ``split`` where the instrument is a member, in
-        date order; batches carry instrument, datetime, mean, std and raw close."""
-        return self._loader(self.dataset(split, with_eval=True), batch_size or self._device_batch())
+        """Every (decision date, instrument) of ``split`` where the instrument is a member, in date
+        order, built from the lookback alone (see kronos.data.eval_windows for the batch keys: ``x``
+        [B,L,F], ``stamp`` [B,L+H,5], ``y_stamp`` [B,H,5], ``close`` [B,L+H] NaN where the future is missing)."""
+        from kronos.data.eval_windows import decision_dataset
+
+        self.setup()
+        # One {split: (start, end)} per series group (a mixture's components), or one for the whole store.
+        per_group = getattr(self, "_group_bounds", None) or [self._bounds]
+        if split not in per_group[0]:
+            raise KeyError(f"unknown split '{split}'; configured: {list(per_group[0])}")
+        bounds = [b[split] for b in per_group]
+        return self._loader(decision_dataset(self.store, bounds), batch_size or self._device_batch())
 
     def describe(self) -> dict[str, Any]:
         """A JSON-able data summary (for training_info.json); reads no rows of a memory-mapped store."""

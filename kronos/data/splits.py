@@ -58,4 +58,18 @@ def resolve_splits(splits: Mapping[str, Any] | None, calendar: np.ndarray) -> di
         if end < start:
             raise DataValidationError(f"data split '{name}': end {span[1]} is before start {span[0]}.")
         out[name] = (np.int64(start), np.int64(end))
+    _refuse_overlaps(out, splits)
     return out
+
+
+def _refuse_overlaps(bounds: Mapping[str, tuple[np.int64, np.int64]], spans: Mapping[str, Any]) -> None:
+    """One clear error when two date splits share any time: a model evaluated on dates it was trained or
+    tuned on reports skill it does not have."""
+    names = sorted(bounds, key=lambda n: (bounds[n][0], bounds[n][1]))
+    for a, b in zip(names, names[1:]):
+        if bounds[b][0] <= bounds[a][1]:
+            raise DataValidationError(
+                f"data splits '{a}' {list(spans[a])} and '{b}' {list(spans[b])} overlap (from "
+                f"{pd.Timestamp(int(bounds[b][0]))} to {pd.Timestamp(int(min(bounds[a][1], bounds[b][1])))}): "
+                f"make '{b}' start after '{a}' ends, e.g. data.splits.{b}=[<day after {a}'s end>, ...]."
+            )

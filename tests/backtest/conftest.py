@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from data_pipelines.csv_to_qlib import build_provider_from_panel
+from kronos.data.qlib_provider import build_provider_from_panel
 from kronos.data.datamodule import KronosDataModule
 from kronos.data.synthetic import SyntheticSource
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from data_pipelines.csv_to_qlib import build_provider
+from kronos.data.qlib_provider import build_provider
 from kronos.backtest.portfolio import limit_expressions, run_topk_dropout, summarize, use_provider
 
 COSTS = {"open_cost": 0.0005, "close_cost": 0.0015, "min_cost": 5.0}
@@ -40,7 +40,7 @@ def test_matches_qlib_backtest_called_directly(provider: Path, window: pd.DataFr
     from qlib.contrib.strategy import TopkDropoutStrategy
 
     signal = _signal(window.iloc[:-1], np.random.default_rng(0).normal(size=window.iloc[:-1].shape))
-    ours = run_topk_dropout(signal, provider, benchmark="SYN000", **SETTINGS)
+    ours = run_topk_dropout(signal, provider, benchmark="SYN000", region="us", **SETTINGS)
 
     days = ours.report.index
     metrics, _ = backtest(
@@ -48,7 +48,7 @@ def test_matches_qlib_backtest_called_directly(provider: Path, window: pd.DataFr
         strategy=TopkDropoutStrategy(signal=signal, topk=4, n_drop=1, hold_thresh=1),
         executor=SimulatorExecutor(time_per_step="day", generate_portfolio_metrics=True),
         benchmark="SYN000", account=1e8,
-        exchange_kwargs={"freq": "day", "codes": sorted(window.columns), "deal_price": "close",
+        exchange_kwargs={"freq": "day", "codes": sorted(window.columns), "deal_price": "close", "trade_unit": 1,
                          "limit_threshold": limit_expressions(0.095), **COSTS},
     )
     theirs = metrics["1day"][0]
@@ -159,3 +159,86 @@ def test_reinitialised_elsewhere_is_noticed(provider: Path, tmp_path: Path) -> N
     qlib.init(provider_uri=str(other), region="cn")  # e.g. a Qlib data source loading its panel
     use_provider(provider)
     assert D.calendar(freq="day")[0] < days[0]
+
+
+def _provider(tmp_path: Path, closes: dict[str, np.ndarray], days: pd.DatetimeIndex,
+              volumes: dict[str, np.ndarray] | None = None) -> Path:
+    frames = {name: pd.DataFrame({"open": c, "high": c, "low": c, "close": c,
+                                  "volume": (volumes or {}).get(name, np.full(len(days), 1e6))}, index=days)
+              for name, c in closes.items()}
+    return build_provider(frames, tmp_path / "provider")
+
+
+def _ranking(days: pd.DatetimeIndex, names: list[str], prefer: list[str]) -> pd.Series:
+    """A signal preferring ``prefer[d]`` on day d (1 for it, 0 for the others)."""
+    values = [1.0 if name == prefer[d] else 0.0 for d in range(len(days)) for name in names]
+    return pd.Series(values, index=pd.MultiIndex.from_product([days, names], names=["datetime", "instrument"]))
+
+
+def test_a_suspended_day_cannot_trade_whatever_the_limit_setting(tmp_path: Path) -> None:
+    """Zero volume on a day (Qlib data forward-fills the price): no buy and no sell that day, even with
+    price limits off -- Qlib alone would trade it at the stale close."""
+    days = pd.bdate_range("2024-01-01", periods=10)
+    flat = np.full(len(days), 10.0)
+    volume = np.full(len(days), 1e6)
+    volume[[3, 7]] = 0.0  # suspended on day 3 (the first buy) and day 7 (the sell of day 6's signal)
+    provider = _provider(tmp_path, {"SUSP": flat.copy(), "FLAT": flat.copy()}, days, {"SUSP": volume})
+    signal = _ranking(days, ["SUSP", "FLAT"], ["SUSP"] * 6 + ["FLAT"] * 4)
+    settings = SETTINGS | {"topk": 1, "n_drop": 1, "costs": {"open_cost": 0.0, "close_cost": 0.0, "min_cost": 0.0}}
+    for limit in (None, "region", 0.095):
+        report = run_topk_dropout(signal, provider, benchmark="FLAT", start=days[3], end=days[8],
+                                  **settings | {"limit_threshold": limit}).report
+        turnover = report["turnover"]
+        assert turnover.loc[days[3]] == 0.0 and turnover.loc[days[4]] > 0.5   # bought the day after
+        # Day 6's signal says FLAT: Qlib would swap on day 7, but SUSP cannot be sold then (only the 5 %
+        # cash reserve moves); the swap happens on day 8.
+        assert turnover.loc[days[7]] < 0.1 and turnover.loc[days[8]] > 0.5
+    # Without the suspension the first buy happens on day 3.
+    free = _provider(tmp_path / "free", {"SUSP": flat.copy(), "FLAT": flat.copy()}, days)
+    report = run_topk_dropout(signal, free, benchmark="FLAT", start=days[3], end=days[8], **settings).report
+    assert report["turnover"].loc[days[3]] > 0.5
+
+
+def test_a_suspended_day_blocks_selling(tmp_path: Path) -> None:
+    days = pd.bdate_range("2024-01-01", periods=10)
+    flat = np.full(len(days), 10.0)
+    volume = np.full(len(days), 1e6)
+    volume[6] = np.nan  # missing volume on the day Qlib would sell SUSP on day 5's signal
+    provider = _provider(tmp_path, {"SUSP": flat.copy(), "FLAT": flat.copy()}, days, {"SUSP": volume})
+    signal = _ranking(days, ["SUSP", "FLAT"], ["SUSP"] * 5 + ["FLAT"] * 5)
+    settings = SETTINGS | {"topk": 1, "n_drop": 1, "limit_threshold": None,
+                           "costs": {"open_cost": 0.0, "close_cost": 0.0, "min_cost": 0.0}}
+    report = run_topk_dropout(signal, provider, benchmark="FLAT", start=days[2], end=days[8], **settings).report
+    # Only the 5 % cash reserve moves on day 6; SUSP (95 % of the book) is sold on day 7.
+    assert report["turnover"].loc[days[6]] < 0.1 and report["turnover"].loc[days[7]] > 0.5
+
+
+def test_board_aware_limits_in_the_portfolio(tmp_path: Path) -> None:
+    """+10 % is limit-up for a main-board stock (no buy) but an ordinary day for a ChiNext one (20 % limit)."""
+    days = pd.bdate_range("2024-01-01", periods=8)
+    flat = np.full(len(days), 10.0)
+    jump = flat.copy()
+    jump[3:] = 11.0
+    provider = _provider(tmp_path, {"SH600001": jump.copy(), "SZ300001": jump.copy(), "SH600002": flat}, days)
+    settings = SETTINGS | {"topk": 1, "n_drop": 1, "limit_threshold": "region"}
+    for name, blocked in (("SH600001", True), ("SZ300001", False)):
+        signal = _ranking(days, ["SH600001", "SZ300001", "SH600002"], [name] * len(days))
+        report = run_topk_dropout(signal, provider, benchmark="SH600002", start=days[3], region="cn", **settings).report
+        assert (report["turnover"].iloc[0] == 0.0) == blocked, name
+        # A uniform 9.5 % threshold (the old rule) blocks both.
+        uniform = run_topk_dropout(signal, provider, benchmark="SH600002", start=days[3], region="cn",
+                                   **settings | {"limit_threshold": 0.095}).report
+        assert uniform["turnover"].iloc[0] == 0.0
+
+
+def test_lot_size_follows_the_region(tmp_path: Path) -> None:
+    """cn trades lots of 100 shares: 1,000 cash at 30/share buys nothing; none (crypto) buys fractions."""
+    days = pd.bdate_range("2024-01-01", periods=6)
+    provider = _provider(tmp_path, {"A": np.full(len(days), 30.0), "B": np.full(len(days), 30.0)}, days)
+    signal = _ranking(days, ["A", "B"], ["A"] * len(days))
+    settings = SETTINGS | {"topk": 1, "n_drop": 1, "account": 1000.0, "limit_threshold": None,
+                           "costs": {"open_cost": 0.0, "close_cost": 0.0, "min_cost": 0.0}}
+    cn = run_topk_dropout(signal, provider, benchmark=None, region="cn", **settings).report
+    crypto = run_topk_dropout(signal, provider, benchmark=None, region="none", **settings).report
+    assert cn["turnover"].sum() == 0.0
+    assert crypto["turnover"].iloc[0] > 0.9

@@ -11,13 +11,14 @@ import torch
 from omegaconf import OmegaConf
 
 from kronos.backtest import run_backtest
+from kronos.backtest.settings import BacktestSettings
 from kronos.data.datamodule import KronosDataModule
 from kronos.data.qlib_source import QlibSource
 from kronos.inference.predictor import KronosPredictor
 from kronos.models.predictor import Kronos
 from kronos.models.tokenizer import KronosTokenizer
 
-pytestmark = pytest.mark.realdata
+pytestmark = [pytest.mark.realdata, pytest.mark.slow]  # ~35 s: loads the CSI300 panel
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -35,10 +36,10 @@ def test_csi300_backtest_report_names_sh000300(data_dir: Path, tmp_path: Path) -
     datamodule = KronosDataModule(source, lookback=20, horizon=2, batch_size=64,
                                   splits={"train": ["2025-12-01", "2026-01-31"], "test": ["2026-02-01", "2026-02-27"]})
     cfg = OmegaConf.load(REPO / "conf" / "backtest" / "topk_dropout.yaml")
-    root = OmegaConf.create({"seed": 0, "data": {"benchmark": "SH000300"}, "backtest": cfg})
-    root.backtest.merge_with({"sample_count": 1, "batch_size": 512, "start": "2026-02-02", "end": "2026-02-06"})
+    cfg.merge_with({"sample_count": 1, "batch_size": 512, "start": "2026-02-02", "end": "2026-02-06",
+                    "benchmark": "SH000300"})
     out = tmp_path / "csi300" / "backtest"
-    result = run_backtest(tiny_predictor(), datamodule, root.backtest, out)
+    result = run_backtest(tiny_predictor(), datamodule, BacktestSettings.from_config(cfg), out)
 
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["benchmark"] == "SH000300"
@@ -46,9 +47,15 @@ def test_csi300_backtest_report_names_sh000300(data_dir: Path, tmp_path: Path) -
     assert metrics["provider_uri"] == str(data_dir / "qlib_cn_csi300")
     assert 200 <= metrics["n_instruments"] <= 300   # point-in-time CSI300 members
     assert metrics["start"] == "2026-02-02" and metrics["end"] <= "2026-02-06"
-    for name in ("model", "baseline"):
+    for name in ("model", "persistence", "reversal"):
         pf = metrics[name]["portfolio"]
         assert pf["days"] >= 3 and 0 < pf["turnover"] <= 1.0
         assert pf["excess_return_with_cost"]["annualized_return"] < pf["excess_return_without_cost"]["annualized_return"]
-        assert metrics[name]["ic"]["next_return"]["days"] >= 3
-    assert result["model"]["portfolio"]["benchmark"] == result["baseline"]["portfolio"]["benchmark"]
+        assert metrics[name]["ic"]["trade_return"]["days"] >= 3
+    assert result["model"]["portfolio"]["benchmark"] == result["reversal"]["portfolio"]["benchmark"]
+    # China A-shares from a Qlib cn provider: cn rules, point-in-time membership (no survivorship warning),
+    # and the price-index caveat for SH000300.
+    assert metrics["region"] == "cn" and metrics["membership"] is True
+    assert not any("survivorship" in w for w in metrics["warnings"])
+    assert any("SH000300 is treated as a price index" in n for n in metrics["notes"])
+    assert metrics["bad_prices"]["count"] >= 0 and "examples" in metrics["bad_prices"]

@@ -12,17 +12,19 @@ from omegaconf import OmegaConf
 
 from kronos.backtest import run_backtest
 from kronos.backtest.report import FIGURES
-from tests.backtest.conftest import DriftFake
+from kronos.backtest.settings import BacktestSettings
+from tests.backtest.conftest import DriftFake, make_datamodule
 
 REPO = Path(__file__).resolve().parents[2]
+SIGNALS = ("model", "persistence", "reversal")
+LABELS = ("trade_return", "next_return", "horizon_return")
 
 
-def _cfg(**overrides):
+def _cfg(**overrides) -> BacktestSettings:
+    """The YAML's settings with small, fast overrides (as the stage builds them)."""
     cfg = OmegaConf.load(REPO / "conf" / "backtest" / "topk_dropout.yaml")
-    root = OmegaConf.create({"seed": 7, "data": {"benchmark": None}, "backtest": cfg})
-    root.backtest.merge_with({"topk": 4, "n_drop": 1, "sample_count": 2, "batch_size": 128, "anchor": "last_close",
-                              **overrides})
-    return root.backtest
+    cfg.merge_with({"topk": 4, "n_drop": 1, "sample_count": 2, "batch_size": 128, "seed": 7, **overrides})
+    return BacktestSettings.from_config(cfg)
 
 
 class FakeExperiment:
@@ -58,9 +60,16 @@ def test_report_files_and_metrics(report, datamodule) -> None:
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no temporary leftovers
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["benchmark"] == "equal-weighted universe"
-    assert metrics["n_forecasts"] == len(datamodule.dataset("test", with_eval=True))
-    for name in ("model", "baseline"):
-        assert set(metrics[name]["ic"]) == {"next_return", "horizon_return"}
+    assert metrics["n_forecasts"] == len(datamodule.eval_dataloader("test").dataset)
+    # The contract other tools read.
+    assert metrics["headline_label"] == "trade_return" and metrics["settings"]["anchor"] == "last_close"
+    assert metrics["baselines"] == ["persistence", "reversal"]
+    assert metrics["weights"] == {"tokenizer": None, "predictor": None}
+    for name in SIGNALS:
+        assert set(metrics[name]["ic"]) == set(LABELS)
+        for label in LABELS:
+            assert {"ic", "rank_ic", "icir", "rank_icir", "rank_ic_t", "days"} <= set(metrics[name]["ic"][label])
+            assert metrics[name]["ic"][label]["days"] > 20
         pf = metrics[name]["portfolio"]
         for key in ("return_without_cost", "return_with_cost", "excess_return_without_cost", "excess_return_with_cost"):
             assert {"annualized_return", "information_ratio", "max_drawdown"} <= set(pf[key])
@@ -68,22 +77,31 @@ def test_report_files_and_metrics(report, datamodule) -> None:
         # Costs only ever lower the excess return.
         assert pf["excess_return_with_cost"]["annualized_return"] < pf["excess_return_without_cost"]["annualized_return"]
     assert metrics["settings"]["seed"] == 7 and metrics["settings"]["horizon"] == 3
+    # Synthetic data: no membership, so the survivorship warning; no limits outside cn.
+    assert any("survivorship" in w for w in metrics["warnings"]) and metrics["region"] == "none"
+    assert "beat" in metrics["significance"]["persistence"]["verdict"]
     assert result["figures"]["daily_rank_ic"] == str(out / "daily_rank_ic.png")
 
 
 def test_signals_csv_and_html(report) -> None:
     out, result, _ = report
     signals = pd.read_csv(out / "signals.csv", parse_dates=["datetime"])
-    assert {"datetime", "instrument", "model", "baseline", "next_return", "horizon_return", "pred_close_1"} <= set(signals)
+    assert list(signals.columns[:8]) == ["datetime", "instrument", *SIGNALS, *LABELS]
+    assert not signals.duplicated(["datetime", "instrument"]).any()
     preds = signals.filter(like="pred_close_").to_numpy()
     # Predicted closes are float32 (the feature helpers' dtype): returns agree to ~1e-7 absolute.
     np.testing.assert_allclose(signals["model"], (preds / signals[["last_close"]].to_numpy() - 1).mean(axis=1),
                                rtol=0, atol=5e-7)
     assert signals["model"].std() > 1e-3
-    np.testing.assert_allclose(signals["baseline"], signals["past_return"], rtol=1e-6)
+    np.testing.assert_allclose(signals["persistence"], signals["past_return"], rtol=1e-6)
+    np.testing.assert_allclose(signals["reversal"], -signals["past_return"], rtol=1e-6)
+    # The last decision dates' futures lie beyond the data: their labels are missing, not invented.
+    last = signals[signals["datetime"] == signals["datetime"].max()]
+    assert last["trade_return"].isna().all() and last["next_return"].isna().all()
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") == len(FIGURES)
-    assert "equal-weighted universe" in html and "RankIC" in html
+    assert "equal-weighted universe" in html and "RankIC t" in html and "survivorship" in html
+    assert "does not significantly beat" in html or "beats" in html
     for figure in FIGURES:
         assert (out / f"{figure}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -91,9 +109,9 @@ def test_signals_csv_and_html(report) -> None:
 def test_logger_gets_headline_numbers_and_plots(report) -> None:
     _, result, logger = report
     assert np.isfinite(list(logger.metrics.values())).all()
-    assert logger.metrics["backtest/model_rank_ic"] == pytest.approx(result["model"]["ic"]["next_return"]["rank_ic"])
-    assert logger.metrics["backtest/baseline_excess_return_with_cost"] == pytest.approx(
-        result["baseline"]["portfolio"]["excess_return_with_cost"]["annualized_return"])
+    assert logger.metrics["backtest/model_rank_ic"] == pytest.approx(result["model"]["ic"]["trade_return"]["rank_ic"])
+    assert logger.metrics["backtest/reversal_excess_return_with_cost"] == pytest.approx(
+        result["reversal"]["portfolio"]["excess_return_with_cost"]["annualized_return"])
     assert set(logger.experiment.images) == {f"backtest/{f}" for f in FIGURES}
     assert all(shape[2] == 3 for shape in logger.experiment.images.values())
 
@@ -112,20 +130,11 @@ def test_crash_keeps_the_previous_report(report, datamodule, monkeypatch) -> Non
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]
 
 
-def test_config_keys_and_benchmark_interpolation() -> None:
-    cfg = OmegaConf.load(REPO / "conf" / "backtest" / "topk_dropout.yaml")
-    root = OmegaConf.create({"seed": 1, "data": {"benchmark": "SH000300"}, "backtest": cfg})
-    resolved = OmegaConf.to_container(root.backtest, resolve=True)
-    assert resolved["benchmark"] == "SH000300"
-    expected = {"topk": 50, "n_drop": 5, "hold_thresh": 1, "signal": "mean", "baseline": "persistence",
-                "sample_count": 5, "T": 0.6, "top_k": 0, "top_p": 0.9, "batch_size": 256, "max_context": 512,
-                "account": 100000000, "limit_threshold": 0.095, "deal_price": "close", "start": None, "end": None,
-                "provider_uri": None, "costs": {"open_cost": 0.0005, "close_cost": 0.0015, "min_cost": 5}}
-    assert {k: resolved[k] for k in expected} == expected
-
-
 def test_intraday_data_reports_ic_without_portfolio(tmp_path) -> None:
-    """Hourly bars cannot go through Qlib's daily exchange: IC is reported, the portfolio is skipped."""
+    """Hourly bars cannot go through Qlib's daily exchange: IC is reported, the portfolio is skipped.
+
+    Regression: with a logger attached, the headline numbers indexed the skipped portfolio and crashed
+    (after metrics.json was written) -- exit 1 on a folder of 5-minute crypto files."""
     from kronos.data.datamodule import KronosDataModule
     from kronos.data.synthetic import SyntheticSource
 
@@ -133,9 +142,91 @@ def test_intraday_data_reports_ic_without_portfolio(tmp_path) -> None:
                           lookback=24, horizon=4, batch_size=32, splits={"train": 0.6, "val": 0.1, "test": 0.3})
     dm.setup("fit")
     out = tmp_path / "exp" / "backtest"
-    result = run_backtest(DriftFake(), dm, _cfg(topk=2), out)
+    logger = FakeLogger()
+    result = run_backtest(DriftFake(), dm, _cfg(topk=2), out, logger=logger)
     assert result["model"]["portfolio"] is None and "intraday" in result["portfolio_skipped"]
-    assert np.isfinite(result["model"]["ic"]["next_return"]["rank_ic"])
+    assert np.isfinite(result["model"]["ic"]["trade_return"]["rank_ic"])
+    assert logger.metrics["backtest/model_rank_ic_t"] == pytest.approx(result["model"]["ic"]["trade_return"]["rank_ic_t"])
+    assert not any(k.endswith("_turnover") for k in logger.metrics)
     assert sorted(p.name for p in out.iterdir()) == ["daily_rank_ic.png", "metrics.json", "report.html", "signals.csv"]
     assert not (tmp_path / "exp" / "qlib_provider").exists()
     assert "Not run: intraday" in (out / "report.html").read_text()
+
+
+def test_labels_in_signals_csv_match_the_panel(report, datamodule) -> None:
+    """Hand-check a sample of rows: each label from the raw closes of the panel, calendar-aligned."""
+    out, _, _ = report
+    signals = pd.read_csv(out / "signals.csv", parse_dates=["datetime"]).dropna(subset=["horizon_return"])
+    horizon = datamodule.horizon
+    for _, row in signals.sample(15, random_state=1).iterrows():
+        close = datamodule.panel.frame(row["instrument"])["close"].astype(np.float64)
+        at = close.index.get_loc(row["datetime"])
+        assert row["next_return"] == pytest.approx(close.iloc[at + 1] / close.iloc[at] - 1, rel=1e-6, abs=1e-9)
+        assert row["trade_return"] == pytest.approx(close.iloc[at + 2] / close.iloc[at + 1] - 1, rel=1e-6, abs=1e-9)
+        assert row["horizon_return"] == pytest.approx(close.iloc[at + horizon] / close.iloc[at] - 1, rel=1e-6, abs=1e-9)
+
+
+def test_reconstructed_anchor_reports_the_gap_and_the_model_net_of_it(tmp_path, tiny_pair) -> None:
+    """anchor=reconstructed: the report adds the anchor gap alone and the model with the gap regressed out."""
+    from kronos.backtest.metrics import daily_ic
+    from kronos.inference.loading import load_predictor
+
+    dm = make_datamodule(n_instruments=8, n_steps=120)
+    predictor = load_predictor(str(tiny_pair[0]), str(tiny_pair[1]), device="cpu", max_context=64)
+    out = tmp_path / "exp" / "backtest"
+    result = run_backtest(predictor, dm, _cfg(topk=3, sample_count=1, anchor="reconstructed"), out)
+    assert result["settings"]["anchor"] == "reconstructed"
+    assert {"anchor_gap", "model_ex_gap"} <= set(result) and any("anchor_gap" in w for w in result["warnings"])
+    signals = pd.read_csv(out / "signals.csv", parse_dates=["datetime"])
+    gap = -(signals["anchor_close"] - signals["last_close"]) / signals["last_close"]
+    np.testing.assert_allclose(signals["anchor_gap"], gap, rtol=1e-6, atol=1e-9)
+    # The residual is uncorrelated with the gap on every day (it was regressed out).
+    index = pd.MultiIndex.from_frame(signals[["datetime", "instrument"]])
+    ic = daily_ic(pd.Series(signals["model_ex_gap"].to_numpy(), index), pd.Series(gap.to_numpy(), index))
+    assert np.abs(ic["ic"]).max() < 1e-6
+    assert "model_ex_gap" in (out / "report.html").read_text()
+
+
+def test_topk_larger_than_the_universe_is_capped_with_a_note(tmp_path) -> None:
+    dm = make_datamodule(n_instruments=6, n_steps=120)
+    result = run_backtest(DriftFake(), dm, _cfg(topk=50, n_drop=5, sample_count=1), tmp_path / "e" / "backtest")
+    assert result["settings"]["topk_used"] == 3 and result["settings"]["n_drop_used"] == 3
+    assert any("backtest.topk=50" in n for n in result["notes"])
+
+
+def test_run_backtest_takes_settings_not_a_config(datamodule, tmp_path) -> None:
+    with pytest.raises(TypeError, match="BacktestSettings.from_config"):
+        run_backtest(DriftFake(), datamodule, {"topk": 4}, tmp_path / "x" / "backtest")
+
+
+def test_bad_price_rows_are_flagged_and_optionally_dropped(tmp_path) -> None:
+    """A 2:1 split left in unadjusted prices (-50 % in a day) is far beyond a cn main-board limit."""
+    from kronos.data.panel import Panel
+
+    class Fixed:
+        def __init__(self, panel):
+            self.panel = panel
+
+        def load(self):
+            return self.panel
+
+    base = make_datamodule(n_instruments=6, n_steps=120).panel
+    values = [v.copy() for v in base.values]
+    split_day = 100
+    values[0][split_day:, :4] *= 0.5
+    panel = Panel(base.instruments, base.timestamps, values)
+    from kronos.data.datamodule import KronosDataModule
+
+    dm = KronosDataModule(Fixed(panel), lookback=20, horizon=3, splits={"train": 0.6, "val": 0.1, "test": 0.3},
+                          batch_size=16)
+    total = len(dm.eval_dataloader("test").dataset)
+    result = run_backtest(DriftFake(), dm, _cfg(topk=2, n_drop=1, sample_count=1, region="cn", drop_bad_prices=True),
+                          tmp_path / "e" / "backtest")
+    bad = result["bad_prices"]
+    day = str(pd.Timestamp(panel.timestamps[0][split_day]).date())
+    assert bad["count"] >= 1 and bad["by_reason"].get("beyond_limit", 0) >= 1
+    assert any(e["instrument"] == "SYN000" and e["datetime"] == day for e in bad["examples"]), bad
+    # Decisions on the split day and the two days before it trade through it: dropped.
+    assert bad["dropped"] == 3 and result["n_forecasts"] == total - 3
+    assert any("price row(s) look wrong" in w for w in result["warnings"])
+    assert "Flagged price rows" in (tmp_path / "e" / "backtest" / "report.html").read_text()

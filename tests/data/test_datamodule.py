@@ -105,8 +105,8 @@ def test_feature_subset() -> None:
 def test_hydra_config_splits_are_accepted() -> None:
     from omegaconf import OmegaConf
 
-    splits = OmegaConf.create({"train": ["2020-01-01", "2020-05-31"], "val": ["2020-06-01", None],
-                               "test": ["2020-06-01", None]})
+    splits = OmegaConf.create({"train": ["2020-01-01", "2020-05-31"], "val": ["2020-06-01", "2020-07-31"],
+                               "test": ["2020-08-01", None]})
     assert _dm(splits=splits).describe()["splits"]["train"]["end"].startswith("2020-05-31")
 
 

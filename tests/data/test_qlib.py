@@ -90,7 +90,7 @@ def test_qlib_source_real_csi300(data_dir: Path) -> None:
     assert members_per_day.between(243, 300).all()
     assert all(np.isfinite(v).all() for v in panel.values)
     batch = next(iter(dm.eval_dataloader("test")))
-    assert batch["x"].shape == (32, 35, 6) and len(batch["instrument"]) == 32
+    assert batch["x"].shape == (32, 30, 6) and len(batch["instrument"]) == 32
 
 
 def test_qlib_source_iter_series_in_symbol_order(provider: Path) -> None:

@@ -27,7 +27,7 @@ def test_csi300_daily_long_file(data_dir: Path) -> None:
     info = dm.describe()
     assert info["date_range"][0].startswith("2023-01-03") and info["splits"]["test"]["eval_windows"] > 0
     batch = next(iter(dm.eval_dataloader("test", batch_size=256)))
-    assert batch["x"].shape == (256, 100, 6) and np.isfinite(batch["x"].numpy()).all()
+    assert batch["x"].shape == (256, 90, 6) and np.isfinite(batch["x"].numpy()).all()
 
 
 def test_crypto_hourly_folder(data_dir: Path, tmp_path: Path) -> None:

@@ -87,13 +87,13 @@ def _keys(node, prefix=""):
 
 @pytest.mark.parametrize("experiment", [None, *sorted(p.stem for p in (Path(CONFIG_DIR) / "experiment").glob("*.yaml"))])
 def test_window_and_benchmark_defined_once_in_data(experiment: str | None) -> None:
-    """Lookback/horizon live only in `data`; the backtest's benchmark is interpolated from it."""
+    """Lookback/horizon live only in `data`; so does the benchmark (backtest.benchmark null falls back to it)."""
     chosen = [f"experiment={experiment}"] if experiment else []
     cfg = compose_config([*chosen, "data.benchmark=SH000300"])
     resolved = OmegaConf.to_container(cfg, resolve=True)
     window_keys = [k for k in _keys(resolved) if k.rsplit(".", 1)[-1] in ("lookback", "horizon")]
     assert window_keys == ["data.lookback", "data.horizon"]
-    assert resolved["backtest"]["benchmark"] == "SH000300"
+    assert resolved["data"]["benchmark"] == "SH000300" and resolved["backtest"]["benchmark"] is None
 
 
 EXPERIMENTS = sorted(p.stem for p in (Path(CONFIG_DIR) / "experiment").glob("*.yaml"))

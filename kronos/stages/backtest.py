@@ -1,0 +1,48 @@
+"""``stage=backtest``: load the experiment's weights and run the backtest into ``outputs/<name>/backtest``."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Mapping
+
+from omegaconf import DictConfig
+
+from kronos.experiment import Experiment, resolve_weights
+
+
+def backtest_stage(cfg: DictConfig, datamodule: Any, experiment: Experiment,
+                   produced: Mapping[str, Path]) -> dict[str, Any]:
+    """Forecast the test split with the experiment's models and write ``experiment.backtest_dir``.
+
+    Weights follow :func:`kronos.experiment.resolve_weights` (this command's exports, then
+    ``weights.<kind>``, then the experiment's exports, then ``model.<kind>.pretrained``); what was loaded
+    is recorded in metrics.json under ``weights``.
+    """
+    # qlib and the model code are slow to import: only when backtesting.
+    from kronos.backtest.runner import run_backtest
+    from kronos.backtest.settings import BacktestSettings
+    from kronos.inference.loading import load_predictor
+    from kronos.lightning.comet import end_comet_runs
+    from kronos.lightning.stages import build_loggers
+
+    settings = BacktestSettings.from_config(cfg.backtest)
+    if settings.seed is None:  # the backtest's sampling follows the experiment's seed unless set
+        settings = dataclasses.replace(settings, seed=int(cfg.seed))
+    overrides = cfg.get("weights") or {}
+    sources = {
+        kind: resolve_weights(kind, experiment, override=overrides.get(kind),
+                              pretrained=cfg.model[kind].get("pretrained"), produced=produced)
+        for kind in ("tokenizer", "predictor")
+    }
+    predictor = load_predictor(sources["tokenizer"].location, sources["predictor"].location, device=settings.device,
+                               max_context=settings.max_context, clip=float(cfg.data.clip))
+    loggers = build_loggers(cfg)
+    metrics = run_backtest(predictor, datamodule, settings, experiment.backtest_dir,
+                           logger=loggers[0] if loggers else None,
+                           weights={kind: src.as_dict() for kind, src in sources.items()},
+                           provider_dir=experiment.provider_dir)
+    for lg in loggers:
+        lg.finalize("success")
+    end_comet_runs(loggers)
+    return metrics

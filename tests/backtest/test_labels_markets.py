@@ -1,0 +1,111 @@
+"""Labels aligned with trading (hand-computed), board-aware price limits and suspensions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kronos.backtest.labels import label_table, overlaps, panel_labels
+from kronos.backtest.markets import cn_limit, limits, resolve_region, suspended, tradability
+from kronos.data.panel import Panel
+
+DAYS = pd.bdate_range("2024-01-01", periods=6, name="datetime")
+
+
+def _wide(values: dict[str, list[float]]) -> pd.DataFrame:
+    return pd.DataFrame(values, index=DAYS, dtype=float)
+
+
+CLOSE = _wide({"A": [10, 11, 12, 15, 14, 16]})
+OPEN = _wide({"A": [9, 10.5, 13, 14, 15, 15.5]})
+VOLUME = _wide({"A": [1, 1, 1, 1, 1, 1]})
+
+
+def test_trade_return_with_close_is_close_t1_to_close_t2() -> None:
+    table = label_table(CLOSE, CLOSE, VOLUME, horizon=3)
+    row = table.loc[(DAYS[0], "A")]
+    assert row["trade_return"] == pytest.approx(12 / 11 - 1)   # close(t+1) -> close(t+2)
+    assert row["next_return"] == pytest.approx(11 / 10 - 1)    # close(t) -> close(t+1)
+    assert row["horizon_return"] == pytest.approx(15 / 10 - 1)  # close(t) -> close(t+3)
+    assert table.loc[(DAYS[1], "A"), "trade_return"] == pytest.approx(15 / 12 - 1)
+    # Past the data's end the labels are missing, never invented.
+    assert np.isnan(table.loc[(DAYS[4], "A"), "trade_return"]) and np.isnan(table.loc[(DAYS[5], "A"), "next_return"])
+    assert np.isnan(table.loc[(DAYS[3], "A"), "horizon_return"])
+    assert overlaps(3) == {"trade_return": 1, "next_return": 1, "horizon_return": 3}
+
+
+def test_trade_return_with_open_is_open_t1_to_open_t2() -> None:
+    table = label_table(CLOSE, OPEN, VOLUME, horizon=2)
+    assert table.loc[(DAYS[0], "A"), "trade_return"] == pytest.approx(13 / 10.5 - 1)  # open(t+1) -> open(t+2)
+    assert table.loc[(DAYS[2], "A"), "trade_return"] == pytest.approx(15 / 14 - 1)
+    assert table.loc[(DAYS[0], "A"), "next_return"] == pytest.approx(11 / 10 - 1)   # still close-to-close
+
+
+def test_a_suspended_day_gives_a_missing_label_not_a_stale_return() -> None:
+    volume = VOLUME.copy()
+    volume.iloc[2, 0] = 0.0  # suspended on day 2 (Qlib data forward-fills its price)
+    table = label_table(CLOSE, CLOSE, volume, horizon=2)
+    assert np.isnan(table.loc[(DAYS[0], "A"), "trade_return"])   # uses day 2
+    assert np.isnan(table.loc[(DAYS[1], "A"), "trade_return"])   # buys on day 2: impossible
+    assert table.loc[(DAYS[2], "A"), "trade_return"] == pytest.approx(14 / 15 - 1)
+
+
+def test_panel_labels_use_the_markets_calendar_not_the_stocks_own_rows() -> None:
+    """B has no row on day 2 (suspended): its t+1 is the market's next day, so labels touching day 2 are NaN
+    instead of silently spanning two days."""
+    t = DAYS.to_numpy()
+    a = np.tile(np.arange(1, 7, dtype=np.float32)[:, None], (1, 6))
+    keep = np.array([0, 1, 3, 4, 5])
+    b = a[keep] * 2
+    panel = Panel(["A", "B"], [t, t[keep]], [a, b])
+    decisions = pd.DataFrame({"datetime": [DAYS[0], DAYS[0], DAYS[3]], "instrument": ["A", "B", "B"]})
+    out = panel_labels(panel, decisions, deal_price="close", horizon=2)
+    assert out.loc[0, "trade_return"] == pytest.approx(3 / 2 - 1)
+    assert np.isnan(out.loc[1, "trade_return"]) and np.isnan(out.loc[1, "horizon_return"])
+    assert out.loc[2, "trade_return"] == pytest.approx(6 / 5 - 1) and out.loc[2, "next_return"] == pytest.approx(5 / 4 - 1)
+
+
+@pytest.mark.parametrize("code,limit", [
+    ("SZ300750", 0.20), ("SZ301001", 0.20), ("SH688981", 0.20), ("SH689009", 0.20),
+    ("SH600000", 0.10), ("SZ000001", 0.10), ("SZ002594", 0.10), ("SH601318", 0.10), ("SZ302132", 0.20), ("SZ303001", 0.10),
+])
+def test_board_aware_cn_limits(code: str, limit: float) -> None:
+    assert cn_limit(code) == limit
+
+
+def test_limits_by_region_and_override() -> None:
+    names = ["SZ300750", "SH600000"]
+    assert list(limits(names, "cn", "region")) == pytest.approx([0.195, 0.095])
+    assert np.isinf(limits(names, "us", "region")).all() and np.isinf(limits(names, "none", "region")).all()
+    assert list(limits(names, "cn", 0.05)) == [0.05, 0.05]
+    assert np.isinf(limits(names, "cn", None)).all()
+    assert resolve_region("auto", "cn") == "cn" and resolve_region("auto", None) == "none"
+    assert resolve_region("us", "cn") == "us"
+
+
+def test_tradability_blocks_limit_moves_by_board_and_suspensions() -> None:
+    # Day 1: both +15 %. A main-board stock cannot move 15 % (blocked as limit-up at 10 %); a ChiNext one
+    # can, so it is buyable. Day 2: both -12 %: the main-board one is limit-down, the ChiNext one is not.
+    close = _wide({"SH600000": [10, 11.5, 10.12, 10, 10, 10], "SZ300750": [10, 11.5, 10.12, 10, 10, 10]})
+    volume = _wide({"SH600000": [1, 1, 1, 0, 1, 1], "SZ300750": [1, 1, 1, 1, np.nan, 1]})
+    buy, sell = tradability(close, volume, "cn", "region")
+    assert buy.loc[DAYS[1], "SH600000"] and not buy.loc[DAYS[1], "SZ300750"]
+    assert sell.loc[DAYS[2], "SH600000"] and not sell.loc[DAYS[2], "SZ300750"]
+    assert not sell.loc[DAYS[1], "SH600000"]
+    # Zero or missing volume: neither buy nor sell, whatever the limit rule.
+    for rule in ("region", None, 0.5):
+        b, s = tradability(close, volume, "cn", rule)
+        assert b.loc[DAYS[3], "SH600000"] and s.loc[DAYS[3], "SH600000"]
+        assert b.loc[DAYS[4], "SZ300750"] and s.loc[DAYS[4], "SZ300750"]
+        assert not b.loc[DAYS[5]].any()
+    # Outside cn no price limits apply.
+    b, _ = tradability(close, volume, "none", "region")
+    assert not b.loc[DAYS[1]].any()
+
+
+def test_data_without_any_volume_is_judged_by_price() -> None:
+    close = _wide({"X": [1, 2, np.nan, 3, 4, 5]})
+    volume = _wide({"X": [0, 0, 0, 0, 0, 0]})  # a CSV without a volume column
+    halt = suspended(close, volume)
+    assert list(halt["X"]) == [False, False, True, False, False, False]

@@ -1,0 +1,57 @@
+"""BacktestSettings: one definition of the defaults (the YAML's), one validation."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from kronos.backtest.settings import BacktestSettings, BacktestSettingsError, Costs
+
+YAML = Path(__file__).resolve().parents[2] / "conf" / "backtest" / "topk_dropout.yaml"
+
+
+def test_code_defaults_are_the_yaml_defaults() -> None:
+    raw = OmegaConf.load(YAML)
+    # Nothing interpolated: a ${...} could disagree with the code default depending on other groups.
+    assert not any(OmegaConf.is_interpolation(raw, key) for key in raw)
+    yaml = OmegaConf.to_container(raw, resolve=True)
+    code = BacktestSettings().as_dict()
+    assert set(yaml) == set(code)
+    assert yaml == code
+    assert BacktestSettings.from_config(raw) == BacktestSettings()
+
+
+def test_honest_defaults() -> None:
+    s = BacktestSettings()
+    assert s.anchor == "last_close" and s.baselines == ("persistence", "reversal")
+    assert s.region == "auto" and s.limit_threshold == "region"
+
+
+def test_from_config_takes_a_dict_a_node_or_a_full_config() -> None:
+    a = BacktestSettings.from_config({"topk": 4, "n_drop": 1, "costs": {"open_cost": 0.001}, "baselines": "reversal"})
+    assert a.topk == 4 and a.costs == Costs(open_cost=0.001) and a.baselines == ("reversal",)
+    b = BacktestSettings.from_config(OmegaConf.create({"backtest": {"topk": 4, "n_drop": 1}}))
+    assert b.topk == 4 and b.anchor == "last_close"
+    assert dataclasses.is_dataclass(b)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        b.topk = 3  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("bad,match", [
+    ({"anchor": "observed"}, r"backtest.anchor='observed' is not one of \['last_close', 'reconstructed'\]"),
+    ({"baselines": ["persistence", "momentum"]}, r"backtest.baselines='momentum'"),
+    ({"baselines": []}, r"backtest.baselines is empty"),
+    ({"region": "eu"}, r"backtest.region='eu'"),
+    ({"limit_threshold": 1.5}, r"backtest.limit_threshold=1.5"),
+    ({"limit_threshold": "board"}, r"backtest.limit_threshold='board'"),
+    ({"topk": 3, "n_drop": 5}, r"backtest.n_drop=5 exceeds backtest.topk=3"),
+    ({"deal_price": "vwap"}, r"backtest.deal_price='vwap'"),
+    ({"topkk": 3}, r"unknown backtest setting\(s\) \['topkk'\]"),
+    ({"costs": {"open": 0.1}}, r"unknown backtest.costs key\(s\) \['open'\]"),
+])
+def test_bad_values_name_the_key(bad, match) -> None:
+    with pytest.raises(BacktestSettingsError, match=match):
+        BacktestSettings.from_config(bad)

@@ -1,0 +1,38 @@
+"""stage=backtest through `kronos.train`: weights by the one rule, recorded in metrics.json."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from kronos.train import train
+from tests.lightning.conftest import FAST, compose_config
+
+
+def test_backtest_stage_loads_override_weights_and_records_them(tmp_path: Path, tiny_pair) -> None:
+    tokenizer, predictor = tiny_pair
+    cfg = compose_config([*FAST, f"output_root={tmp_path}", "name=t", "stage=backtest", "logger=csv",
+                          f"++weights.tokenizer={tokenizer}", f"++weights.predictor={predictor}"])
+    result = train(cfg)
+    metrics = json.loads((tmp_path / "t" / "backtest" / "metrics.json").read_text())
+    assert metrics["weights"] == {"tokenizer": {"location": str(tokenizer), "origin": "override"},
+                                  "predictor": {"location": str(predictor), "origin": "override"}}
+    assert metrics["settings"]["anchor"] == "last_close" and metrics["settings"]["seed"] == cfg.seed
+    assert metrics["headline_label"] == "trade_return"
+    assert (tmp_path / "t" / "qlib_provider" / "calendars" / "day.txt").is_file()  # Experiment.provider_dir
+    assert result["backtest"]["n_forecasts"] == metrics["n_forecasts"] > 0
+
+
+def test_bad_backtest_setting_exits_2_with_one_message(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.lightning.conftest import SMALL_MARKET
+
+    cmd = [sys.executable, "-m", "kronos.train", "stage=backtest", f"output_root={tmp_path}", "name=t",
+           *SMALL_MARKET, "data.lookback=24", "data.horizon=4", "backtest.anchor=observed"]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=os.environ | {"HYDRA_FULL_ERROR": "0"}, timeout=300)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "backtest.anchor='observed' is not one of ['last_close', 'reconstructed']" in done.stderr
+    assert "Traceback" not in done.stderr
