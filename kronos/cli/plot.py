@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
+import io
 from pathlib import Path
 
 import matplotlib
@@ -13,7 +12,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from kronos.cli.forecast import TIME_COLUMN  # noqa: E402
+from kronos.atomic import atomic_write_bytes  # noqa: E402
+from kronos.inference.frame import TIME_COLUMN  # noqa: E402
 
 
 def plot_forecast(
@@ -53,16 +53,12 @@ def plot_forecast(
     fig.autofmt_xdate()
     fig.tight_layout()
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # kronos.atomic writes text only; a PNG gets the same temporary-name-then-rename treatment here.
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    png = io.BytesIO()
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format="png", dpi=100)
-        os.replace(tmp, target)
+        fig.savefig(png, format="png", dpi=100)
     finally:
         plt.close(fig)
-        Path(tmp).unlink(missing_ok=True)
+    atomic_write_bytes(target, png.getvalue())
     return target
 
 

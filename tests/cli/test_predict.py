@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kronos.cli.forecast import future_timestamps, parse_quantiles, quantile_column
+from kronos.inference.frame import future_timestamps, parse_quantiles, quantile_column
 from kronos.cli.predict import main
 from kronos.inference.validation import ForecastInputError
 
