@@ -144,6 +144,8 @@ def resolve_start(frame: pd.DataFrame, start: str | None, lookback: int, pred_le
         if row >= len(frame):
             raise ForecastInputError(f"history start row {row} is past the data's last row ({len(frame) - 1})")
         return row
+    if not text.isascii():  # pandas reads e.g. a full-width "３" as 0001-01-03
+        raise ForecastInputError(f"history start {text!r} is neither a row number nor a date/time: give {example}")
     try:
         when = pd.Timestamp(text)
     except (ValueError, OverflowError, TypeError):  # OutOfBoundsDatetime is a ValueError
@@ -158,7 +160,13 @@ def resolve_start(frame: pd.DataFrame, start: str | None, lookback: int, pred_le
             f"converted to UTC): give the start without a zone, e.g. {when.tz_convert('UTC'):%Y-%m-%d %H:%M} for UTC"
         )
     ts = pd.DatetimeIndex(frame[TIME_COLUMN])
-    row = int(ts.searchsorted(when, side="left"))
+    # Compare before searching: a date outside the index's unit range (e.g. year 3000 for ns) cannot be cast to it.
+    if when > ts[-1]:
+        row = len(ts)
+    elif when <= ts[0]:
+        row = 0
+    else:
+        row = int(ts.searchsorted(when, side="left"))
     if row >= len(ts):
         raise ForecastInputError(
             f"history start {text} is after the data's last timestamp {ts[-1]}: choose a date up to it"
@@ -215,7 +223,7 @@ class Sessions:
 
 def learn_sessions(history: pd.Series | pd.DatetimeIndex) -> Sessions | None:
     """The bar times and weekdays of a history, or None when it is too short to tell (< 7 days spanned)."""
-    ts = pd.DatetimeIndex(pd.to_datetime(history))
+    ts = pd.DatetimeIndex(pd.to_datetime(history)).as_unit("ns")  # times below are int64 nanoseconds
     if len(ts) < 2 or ts[-1] - ts[0] < pd.Timedelta(days=7):
         return None
     step = median_spacing(ts)
@@ -273,8 +281,7 @@ def _session_stamps(last: pd.Timestamp, count: int, sessions: Sessions) -> pd.Da
     # A gap longer than four weeks of steps without one valid bar means the grid never meets the sessions.
     limit = count + int(pd.Timedelta(days=28) / sessions.step) + chunk
     while n_found < count and offset < limit:
-        candidates = last + sessions.step * np.arange(offset, offset + chunk)
-        candidates = pd.DatetimeIndex(candidates)
+        candidates = pd.DatetimeIndex(last + sessions.step * np.arange(offset, offset + chunk)).as_unit("ns")
         tod = (candidates - candidates.normalize()).asi8
         ok = np.isin(tod, sessions.times) & np.isin(candidates.dayofweek, list(sessions.weekdays))
         found.append(candidates[ok])

@@ -99,7 +99,7 @@ class ModelLocations:
         """
         text = value.strip()
         if not text or len(text) > MAX_MODEL_VALUE_CHARS or "\x00" in text or not text.isprintable():
-            raise self._refusal(kind, text.replace("\x00", "\\x00"))
+            raise self._refusal(kind, text)
         path = Path(text)  # no ~ expansion: the server user's home is not a place the page may name
         candidates = [path] if path.is_absolute() else [root / path for root in self.roots]
         for candidate in candidates:
