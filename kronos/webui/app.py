@@ -199,10 +199,9 @@ def create_app(
     app.add_exception_handler(GenerationCancelled, _answer(503))
 
     def _schema_error(_: Request, err: RequestValidationError) -> JSONResponse:
-        first = err.errors()[0] if err.errors() else {"loc": (), "msg": "malformed request"}
-        where = ".".join(str(part) for part in first.get("loc", ())[1:]) or "body"
-        more = f" (and {len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
-        return JSONResponse({"detail": f"{where}: {first.get('msg')}{more}"}, status_code=422)
+        parts = [f"{'.'.join(str(p) for p in e.get('loc', ())[1:]) or 'body'}: {e.get('msg')}" for e in err.errors()]
+        text = "; ".join(parts[:5]) + (f"; and {len(parts) - 5} more" if len(parts) > 5 else "")
+        return JSONResponse({"detail": text or "malformed request body"}, status_code=422)
 
     app.add_exception_handler(RequestValidationError, _schema_error)
 
