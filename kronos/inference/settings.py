@@ -96,8 +96,8 @@ class SamplingSettings:
             )
         if pred_len > self.max_context:
             raise ForecastInputError(
-                f"pred_len {pred_len} is longer than {name('max_context')} {self.max_context}: the predictor decodes "
-                f"at most max_context rows, so lower pred_len to {self.max_context} or less"
+                f"{name('pred_len')} {pred_len} is longer than {name('max_context')} {self.max_context}: the predictor "
+                f"decodes at most max_context rows, so lower {name('pred_len')} to {self.max_context} or less"
             )
         return self
 
