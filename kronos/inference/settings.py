@@ -80,8 +80,10 @@ class SamplingSettings:
             raise ForecastInputError(
                 f"{name('sample_count')} must be between 1 and {SAMPLE_COUNT_MAX}, got {self.sample_count}"
             )
-        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)
-                                      or not 0 <= self.seed <= SEED_MAX):
+        seed = self.seed
+        if isinstance(seed, float) and seed.is_integer():  # JSON numbers from a browser arrive as floats
+            seed = int(seed)
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX):
             raise ForecastInputError(
                 f"{name('seed')} must be a whole number from 0 to 2**63-1 ({SEED_MAX}), got {self.seed!r}; "
                 f"leave it empty for a different draw each time"
@@ -99,6 +101,8 @@ class SamplingSettings:
                 f"{name('pred_len')} {pred_len} is longer than {name('max_context')} {self.max_context}: the predictor "
                 f"decodes at most max_context rows, so lower {name('pred_len')} to {self.max_context} or less"
             )
+        if seed is not self.seed:
+            object.__setattr__(self, "seed", seed)  # frozen: normalise 7.0 to 7 in place, once validated
         return self
 
     def generator(self, device: torch.device | str) -> torch.Generator | None:

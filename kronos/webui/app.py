@@ -111,7 +111,8 @@ class SamplingFields(BaseModel):
     top_k: int = 0
     top_p: float = 0.9
     sample_count: int = 8
-    seed: int | None = Field(None, description="seed of the sampling generator; None: a different draw each time")
+    # int | float: a browser sends 2**70 as 1.18e21; SamplingSettings.validate gives the one message for both.
+    seed: int | float | None = Field(None, description="seed of the sampling generator; None: a different draw each time")
     max_context: int = 512
 
     def settings(self) -> SamplingSettings:

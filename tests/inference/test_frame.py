@@ -272,3 +272,11 @@ def test_forecast_frame_samples_and_cancel_stops_within_a_step(tiny_pair: tuple[
     with pytest.raises(GenerationCancelled, match="after 2 of 6"):
         forecast_frame(model, window, 6, settings, cancel=cancel_after_two)
     assert len(polls) == 3  # checked once per decoding step, stopped at the first True
+
+
+def test_seed_sent_as_a_float_by_a_browser() -> None:
+    assert SamplingSettings(seed=7.0).validate(4).seed == 7
+    with pytest.raises(ForecastInputError, match="seed must be a whole number"):
+        SamplingSettings(seed=1.1805916207174113e21).validate(4)
+    with pytest.raises(ForecastInputError, match="seed must be a whole number"):
+        SamplingSettings(seed=1.5).validate(4)

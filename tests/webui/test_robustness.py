@@ -69,6 +69,7 @@ def _one_message(response) -> str:
     ({"start": "3000-01-01"}, "after the data's last timestamp"),
     ({"start": "2024-01-02 10:00+02:00"}, "time zone"),
     ({"seed": 2**70}, "seed must be a whole number"),
+    ({"seed": 1.1805916207174113e21}, "seed must be a whole number"),
     ({"T": 1e-300}, "T must be between"),
     ({"max_context": 3}, "longer than max_context 3"),
     ({"predictor": "SWAP"}, "swap predictor and tokenizer"),
