@@ -135,6 +135,7 @@ def test_page_end_to_end(sync_playwright, fixtures_dir: Path, tmp_path: Path) ->
             page.wait_for_function(
                 "() => fetch('/health').then(r => r.json()).then(h => h.forecasts_running === 1)", timeout=60_000)
             page.wait_for_timeout(1000)
+            _shot(page, "webui-predicting.png")  # the Cancel button beside the disabled Predict
             page.click("#cancel")
             page.wait_for_selector("body[data-state=cancelled]", timeout=10_000)
             assert "Cancelled" in page.inner_text("#status")

@@ -53,6 +53,26 @@ def test_main_binds_loopback_by_default(monkeypatch: pytest.MonkeyPatch) -> None
     assert seen["port"] == 7070
 
 
+def test_non_loopback_host_warns_and_accepts_only_named_hosts(monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    seen = {}
+    monkeypatch.setattr(webui_main._Server, "run", lambda self: seen.update(app=self.config.app))
+    webui_main.main(["--host", "0.0.0.0", "--allowed-host", "box.lan"])
+    assert "no authentication" in capsys.readouterr().err
+    client = TestClient(seen["app"])
+    assert client.get("/health", headers={"Host": "box.lan:7070"}).status_code == 200
+    assert client.get("/health", headers={"Host": "127.0.0.1:7070"}).status_code == 200
+    assert client.get("/health", headers={"Host": "rebound.example:7070"}).status_code == 421
+    webui_main.main([])
+    assert "no authentication" not in capsys.readouterr().err
+
+
+def test_bad_device_is_one_line_at_start(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        webui_main.main(["--device", "tpu"])
+    assert exit_info.value.code == 2 and "device 'tpu'" in capsys.readouterr().err
+
+
 def test_running_server_listens_on_loopback_only(dirs: tuple[Path, Path]) -> None:
     proc_tables = [Path("/proc/net/tcp"), Path("/proc/net/tcp6")]
     if not proc_tables[0].exists():
