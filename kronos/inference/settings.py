@@ -19,8 +19,9 @@ SEED_MAX = 2**63 - 1  # torch.Generator.manual_seed takes a 64-bit integer
 SAMPLE_COUNT_MAX = 256
 MIN_CONTEXT = 2
 # Default cap on one request's work: (history rows the predictor sees) x pred_len x sample paths.
-# Decoding cost grows with each factor; 2**20 is e.g. 512 rows x 128 steps x 16 paths, a couple of
-# minutes for Kronos-small on a laptop CPU (pred_len 512 x 32 paths on 256 rows took 512 s there).
+# Decoding cost grows with each factor; 2**20 is e.g. 256 rows x 64 steps x 64 paths or 512 x 128 x 16.
+# Measured: a Kronos-small-shaped model on one CPU thread takes ~30 s per 2**20 (256 x 64 x 16: 6.9 s),
+# where the unbounded requests of issue 11 ran for minutes (pred_len 512 x 32 paths: 512 s).
 DEFAULT_WORK_BUDGET = 2**20
 
 

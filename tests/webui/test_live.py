@@ -129,11 +129,16 @@ def test_bounded_load_twenty_mixed_forecasts_one_abandoned(server) -> None:
     results: list[tuple[int, int]] = []
     lock = threading.Lock()
 
+    same_request: dict[int, list] = {}
+
     def one(i: int, pred_len: int, samples: int) -> None:
+        # Requests i and i + 5 are identical (seeded): run concurrently, they must still agree.
         status, body = _post(base, "/api/forecast", {**model, "lookback": 96 + 8 * (i % 5), "pred_len": pred_len,
-                                                     "sample_count": samples, "seed": i}, timeout=120)
+                                                     "sample_count": samples, "seed": i % 5}, timeout=120)
         with lock:
             results.append((status, len(body.get("forecast", {}).get("close", [])) if status == 200 else -1))
+            if status == 200:
+                same_request.setdefault(i % 5, []).append(body["forecast"]["close"])
 
     started = time.perf_counter()
     # The long one starts first and holds a slot; it is abandoned while the 20 others run.
@@ -152,6 +157,8 @@ def test_bounded_load_twenty_mixed_forecasts_one_abandoned(server) -> None:
     assert not any(t.is_alive() for t in threads), "the load did not finish within 150 s"
     assert len(results) == 20 and all(status == 200 for status, _ in results), results
     assert sorted(n for _, n in results) == sorted(h for h, _ in sizes)
+    for key, forecasts in same_request.items():
+        assert all(f == forecasts[0] for f in forecasts), f"identical seeded requests {key} differ under load"
     assert max(health_latency) < 1.0, f"/health took up to {max(health_latency):.2f} s under load"
     _wait_until(lambda: _health(base)[0] == {"status": "ok", "forecasts_running": 0, "forecasts_waiting": 0},
                 10, "the server going idle")
