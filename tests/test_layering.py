@@ -74,11 +74,12 @@ def test_the_checker_sees_imports(tmp_path: Path) -> None:
 
 
 def test_frame_level_forecasting_lives_in_inference() -> None:
-    from kronos.inference import frame
+    from kronos.inference import frame, pair, sessions
 
-    for name in ("read_frame", "cut_window", "future_index", "forecast_table", "price_band", "load_pair",
-                 "plan_forecast", "forecast_frame"):
-        assert callable(getattr(frame, name))
+    for module, name in ((frame, "read_frame"), (frame, "cut_window"), (frame, "forecast_table"),
+                         (frame, "price_band"), (frame, "plan_forecast"), (frame, "forecast_frame"),
+                         (sessions, "future_index"), (pair, "load_pair")):
+        assert callable(getattr(module, name))
     assert not (KRONOS / "cli" / "forecast.py").exists(), "kronos/cli/forecast.py moved to kronos/inference/frame.py"
     for front_end in ("kronos.webui", "kronos.cli"):
         users = [p for p in _sources(front_end) if "kronos.inference.frame" in imported_modules(p)]

@@ -25,17 +25,15 @@ from typing import Sequence
 from kronos.atomic import atomic_write_text
 from kronos.data.errors import DataValidationError
 from kronos.inference.frame import (
-    check_device,
-    context_limit,
     forecast_frame,
     forecast_table,
-    load_pair,
     parse_quantiles,
     plan_forecast,
     price_band,
     read_frame,
     select_series,
 )
+from kronos.inference.pair import check_device, context_limit, load_pair
 from kronos.inference.settings import SamplingSettings
 from kronos.inference.validation import ForecastInputError
 from kronos.models.hub import CheckpointError

@@ -1,7 +1,8 @@
-"""Frame-level forecasting: load a checkpoint pair, window one OHLCV frame, sample, quantiles, band.
+"""Frame-level forecasting: read and window one OHLCV frame, sample, quantiles, band.
 
 The layer under both front ends (``kronos-predict`` and the web UI), so both read files, pick history
-windows, extend timestamps into the future and lay out output columns the same way. Frames are the
+windows, extend timestamps into the future and lay out output columns the same way. Loading a pair
+is ``kronos.inference.pair``; future timestamps are ``kronos.inference.sessions``. Frames are the
 DataFrames ``read_ohlcv_csv`` returns: ``timestamps`` (datetime64[ns], UTC when the file had zones),
 an optional ``symbol`` column, and the six FEATURES.
 """
@@ -9,33 +10,24 @@ an optional ``symbol`` column, and the six FEATURES.
 from __future__ import annotations
 
 import io
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
-import torch
 
 from kronos.data.csv_source import read_ohlcv_csv
 from kronos.data.errors import DataValidationError
 from kronos.data.features import FEATURES
 from kronos.inference.generation import cancel_when
-from kronos.inference.loading import load_predictor
 from kronos.inference.predictor import KronosPredictor
 from kronos.inference.samples import sample_quantiles
+from kronos.inference.sessions import FutureIndex, future_index
 from kronos.inference.settings import SamplingSettings, check_work_budget
 from kronos.inference.validation import ForecastInputError
-from kronos.models.hub import CheckpointError
 
 TIME_COLUMN = "timestamps"
-# Context each published predictor was trained with (KRONOS_SPEC.md); a local checkpoint without a
-# training record is allowed the longest of them.
-PUBLISHED_CONTEXT = {"NeoQuasar/Kronos-mini": 2048, "NeoQuasar/Kronos-small": 512, "NeoQuasar/Kronos-base": 512}
-LONGEST_PUBLISHED_CONTEXT = max(PUBLISHED_CONTEXT.values())
-# config.json keys that only one of the two model kinds has: how a swapped pair is recognised.
-_KIND_MARKERS = {"tokenizer": ("d_in", "n_enc_layers", "n_dec_layers"), "predictor": ("n_layers", "learn_te")}
 
 
 # ---------------------------------------------------------------- reading and windowing a frame
@@ -174,129 +166,6 @@ def resolve_start(frame: pd.DataFrame, start: str | None, lookback: int, pred_le
     return row
 
 
-# ---------------------------------------------------------------- future timestamps
-
-
-def median_spacing(timestamps: pd.Series | pd.DatetimeIndex) -> pd.Timedelta:
-    """Median gap between consecutive timestamps; the step used to extend a series into the future."""
-    ts = pd.DatetimeIndex(pd.to_datetime(timestamps))
-    if len(ts) < 2:
-        raise ForecastInputError("at least 2 timestamps are needed to infer the spacing of future rows")
-    step = pd.Series(ts).diff().dropna().median()
-    if not step > pd.Timedelta(0):
-        raise ForecastInputError("timestamps do not increase: sort the data by time (python -m data_pipelines.clean_csv)")
-    return step
-
-
-@dataclass(frozen=True)
-class Sessions:
-    """When the data has bars: its step, the times of day and the weekdays seen in the history."""
-
-    step: pd.Timedelta
-    times: np.ndarray  # int64 [K] sorted nanoseconds since midnight
-    weekdays: frozenset[int]  # 0 = Monday
-
-    def describe(self) -> str:
-        """E.g. ``Mon–Fri, 09:35–11:30 and 13:05–15:00`` (the runs of consecutive bars)."""
-        names = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
-        days = sorted(self.weekdays)
-        if days == list(range(days[0], days[-1] + 1)) and len(days) > 2:
-            day_text = f"{names[days[0]]}–{names[days[-1]]}"
-        else:
-            day_text = ", ".join(names[d] for d in days)
-        if self.step >= pd.Timedelta(days=1):
-            return f"trading days {day_text}"
-        step_ns = self.step.value
-        runs, begin = [], self.times[0]
-        for prev, cur in zip(self.times[:-1], self.times[1:]):
-            if cur - prev != step_ns:
-                runs.append((begin, prev))
-                begin = cur
-        runs.append((begin, self.times[-1]))
-        if len(runs) == 1 and len(self.times) * step_ns >= 86_400 * 10**9:
-            return f"{day_text}, around the clock"
-        clock = lambda ns: f"{int(ns // 3_600_000_000_000):02d}:{int(ns // 60_000_000_000 % 60):02d}"  # noqa: E731
-        if len(runs) > 4:
-            return f"{day_text}, {len(self.times)} bar times a day"
-        return f"{day_text}, " + " and ".join(f"{clock(a)}–{clock(b)}" for a, b in runs)
-
-
-def learn_sessions(history: pd.Series | pd.DatetimeIndex) -> Sessions | None:
-    """The bar times and weekdays of a history, or None when it is too short to tell (< 7 days spanned)."""
-    ts = pd.DatetimeIndex(pd.to_datetime(history)).as_unit("ns")  # times below are int64 nanoseconds
-    if len(ts) < 2 or ts[-1] - ts[0] < pd.Timedelta(days=7):
-        return None
-    step = median_spacing(ts)
-    midnight = ts.normalize()
-    times = np.unique((ts - midnight).asi8)
-    return Sessions(step=step, times=times, weekdays=frozenset(int(d) for d in np.unique(ts.dayofweek)))
-
-
-@dataclass(frozen=True)
-class FutureIndex:
-    """Future timestamps and how they were obtained.
-
-    kind: ``known`` (all from the data), ``sessions`` (extended along the learned sessions),
-    or ``approximate`` (last stamp + multiples of the median spacing, running through closed hours).
-    """
-
-    index: pd.DatetimeIndex
-    kind: str
-    note: str
-
-
-def future_index(history: pd.Series, pred_len: int, known: pd.Series | None = None) -> FutureIndex:
-    """``pred_len`` future timestamps: the ``known`` ones first, then stamps on the data's own sessions.
-
-    Sessions are learned from the history's time-of-day and weekday pattern (no lunch-break or after-close
-    bars for A-shares, no weekend days for daily data); exchange holidays cannot be learned, so such stamps
-    are marked as following sessions, not as known. A history too short or too irregular for that falls
-    back to median-spacing steps, marked ``approximate``.
-    """
-    known_ts = pd.DatetimeIndex(pd.to_datetime(known)) if known is not None else pd.DatetimeIndex([])
-    known_ts = known_ts[:pred_len]
-    missing = pred_len - len(known_ts)
-    if missing == 0:
-        return FutureIndex(known_ts, "known", "future timestamps taken from the data")
-    last = known_ts[-1] if len(known_ts) else pd.Timestamp(pd.to_datetime(history).iloc[-1])
-    sessions = learn_sessions(history)
-    if sessions is not None:
-        extra = _session_stamps(last, missing, sessions)
-        if extra is not None:
-            note = (f"{missing} future timestamp(s) follow the data's sessions ({sessions.describe()}); "
-                    "exchange holidays are not known")
-            return FutureIndex(known_ts.append(extra), "sessions", note)
-    step = median_spacing(history)
-    extra = pd.DatetimeIndex([last + step * (k + 1) for k in range(missing)])
-    note = (f"{missing} future timestamp(s) are approximate: last timestamp plus multiples of the median spacing "
-            f"({step}); closed hours are not skipped")
-    return FutureIndex(known_ts.append(extra), "approximate", note)
-
-
-def _session_stamps(last: pd.Timestamp, count: int, sessions: Sessions) -> pd.DatetimeIndex | None:
-    """``count`` stamps after ``last`` on the step grid that fall on a seen weekday and bar time (None if none fit)."""
-    chunk = 4096
-    found: list[pd.DatetimeIndex] = []
-    n_found, offset = 0, 1
-    # A gap longer than four weeks of steps without one valid bar means the grid never meets the sessions.
-    limit = count + int(pd.Timedelta(days=28) / sessions.step) + chunk
-    while n_found < count and offset < limit:
-        candidates = pd.DatetimeIndex(last + sessions.step * np.arange(offset, offset + chunk)).as_unit("ns")
-        tod = (candidates - candidates.normalize()).asi8
-        ok = np.isin(tod, sessions.times) & np.isin(candidates.dayofweek, list(sessions.weekdays))
-        found.append(candidates[ok])
-        n_found += int(ok.sum())
-        offset += chunk
-    if n_found < count:
-        return None
-    return found[0].append(found[1:])[:count] if len(found) > 1 else found[0][:count]
-
-
-def future_timestamps(history: pd.Series, pred_len: int, known: pd.Series | None = None) -> pd.DatetimeIndex:
-    """The timestamps of :func:`future_index` alone."""
-    return future_index(history, pred_len, known).index
-
-
 # ---------------------------------------------------------------- output tables
 
 
@@ -356,85 +225,6 @@ def display_candles(table: pd.DataFrame) -> pd.DataFrame:
     out["high"] = np.maximum(out["high"].to_numpy(), body_top)
     out["low"] = np.minimum(out["low"].to_numpy(), body_bottom)
     return out
-
-
-# ---------------------------------------------------------------- checkpoints
-
-
-def _local_config(location: str) -> dict | None:
-    path = Path(location).expanduser() / "config.json"
-    try:
-        return json.loads(path.read_text()) if path.is_file() else None
-    except (OSError, ValueError):
-        return None
-
-
-def check_pair_kinds(tokenizer: str, predictor: str) -> None:
-    """Refuse a tokenizer given as the predictor (or the reverse) before loading, with one message."""
-    for kind, location, other in (("predictor", predictor, "tokenizer"), ("tokenizer", tokenizer, "predictor")):
-        config = _local_config(location)
-        if config is None:
-            continue
-        if any(k in config for k in _KIND_MARKERS[other]) and not any(k in config for k in _KIND_MARKERS[kind]):
-            raise ForecastInputError(
-                f"the {kind} {location} is a {other} checkpoint (its config.json has "
-                f"{', '.join(k for k in _KIND_MARKERS[other] if k in config)}): did you swap predictor and tokenizer?"
-            )
-
-
-def context_limit(predictor: str) -> tuple[int, str]:
-    """The longest context ``predictor`` was trained for, and where that number comes from.
-
-    A checkpoint exported by this project records its training window in ``training_info.json``
-    (``config.data.lookback + config.data.horizon``); fine-tuning from a published model keeps that
-    model's context as well. Published hub ids have known contexts. Anything else gets the longest
-    published context.
-    """
-    if predictor in PUBLISHED_CONTEXT:
-        return PUBLISHED_CONTEXT[predictor], f"{predictor} was published with context {PUBLISHED_CONTEXT[predictor]}"
-    info_path = Path(predictor).expanduser() / "training_info.json"
-    try:
-        info = json.loads(info_path.read_text()) if info_path.is_file() else None
-    except (OSError, ValueError):
-        info = None
-    data = (info or {}).get("config", {}).get("data", {}) if isinstance(info, dict) else {}
-    if isinstance(data, dict) and isinstance(data.get("lookback"), int) and isinstance(data.get("horizon"), int):
-        window = data["lookback"] + data["horizon"]
-        start = (info.get("config", {}).get("model", {}).get("predictor", {}) or {}).get("pretrained")
-        if start in PUBLISHED_CONTEXT and PUBLISHED_CONTEXT[start] > window:
-            return PUBLISHED_CONTEXT[start], f"fine-tuned from {start} (context {PUBLISHED_CONTEXT[start]})"
-        return window, f"trained on windows of {window} rows (training_info.json)"
-    return LONGEST_PUBLISHED_CONTEXT, "no training record: the longest published Kronos context"
-
-
-def load_pair(
-    tokenizer: str, predictor: str, *, device: str | torch.device | None = None, max_context: int = 512
-) -> KronosPredictor:
-    """``load_predictor`` after checking the pair is not swapped; a config that does not build the model is a CheckpointError."""
-    check_pair_kinds(tokenizer, predictor)
-    try:
-        return load_predictor(tokenizer, predictor, device=device, max_context=max_context)
-    except TypeError as err:  # config.json keys the model class does not take: not a checkpoint of that kind
-        raise CheckpointError(
-            f"predictor {predictor} / tokenizer {tokenizer}: a config.json does not fit the model ({err}); "
-            f"pass a Kronos predictor and the tokenizer it was trained with"
-        ) from err
-
-
-def check_device(device: str | None) -> None:
-    """Refuse a device torch cannot use here (e.g. ``tpu``, or ``cuda`` without a GPU) with one message."""
-    if device is None:
-        return
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, ValueError):
-        raise ForecastInputError(f"device {device!r} is not a torch device: use cpu, cuda, cuda:1 or mps") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ForecastInputError(f"device {device} asked for, but torch sees no CUDA GPU: use cpu")
-    if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise ForecastInputError(f"device {device} asked for, but MPS is not available here: use cpu")
-    if dev.type not in ("cpu", "cuda", "mps"):
-        raise ForecastInputError(f"device {device!r} is not supported: use cpu, cuda, cuda:1 or mps")
 
 
 # ---------------------------------------------------------------- one forecast

@@ -55,11 +55,8 @@ from starlette.concurrency import run_in_threadpool
 
 from kronos.data.errors import DataValidationError
 from kronos.inference.frame import (
-    check_device,
-    context_limit,
     forecast_frame,
     forecast_table,
-    load_pair,
     parse_quantiles,
     plan_forecast,
     read_frame,
@@ -67,6 +64,7 @@ from kronos.inference.frame import (
     select_series,
 )
 from kronos.inference.generation import GenerationCancelled
+from kronos.inference.pair import check_device, context_limit, load_pair
 from kronos.inference.settings import DEFAULT_WORK_BUDGET, SamplingSettings
 from kronos.inference.validation import ForecastInputError
 from kronos.models.hub import CheckpointError

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from kronos.experiment import Experiment
-from kronos.inference.frame import context_limit
+from kronos.inference.pair import context_limit
 from kronos.inference.validation import ForecastInputError
 
 CSV_SUFFIXES = (".csv", ".csv.gz")

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kronos.inference.frame import future_timestamps, parse_quantiles, quantile_column
+from kronos.inference.frame import parse_quantiles, quantile_column
+from kronos.inference.sessions import future_timestamps
 from kronos.cli.predict import main
 from kronos.inference.validation import ForecastInputError
 

@@ -1,4 +1,4 @@
-"""kronos.inference.frame / settings / samples: the layer under the CLI and the web UI."""
+"""kronos.inference.frame / sessions / pair / settings / samples: the layer under the CLI and the web UI."""
 
 from __future__ import annotations
 
@@ -12,21 +12,17 @@ import torch
 
 from kronos.data.errors import DataValidationError
 from kronos.inference.frame import (
-    check_device,
-    check_pair_kinds,
-    context_limit,
     cut_window,
     display_candles,
     forecast_frame,
     forecast_table,
-    future_index,
-    learn_sessions,
-    load_pair,
     plan_forecast,
     price_band,
     read_frame,
     resolve_start,
 )
+from kronos.inference.pair import check_device, check_pair_kinds, context_limit, load_pair
+from kronos.inference.sessions import future_index, learn_sessions
 from kronos.inference.generation import GenerationCancelled
 from kronos.inference.samples import ForecastSamples, sample_quantiles
 from kronos.inference.settings import DEFAULT_WORK_BUDGET, SamplingSettings, check_work_budget
@@ -280,3 +276,13 @@ def test_seed_sent_as_a_float_by_a_browser() -> None:
         SamplingSettings(seed=1.1805916207174113e21).validate(4)
     with pytest.raises(ForecastInputError, match="seed must be a whole number"):
         SamplingSettings(seed=1.5).validate(4)
+
+
+def test_cut_window_names_what_does_not_fit() -> None:
+    frame = _frame(rows=30)
+    window = cut_window(frame, 20, 8, 5)
+    assert len(window.history) == 8 and len(window.actual) == 2  # the data ends 2 rows after the window
+    with pytest.raises(ForecastInputError, match="does not fit in the data's 30 rows"):
+        cut_window(frame, 25, 8, 5)
+    with pytest.raises(ForecastInputError, match="lookback must be at least 2"):
+        cut_window(frame, 0, 1, 5)
