@@ -37,9 +37,9 @@ left or the server is shutting down answers 503.
 
 from __future__ import annotations
 
-import io
 import re
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -55,6 +55,8 @@ from starlette.concurrency import run_in_threadpool
 
 from kronos.data.errors import DataValidationError
 from kronos.inference.frame import (
+    FrameForecast,
+    Window,
     forecast_frame,
     forecast_table,
     parse_quantiles,
@@ -79,7 +81,7 @@ from kronos.webui.catalog import (
 )
 from kronos.webui.datasets import Dataset
 from kronos.webui.forecast_view import check_band, forecast_columns, forecast_payload
-from kronos.webui.jobs import ForecastSlots, run_cancellable
+from kronos.webui.jobs import Cancelled, ForecastSlots, run_cancellable
 from kronos.webui.model_cache import ModelCache
 from kronos.webui.security import LOOPBACK_NAMES, LocalOnlyMiddleware
 from kronos.webui.store import RecentStore, UnknownItemError
@@ -137,6 +139,20 @@ class InlineForecastBody(SamplingFields):
     quantiles: list[float] = Field(default_factory=lambda: [0.1, 0.5, 0.9])
 
 
+@dataclass(frozen=True)
+class Plan:
+    """A checked forecast request, ready to compute: model locations, settings and the window."""
+
+    predictor: str
+    tokenizer: str
+    settings: SamplingSettings
+    window: Window
+    pred_len: int
+    start_row: int
+    lookback: int
+    known_future: bool  # the page scores against the rows after the window; inline candles have none
+
+
 def content_disposition(filename: str) -> str:
     """``attachment`` with an ASCII fallback name and the exact name per RFC 5987 (``filename*=UTF-8''...``)."""
     fallback = re.sub(r"[^A-Za-z0-9._-]+", "_", filename).strip("._") or "forecast.csv"
@@ -183,7 +199,8 @@ def create_app(
     app = FastAPI(title="Kronos forecasting UI", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.shutdown = shutdown
     app.state.slots = slots
-    app.add_middleware(LocalOnlyMiddleware, allowed_hosts=allowed_hosts)
+    app.add_middleware(LocalOnlyMiddleware, allowed_hosts=allowed_hosts,
+                       max_body_bytes=max_upload_bytes + MULTIPART_OVERHEAD_BYTES)
 
     def _answer(status: int) -> Any:
         def handler(_: Request, err: Exception) -> JSONResponse:
@@ -270,9 +287,16 @@ def create_app(
 
     @app.post("/api/forecast")
     async def forecast(body: ForecastBody, request: Request) -> dict[str, object]:
-        return await run_cancellable(request, shutdown, lambda cancelled: _forecast(body, cancelled))
+        async def job(cancelled: Cancelled) -> dict[str, object]:
+            # Checks first (refused at once, before waiting), then a slot, then the model work.
+            dataset, plan = await run_in_threadpool(_plan_page_forecast, body)
+            async with slots.hold(cancelled):
+                result = await run_in_threadpool(_compute, plan, cancelled)
+            return await run_in_threadpool(_page_answer, body, dataset, plan, result)
 
-    def _forecast(body: ForecastBody, cancelled: Any) -> dict[str, object]:
+        return await run_cancellable(request, shutdown, job)
+
+    def _plan_page_forecast(body: ForecastBody) -> tuple[Dataset, Plan]:
         dataset = datasets.get(body.dataset_id)
         frame = select_series(dataset.frame, body.symbol)
         predictor_dir, tokenizer_dir, limit, why = _model(body)
@@ -281,11 +305,15 @@ def create_app(
         start_row = resolve_start(frame, body.start, body.lookback, body.pred_len)
         window = plan_forecast(frame, start_row, body.lookback, body.pred_len, settings, context=limit,
                                context_reason=why, budget=work_budget)
-        with slots.hold(cancelled):
-            predictor = models.get(predictor_dir, tokenizer_dir, device, settings.max_context)
-            result = forecast_frame(predictor, window, body.pred_len, settings, start_row=start_row,
-                                    requested_lookback=body.lookback, cancel=cancelled)
-        payload, table = forecast_payload(result, settings.max_context, settings.sample_count,
+        return dataset, Plan(predictor_dir, tokenizer_dir, settings, window, body.pred_len, start_row, body.lookback, True)
+
+    def _compute(plan: Plan, cancelled: Cancelled) -> FrameForecast:
+        predictor = models.get(plan.predictor, plan.tokenizer, device, plan.settings.max_context)
+        return forecast_frame(predictor, plan.window, plan.pred_len, plan.settings, start_row=plan.start_row,
+                              requested_lookback=plan.lookback, cancel=cancelled, known_future=plan.known_future)
+
+    def _page_answer(body: ForecastBody, dataset: Dataset, plan: Plan, result: FrameForecast) -> dict[str, object]:
+        payload, table = forecast_payload(result, plan.settings.max_context, plan.settings.sample_count,
                                           (body.band_low, body.band_high))
         stem = Path(dataset.name).name.removesuffix(".gz").removesuffix(".csv")
         forecast_id = forecasts.add((f"{stem}_forecast.csv", table))
@@ -295,9 +323,15 @@ def create_app(
 
     @app.post("/api/forecast/inline")
     async def forecast_inline(body: InlineForecastBody, request: Request) -> dict[str, object]:
-        return await run_cancellable(request, shutdown, lambda cancelled: _forecast_inline(body, cancelled))
+        async def job(cancelled: Cancelled) -> dict[str, object]:
+            quantiles, plan = await run_in_threadpool(_plan_inline_forecast, body)
+            async with slots.hold(cancelled):
+                result = await run_in_threadpool(_compute, plan, cancelled)
+            return _inline_answer(plan, result, quantiles)
 
-    def _forecast_inline(body: InlineForecastBody, cancelled: Any) -> dict[str, object]:
+        return await run_cancellable(request, shutdown, job)
+
+    def _plan_inline_forecast(body: InlineForecastBody) -> tuple[tuple[float, ...], Plan]:
         if not body.candles:
             raise ForecastInputError("candles is empty: send the history as a list of {timestamps, open, high, low, close} objects")
         if len(body.candles) > MAX_INLINE_CANDLES:
@@ -316,19 +350,18 @@ def create_app(
         start_row = len(frame) - lookback
         window = plan_forecast(frame, start_row, lookback, body.pred_len, settings, context=limit,
                                context_reason=why, budget=work_budget)
-        with slots.hold(cancelled):
-            predictor = models.get(predictor_dir, tokenizer_dir, device, settings.max_context)
-            result = forecast_frame(predictor, window, body.pred_len, settings, start_row=start_row,
-                                    requested_lookback=lookback, cancel=cancelled, known_future=False)
+        return quantiles, Plan(predictor_dir, tokenizer_dir, settings, window, body.pred_len, start_row, lookback, False)
+
+    def _inline_answer(plan: Plan, result: FrameForecast, quantiles: tuple[float, ...]) -> dict[str, object]:
         table = forecast_table(result.paths, result.future.index, quantiles)
         forecast_id = forecasts.add(("candles_forecast.csv", table))
         return {
             "forecast": forecast_columns(table),
             "future_timestamps": result.future.kind,
             "future_note": result.future.note,
-            "window": {"lookback": lookback, "used_rows": len(result.history), "truncated": result.truncated,
-                       "max_context": settings.max_context, "pred_len": body.pred_len,
-                       "sample_count": settings.sample_count},
+            "window": {"lookback": plan.lookback, "used_rows": len(result.history), "truncated": result.truncated,
+                       "max_context": plan.settings.max_context, "pred_len": plan.pred_len,
+                       "sample_count": plan.settings.sample_count},
             "forecast_id": forecast_id,
             "csv_url": f"/api/forecasts/{forecast_id}.csv",
         }

@@ -1,8 +1,9 @@
-"""Running forecasts off the event loop: a cap on how many run at once, and cancellation.
+"""Running forecasts off the event loop: a cap on how many compute at once, and cancellation.
 
-A forecast runs in a worker thread. It stops (``GenerationCancelled``, raised by the decoding loop at
-its next step) when its client disconnects, when the server shuts down, or, while still waiting for a
-free slot, as soon as either happens; so an abandoned request never holds up the ones behind it.
+A forecast is checked first (fast, in a worker thread), then waits for a slot on the event loop (no
+thread is held while waiting), then computes in a worker thread. It stops (``GenerationCancelled``,
+raised by the decoding loop at its next step, or by the wait) when its client disconnects or the
+server shuts down, so an abandoned request never holds up the ones behind it.
 """
 
 from __future__ import annotations
@@ -10,63 +11,62 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from typing import Callable, Iterator, TypeVar
+from typing import AsyncIterator, Awaitable, Callable, TypeVar
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from kronos.inference.generation import GenerationCancelled
 
 R = TypeVar("R")
+Cancelled = Callable[[], bool]
 DISCONNECT_POLL_S = 0.2
 SLOT_POLL_S = 0.1
 
 
 class ForecastSlots:
-    """At most ``limit`` forecasts compute at once; the others wait (cancellably) in arrival order."""
+    """At most ``limit`` forecasts compute at once; the others wait on the event loop, cancellably."""
 
     def __init__(self, limit: int) -> None:
         if limit < 1:
             raise ValueError(f"at least one forecast must be allowed to run, got {limit}")
-        self._semaphore = threading.Semaphore(limit)
-        self._lock = threading.Lock()
+        self._semaphore = asyncio.Semaphore(limit)  # binds to the running loop on first use
         self.running = 0
         self.waiting = 0
 
-    @contextlib.contextmanager
-    def hold(self, cancelled: Callable[[], bool]) -> Iterator[None]:
-        """Wait for a slot (raising GenerationCancelled if ``cancelled()`` turns True meanwhile), hold it inside."""
-        with self._lock:
-            self.waiting += 1
+    @contextlib.asynccontextmanager
+    async def hold(self, cancelled: Cancelled) -> AsyncIterator[None]:
+        """Wait for a slot (raising GenerationCancelled once ``cancelled()`` is True), hold it inside."""
+        self.waiting += 1
         try:
-            while not self._semaphore.acquire(timeout=SLOT_POLL_S):
-                if cancelled():
-                    raise GenerationCancelled("forecast cancelled while waiting for a free slot")
+            while True:
+                try:
+                    await asyncio.wait_for(self._semaphore.acquire(), timeout=SLOT_POLL_S)
+                    break
+                except asyncio.TimeoutError:
+                    if cancelled():
+                        raise GenerationCancelled("forecast cancelled while waiting for a free slot") from None
         finally:
-            with self._lock:
-                self.waiting -= 1
-        with self._lock:
-            self.running += 1
+            self.waiting -= 1
+        self.running += 1
         try:
             yield
         finally:
-            with self._lock:
-                self.running -= 1
+            self.running -= 1
             self._semaphore.release()
 
 
-async def run_cancellable(request: Request, shutdown: threading.Event, work: Callable[[Callable[[], bool]], R]) -> R:
-    """Run ``work(cancelled)`` in the thread pool; ``cancelled()`` turns True when the client goes away or on shutdown.
+async def run_cancellable(request: Request, shutdown: threading.Event, job: Callable[[Cancelled], Awaitable[R]]) -> R:
+    """Run ``job(cancelled)``; ``cancelled()`` turns True when the client goes away or the server shuts down.
 
-    The result (or the work's exception, e.g. GenerationCancelled) is returned (raised) once the thread ends,
-    so a cancelled forecast's slot is free again when this returns.
+    Returns (raises) the job's result (exception, e.g. GenerationCancelled) once it has ended, so a
+    cancelled forecast's thread and slot are free again when this returns.
     """
     gone = threading.Event()
 
     def cancelled() -> bool:
         return gone.is_set() or shutdown.is_set()
 
-    task = asyncio.ensure_future(run_in_threadpool(work, cancelled))
+    task = asyncio.ensure_future(job(cancelled))
     try:
         while True:
             done, _ = await asyncio.wait({task}, timeout=DISCONNECT_POLL_S)
@@ -75,4 +75,4 @@ async def run_cancellable(request: Request, shutdown: threading.Event, work: Cal
             if not gone.is_set() and await request.is_disconnected():
                 gone.set()
     finally:
-        gone.set()  # the handler itself was cancelled, or returned: the thread need not go on
+        gone.set()  # the handler itself was cancelled, or returned: the work need not go on

@@ -45,11 +45,17 @@ def host_name(value: str) -> str:
 
 
 class LocalOnlyMiddleware:
-    """Wraps the app; ``allowed_hosts`` are host names (no ports) the server is reached by."""
+    """Wraps the app; ``allowed_hosts`` are host names (no ports) the server is reached by.
 
-    def __init__(self, app: ASGIApp, allowed_hosts: Iterable[str] = LOOPBACK_NAMES) -> None:
+    ``max_body_bytes``: a request announcing a larger body (Content-Length) is refused with 413 before
+    it is read, so no JSON body can exhaust memory either (None: no cap).
+    """
+
+    def __init__(self, app: ASGIApp, allowed_hosts: Iterable[str] = LOOPBACK_NAMES,
+                 max_body_bytes: int | None = None) -> None:
         self.app = app
         self.allowed = frozenset(host_name(h) for h in allowed_hosts)
+        self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
@@ -68,6 +74,11 @@ class LocalOnlyMiddleware:
             if not same or site in ("cross-site", "same-site"):
                 await _refuse(send, 403, f"cross-origin request from {origin or site!r} refused: the UI only "
                                          f"accepts changes from its own page")
+                return
+            length = headers.get("content-length", "")
+            if self.max_body_bytes is not None and length.isdigit() and int(length) > self.max_body_bytes:
+                await _refuse(send, 413, f"request body of {int(length):,} bytes is larger than the "
+                                         f"{self.max_body_bytes:,} bytes the server accepts: send less data")
                 return
 
         async def send_with_headers(message: dict[str, Any]) -> None:

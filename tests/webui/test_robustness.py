@@ -161,6 +161,12 @@ def test_cross_origin_writes_are_refused(served: dict) -> None:
     assert same.status_code == 200
 
 
+def test_oversized_json_body_is_refused_before_reading(served: dict) -> None:
+    big = {"predictor": "p", "tokenizer": "t", "candles": [{"timestamps": "2024-01-01", "open": 1.0}] * 60_000}
+    response = served["client"].post("/api/forecast/inline", json=big)  # ~2.3 MB > 1 MB + framing
+    assert response.status_code == 413 and "larger than" in response.json()["detail"]
+
+
 def test_security_headers_on_every_answer(served: dict) -> None:
     for path in ("/", "/api/models", "/static/app.js", "/api/forecasts/nope.csv"):
         headers = served["client"].get(path).headers
