@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from collections import deque
 from typing import AsyncIterator, Awaitable, Callable, TypeVar
 
 from starlette.requests import Request
@@ -24,35 +25,41 @@ SLOT_POLL_S = 0.1
 
 
 class ForecastSlots:
-    """At most ``limit`` forecasts compute at once; the others wait on the event loop, cancellably."""
+    """At most ``limit`` forecasts compute at once; the others wait their turn, in arrival order, cancellably.
+
+    Used from the event loop only (no locks needed: nothing awaits between a check and its update); it
+    polls instead of holding an asyncio primitive, so it is not tied to one event loop.
+    """
 
     def __init__(self, limit: int) -> None:
         if limit < 1:
             raise ValueError(f"at least one forecast must be allowed to run, got {limit}")
-        self._semaphore = asyncio.Semaphore(limit)  # binds to the running loop on first use
+        self.limit = limit
         self.running = 0
-        self.waiting = 0
+        self._queue: deque[object] = deque()
+
+    @property
+    def waiting(self) -> int:
+        """Forecasts waiting for a slot."""
+        return len(self._queue)
 
     @contextlib.asynccontextmanager
     async def hold(self, cancelled: Cancelled) -> AsyncIterator[None]:
         """Wait for a slot (raising GenerationCancelled once ``cancelled()`` is True), hold it inside."""
-        self.waiting += 1
+        ticket = object()
+        self._queue.append(ticket)
         try:
-            while True:
-                try:
-                    await asyncio.wait_for(self._semaphore.acquire(), timeout=SLOT_POLL_S)
-                    break
-                except asyncio.TimeoutError:
-                    if cancelled():
-                        raise GenerationCancelled("forecast cancelled while waiting for a free slot") from None
+            while not (self.running < self.limit and self._queue[0] is ticket):
+                if cancelled():
+                    raise GenerationCancelled("forecast cancelled while waiting for a free slot")
+                await asyncio.sleep(SLOT_POLL_S)
         finally:
-            self.waiting -= 1
+            self._queue.remove(ticket)
         self.running += 1
         try:
             yield
         finally:
             self.running -= 1
-            self._semaphore.release()
 
 
 async def run_cancellable(request: Request, shutdown: threading.Event, job: Callable[[Cancelled], Awaitable[R]]) -> R:

@@ -78,7 +78,8 @@ class LocalOnlyMiddleware:
             length = headers.get("content-length", "")
             if self.max_body_bytes is not None and length.isdigit() and int(length) > self.max_body_bytes:
                 await _refuse(send, 413, f"request body of {int(length):,} bytes is larger than the "
-                                         f"{self.max_body_bytes:,} bytes the server accepts: send less data")
+                                         f"{self.max_body_bytes / 2**20:.3g} MB limit: send less data (for a CSV, "
+                                         f"trim the history or place the file in the data directory)")
                 return
 
         async def send_with_headers(message: dict[str, Any]) -> None:

@@ -275,3 +275,39 @@ def test_forecast_payload_has_fan_median_consistent_candles_and_scores(served: d
     table = pd.read_csv(io.StringIO(client.get(body["csv_url"]).text))
     np.testing.assert_allclose(table["open"], forecast["open"], rtol=1e-6)  # raw values kept in the CSV
     assert body["window"]["future_timestamps"] == "known"
+
+
+def test_slots_cap_concurrency_keep_arrival_order_and_cancel_waiters() -> None:
+    import asyncio
+
+    from kronos.inference.generation import GenerationCancelled
+    from kronos.webui.jobs import ForecastSlots
+
+    async def scenario() -> tuple[list[str], int, int]:
+        slots = ForecastSlots(1)
+        order: list[str] = []
+        peak = 0
+        gone = {"b": False}
+
+        async def job(name: str, hold_s: float) -> None:
+            nonlocal peak
+            try:
+                async with slots.hold(lambda: gone.get(name, False)):
+                    peak = max(peak, slots.running)
+                    order.append(name)
+                    await asyncio.sleep(hold_s)
+            except GenerationCancelled:
+                order.append(f"{name} cancelled")
+
+        first = asyncio.ensure_future(job("a", 0.4))
+        await asyncio.sleep(0.05)
+        waiting = [asyncio.ensure_future(job(n, 0.01)) for n in ("b", "c", "d")]
+        await asyncio.sleep(0.15)
+        seen_waiting = slots.waiting
+        gone["b"] = True  # b's client leaves while it waits: it must not hold up c and d
+        await asyncio.gather(first, *waiting)
+        return order, peak, seen_waiting
+
+    order, peak, seen_waiting = asyncio.run(scenario())
+    assert peak == 1 and seen_waiting == 3
+    assert order == ["a", "b cancelled", "c", "d"]
