@@ -28,6 +28,7 @@ from kronos.inference.settings import SamplingSettings, check_work_budget
 from kronos.inference.validation import ForecastInputError
 
 TIME_COLUMN = "timestamps"
+CALENDAR_ROWS = 20_000  # rows before a window's end from which its sessions are learned
 
 
 # ---------------------------------------------------------------- reading and windowing a frame
@@ -98,10 +99,15 @@ def select_series(df: pd.DataFrame, symbol: str | None) -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class Window:
-    """A history window cut from a frame and the actual rows that follow it (possibly fewer than H)."""
+    """A history window cut from a frame and the actual rows that follow it (possibly fewer than H).
+
+    ``calendar``: timestamps of the data up to the window's end (never after it), from which the
+    data's sessions are learned even when the history itself is short.
+    """
 
     history: pd.DataFrame
     actual: pd.DataFrame
+    calendar: pd.Series | None = None
 
 
 def cut_window(df: pd.DataFrame, start: int, lookback: int, pred_len: int) -> Window:
@@ -117,7 +123,9 @@ def cut_window(df: pd.DataFrame, start: int, lookback: int, pred_len: int) -> Wi
         )
     history = df.iloc[start : start + lookback].reset_index(drop=True)
     actual = df.iloc[start + lookback : start + lookback + pred_len].reset_index(drop=True)
-    return Window(history=history, actual=actual)
+    end = start + lookback
+    calendar = df[TIME_COLUMN].iloc[max(0, end - CALENDAR_ROWS) : end].reset_index(drop=True)
+    return Window(history=history, actual=actual, calendar=calendar)
 
 
 def resolve_start(frame: pd.DataFrame, start: str | None, lookback: int, pred_len: int) -> int:
@@ -275,7 +283,7 @@ def plan_forecast(
     if len(history) > settings.max_context:
         history = history.iloc[-settings.max_context:].reset_index(drop=True)
     check_work_budget(len(history), pred_len, settings.sample_count, budget, flag)
-    return Window(history=history, actual=window.actual)
+    return Window(history=history, actual=window.actual, calendar=window.calendar)
 
 
 def forecast_frame(
@@ -297,7 +305,8 @@ def forecast_frame(
         known_future: use the actual rows' timestamps as the first future stamps (the web UI's scored view).
     """
     history, actual = window.history, window.actual
-    future = future_index(history[TIME_COLUMN], pred_len, known=actual[TIME_COLUMN] if known_future else None)
+    future = future_index(history[TIME_COLUMN], pred_len, known=actual[TIME_COLUMN] if known_future else None,
+                          calendar=window.calendar)
     with cancel_when(cancel or (lambda: False)):
         samples = predictor.predict_samples(
             df=history[present_features(history)],

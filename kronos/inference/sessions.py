@@ -82,13 +82,16 @@ class FutureIndex:
     note: str
 
 
-def future_index(history: pd.Series, pred_len: int, known: pd.Series | None = None) -> FutureIndex:
+def future_index(
+    history: pd.Series, pred_len: int, known: pd.Series | None = None, calendar: pd.Series | None = None
+) -> FutureIndex:
     """``pred_len`` future timestamps: the ``known`` ones first, then stamps on the data's own sessions.
 
     Sessions are learned from the history's time-of-day and weekday pattern (no lunch-break or after-close
     bars for A-shares, no weekend days for daily data); exchange holidays cannot be learned, so such stamps
     are marked as following sessions, not as known. A history too short or too irregular for that falls
-    back to median-spacing steps, marked ``approximate``.
+    back to median-spacing steps, marked ``approximate``. ``calendar`` (timestamps up to the history's end,
+    e.g. the whole file before the window) is where sessions are learned from when given.
     """
     known_ts = pd.DatetimeIndex(pd.to_datetime(known)) if known is not None else pd.DatetimeIndex([])
     known_ts = known_ts[:pred_len]
@@ -96,7 +99,7 @@ def future_index(history: pd.Series, pred_len: int, known: pd.Series | None = No
     if missing == 0:
         return FutureIndex(known_ts, "known", "future timestamps taken from the data")
     last = known_ts[-1] if len(known_ts) else pd.Timestamp(pd.to_datetime(history).iloc[-1])
-    sessions = learn_sessions(history)
+    sessions = learn_sessions(calendar if calendar is not None and len(calendar) > len(history) else history)
     if sessions is not None:
         extra = _session_stamps(last, missing, sessions)
         if extra is not None:

@@ -286,3 +286,17 @@ def test_cut_window_names_what_does_not_fit() -> None:
         cut_window(frame, 25, 8, 5)
     with pytest.raises(ForecastInputError, match="lookback must be at least 2"):
         cut_window(frame, 0, 1, 5)
+
+
+def test_sessions_come_from_the_data_before_a_short_window() -> None:
+    stamps = _a_share_5min(days=10)
+    frame = _frame(rows=len(stamps))
+    frame["timestamps"] = stamps.as_unit("ns")
+    # 40 rows of history span less than a day: on their own too short to learn sessions from, but the
+    # file before them shows the A-share day, and nothing after the window's end is used.
+    window = plan_forecast(frame, len(frame) - 40, 40, 30, SamplingSettings(max_context=64))
+    assert len(window.calendar) == len(frame)
+    future = future_index(window.history["timestamps"], 30, calendar=window.calendar)
+    assert future.kind == "sessions"
+    assert future.index[0] == pd.Timestamp("2024-06-17 09:35")
+    assert future_index(window.history["timestamps"], 30).kind == "approximate"
