@@ -112,6 +112,17 @@ def test_page_end_to_end(sync_playwright, fixtures_dir: Path, tmp_path: Path) ->
             _shot(page, "webui-fan.png")
             page.select_option("#view-select", "candles")
 
+            # 2b. Past the end of the data: future bars follow the A-share sessions (no lunch-break bars).
+            page.fill("#start", "2300")
+            page.click("#predict")
+            page.wait_for_function("() => document.body.dataset.state === 'done' && "
+                                   "document.getElementById('chart-caption').innerText.includes('sessions')")
+            assert "follow the data's sessions" in page.inner_text("#chart-caption")
+            future = _traces(page)["Forecast (mean)"]
+            stamps = page.evaluate("document.getElementById('chart').data.find(t => t.name === 'Forecast (mean)').x")
+            assert future["n"] == 36 and not any("11:30" < t[11:16] < "13:05" or t[11:16] > "15:00" for t in stamps)
+            _shot(page, "webui-intraday-future.png")
+
             # 3. A bad request: one message in the page, the stale chart cleared.
             page.fill("#start", "²")
             page.click("#predict")
