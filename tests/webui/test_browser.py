@@ -92,6 +92,9 @@ def test_page_end_to_end(sync_playwright, fixtures_dir: Path, tmp_path: Path) ->
             mean = traces["Forecast (mean)"]
             assert mean["type"] == "candlestick" and mean["n"] == 36 and traces["History"]["n"] == 200
             assert traces["Actual close"]["n"] == 36 and traces["Close 10–90% band"]["n"] == 36
+            band_tip = page.evaluate(
+                "document.getElementById('chart').data.find(t => t.name === 'Close 10–90% band').hovertemplate")
+            assert band_tip.startswith("Close 10–90% band: %{y") and "to %{customdata" in band_tip
             o, h, low, c = (np.array(mean[k]) for k in ("open", "high", "low", "close"))
             assert np.all(h >= np.maximum(o, c)) and np.all(np.minimum(o, c) >= low)
             axis = page.evaluate("document.getElementById('chart').layout.xaxis")
@@ -155,12 +158,13 @@ def test_page_end_to_end(sync_playwright, fixtures_dir: Path, tmp_path: Path) ->
             _shot(page, "webui-cancelled.png")
 
             # 5. The layout holds at 760 px: no sideways scrolling, chart as wide as the window allows.
-            page.fill("#lookback", "200")
+            page.fill("#lookback", "600")  # above max_context 512: the caption says it was truncated
             page.fill("#pred-len", "36")
             page.fill("#sample-count", "8")
             page.set_viewport_size({"width": 760, "height": 1000})
             page.click("#predict")
             page.wait_for_selector("body[data-state=done]", timeout=120_000)
+            assert "Lookback 600 truncated to the last 512 rows" in page.inner_text("#chart-caption")
             assert page.evaluate("document.documentElement.scrollWidth") <= 760
             assert page.evaluate("document.getElementById('chart').getBoundingClientRect().width") >= 600
             _shot(page, "webui-760px.png")
