@@ -121,7 +121,8 @@ def run(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns 0, or 2 with a one-line message (no traceback) for bad input, 130 when interrupted."""
+    """Entry point; returns 0, 2 with a one-line message (no traceback) for bad input, 1 for another OS error
+    (one line too), 130 when interrupted."""
     args = build_parser().parse_args(argv)
     try:
         run(args)
@@ -130,6 +131,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = " ".join(str(err).split())  # one line, whatever the message held
         print(f"{PROG}: error: {message}", file=sys.stderr)
         return 2
+    except OSError as err:  # e.g. a name too long for the file system, a disk that is full
+        print(f"{PROG}: error: {' '.join(str(err).split())}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130

@@ -21,10 +21,10 @@ _KIND_MARKERS = {"tokenizer": ("d_in", "n_enc_layers", "n_dec_layers"), "predict
 
 
 def _local_config(location: str) -> dict | None:
-    path = Path(location).expanduser() / "config.json"
     try:
+        path = Path(location).expanduser() / "config.json"
         return json.loads(path.read_text()) if path.is_file() else None
-    except (OSError, ValueError):
+    except (OSError, ValueError, RuntimeError):
         return None
 
 
@@ -51,10 +51,10 @@ def context_limit(predictor: str) -> tuple[int, str]:
     """
     if predictor in PUBLISHED_CONTEXT:
         return PUBLISHED_CONTEXT[predictor], f"{predictor} was published with context {PUBLISHED_CONTEXT[predictor]}"
-    info_path = Path(predictor).expanduser() / "training_info.json"
     try:
+        info_path = Path(predictor).expanduser() / "training_info.json"
         info = json.loads(info_path.read_text()) if info_path.is_file() else None
-    except (OSError, ValueError):
+    except (OSError, ValueError, RuntimeError):
         info = None
     data = (info or {}).get("config", {}).get("data", {}) if isinstance(info, dict) else {}
     if isinstance(data, dict) and isinstance(data.get("lookback"), int) and isinstance(data.get("horizon"), int):

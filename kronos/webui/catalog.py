@@ -19,7 +19,7 @@ from kronos.inference.validation import ForecastInputError
 CSV_SUFFIXES = (".csv", ".csv.gz")
 MAX_LISTED_FILES = 1000
 MAX_MODEL_VALUE_CHARS = 1024
-HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[\w.-]{1,96}$")  # owner/name, each at most 96 characters on the hub
 
 
 @dataclass(frozen=True)
@@ -105,15 +105,22 @@ class ModelLocations:
         for candidate in candidates:
             try:
                 real = candidate.resolve()  # follows symlinks: a link out of the roots is outside
-            except (OSError, RuntimeError):
+                if any(real.is_relative_to(root) for root in self.roots) and Experiment.is_export(real):
+                    return str(real)
+            except (OSError, RuntimeError):  # e.g. a name too long for the file system: not offered either
                 continue
-            if any(real.is_relative_to(root) for root in self.roots) and Experiment.is_export(real):
-                return str(real)
-        if HUB_ID.match(text) and not Path(text).exists():
+        if HUB_ID.match(text) and not _exists(Path(text)):
             # A hub id; the loader would prefer a same-named directory relative to the working directory,
             # so such a name is refused above unless it lies inside a root.
             return text
         raise self._refusal(kind, text)
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except (OSError, ValueError):
+        return False
 
 
 def list_data_files(data_dir: Path) -> list[str]:
@@ -147,9 +154,15 @@ def resolve_data_file(data_dir: Path, relative: str) -> Path:
     )
     if "\x00" in relative:
         raise outside
-    candidate = (root / relative).resolve()
-    if Path(relative).is_absolute() or not candidate.is_relative_to(root):
-        raise outside
-    if not candidate.is_file():
-        raise FileNotFoundError(f"no file {relative!r} in the data directory {root}: pick one from the list")
+    missing = FileNotFoundError(f"no file {relative!r} in the data directory {root}: pick one from the list")
+    try:
+        candidate = (root / relative).resolve()
+        if Path(relative).is_absolute() or not candidate.is_relative_to(root):
+            raise outside
+        if not candidate.is_file():
+            raise missing
+    except (OSError, RuntimeError) as err:  # a name too long for the file system, a symlink loop
+        if isinstance(err, FileNotFoundError):
+            raise
+        raise missing from None
     return candidate

@@ -188,3 +188,11 @@ def test_cli_lookback_above_max_context_is_truncated_with_a_note(tmp_path: Path,
                                 str(_good_csv(tmp_path)), "--lookback", "60", "--max-context", "32", "--pred-len", "2",
                                 "--out", str(tmp_path / "o.csv")])
     assert rc == 0 and "the last 32 rows are used" in err
+
+
+def test_cli_name_too_long_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                       tiny_pair: tuple[Path, Path]) -> None:
+    tokenizer, predictor = tiny_pair
+    rc, err = _run_cli(capsys, ["--model", str(predictor), "--tokenizer", str(tokenizer),
+                                "--csv", str(tmp_path / ("x" * 300 + ".csv"))])
+    assert rc in (1, 2) and err.startswith("kronos-predict: error:") and err.count("\n") == 1

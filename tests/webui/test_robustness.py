@@ -311,3 +311,13 @@ def test_slots_cap_concurrency_keep_arrival_order_and_cancel_waiters() -> None:
     order, peak, seen_waiting = asyncio.run(scenario())
     assert peak == 1 and seen_waiting == 3
     assert order == ["a", "b cancelled", "c", "d"]
+
+
+def test_names_too_long_for_the_file_system_are_4xx(served: dict) -> None:
+    client = served["client"]
+    long_name = "a" * 300 + ".csv"  # one path component over the usual 255-byte limit
+    assert "pick one from the list" in _one_message(client.post("/api/datasets/file", json={"path": long_name}))
+    request = _request(served)
+    for value in (str(served["outputs"] / ("b" * 300)), "c" * 300 + "/" + "d" * 300):
+        detail = _one_message(client.post("/api/forecast", json={**request, "predictor": value}))
+        assert "not a checkpoint this server offers" in detail
