@@ -321,3 +321,28 @@ def test_names_too_long_for_the_file_system_are_4xx(served: dict) -> None:
     for value in (str(served["outputs"] / ("b" * 300)), "c" * 300 + "/" + "d" * 300):
         detail = _one_message(client.post("/api/forecast", json={**request, "predictor": value}))
         assert "not a checkpoint this server offers" in detail
+
+
+ODD_VALUES = [None, "", "abc", "\x00", "²", -1, 0, 1, 2, 1e308, -1e308, 1e-300, 2**70, -(2**70), 0.5, True, [], {},
+              [1], "1e3", "NaN", "Infinity", "2024-01-03", "   ", "0x10"]
+FORECAST_FIELDS = ["dataset_id", "predictor", "tokenizer", "symbol", "start", "lookback", "pred_len", "T", "top_k",
+                   "top_p", "sample_count", "seed", "max_context", "band_low", "band_high"]
+
+
+def test_no_5xx_for_any_odd_value_of_any_field(served: dict) -> None:
+    """Every forecast field and the data-file path take each odd value: an answer, or one 4xx message."""
+    client = served["client"]
+    request = {**_request(served), "lookback": 32, "pred_len": 3, "sample_count": 1, "max_context": 64}
+    answered = 0
+    for field in FORECAST_FIELDS:
+        for value in ODD_VALUES:
+            response = client.post("/api/forecast", json={**request, field: value})
+            if response.status_code != 200:
+                _one_message(response)
+            answered += 1
+    for raw in (b"", b"{", b"[]", b"null", b'{"dataset_id": 1}', b"\xff\xfe"):
+        _one_message(client.post("/api/forecast", content=raw, headers={"Content-Type": "application/json"}))
+    for value in ODD_VALUES:
+        response = client.post("/api/datasets/file", json={"path": value})
+        assert response.status_code < 500, (value, response.text)
+    assert answered == len(FORECAST_FIELDS) * len(ODD_VALUES)
