@@ -1,1 +1,1 @@
-"""Command-line forecasting (``kronos-predict``) and the forecasting helpers it shares with the web UI."""
+"""Command-line forecasting (``kronos-predict``) over kronos.inference.frame."""

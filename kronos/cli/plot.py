@@ -12,7 +12,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from kronos.atomic import atomic_file  # noqa: E402
-from kronos.cli.forecast import TIME_COLUMN  # noqa: E402
+from kronos.inference.frame import TIME_COLUMN  # noqa: E402
 
 
 def plot_forecast(

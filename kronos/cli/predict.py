@@ -1,8 +1,12 @@
 """``kronos-predict``: forecast the rows after the end of an OHLCV CSV with a Kronos checkpoint pair.
 
-Future timestamps are not in the CSV, so they are inferred: the last timestamp plus multiples of
-the median spacing of the history rows. Intraday data with closed hours (nights, weekends) gets
-stamps running through those hours; the forecast is still one row per step.
+Future timestamps are not in the CSV, so they are inferred from the history: on the data's own sessions
+(the bar times and weekdays seen in it, e.g. no lunch-break bars for A-shares, no weekends for daily
+data) when the history spans a week or more, else as the last timestamp plus multiples of the median
+spacing. A note on stderr says which; exchange holidays are never known.
+
+Every mistake in the arguments or the data ends in one line ``kronos-predict: error: ...`` and exit
+status 2, never a traceback.
 
 Example::
 
@@ -18,29 +22,25 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
-import pandas as pd
-import torch
-
 from kronos.atomic import atomic_write_text
-from kronos.cli.forecast import (
-    TIME_COLUMN,
-    cut_window,
+from kronos.data.errors import DataValidationError
+from kronos.inference.frame import (
+    forecast_frame,
     forecast_table,
-    future_timestamps,
-    load_predictor,
     parse_quantiles,
-    present_features,
+    plan_forecast,
     price_band,
+    read_frame,
     select_series,
 )
-from kronos.data.csv_source import read_ohlcv_csv
-from kronos.data.errors import DataValidationError
+from kronos.inference.pair import check_device, context_limit, load_pair
+from kronos.inference.settings import SamplingSettings
 from kronos.inference.validation import ForecastInputError
 from kronos.models.hub import CheckpointError
 
 PROG = "kronos-predict"
 DEFAULT_BAND = (0.1, 0.9)
+DEFAULT_MAX_CONTEXT = 512
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,14 +50,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tokenizer", required=True, help="tokenizer checkpoint directory or hub id (e.g. NeoQuasar/Kronos-Tokenizer-base)")
     p.add_argument("--csv", required=True, type=Path, help="OHLCV CSV: timestamps, open, high, low, close[, volume, amount]")
     p.add_argument("--symbol", default=None, help="which series of a long CSV with a symbol column")
-    p.add_argument("--lookback", type=int, default=400, help="history rows used, taken from the end of the CSV")
+    p.add_argument("--lookback", type=int, default=400,
+                   help="history rows used, taken from the end of the CSV (only the last --max-context are seen)")
     p.add_argument("--pred-len", type=int, default=120, help="rows to forecast after the last CSV row")
-    p.add_argument("--T", type=float, default=1.0, help="sampling temperature")
+    p.add_argument("--T", type=float, default=1.0, help="sampling temperature (0.01..100)")
     p.add_argument("--top-k", type=int, default=0, help="keep the k most likely tokens (0: off; 1: greedy)")
     p.add_argument("--top-p", type=float, default=0.9, help="nucleus sampling mass (ignored when --top-k > 0)")
     p.add_argument("--sample-count", type=int, default=1, help="sample paths drawn; the forecast is their mean")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: the best available)")
-    p.add_argument("--max-context", type=int, default=512, help="longest token window the predictor sees")
+    p.add_argument("--max-context", type=int, default=None,
+                   help=f"longest token window the predictor sees (default: {DEFAULT_MAX_CONTEXT}, or less when the "
+                        f"model was trained on shorter windows)")
     p.add_argument("--quantiles", default=None, help="comma-separated levels such as 0.1,0.5,0.9: adds <feature>_q<pct> columns")
     p.add_argument("--seed", type=int, default=None, help="seed of the sampling generator (same seed, same forecast)")
     p.add_argument("--out", type=Path, default=None, help="forecast CSV to write (default: print to stdout)")
@@ -65,32 +68,43 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _check_paths(args: argparse.Namespace) -> None:
+    """Paths the OS cannot take and outputs that would replace a directory, before any work."""
+    for flag, value in (("--csv", args.csv), ("--model", args.model), ("--tokenizer", args.tokenizer),
+                        ("--out", args.out), ("--plot", args.plot)):
+        if value is not None and "\x00" in str(value):
+            raise ForecastInputError(f"{flag} {str(value)!r} contains a NUL byte; no file name can")
+    for flag, value in (("--out", args.out), ("--plot", args.plot)):
+        if value is not None and value.is_dir():
+            raise ForecastInputError(f"{flag} {value} is a directory: name a file, e.g. {value / 'forecast'}"
+                                     f"{'.csv' if flag == '--out' else '.png'}")
+
+
 def run(args: argparse.Namespace) -> None:
     """Forecast and write the outputs; bad input raises DataValidationError, ForecastInputError or CheckpointError."""
+    _check_paths(args)
     quantiles = parse_quantiles(args.quantiles) if args.quantiles else ()
-    _check_sampling(args)
-    df = select_series(read_ohlcv_csv(args.csv), args.symbol)
+    check_device(args.device)
+    limit, why = context_limit(args.model)
+    max_context = args.max_context if args.max_context is not None else min(DEFAULT_MAX_CONTEXT, limit)
+    settings = SamplingSettings(T=args.T, top_k=args.top_k, top_p=args.top_p, sample_count=args.sample_count,
+                                seed=args.seed, max_context=max_context)
+    settings.validate(args.pred_len, limit, flag="--", reason=why)
+    if not args.csv.is_file():
+        raise ForecastInputError(f"--csv {args.csv}: no such file")
+    df = select_series(read_frame(args.csv), args.symbol)
     if args.lookback > len(df):
         raise ForecastInputError(f"--lookback {args.lookback} is longer than the {len(df)} rows of {args.csv}: pass a smaller --lookback")
-    window = cut_window(df, len(df) - args.lookback, args.lookback, args.pred_len)
-    history = window.history
-    index = future_timestamps(history[TIME_COLUMN], args.pred_len)
-    predictor = load_predictor(args.model, args.tokenizer, device=args.device, max_context=args.max_context)
-    generator = None if args.seed is None else torch.Generator(device=predictor.device).manual_seed(args.seed)
-    samples = predictor.predict_samples(
-        df=history[present_features(history)],
-        x_timestamp=history[TIME_COLUMN],
-        y_timestamp=pd.Series(index),
-        pred_len=args.pred_len,
-        T=args.T,
-        top_k=args.top_k,
-        top_p=args.top_p,
-        sample_count=args.sample_count,
-        verbose=False,
-        generator=generator,
-    )
-    paths = np.asarray(samples.paths)
-    table = forecast_table(paths, index, quantiles)
+    window = plan_forecast(df, len(df) - args.lookback, args.lookback, args.pred_len, settings, context=limit,
+                           context_reason=why, flag="--")
+    if len(window.history) < args.lookback:
+        print(f"note: --lookback {args.lookback} is longer than --max-context {max_context}: "
+              f"the last {len(window.history)} rows are used", file=sys.stderr)
+    predictor = load_pair(args.tokenizer, args.model, device=args.device, max_context=max_context)
+    result = forecast_frame(predictor, window, args.pred_len, settings, known_future=False,
+                            requested_lookback=args.lookback)
+    print(f"note: {result.future.note}", file=sys.stderr)
+    table = forecast_table(result.paths, result.future.index, quantiles)
     if args.out is None:
         table.to_csv(sys.stdout, index=False)
     else:
@@ -100,36 +114,29 @@ def run(args: argparse.Namespace) -> None:
         from kronos.cli.plot import plot_forecast  # matplotlib only when a plot is asked for
 
         low, high = (min(quantiles), max(quantiles)) if len(quantiles) >= 2 else DEFAULT_BAND
-        band = price_band(paths, low, high)
+        band = price_band(result.paths, low, high)
         title = f"{args.csv.name}: {args.pred_len}-step forecast, {args.sample_count} sample(s), {low:g}-{high:g} band"
-        plot_forecast(history, table, band, args.plot, title=title)
+        plot_forecast(result.history, table, band, args.plot, title=title)
         print(f"wrote plot to {args.plot}", file=sys.stderr)
 
 
-def _check_sampling(args: argparse.Namespace) -> None:
-    """Reject sampling settings the predictor would fail on deep inside generation."""
-    if args.T <= 0:
-        raise ForecastInputError(f"--T must be positive, got {args.T}")
-    if args.top_k < 0:
-        raise ForecastInputError(f"--top-k must be 0 (off) or positive, got {args.top_k}")
-    if not 0 < args.top_p <= 1:
-        raise ForecastInputError(f"--top-p must be in (0, 1], got {args.top_p}")
-    if args.sample_count < 1:
-        raise ForecastInputError(f"--sample-count must be at least 1, got {args.sample_count}")
-    if args.max_context < 2:
-        raise ForecastInputError(f"--max-context must be at least 2, got {args.max_context}")
-    if args.device and args.device.startswith("cuda") and not torch.cuda.is_available():
-        raise ForecastInputError(f"--device {args.device} asked for, but torch sees no CUDA GPU: use --device cpu")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns 0, or 2 with a one-line message (no traceback) for bad input."""
+    """Entry point; returns 0, 2 with a one-line message (no traceback) for bad input, 1 for another OS error
+    (one line too), 130 when interrupted."""
     args = build_parser().parse_args(argv)
     try:
         run(args)
-    except (DataValidationError, ForecastInputError, CheckpointError, FileNotFoundError) as err:
-        print(f"{PROG}: error: {err}", file=sys.stderr)
+    except (DataValidationError, ForecastInputError, CheckpointError, FileNotFoundError,
+            IsADirectoryError, NotADirectoryError, PermissionError) as err:
+        message = " ".join(str(err).split())  # one line, whatever the message held
+        print(f"{PROG}: error: {message}", file=sys.stderr)
         return 2
+    except OSError as err:  # e.g. a name too long for the file system, a disk that is full
+        print(f"{PROG}: error: {' '.join(str(err).split())}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -16,7 +16,10 @@ were still visible. Results then differ from the reference (and from the exact m
 
 from __future__ import annotations
 
+import contextlib
+from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Callable, Iterator
 
 import torch
 from torch import Tensor
@@ -27,6 +30,24 @@ from kronos.inference.sampling import sample_from_logits
 from kronos.models.layers import padded_causal_mask, padded_positions
 from kronos.models.predictor import Kronos
 from kronos.models.tokenizer import KronosTokenizer
+
+
+class GenerationCancelled(RuntimeError):
+    """Generation stopped because the check installed with :func:`cancel_when` returned True."""
+
+
+# A per-thread/task check polled once per decoding step (a web client that went away, a server shutting down).
+_cancel_check: ContextVar[Callable[[], bool] | None] = ContextVar("kronos_generation_cancel", default=None)
+
+
+@contextlib.contextmanager
+def cancel_when(check: Callable[[], bool]) -> Iterator[None]:
+    """Within this block, generation raises GenerationCancelled at the first step where ``check()`` is True."""
+    token = _cancel_check.set(check)
+    try:
+        yield
+    finally:
+        _cancel_check.reset(token)
 
 
 @dataclass(frozen=True)
@@ -92,8 +113,11 @@ def generate_tokens(
     capacity = min(total - 1, max_context)
     ring_token = torch.arange(capacity, device=device)  # token index held by each cache column (rolling)
     dep_proj = model.dep_layer.cross_attn.project_context
+    cancelled = _cancel_check.get()
 
     for i in tqdm(range(pred_len), disable=not progress, desc="Kronos decoding", leave=False):
+        if cancelled is not None and cancelled():
+            raise GenerationCancelled(f"forecast cancelled after {i} of {pred_len} decoding steps")
         end = L + i
         # Step 0 depends only on the history: compute it once per series, then copy to the S paths.
         first = i == 0

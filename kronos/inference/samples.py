@@ -11,6 +11,18 @@ import pandas as pd
 from kronos.data.features import FEATURES
 
 
+def sample_quantiles(paths: np.ndarray, qs: Sequence[float]) -> np.ndarray:
+    """The one quantile routine over sample paths: paths [S, ...] -> [len(qs), ...].
+
+    Linear interpolation between order statistics (numpy's default), so q=0.5 of two samples is their
+    mean; every table, band and fan in the project takes its quantiles from here.
+    """
+    levels = np.asarray([float(q) for q in qs], dtype=np.float64)
+    if levels.size and not np.all((levels >= 0.0) & (levels <= 1.0)):
+        raise ValueError(f"quantile levels must lie in [0, 1], got {list(qs)}")
+    return np.quantile(np.asarray(paths), levels, axis=0)
+
+
 @dataclass
 class ForecastSamples:
     """De-normalised sample paths of one forecast.
@@ -28,7 +40,7 @@ class ForecastSamples:
 
     def quantiles(self, qs: Sequence[float] = (0.1, 0.5, 0.9)) -> dict[float, pd.DataFrame]:
         """Per-step quantiles over the S paths: {q: DataFrame [H, 6]}."""
+        levels = sample_quantiles(self.paths, qs)
         return {
-            float(q): pd.DataFrame(np.quantile(self.paths, q, axis=0), index=self.index, columns=list(self.columns))
-            for q in qs
+            float(q): pd.DataFrame(level, index=self.index, columns=list(self.columns)) for q, level in zip(qs, levels)
         }

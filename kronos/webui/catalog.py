@@ -1,32 +1,53 @@
-"""What the page can choose from: exported experiments, hub checkpoints and data-directory files."""
+"""What the page can choose from, and the only model locations the server loads.
+
+Models come from three places, nothing else: experiments (and any checkpoint directory) inside the
+outputs directory, checkpoint directories inside the configured models directory, and Hugging Face
+hub ids. A value naming anything else gets the same message whether or not it exists, so the API is
+no "does this directory exist" oracle.
+"""
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from kronos.experiment import Experiment
+from kronos.inference.pair import context_limit
+from kronos.inference.validation import ForecastInputError
+
 CSV_SUFFIXES = (".csv", ".csv.gz")
 MAX_LISTED_FILES = 1000
+MAX_MODEL_VALUE_CHARS = 1024
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[\w.-]{1,96}$")  # owner/name, each at most 96 characters on the hub
 
 
 @dataclass(frozen=True)
 class ModelChoice:
-    """A predictor/tokenizer pair the page can load: ``kind`` is experiment, hub or local."""
+    """A predictor/tokenizer pair the page can load: ``kind`` is experiment, models or hub.
+
+    ``context``: the longest max_context the predictor was trained for (see ``context_limit``).
+    """
 
     kind: str
     name: str
     predictor: str
     tokenizer: str
+    context: int
 
-    def as_dict(self) -> dict[str, str]:
+    def as_dict(self) -> dict[str, object]:
         """JSON form for the page."""
         return asdict(self)
 
 
+def _hub(name: str, predictor: str, tokenizer: str) -> ModelChoice:
+    return ModelChoice("hub", name, predictor, tokenizer, context_limit(predictor)[0])
+
+
 HUB_CHOICES: tuple[ModelChoice, ...] = (
-    ModelChoice("hub", "Kronos-mini (hub)", "NeoQuasar/Kronos-mini", "NeoQuasar/Kronos-Tokenizer-2k"),
-    ModelChoice("hub", "Kronos-small (hub)", "NeoQuasar/Kronos-small", "NeoQuasar/Kronos-Tokenizer-base"),
-    ModelChoice("hub", "Kronos-base (hub)", "NeoQuasar/Kronos-base", "NeoQuasar/Kronos-Tokenizer-base"),
+    _hub("Kronos-mini (hub)", "NeoQuasar/Kronos-mini", "NeoQuasar/Kronos-Tokenizer-2k"),
+    _hub("Kronos-small (hub)", "NeoQuasar/Kronos-small", "NeoQuasar/Kronos-Tokenizer-base"),
+    _hub("Kronos-base (hub)", "NeoQuasar/Kronos-base", "NeoQuasar/Kronos-Tokenizer-base"),
 )
 
 
@@ -35,15 +56,71 @@ class OutsideDataDirError(ValueError):
 
 
 def list_experiments(outputs_dir: Path) -> list[ModelChoice]:
-    """Experiments under ``outputs_dir`` whose ``tokenizer/`` and ``predictor/`` both hold a config.json."""
-    if not outputs_dir.is_dir():
-        return []
+    """Experiments under ``outputs_dir`` that hold both exports (``Experiment.list``)."""
     found = []
-    for exp in sorted(p for p in outputs_dir.iterdir() if p.is_dir()):
-        tok, pred = exp / "tokenizer", exp / "predictor"
-        if (tok / "config.json").is_file() and (pred / "config.json").is_file():
-            found.append(ModelChoice("experiment", exp.name, str(pred.resolve()), str(tok.resolve())))
+    for exp in Experiment.list(outputs_dir):
+        predictor = str(exp.predictor_dir.resolve())
+        found.append(ModelChoice("experiment", exp.name, predictor, str(exp.tokenizer_dir.resolve()),
+                                 context_limit(predictor)[0]))
     return found
+
+
+def list_model_dirs(models_dir: Path | None) -> list[ModelChoice]:
+    """Pairs in the models directory laid out like experiments (``<name>/tokenizer``, ``<name>/predictor``)."""
+    if models_dir is None:
+        return []
+    return [ModelChoice("models", c.name, c.predictor, c.tokenizer, c.context) for c in list_experiments(models_dir)]
+
+
+class ModelLocations:
+    """Resolves a page's predictor/tokenizer value to a location the server may load.
+
+    Args:
+        outputs_dir: the outputs directory (any checkpoint directory inside it is allowed).
+        models_dir: an extra directory of checkpoints (``--models-dir``), or None.
+    """
+
+    def __init__(self, outputs_dir: Path, models_dir: Path | None = None) -> None:
+        self.roots = [Path(outputs_dir).resolve()] + ([Path(models_dir).resolve()] if models_dir else [])
+
+    def _refusal(self, kind: str, value: str) -> ForecastInputError:
+        shown = value if len(value) <= 120 else value[:117] + "..."
+        places = " or ".join(str(r) for r in self.roots)
+        return ForecastInputError(
+            f"{kind} {shown!r} is not a checkpoint this server offers: choose a model from the list, or give a "
+            f"checkpoint directory inside {places}, or a Hugging Face hub id such as NeoQuasar/Kronos-small"
+        )
+
+    def resolve(self, value: str, kind: str) -> str:
+        """The absolute checkpoint directory (inside an allowed root) or the hub id ``value`` names.
+
+        Raises:
+            ForecastInputError: one message for forbidden, missing and malformed values alike.
+        """
+        text = value.strip()
+        if not text or len(text) > MAX_MODEL_VALUE_CHARS or "\x00" in text or not text.isprintable():
+            raise self._refusal(kind, text)
+        path = Path(text)  # no ~ expansion: the server user's home is not a place the page may name
+        candidates = [path] if path.is_absolute() else [root / path for root in self.roots]
+        for candidate in candidates:
+            try:
+                real = candidate.resolve()  # follows symlinks: a link out of the roots is outside
+                if any(real.is_relative_to(root) for root in self.roots) and Experiment.is_export(real):
+                    return str(real)
+            except (OSError, RuntimeError):  # e.g. a name too long for the file system: not offered either
+                continue
+        if HUB_ID.match(text) and not _exists(Path(text)):
+            # A hub id; the loader would prefer a same-named directory relative to the working directory,
+            # so such a name is refused above unless it lies inside a root.
+            return text
+        raise self._refusal(kind, text)
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except (OSError, ValueError):
+        return False
 
 
 def list_data_files(data_dir: Path) -> list[str]:
@@ -67,16 +144,25 @@ def resolve_data_file(data_dir: Path, relative: str) -> Path:
     """The file ``relative`` names inside ``data_dir``; anything resolving outside it is refused.
 
     Raises:
-        OutsideDataDirError: absolute paths, ``..`` escapes and symlinks leading out of the directory.
+        OutsideDataDirError: absolute paths, ``..`` escapes, NUL bytes and symlinks leading out of the directory.
         FileNotFoundError: no such file inside the directory.
     """
     root = data_dir.resolve()
-    candidate = (root / relative).resolve()
-    if Path(relative).is_absolute() or not candidate.is_relative_to(root):
-        raise OutsideDataDirError(
-            f"data path {relative!r} is outside the data directory {root}: pick a file from the list "
-            f"or start the server with --data-dir pointing at the folder that holds it"
-        )
-    if not candidate.is_file():
-        raise FileNotFoundError(f"no file {relative!r} in the data directory {root}: pick one from the list")
+    outside = OutsideDataDirError(
+        f"data path {relative!r} is outside the data directory {root}: pick a file from the list "
+        f"or start the server with --data-dir pointing at the folder that holds it"
+    )
+    if "\x00" in relative:
+        raise outside
+    missing = FileNotFoundError(f"no file {relative!r} in the data directory {root}: pick one from the list")
+    try:
+        candidate = (root / relative).resolve()
+        if Path(relative).is_absolute() or not candidate.is_relative_to(root):
+            raise outside
+        if not candidate.is_file():
+            raise missing
+    except (OSError, RuntimeError) as err:  # a name too long for the file system, a symlink loop
+        if isinstance(err, FileNotFoundError):
+            raise
+        raise missing from None
     return candidate

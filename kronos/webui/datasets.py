@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from kronos.cli.forecast import TIME_COLUMN, present_features
+from kronos.inference.frame import TIME_COLUMN, present_features
 
 
 @dataclass(frozen=True)

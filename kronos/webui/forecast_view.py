@@ -1,58 +1,23 @@
-"""One forecast for the page: window selection, sampling, chart series, band and metrics."""
+"""One forecast as the page draws it: chart series, band, quantile fan, sample paths and metrics.
+
+The forecasting itself (windowing, sampling, quantiles) is ``kronos.inference.frame``; this module only
+lays the result out as JSON for Plotly.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
-import torch
 
-from kronos.cli.forecast import (
-    TIME_COLUMN,
-    cut_window,
-    forecast_table,
-    future_timestamps,
-    present_features,
-    price_band,
-)
-from kronos.inference.predictor import KronosPredictor
+from kronos.data.features import FEATURES
+from kronos.inference.frame import TIME_COLUMN, FrameForecast, display_candles, forecast_table, present_features, price_band
+from kronos.inference.samples import sample_quantiles
 from kronos.inference.validation import ForecastInputError
-from kronos.webui.metrics import compare_with_persistence
+from kronos.webui.metrics import score_forecast
 
 CSV_QUANTILES = (0.1, 0.5, 0.9)
-
-
-@dataclass(frozen=True)
-class Sampling:
-    """Generation settings passed to ``KronosPredictor.predict_samples``."""
-
-    T: float = 1.0
-    top_k: int = 0
-    top_p: float = 0.9
-    sample_count: int = 8
-    seed: int | None = None
-
-
-def resolve_start(frame: pd.DataFrame, start: str | None, lookback: int, pred_len: int) -> int:
-    """Row index of the first history row.
-
-    ``start`` is a row number, a timestamp (first row at or after it) or empty: the latest window
-    whose whole horizon is still in the data, so the forecast can be scored.
-    """
-    if start is None or not start.strip():
-        return max(0, len(frame) - lookback - pred_len)
-    text = start.strip()
-    if text.isdigit():
-        return int(text)
-    try:
-        when = pd.Timestamp(text)
-    except ValueError:
-        raise ForecastInputError(f"history start {text!r} is neither a row number nor a date/time such as 2024-06-18 11:15") from None
-    ts = pd.DatetimeIndex(frame[TIME_COLUMN])
-    if ts.tz is not None and when.tz is None:
-        when = when.tz_localize(ts.tz)
-    return int(ts.searchsorted(when, side="left"))
+FAN_LEVELS = (0.05, 0.25, 0.5, 0.75, 0.95)
+MAX_DRAWN_PATHS = 64  # more lines than this only blur the fan and bloat the answer
 
 
 def _series(frame: pd.DataFrame, timestamps: pd.DatetimeIndex | pd.Series) -> dict[str, list]:
@@ -63,60 +28,70 @@ def _series(frame: pd.DataFrame, timestamps: pd.DatetimeIndex | pd.Series) -> di
     return out
 
 
-def run_forecast(
-    predictor: KronosPredictor,
-    frame: pd.DataFrame,
-    start_row: int,
-    lookback: int,
-    pred_len: int,
-    sampling: Sampling,
-    band: tuple[float, float] = (0.1, 0.9),
+def check_band(low: float, high: float) -> None:
+    """Band quantiles must satisfy 0 < low < high < 1."""
+    if not 0 < low < high < 1:
+        raise ForecastInputError(f"band quantiles must satisfy 0 < band_low < band_high < 1, got {low} and {high}")
+
+
+def forecast_payload(
+    result: FrameForecast, max_context: int, sample_count: int, band: tuple[float, float] = (0.1, 0.9)
 ) -> tuple[dict[str, object], pd.DataFrame]:
-    """Forecast ``pred_len`` rows after the window starting at ``start_row``.
+    """The page's JSON for one forecast and the downloadable table.
 
     Returns:
-        The page's payload (history, forecast mean, close band, actual future and metrics when the
-        data has it, window description) and the downloadable table (mean + ``CSV_QUANTILES`` columns).
+        payload: ``history``; ``forecast`` (mean candles, widened so high >= max(open, close) and
+        low <= min(open, close)); ``median`` (per-step median, same widening); ``fan`` (close quantiles at
+        FAN_LEVELS); ``paths`` (up to MAX_DRAWN_PATHS sample paths of the close); ``band``; ``actual`` and
+        ``metrics`` when the data has the future; ``window`` (what was used, truncation, timestamp origin).
+        table: timestamps, raw mean of each feature and ``CSV_QUANTILES`` columns (not widened).
     """
     low, high = band
-    if not 0 < low < high < 1:
-        raise ForecastInputError(f"band quantiles must satisfy 0 < low < high < 1, got {low} and {high}")
-    window = cut_window(frame, start_row, lookback, pred_len)
-    history, actual = window.history, window.actual
-    index = future_timestamps(history[TIME_COLUMN], pred_len, known=actual[TIME_COLUMN])
-    samples = predictor.predict_samples(
-        df=history[present_features(history)],
-        x_timestamp=history[TIME_COLUMN],
-        y_timestamp=pd.Series(index),
-        pred_len=pred_len,
-        T=sampling.T,
-        top_k=sampling.top_k,
-        top_p=sampling.top_p,
-        sample_count=sampling.sample_count,
-        verbose=False,
-        generator=None if sampling.seed is None else torch.Generator(device=predictor.device).manual_seed(sampling.seed),
-    )
-    paths = np.asarray(samples.paths)  # [S, H, 6]
+    check_band(low, high)
+    history, actual, paths = result.history, result.actual, result.paths
+    index = result.future.index
     table = forecast_table(paths, index, CSV_QUANTILES)
     lower, upper = price_band(paths, low, high)
+    median = pd.DataFrame(sample_quantiles(paths, (0.5,))[0], columns=list(FEATURES))
+    j = FEATURES.index("close")
+    fan = sample_quantiles(paths[:, :, j], FAN_LEVELS)
     last_close = float(history["close"].iloc[-1])
+    metrics = None
+    if len(actual):
+        metrics = score_forecast(last_close, table["close"].to_numpy(), actual["close"].to_numpy(),
+                                 close_samples=paths[:, :, j], band=(low, high, lower, upper))
     payload: dict[str, object] = {
         "history": _series(history, history[TIME_COLUMN]),
-        "forecast": _series(table, index),
+        "forecast": _series(display_candles(table), index),
+        "median": _series(display_candles(median), index),
+        "fan": {"levels": list(FAN_LEVELS), "close": [level.tolist() for level in fan]},
+        "paths": {"close": paths[:MAX_DRAWN_PATHS, :, j].tolist(), "shown": min(len(paths), MAX_DRAWN_PATHS),
+                  "total": len(paths)},
         "band": {"low": low, "high": high, "lower": lower.tolist(), "upper": upper.tolist()},
         "actual": _series(actual, actual[TIME_COLUMN]) if len(actual) else None,
-        "metrics": compare_with_persistence(last_close, table["close"].to_numpy(), actual["close"].to_numpy())
-        if len(actual)
-        else None,
+        "metrics": metrics,
         "window": {
-            "start_row": start_row,
+            "start_row": result.start_row,
             "start": history[TIME_COLUMN].iloc[0].isoformat(),
             "end": history[TIME_COLUMN].iloc[-1].isoformat(),
-            "lookback": lookback,
-            "pred_len": pred_len,
-            "sample_count": sampling.sample_count,
-            "inferred_future_rows": pred_len - len(actual),
+            "lookback": result.requested_lookback,
+            "used_rows": len(history),
+            "truncated": result.truncated,
+            "max_context": max_context,
+            "pred_len": len(index),
+            "sample_count": sample_count,
+            "inferred_future_rows": len(index) - len(actual),
+            "future_timestamps": result.future.kind,
+            "future_note": result.future.note,
         },
     }
     return payload, table
 
+
+def forecast_columns(table: pd.DataFrame) -> dict[str, list]:
+    """A forecast table as JSON columns (ISO timestamps, floats) for the inline API."""
+    out: dict[str, list] = {TIME_COLUMN: [t.isoformat() for t in pd.DatetimeIndex(table[TIME_COLUMN])]}
+    for col in table.columns:
+        if col != TIME_COLUMN:
+            out[col] = [float(v) for v in np.asarray(table[col], dtype=np.float64)]
+    return out

@@ -15,17 +15,18 @@ Loader = Callable[[str, str, str | None, int], KronosPredictor]
 class ModelCache:
     """A small LRU of ``KronosPredictor`` objects keyed by (predictor, tokenizer, device, max_context).
 
-    Each entry carries a lock: generation is not guaranteed thread-safe, and requests run in a
-    thread pool, so forecasts with the same loaded model run one at a time.
+    Forecasts share a cached predictor without a per-model lock: generation keeps its state (KV cache,
+    sampled tokens) in local tensors and the weights are only read, so requests to the same model run
+    side by side and none waits behind another (the app caps how many run at once).
     """
 
     def __init__(self, loader: Loader, max_entries: int = 3) -> None:
         self._loader = loader
         self._max_entries = max_entries
-        self._entries: OrderedDict[CacheKey, tuple[KronosPredictor, threading.Lock]] = OrderedDict()
+        self._entries: OrderedDict[CacheKey, KronosPredictor] = OrderedDict()
         self._guard = threading.Lock()
 
-    def get(self, predictor: str, tokenizer: str, device: str | None, max_context: int) -> tuple[KronosPredictor, threading.Lock]:
+    def get(self, predictor: str, tokenizer: str, device: str | None, max_context: int) -> KronosPredictor:
         """The cached predictor for this key, loading it (once, even under concurrent requests) when absent."""
         key = (predictor, tokenizer, device, max_context)
         # Loading under the guard serialises loads; models are large, so two parallel loads would only thrash.
@@ -33,7 +34,7 @@ class ModelCache:
             if key in self._entries:
                 self._entries.move_to_end(key)
                 return self._entries[key]
-            entry = (self._loader(predictor, tokenizer, device, max_context), threading.Lock())
+            entry = self._loader(predictor, tokenizer, device, max_context)
             self._entries[key] = entry
             while len(self._entries) > self._max_entries:
                 self._entries.popitem(last=False)

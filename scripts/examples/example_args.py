@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from kronos import KronosPredictor
-from kronos.cli.forecast import load_predictor
+from kronos.inference.loading import load_predictor
 from kronos.data.csv_source import read_ohlcv_csv
 
 
@@ -59,7 +59,7 @@ def resolve(args: argparse.Namespace) -> argparse.Namespace:
 
 def load(args: argparse.Namespace) -> tuple[KronosPredictor, pd.DataFrame]:
     """The predictor and the validated CSV (``timestamps`` + the six features)."""
-    predictor = load_predictor(args.model, args.tokenizer, device=args.device, max_context=args.max_context)
+    predictor = load_predictor(args.tokenizer, args.model, device=args.device, max_context=args.max_context)
     return predictor, read_ohlcv_csv(args.csv)
 
 

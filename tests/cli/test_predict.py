@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kronos.cli.forecast import future_timestamps, parse_quantiles, quantile_column
+from kronos.inference.frame import parse_quantiles, quantile_column
+from kronos.inference.sessions import future_timestamps
 from kronos.cli.predict import main
 from kronos.inference.validation import ForecastInputError
 
@@ -37,9 +38,11 @@ def test_cli_writes_csv_png_and_quantile_columns(fixtures_dir: Path, tmp_path: P
         q10, q50, q90 = (table[quantile_column(feature, q)] for q in (0.1, 0.5, 0.9))
         assert np.all(q10 <= q50) and np.all(q50 <= q90)
     source = pd.read_csv(csv, parse_dates=["timestamps"])
-    step = source["timestamps"].iloc[-200:].diff().median()
-    expected = [source["timestamps"].iloc[-1] + step * (k + 1) for k in range(10)]
-    assert list(table["timestamps"]) == expected
+    # Future stamps continue the file's 5-minute A-share sessions (bar times seen in it, weekdays only).
+    seen_times = set(source["timestamps"].dt.strftime("%H:%M"))
+    future = table["timestamps"]
+    assert future.iloc[0] > source["timestamps"].iloc[-1] and future.is_monotonic_increasing
+    assert set(future.dt.strftime("%H:%M")) <= seen_times and (future.dt.dayofweek < 5).all()
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [p.name for p in out.parent.iterdir() if p.name.startswith(".")] == []  # no temporary files left
 
@@ -94,3 +97,102 @@ def test_parse_quantiles() -> None:
     for bad in ("0", "0.2,1", "a,b", ""):
         with pytest.raises(ForecastInputError):
             parse_quantiles(bad)
+
+
+# ---------------------------------------------------------------- issue 11: one line and exit 2, never a traceback
+
+
+def _good_csv(tmp_path: Path, rows: int = 80) -> Path:
+    ts = pd.date_range("2024-01-01", periods=rows, freq="h")
+    close = 100 + np.cumsum(np.sin(np.arange(rows)))
+    path = tmp_path / "good.csv"
+    pd.DataFrame({"timestamps": ts, "open": close, "high": close + 1, "low": close - 1, "close": close}).to_csv(path, index=False)
+    return path
+
+
+def _run_cli(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[int, str]:
+    rc = main(argv)
+    err = capsys.readouterr().err
+    return rc, err
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--seed", str(2**70)], "--seed must be a whole number"),
+    (["--T", "1e-300"], "--T must be between"),
+    (["--max-context", "3"], "longer than --max-context 3"),
+    (["--device", "tpu"], "device 'tpu'"),
+    (["--top-p", "0"], "--top-p must be in"),
+    (["--pred-len", "4096"], "lower --pred-len to 512"),
+])
+def test_cli_bad_settings_exit_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                              tiny_pair: tuple[Path, Path], extra: list[str], message: str) -> None:
+    tokenizer, predictor = tiny_pair
+    rc, err = _run_cli(capsys, ["--model", str(predictor), "--tokenizer", str(tokenizer), "--csv",
+                                str(_good_csv(tmp_path)), "--lookback", "40", "--pred-len", "4", *extra])
+    assert rc == 2, err
+    assert err.startswith("kronos-predict: error:") and message in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_cli_swapped_pair_nul_path_and_out_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                    tiny_pair: tuple[Path, Path]) -> None:
+    tokenizer, predictor = tiny_pair
+    csv = str(_good_csv(tmp_path))
+    base = ["--csv", csv, "--lookback", "40", "--pred-len", "4"]
+    rc, err = _run_cli(capsys, ["--model", str(tokenizer), "--tokenizer", str(predictor), *base])
+    assert rc == 2 and "swap predictor and tokenizer" in err and err.count("\n") == 1
+    rc, err = _run_cli(capsys, ["--model", str(predictor) + "\x00x", "--tokenizer", str(tokenizer), *base])
+    assert rc == 2 and "NUL byte" in err
+    rc, err = _run_cli(capsys, ["--model", str(predictor), "--tokenizer", str(tokenizer), *base,
+                                "--out", str(tmp_path)])
+    assert rc == 2 and "is a directory" in err
+    assert (tmp_path / "good.csv").is_file()  # nothing the user had is touched
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b"timestamps,open,high,low,close,Close\n2024-01-01,1,2,0.5,1,1\n2024-01-02,1,2,0.5,1,1\n", "'Close'"),
+    (b"timestamps,open,high,low,close\n2024-01-01 00:00+00:00,1,2,0.5,1\n2024-01-01 03:00+02:00,1,2,0.5,1\n"
+     b"2024-01-01 04:00+01:00,1,2,0.5,1\n", None),
+])
+def test_cli_bad_csv_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str], tiny_pair: tuple[Path, Path],
+                            content: bytes, message: str | None) -> None:
+    tokenizer, predictor = tiny_pair
+    csv = tmp_path / "bad.csv"
+    csv.write_bytes(content)
+    rc, err = _run_cli(capsys, ["--model", str(predictor), "--tokenizer", str(tokenizer), "--csv", str(csv),
+                                "--lookback", "3", "--pred-len", "1", "--device", "cpu"])
+    if message is None and rc == 0:
+        return  # mixed offsets converted to UTC by the reader: also fine
+    assert rc == 2 and "Traceback" not in err and err.count("\n") == 1
+    assert message is None or message in err
+
+
+def test_cli_intraday_future_follows_sessions_and_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                          fixtures_dir: Path) -> None:
+    csv = _head_csv(fixtures_dir, tmp_path, rows=600)  # 5-minute A-share bars, about 12 trading days
+    out = tmp_path / "f.csv"
+    rc, err = _run_cli(capsys, [*_model_args(fixtures_dir), "--csv", str(csv), "--lookback", "500", "--pred-len", "60",
+                                "--top-k", "1", "--max-context", "512", "--out", str(out)])
+    assert rc == 0, err
+    stamps = pd.to_datetime(pd.read_csv(out)["timestamps"])
+    clock = stamps.dt.strftime("%H:%M")
+    assert not ((clock > "11:30") & (clock < "13:05")).any() and not (clock > "15:00").any()
+    assert (stamps.dt.dayofweek < 5).all()
+    assert "follow the data's sessions" in err
+
+
+def test_cli_lookback_above_max_context_is_truncated_with_a_note(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                                 tiny_pair: tuple[Path, Path]) -> None:
+    tokenizer, predictor = tiny_pair
+    rc, err = _run_cli(capsys, ["--model", str(predictor), "--tokenizer", str(tokenizer), "--csv",
+                                str(_good_csv(tmp_path)), "--lookback", "60", "--max-context", "32", "--pred-len", "2",
+                                "--out", str(tmp_path / "o.csv")])
+    assert rc == 0 and "the last 32 rows are used" in err
+
+
+def test_cli_name_too_long_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                       tiny_pair: tuple[Path, Path]) -> None:
+    tokenizer, predictor = tiny_pair
+    rc, err = _run_cli(capsys, ["--model", str(predictor), "--tokenizer", str(tokenizer),
+                                "--csv", str(tmp_path / ("x" * 300 + ".csv"))])
+    assert rc in (1, 2) and err.startswith("kronos-predict: error:") and err.count("\n") == 1

@@ -28,6 +28,15 @@ def free_port() -> int:
 @contextlib.contextmanager
 def running_server(outputs_dir: Path, data_dir: Path, extra_args: tuple[str, ...] = ()) -> Iterator[tuple[str, int]]:
     """Yield (base_url, port) of a server started with default host; stop it (our own process only) afterwards."""
+    with running_server_process(outputs_dir, data_dir, extra_args) as (base, port, _):
+        yield base, port
+
+
+@contextlib.contextmanager
+def running_server_process(
+    outputs_dir: Path, data_dir: Path, extra_args: tuple[str, ...] = ()
+) -> Iterator[tuple[str, int, subprocess.Popen]]:
+    """Like running_server, also yielding the server's own Popen (to signal it)."""
     port = free_port()
     cmd = [sys.executable, "-m", "kronos.webui", "--port", str(port),
            "--outputs-dir", str(outputs_dir), "--data-dir", str(data_dir), *extra_args]
@@ -49,7 +58,7 @@ def running_server(outputs_dir: Path, data_dir: Path, extra_args: tuple[str, ...
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"web UI did not answer on {base} within {STARTUP_TIMEOUT_S} s") from None
                 time.sleep(0.2)
-        yield base, port
+        yield base, port, proc
     finally:
         proc.terminate()
         try:

@@ -17,6 +17,7 @@ def test_scores_only_the_rows_with_an_actual() -> None:
     # |11-12|, |9-8|, |10.5-9|; moves up/down/up vs up/down/down: two of three signs right.
     assert got["model"]["mae_close"] == pytest.approx((1 + 1 + 1.5) / 3)
     assert got["model"]["direction_accuracy"] == pytest.approx(2 / 3)
-    # Persistence predicts "no move": never on the right side of a real move.
+    # Persistence predicts "no move": it has no direction to score (n/a), not 0 % (the old sign(0) artefact).
     assert got["persistence"]["mae_close"] == pytest.approx((2 + 2 + 1) / 3)
-    assert got["persistence"]["direction_accuracy"] == 0.0
+    assert got["persistence"]["direction_accuracy"] is None
+    assert got["persistence"]["direction_steps"] == 0

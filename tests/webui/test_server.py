@@ -14,6 +14,8 @@ import kronos.webui.__main__ as webui_main
 from kronos.webui.app import create_app
 from tests.webui.live_server import running_server
 
+BASE_URL = "http://127.0.0.1:7070"  # the Host header the local-only guard accepts
+
 
 def _write_series(path: Path, rows: int = 40) -> pd.DataFrame:
     """A small valid hourly OHLCV CSV at ``path``."""
@@ -36,7 +38,7 @@ def dirs(tmp_path: Path) -> tuple[Path, Path]:
 
 @pytest.fixture()
 def client(dirs: tuple[Path, Path]) -> TestClient:
-    return TestClient(create_app(*dirs, max_upload_bytes=4096))
+    return TestClient(create_app(*dirs, max_upload_bytes=4096), base_url=BASE_URL)
 
 
 def _upload(client: TestClient, name: str, content: bytes):
@@ -45,10 +47,30 @@ def _upload(client: TestClient, name: str, content: bytes):
 
 def test_main_binds_loopback_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     seen = {}
-    monkeypatch.setattr(webui_main.uvicorn, "run", lambda app, **kw: seen.update(kw))
+    monkeypatch.setattr(webui_main._Server, "run", lambda self: seen.update(host=self.config.host, port=self.config.port))
     webui_main.main([])
     assert seen["host"] == "127.0.0.1"
     assert seen["port"] == 7070
+
+
+def test_non_loopback_host_warns_and_accepts_only_named_hosts(monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    seen = {}
+    monkeypatch.setattr(webui_main._Server, "run", lambda self: seen.update(app=self.config.app))
+    webui_main.main(["--host", "0.0.0.0", "--allowed-host", "box.lan"])
+    assert "no authentication" in capsys.readouterr().err
+    client = TestClient(seen["app"])
+    assert client.get("/health", headers={"Host": "box.lan:7070"}).status_code == 200
+    assert client.get("/health", headers={"Host": "127.0.0.1:7070"}).status_code == 200
+    assert client.get("/health", headers={"Host": "rebound.example:7070"}).status_code == 421
+    webui_main.main([])
+    assert "no authentication" not in capsys.readouterr().err
+
+
+def test_bad_device_is_one_line_at_start(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        webui_main.main(["--device", "tpu"])
+    assert exit_info.value.code == 2 and "device 'tpu'" in capsys.readouterr().err
 
 
 def test_running_server_listens_on_loopback_only(dirs: tuple[Path, Path]) -> None:
@@ -148,8 +170,8 @@ def _fixture_upload(client: TestClient, fixtures_dir: Path, rows: int) -> dict:
 
 
 @pytest.fixture()
-def fixture_client(dirs: tuple[Path, Path]) -> TestClient:
-    return TestClient(create_app(*dirs))
+def fixture_client(dirs: tuple[Path, Path], fixtures_dir: Path) -> TestClient:
+    return TestClient(create_app(*dirs, models_dir=fixtures_dir), base_url=BASE_URL)
 
 
 def test_forecast_scores_against_actual_and_downloads_csv(fixture_client: TestClient, fixtures_dir: Path) -> None:

@@ -1,0 +1,96 @@
+"""A checkpoint pair as the front ends load it: swapped-pair check, trained context, device check, loading."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from kronos.inference.loading import load_predictor
+from kronos.inference.predictor import KronosPredictor
+from kronos.inference.validation import ForecastInputError
+from kronos.models.hub import CheckpointError
+
+# Context each published predictor was trained with (KRONOS_SPEC.md); a local checkpoint without a
+# training record is allowed the longest of them.
+PUBLISHED_CONTEXT = {"NeoQuasar/Kronos-mini": 2048, "NeoQuasar/Kronos-small": 512, "NeoQuasar/Kronos-base": 512}
+LONGEST_PUBLISHED_CONTEXT = max(PUBLISHED_CONTEXT.values())
+# config.json keys that only one of the two model kinds has: how a swapped pair is recognised.
+_KIND_MARKERS = {"tokenizer": ("d_in", "n_enc_layers", "n_dec_layers"), "predictor": ("n_layers", "learn_te")}
+
+
+def _local_config(location: str) -> dict | None:
+    try:
+        path = Path(location).expanduser() / "config.json"
+        return json.loads(path.read_text()) if path.is_file() else None
+    except (OSError, ValueError, RuntimeError):
+        return None
+
+
+def check_pair_kinds(tokenizer: str, predictor: str) -> None:
+    """Refuse a tokenizer given as the predictor (or the reverse) before loading, with one message."""
+    for kind, location, other in (("predictor", predictor, "tokenizer"), ("tokenizer", tokenizer, "predictor")):
+        config = _local_config(location)
+        if config is None:
+            continue
+        if any(k in config for k in _KIND_MARKERS[other]) and not any(k in config for k in _KIND_MARKERS[kind]):
+            raise ForecastInputError(
+                f"the {kind} {location} is a {other} checkpoint (its config.json has "
+                f"{', '.join(k for k in _KIND_MARKERS[other] if k in config)}): did you swap predictor and tokenizer?"
+            )
+
+
+def context_limit(predictor: str) -> tuple[int, str]:
+    """The longest context ``predictor`` was trained for, and where that number comes from.
+
+    A checkpoint exported by this project records its training window in ``training_info.json``
+    (``config.data.lookback + config.data.horizon``); fine-tuning from a published model keeps that
+    model's context as well. Published hub ids have known contexts. Anything else gets the longest
+    published context.
+    """
+    if predictor in PUBLISHED_CONTEXT:
+        return PUBLISHED_CONTEXT[predictor], f"{predictor} was published with context {PUBLISHED_CONTEXT[predictor]}"
+    try:
+        info_path = Path(predictor).expanduser() / "training_info.json"
+        info = json.loads(info_path.read_text()) if info_path.is_file() else None
+    except (OSError, ValueError, RuntimeError):
+        info = None
+    data = (info or {}).get("config", {}).get("data", {}) if isinstance(info, dict) else {}
+    if isinstance(data, dict) and isinstance(data.get("lookback"), int) and isinstance(data.get("horizon"), int):
+        window = data["lookback"] + data["horizon"]
+        start = (info.get("config", {}).get("model", {}).get("predictor", {}) or {}).get("pretrained")
+        if start in PUBLISHED_CONTEXT and PUBLISHED_CONTEXT[start] > window:
+            return PUBLISHED_CONTEXT[start], f"fine-tuned from {start} (context {PUBLISHED_CONTEXT[start]})"
+        return window, f"trained on windows of {window} rows (training_info.json)"
+    return LONGEST_PUBLISHED_CONTEXT, "no training record: the longest published Kronos context"
+
+
+def load_pair(
+    tokenizer: str, predictor: str, *, device: str | torch.device | None = None, max_context: int = 512
+) -> KronosPredictor:
+    """``load_predictor`` after checking the pair is not swapped; a config that does not build the model is a CheckpointError."""
+    check_pair_kinds(tokenizer, predictor)
+    try:
+        return load_predictor(tokenizer, predictor, device=device, max_context=max_context)
+    except TypeError as err:  # config.json keys the model class does not take: not a checkpoint of that kind
+        raise CheckpointError(
+            f"predictor {predictor} / tokenizer {tokenizer}: a config.json does not fit the model ({err}); "
+            f"pass a Kronos predictor and the tokenizer it was trained with"
+        ) from err
+
+
+def check_device(device: str | None) -> None:
+    """Refuse a device torch cannot use here (e.g. ``tpu``, or ``cuda`` without a GPU) with one message."""
+    if device is None:
+        return
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise ForecastInputError(f"device {device!r} is not a torch device: use cpu, cuda, cuda:1 or mps") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ForecastInputError(f"device {device} asked for, but torch sees no CUDA GPU: use cpu")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ForecastInputError(f"device {device} asked for, but MPS is not available here: use cpu")
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise ForecastInputError(f"device {device!r} is not supported: use cpu, cuda, cuda:1 or mps")

@@ -1,0 +1,143 @@
+"""One sampling settings object with one validation, shared by the CLI, the web UI and its JSON API.
+
+Every front end builds a :class:`SamplingSettings` and calls :meth:`SamplingSettings.validate`; the
+limits below are the only place that says what a forecast request may ask for, so a bad value gets the
+same one-line message everywhere (and never reaches the generation loop, where it would fail deep
+inside torch: ``T=1e-300`` overflows the logits, a seed of 2**70 overflows the generator).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from kronos.inference.validation import ForecastInputError
+
+T_MIN, T_MAX = 1e-2, 100.0
+SEED_MAX = 2**63 - 1  # torch.Generator.manual_seed takes a 64-bit integer
+SAMPLE_COUNT_MAX = 256
+MIN_CONTEXT = 2
+# Default cap on one request's work: (history rows the predictor sees) x pred_len x sample paths.
+# Decoding cost grows with each factor; 2**20 is e.g. 256 rows x 64 steps x 64 paths or 512 x 128 x 16.
+# Measured: a Kronos-small-shaped model on one CPU thread takes ~30 s per 2**20 (256 x 64 x 16: 6.9 s),
+# where the unbounded requests of issue 11 ran for minutes (pred_len 512 x 32 paths: 512 s).
+DEFAULT_WORK_BUDGET = 2**20
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    """How a forecast is drawn.
+
+    Attributes:
+        T: temperature in [T_MIN, T_MAX]; use ``top_k=1`` for greedy decoding.
+        top_k: keep the k most likely tokens (0: off; 1: greedy).
+        top_p: nucleus mass in (0, 1] (ignored when top_k > 0).
+        sample_count: sample paths drawn, 1..SAMPLE_COUNT_MAX.
+        seed: seed of the sampling generator (None: a different draw each time), 0..SEED_MAX.
+        max_context: longest token window the predictor sees (history rows beyond it are dropped).
+    """
+
+    T: float = 1.0
+    top_k: int = 0
+    top_p: float = 0.9
+    sample_count: int = 1
+    seed: int | None = None
+    max_context: int = 512
+
+    def validate(
+        self, pred_len: int, context_limit: int | None = None, flag: str = "", reason: str | None = None
+    ) -> "SamplingSettings":
+        """Check every field (and ``pred_len`` against ``max_context``); return self or raise ForecastInputError.
+
+        Args:
+            pred_len: rows to forecast.
+            context_limit: the longest context the model was trained for (None: not known).
+            flag: prefix of the names in messages: ``"--"`` for the CLI (``--top-p``), ``""`` for JSON keys.
+            reason: where ``context_limit`` comes from, added to its message.
+        """
+        name = (lambda key: flag + key.replace("_", "-")) if flag else (lambda key: key)
+
+        def number(value: object, key: str) -> float:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ForecastInputError(f"{name(key)} must be a number, got {value!r}")
+            return float(value)
+
+        T = number(self.T, "T")
+        if not T_MIN <= T <= T_MAX:  # also false for NaN
+            raise ForecastInputError(
+                f"{name('T')} must be between {T_MIN:g} and {T_MAX:g}, got {self.T!r}; for greedy decoding pass "
+                f"{name('top_k')} 1 instead of a tiny temperature"
+            )
+        for key, value in (("top_k", self.top_k), ("sample_count", self.sample_count), ("max_context", self.max_context)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ForecastInputError(f"{name(key)} must be a whole number, got {value!r}")
+        if self.top_k < 0:
+            raise ForecastInputError(f"{name('top_k')} must be 0 (off) or positive, got {self.top_k}")
+        top_p = number(self.top_p, "top_p")
+        if not 0.0 < top_p <= 1.0:
+            raise ForecastInputError(f"{name('top_p')} must be in (0, 1], got {self.top_p!r}")
+        if not 1 <= self.sample_count <= SAMPLE_COUNT_MAX:
+            raise ForecastInputError(
+                f"{name('sample_count')} must be between 1 and {SAMPLE_COUNT_MAX}, got {self.sample_count}"
+            )
+        seed = self.seed
+        if isinstance(seed, float) and seed.is_integer():  # JSON numbers from a browser arrive as floats
+            seed = int(seed)
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX):
+            raise ForecastInputError(
+                f"{name('seed')} must be a whole number from 0 to 2**63-1 ({SEED_MAX}), got {self.seed!r}; "
+                f"leave it empty for a different draw each time"
+            )
+        if self.max_context < MIN_CONTEXT:
+            raise ForecastInputError(f"{name('max_context')} must be at least {MIN_CONTEXT}, got {self.max_context}")
+        if context_limit is not None and self.max_context > context_limit:
+            raise ForecastInputError(
+                f"{name('max_context')} {self.max_context} is longer than the {context_limit} rows this model was "
+                f"trained for: lower {name('max_context')} to {context_limit} or less"
+                + (f" ({reason})" if reason else "")
+            )
+        if pred_len > self.max_context:
+            raise ForecastInputError(
+                f"{name('pred_len')} {pred_len} is longer than {name('max_context')} {self.max_context}: the predictor "
+                f"decodes at most max_context rows, so lower {name('pred_len')} to {self.max_context} or less"
+            )
+        if seed is not self.seed:
+            object.__setattr__(self, "seed", seed)  # frozen: normalise 7.0 to 7 in place, once validated
+        return self
+
+    def generator(self, device: torch.device | str) -> torch.Generator | None:
+        """A generator seeded with ``seed`` on ``device`` (None when unseeded)."""
+        if self.seed is None:
+            return None
+        return torch.Generator(device=device).manual_seed(self.seed)
+
+
+def check_work_budget(rows: int, pred_len: int, sample_count: int, budget: int | None, flag: str = "") -> int:
+    """Refuse a request whose work, rows x pred_len x sample_count, exceeds ``budget`` (None: no cap).
+
+    Args:
+        rows: history rows the predictor sees (lookback, capped at max_context).
+    Returns:
+        The work of the request.
+    Raises:
+        ForecastInputError: saying which of the three factors to lower and to what.
+    """
+    work = rows * pred_len * sample_count
+    if budget is None or work <= budget:
+        return work
+    key = (lambda k: flag + k.replace("_", "-")) if flag else (lambda k: k)
+    hints = []
+    for label, factor, others in (
+        (key("sample_count"), sample_count, rows * pred_len),
+        (key("pred_len"), pred_len, rows * sample_count),
+        (f"{key('lookback')} (or {key('max_context')})", rows, pred_len * sample_count),
+    ):
+        fits = budget // others
+        if 1 <= fits < factor:
+            hints.append(f"{label} to {fits}")
+    advice = "lower " + " or ".join(hints) if hints else f"lower {key('pred_len')} and {key('sample_count')}"
+    raise ForecastInputError(
+        f"this forecast is too much work for one request: {rows} history rows x {pred_len} steps x {sample_count} "
+        f"samples = {work:,} exceeds the budget of {budget:,}; {advice}"
+    )
