@@ -95,10 +95,11 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     """Errors that mean bad input or a missing prerequisite: shown as one message, no traceback."""
     from kronos.data.errors import DataValidationError
     from kronos.lightning.base import NonFiniteLossError
+    from kronos.lightning.finetune import FinetuneConfigError
     from kronos.lightning.stages import StageInputError
     from kronos.models.hub import CheckpointError
 
-    return (DataValidationError, StageInputError, CheckpointError, NonFiniteLossError)
+    return (DataValidationError, StageInputError, CheckpointError, NonFiniteLossError, FinetuneConfigError)
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
