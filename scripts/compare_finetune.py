@@ -89,7 +89,7 @@ def pretrain(root: Path, epochs: int, batches: int) -> tuple[tuple[Path, Path], 
         f"output_root={root}", f"name={PRETRAIN_NAME}", "model=tiny", "data=synthetic",
         "stage=all", "stage.run=[tokenizer,predictor]", "trainer.accelerator=cpu",
         f"trainer.max_epochs={epochs}", f"trainer.limit_train_batches={batches}", "trainer.limit_val_batches=10",
-        "callbacks.progress=null",
+        "callbacks.progress=null", "trainer.enable_progress_bar=false",
     ]))
     return (Path(out["tokenizer"]), Path(out["predictor"])), False
 
@@ -124,7 +124,8 @@ def finetune(root: Path, data: list[str], stage: str, variant: str, pretrained: 
         f"model.tokenizer.pretrained={pretrained[0]}", f"model.predictor.pretrained={pretrained[1]}",
         f"model.lr.{stage}={lr}", *overrides,
         f"trainer.max_epochs={epochs}", f"trainer.limit_train_batches={batches}",
-        f"trainer.limit_val_batches={val_batches}", "callbacks.progress=null", "callbacks.early_stopping=null",
+        f"trainer.limit_val_batches={val_batches}", "callbacks.progress=null", "trainer.enable_progress_bar=false",
+        "callbacks.early_stopping=null",
         f"+callbacks.step_timer._target_={StepTimer.__module__}.StepTimer", f"+callbacks.step_timer.out={timer_file}",
     ])
     if stage not in zero_shot:

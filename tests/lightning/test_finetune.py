@@ -220,19 +220,40 @@ def test_lora_export_is_published_and_equals_the_adapted_model(make_cfg, tiny_pa
         torch.testing.assert_close(got, want)
 
 
-def test_lora_run_resumes_from_its_checkpoint(make_cfg, tiny_pair: tuple[Path, Path]) -> None:
-    lora = ["stage=predictor", *_pretrained(tiny_pair), "model.finetune.mode=lora"]
-    first = train(make_cfg(*lora, "trainer.max_epochs=1"))
+@pytest.mark.parametrize(
+    "mode",
+    [
+        ["model.finetune.mode=lora"],
+        ["model.finetune.mode=freeze"],
+        ["model.finetune.mode=full", "model.finetune.layer_decay=0.5"],
+    ],
+    ids=["lora", "freeze", "full+layer_decay"],
+)
+def test_every_mode_resumes_from_its_checkpoint(make_cfg, tiny_pair: tuple[Path, Path], mode: list[str]) -> None:
+    run = ["stage=predictor", *_pretrained(tiny_pair), *mode]
+    first = train(make_cfg(*run, "trainer.max_epochs=1"))
     steps = _info(Path(first["predictor"]))["global_step"]
     last = Path(first["run_dir"]) / "checkpoints" / "predictor" / "last.ckpt"
-    state = torch.load(last, map_location="cpu", weights_only=False)["state_dict"]
-    lora_b = {k: v for k, v in state.items() if "lora_B" in k}
-    assert lora_b and any(v.abs().sum() > 0 for v in lora_b.values())  # trained adapters are checkpointed
+    ckpt = torch.load(last, map_location="cpu", weights_only=False)
+    groups = [len(g["params"]) for g in ckpt["optimizer_states"][0]["param_groups"]]
+    if "model.finetune.mode=lora" in mode:  # the trained adapters are what the checkpoint carries
+        assert any("lora_B" in k and v.abs().sum() > 0 for k, v in ckpt["state_dict"].items())
 
-    resumed = train(make_cfg(*lora, "trainer.max_epochs=2", "ckpt_path=last"))
+    resumed = train(make_cfg(*run, "trainer.max_epochs=2", "ckpt_path=last"))
     info = _info(Path(resumed["predictor"]))
     assert info["global_step"] == 2 * steps
-    assert info["finetune"]["mode"] == "lora"
+    assert info["finetune"]["mode"] == mode[0].split("=")[1]
     Kronos.from_pretrained(resumed["predictor"])
-    state = torch.load(last, map_location="cpu", weights_only=False)["state_dict"]
-    assert {k for k in state if "lora_B" in k} == set(lora_b)
+    ckpt = torch.load(last, map_location="cpu", weights_only=False)
+    assert ckpt["global_step"] == 2 * steps
+    assert [len(g["params"]) for g in ckpt["optimizer_states"][0]["param_groups"]] == groups
+
+
+def test_bad_mode_stops_before_training(make_cfg) -> None:
+    from kronos.train import _user_errors
+
+    cfg = make_cfg("stage=tokenizer", "model.finetune.mode=adapter")
+    with pytest.raises(FinetuneConfigError, match="model.finetune.mode='adapter'"):
+        train(cfg)
+    assert not (Path(cfg.run_dir) / "checkpoints").exists() and not (Path(cfg.run_dir) / "tokenizer").exists()
+    assert FinetuneConfigError in _user_errors()  # the CLI prints it as one line, exit status 2
