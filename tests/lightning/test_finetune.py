@@ -257,3 +257,30 @@ def test_bad_mode_stops_before_training(make_cfg) -> None:
         train(cfg)
     assert not (Path(cfg.run_dir) / "checkpoints").exists() and not (Path(cfg.run_dir) / "tokenizer").exists()
     assert FinetuneConfigError in _user_errors()  # the CLI prints it as one line, exit status 2
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_compare_script_on_csi300(data_dir: Path, tmp_path: Path, capsys) -> None:
+    """scripts/compare_finetune.py end to end on the CSI300 CSV, smallest settings (about a minute)."""
+    import importlib.util
+    import sys
+
+    from tests.conftest import REPO_ROOT
+
+    spec = importlib.util.spec_from_file_location("compare_finetune", REPO_ROOT / "scripts" / "compare_finetune.py")
+    script = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = script  # Hydra instantiates the script's StepTimer by its module name
+    spec.loader.exec_module(script)
+    argv = ["--data", str(data_dir / script.CSI300_CSV), "--output-root", str(tmp_path), "--stages", "predictor",
+            "--variants", "full,lora", "--pretrain-epochs", "1", "--pretrain-batches", "3", "--epochs", "1",
+            "--train-batches", "3", "--val-batches", "2"]
+    assert script.main(argv) == 0
+    result = json.loads(capsys.readouterr().out)
+    full, lora = result["rows"]
+    assert (full["variant"], lora["variant"]) == ("full", "lora")
+    assert full["trainable_parameters"] == full["parameters"] == lora["parameters"]
+    assert 0 < lora["trainable_parameters"] < full["parameters"] / 5
+    assert full["val_loss_pretrained"] == lora["val_loss_pretrained"] > 0  # one starting point for both rows
+    assert all(r["steps"] == 3 and r["step_ms_median"] > 0 and r["val_loss_best"] > 0 for r in result["rows"])
+    assert json.loads((tmp_path / "results.json").read_text())["rows"] == result["rows"]
