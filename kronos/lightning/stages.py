@@ -15,6 +15,7 @@ from kronos.lightning.comet import end_comet_runs
 from kronos.lightning.base import KronosStageModule
 from kronos.lightning.export import ExportCallback
 from kronos.lightning.finetune import apply_finetune
+from kronos.lightning.tracking import log_report_artifacts
 from kronos.lightning.predictor_module import PredictorModule
 from kronos.lightning.tokenizer_module import TokenizerModule
 from kronos.models.predictor import Kronos
@@ -151,6 +152,7 @@ def backtest_stage(
     loggers = build_loggers(cfg)
     out_dir = Path(cfg.run_dir) / "backtest"
     metrics = run_backtest(kp, datamodule, cfg.backtest, out_dir, logger=loggers[0] if loggers else None)
+    log_report_artifacts(loggers, out_dir)
     for lg in loggers:
         lg.finalize("success")
     end_comet_runs(loggers)

@@ -60,3 +60,19 @@ def test_report_directory_is_logged_as_artifacts(tmp_path: Path, monkeypatch) ->
 
     with pytest.raises(FileNotFoundError, match="missing"):
         log_report_artifacts([mlf], tmp_path / "missing")
+
+
+def test_backtest_with_mlflow_logs_headline_metrics_and_report(make_cfg, monkeypatch) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    train(make_cfg("stage=all", "stage.run=[tokenizer,predictor]", "trainer.fast_dev_run=true"))
+    out = train(make_cfg("stage=backtest", "logger=mlflow"))
+
+    client = _client(Path(out["run_dir"]) / "logs" / "mlflow")
+    (run,) = client.search_runs([client.get_experiment_by_name("t").experiment_id])
+    assert run.info.run_name == "backtest" and run.info.status == "FINISHED"
+    assert run.data.metrics["backtest/model_rank_ic"] == pytest.approx(
+        out["backtest"]["model"]["ic"]["next_return"]["rank_ic"]
+    )
+    logged = {Path(a.path).name for a in client.list_artifacts(run.info.run_id, "backtest")}
+    on_disk = {p.name for p in (Path(out["run_dir"]) / "backtest").iterdir()}
+    assert "metrics.json" in logged and logged == on_disk
