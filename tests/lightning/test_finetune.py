@@ -284,3 +284,24 @@ def test_compare_script_on_csi300(data_dir: Path, tmp_path: Path, capsys) -> Non
     assert full["val_loss_pretrained"] == lora["val_loss_pretrained"] > 0  # one starting point for both rows
     assert all(r["steps"] == 3 and r["step_ms_median"] > 0 and r["val_loss_best"] > 0 for r in result["rows"])
     assert json.loads((tmp_path / "results.json").read_text())["rows"] == result["rows"]
+
+
+@pytest.mark.slow
+def test_torchrun_two_process_lora(tmp_path: Path, tiny_pair: tuple[Path, Path]) -> None:
+    """LoRA under DDP (gloo, two processes): frozen base weights are no obstacle; rank zero exports merged."""
+    import os
+    import subprocess
+
+    from tests.conftest import REPO_ROOT
+    from tests.lightning.conftest import FAST
+
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("COMET_")},
+           "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "1"}
+    cmd = ["torchrun", "--standalone", "--nproc_per_node=2", "-m", "kronos.train", f"output_root={tmp_path / 'out'}",
+           "name=s", *FAST, "stage=predictor", "trainer=ddp_cpu", *_pretrained(tiny_pair), "model.finetune.mode=lora"]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    exported = tmp_path / "out" / "s" / "predictor"
+    info = _info(exported)
+    assert info["world_size"] == 2 and info["finetune"]["mode"] == "lora"
+    assert load_file(str(exported / "model.safetensors")).keys() == load_file(str(tiny_pair[1] / "model.safetensors")).keys()
