@@ -1,13 +1,16 @@
-"""logger=mlflow: a local store under the experiment's logs dir; report directories logged as artifacts."""
+"""logger=mlflow: a local store under the experiment's logs dir; report directories logged as artifacts
+(MLflow, and Comet's offline archive)."""
 
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 
 import pytest
 from lightning.pytorch.loggers import CSVLogger
 
+from kronos.lightning.comet import end_comet_runs, make_comet_logger
 from kronos.lightning.tracking import log_report_artifacts, make_mlflow_logger
 from kronos.train import train
 
@@ -76,3 +79,21 @@ def test_backtest_with_mlflow_logs_headline_metrics_and_report(make_cfg, monkeyp
     logged = {Path(a.path).name for a in client.list_artifacts(run.info.run_id, "backtest")}
     on_disk = {p.name for p in (Path(out["run_dir"]) / "backtest").iterdir()}
     assert "metrics.json" in logged and logged == on_disk
+
+
+def test_report_directory_goes_into_the_comet_offline_archive(tmp_path: Path, monkeypatch) -> None:
+    for key in ("COMET_API_KEY", "COMET_WORKSPACE", "COMET_PROJECT_NAME"):
+        monkeypatch.delenv(key, raising=False)
+    report = tmp_path / "evaluate"
+    report.mkdir()
+    (report / "metrics.json").write_text(json.dumps({"mase": 0.9}))
+    (report / "per_origin.csv").write_text("origin,mae\n2024-01-02,0.1\n")
+    comet = make_comet_logger(None, None, "kronos", "t-evaluate", str(tmp_path / "comet"))
+    assert log_report_artifacts([comet], report) == ["_OfflineCapableCometLogger"]
+    end_comet_runs([comet])
+
+    (archive,) = (tmp_path / "comet").glob("*.zip")
+    with zipfile.ZipFile(archive) as zf:
+        payload = {zf.read(n) for n in zf.namelist()}
+    assert json.dumps({"mase": 0.9}).encode() in payload
+    assert b"origin,mae\n2024-01-02,0.1\n" in payload
