@@ -108,11 +108,12 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from kronos.experiment import WeightsNotFoundError
     from kronos.inference.validation import ForecastInputError
     from kronos.lightning.base import NonFiniteLossError
+    from kronos.lightning.finetune import FinetuneConfigError
     from kronos.lightning.stages import StageInputError
     from kronos.models.hub import CheckpointError
 
     return (DataValidationError, StageInputError, CheckpointError, NonFiniteLossError, BacktestSettingsError,
-            WeightsNotFoundError, EvaluateConfigError, ForecastInputError)
+            WeightsNotFoundError, EvaluateConfigError, ForecastInputError, FinetuneConfigError)
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")

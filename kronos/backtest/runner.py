@@ -21,6 +21,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 import torch
+from lightning.pytorch.loggers import MLFlowLogger
 
 from kronos.backtest import labels as label_defs
 from kronos.backtest.forecast import forecast_split
@@ -99,7 +100,8 @@ def log_to(logger: Any, metrics: Mapping[str, Any], figures: Mapping[str, Path])
 
         for name, path in figures.items():
             experiment.add_image(f"backtest/{name}", matplotlib.image.imread(path)[..., :3], dataformats="HWC")
-    elif hasattr(experiment, "log_image"):
+    elif hasattr(experiment, "log_image") and not isinstance(logger, MLFlowLogger):
+        # (MLflow's log_image takes other arguments; it gets the whole report via log_report_artifacts.)
         for name, path in figures.items():
             experiment.log_image(str(path), name=f"backtest_{name}")
 

@@ -7,6 +7,8 @@ from typing import Any, Callable, Mapping
 import lightning.pytorch as pl
 import torch
 
+from kronos.lightning.finetune import FinetuneSettings, optimizer_param_groups
+
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[..., Any]
 
@@ -25,6 +27,8 @@ class KronosStageModule(pl.LightningModule):
     """
 
     stage: str = ""
+    # How ``self.model`` is fine-tuned; set by ``kronos.lightning.finetune.apply_finetune`` (default: full).
+    finetune: FinetuneSettings = FinetuneSettings()
 
     def __init__(
         self,
@@ -48,8 +52,10 @@ class KronosStageModule(pl.LightningModule):
         return loss_fn(*args, **kwargs)
 
     def configure_optimizers(self) -> Any:
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        optimizer = self.optimizer_factory(params)
+        optimizer = self.optimizer_factory(optimizer_param_groups(self.model, self.finetune.layer_decay))
+        # Layer-wise lr decay: scale each group's lr before a schedule records it as the group's base lr.
+        for group in optimizer.param_groups:
+            group["lr"] *= group.get("lr_scale", 1.0)
         if self.scheduler_factory is None:
             return optimizer
         total_steps = int(self.trainer.estimated_stepping_batches)

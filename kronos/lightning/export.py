@@ -15,6 +15,7 @@ import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 from kronos.atomic import atomic_directory, atomic_write_json
+from kronos.lightning.finetune import count_parameters, published_copy
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,8 @@ class ExportCallback(Callback):
 
     The weights come, in order of preference, from the ModelCheckpoint that monitors the same metric
     (survives resumes), from the best state seen in this process, or from the final model. They are
-    written with ``save_pretrained`` into a temporary directory that then replaces ``export_dir``.
+    written with ``save_pretrained`` into a temporary directory that then replaces ``export_dir``;
+    a LoRA model's adapters are merged first, so every export is in the published format.
 
     Args:
         export_dir: destination, e.g. ``outputs/<name>/tokenizer``.
@@ -117,8 +119,9 @@ class ExportCallback(Callback):
             weights, score, source = self.best_state, self.best_score, "best validation in memory"
         else:
             weights, score, source = model.state_dict(), self.best_score, "final weights"
-        export = type(model)(**model.config)
-        export.load_state_dict(weights)
+        # LoRA adapters are merged here, so the export has the published key names and no adapter tensors.
+        export = published_copy(model, weights)
+        finetune = getattr(pl_module, "finetune", None)
         info = {
             "stage": getattr(pl_module, "stage", None),
             "exported_at": dt.datetime.now(dt.timezone.utc).isoformat(),
@@ -131,7 +134,9 @@ class ExportCallback(Callback):
             "precision": str(trainer.precision),
             "strategy": type(trainer.strategy).__name__,
             "model_config": dict(model.config),
-            "parameters": sum(p.numel() for p in model.parameters()),
+            "parameters": sum(p.numel() for p in export.parameters()),
+            "trainable_parameters": count_parameters(model)[1],
+            "finetune": finetune.describe() if finetune is not None else {"mode": "full"},
             "versions": package_versions(),
             "git": git_commit(),
             **self.run_info,

@@ -12,7 +12,10 @@ from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
 
 from kronos.lightning.comet import end_comet_runs
+from kronos.lightning.base import KronosStageModule
 from kronos.lightning.export import ExportCallback
+from kronos.lightning.finetune import apply_finetune
+from kronos.lightning.tracking import log_report_artifacts
 from kronos.lightning.predictor_module import PredictorModule
 from kronos.lightning.tokenizer_module import TokenizerModule
 from kronos.models.predictor import Kronos
@@ -91,18 +94,23 @@ def resolve_resume(cfg: DictConfig, stage: str) -> str | None:
 
 
 def build_module(cfg: DictConfig, stage: str, produced: dict[str, Path]) -> pl.LightningModule:
-    """The LightningModule of ``stage`` with its model fresh or from ``model.<stage>.pretrained``."""
+    """The LightningModule of ``stage`` with its model fresh or from ``model.<stage>.pretrained``, in the
+    fine-tuning mode of ``model.finetune``."""
     optimizer = instantiate(cfg.optim.optimizer)
     scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
+    module: KronosStageModule
     if stage == "tokenizer":
         tokenizer = build_tokenizer(cfg, cfg.model.tokenizer.get("pretrained"))
-        return TokenizerModule(tokenizer, optimizer, scheduler, compile=cfg.compile)
-    tokenizer = build_tokenizer(cfg, find_export(cfg, "tokenizer", produced))
-    predictor = build_predictor(cfg, cfg.model.predictor.get("pretrained"))
-    return PredictorModule(
-        predictor, tokenizer, optimizer, scheduler,
-        sampled_s1=bool(cfg.stage.get("sampled_s1", False)), compile=cfg.compile,
-    )
+        module = TokenizerModule(tokenizer, optimizer, scheduler, compile=cfg.compile)
+    else:
+        tokenizer = build_tokenizer(cfg, find_export(cfg, "tokenizer", produced))
+        predictor = build_predictor(cfg, cfg.model.predictor.get("pretrained"))
+        module = PredictorModule(
+            predictor, tokenizer, optimizer, scheduler,
+            sampled_s1=bool(cfg.stage.get("sampled_s1", False)), compile=cfg.compile,
+        )
+    # full / freeze / lora (before any checkpoint is restored, so a resumed LoRA run finds its adapters)
+    return apply_finetune(module, cfg.model.get("finetune"))
 
 
 def fit_stage(
@@ -144,6 +152,7 @@ def backtest_stage(
     loggers = build_loggers(cfg)
     out_dir = Path(cfg.run_dir) / "backtest"
     metrics = run_backtest(kp, datamodule, cfg.backtest, out_dir, logger=loggers[0] if loggers else None)
+    log_report_artifacts(loggers, out_dir)
     for lg in loggers:
         lg.finalize("success")
     end_comet_runs(loggers)
