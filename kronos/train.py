@@ -46,6 +46,26 @@ def _rank_zero(trainer: pl.Trainer | None) -> bool:
     return trainer.is_global_zero if trainer is not None else env_rank() == 0
 
 
+def _check_weights_exist(cfg: DictConfig, experiment: Any) -> None:
+    """Fail before any data is read if a stage will find no weights to consume.
+
+    The predictor stage needs a tokenizer, backtest and evaluate need both; what an earlier stage of
+    this command trains counts as found.
+
+    Raises:
+        WeightsNotFoundError: naming the command that produces the missing weights.
+    """
+    from kronos.stages.common import weight_source
+
+    needs = {"predictor": ("tokenizer",), "backtest": ("tokenizer", "predictor"), "evaluate": ("tokenizer", "predictor")}
+    will_train: dict[str, Path] = {}
+    for stage in cfg.stage.run:
+        for kind in needs.get(stage, ()):
+            weight_source(cfg, kind, experiment, will_train)
+        if stage in ("tokenizer", "predictor"):
+            will_train[stage] = experiment.export_dir(stage)
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Run ``cfg.stage.run`` in order; return exported paths and the reports' metrics.
 
@@ -53,17 +73,21 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     before a single step. Backtest and evaluate run on rank zero only.
     """
     # Heavy imports after argument parsing.
-    from kronos.experiment import Experiment
+    from kronos.experiment import STAGES, Experiment
     from kronos.stages.backtest import backtest_stage
-    from kronos.stages.common import TRAINING_STAGES, stage_config
+    from kronos.stages.common import TRAINING_STAGES, StageInputError, stage_config
     from kronos.stages.fit import fit_stage
 
+    unknown = [stage for stage in cfg.stage.run if stage not in STAGES]
+    if unknown:  # before any data is read or any step trained
+        raise StageInputError(f"unknown stage(s) {unknown} in stage.run: expected some of {list(STAGES)}")
     experiment = Experiment.from_config(cfg)
     key = _sweep_key(cfg)
     if key is not None:
         experiment = experiment.sweep(key)
         with open_dict(cfg):  # the config's paths (callbacks, loggers) interpolate run_dir
             cfg.run_dir = str(experiment.root)
+    _check_weights_exist(cfg, experiment)
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data, _convert_="all")
     datamodule.prepare_data()
@@ -90,8 +114,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
             if _rank_zero(trainer):
                 result["evaluate"] = evaluate_stage(scfg, datamodule, experiment, produced)
-        else:
-            raise ValueError(f"unknown stage {stage!r}: expected tokenizer, predictor, backtest or evaluate")
     return result
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from kronos import KronosTokenizer
 from kronos.experiment import Experiment
@@ -140,17 +141,29 @@ def test_nan_loss_stops_and_keeps_previous_export(make_cfg, monkeypatch) -> None
 
 
 def test_optuna_sweep_over_lr_and_batch_size(tmp_path: Path) -> None:
-    """The Optuna sweeper config runs trials that each train and report val/loss back."""
+    """The Optuna sweeper config runs trials that each train and report val/loss back; under stage=all
+    every stage of a trial trains at the trial's optim.lr."""
     cmd = [sys.executable, "-m", "kronos.train", "-m", "hparams_search=optuna_lr_batch",
            "hydra.sweeper.n_trials=2", "hydra.sweeper.sampler.n_startup_trials=2",
-           *_cmd(tmp_path, "stage=tokenizer")]
+           *_cmd(tmp_path, "stage=all", "stage.run=[tokenizer,predictor]", "trainer.limit_train_batches=2",
+                 "trainer.limit_val_batches=1")]
     proc = subprocess.run(cmd, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
     results = list((tmp_path / "outputs" / "s" / "multirun").rglob("optimization_results.yaml"))
     assert results, "the Optuna sweeper wrote no optimization_results.yaml"
     text = results[0].read_text()
     assert "best_params" in text and "optim.lr" in text and "best_value" in text
-    assert len(list((tmp_path / "outputs" / "s" / "sweeps").iterdir())) == 2
+    jobs = list((tmp_path / "outputs" / "s" / "sweeps").iterdir())
+    assert len(jobs) == 2
+    trained = set()
+    for job in jobs:
+        lrs = {json.loads((Experiment(job).export_dir(kind) / "training_info.json").read_text())["config"]["optim"]["lr"]
+               for kind in ("tokenizer", "predictor")}
+        assert len(lrs) == 1  # both stages of a trial train at one rate ...
+        trained |= lrs
+    suggested = {float(line.split("=", 1)[1]) for path in (tmp_path / "outputs" / "s" / "multirun").rglob("overrides.yaml")
+                 for line in yaml.safe_load(path.read_text()) if line.startswith("optim.lr=")}
+    assert trained == suggested and len(suggested) == 2  # ... the one Optuna suggested
 
 
 @pytest.mark.slow

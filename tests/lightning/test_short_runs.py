@@ -1,4 +1,4 @@
-"""Runs shorter than an epoch validate at the end and export; reports come from rank zero only."""
+"""Runs shorter than an epoch validate at the end and export."""
 
 from __future__ import annotations
 
@@ -54,15 +54,3 @@ def test_limited_train_batches_validate_and_export(make_cfg, limits: list[str]) 
     out = train(make_cfg("stage=tokenizer", *limits))
     info = _info(Path(out["tokenizer"]))
     assert info["global_step"] >= 1 and math.isfinite(info["best_validation"]["value"])
-
-
-def test_separate_backtest_writes_from_rank_zero_only(make_cfg, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Under torchrun every rank runs stage=backtest; only rank zero may write the report."""
-    first = train(make_cfg("stage=all", "stage.run=[tokenizer,predictor]", "trainer.fast_dev_run=true"))
-    experiment = Experiment(Path(first["run_dir"]))
-    monkeypatch.setenv("RANK", "1")
-    result = train(make_cfg("stage=backtest"))
-    assert "backtest" not in result and not experiment.backtest_dir.exists()
-    monkeypatch.setenv("RANK", "0")
-    assert train(make_cfg("stage=backtest"))["backtest"]["n_forecasts"] > 0
-    assert (experiment.backtest_dir / "metrics.json").is_file()

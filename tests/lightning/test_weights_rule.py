@@ -70,9 +70,19 @@ def test_tokenizer_override_and_pretrained_fallback(make_cfg, tiny_pair) -> None
     assert _info(Path(train(other)["predictor"]))["tokenizer_source"]["origin"] == "override"
 
 
-def test_missing_tokenizer_is_one_clear_error(make_cfg) -> None:
-    with pytest.raises(WeightsNotFoundError, match="stage=tokenizer name=t"):
-        train(make_cfg("stage=predictor", "trainer.fast_dev_run=true"))
+@pytest.mark.parametrize(("stage", "missing"), [("predictor", "tokenizer"), ("backtest", "tokenizer"),
+                                               ("all", None)])
+def test_missing_weights_stop_before_reading_data(make_cfg, tmp_path: Path, stage: str, missing: str | None) -> None:
+    """One clear error naming the command to run, before the (here unreadable) data is touched."""
+    cfg = make_cfg(f"stage={stage}", "data=csv", f"data.source.path={tmp_path / 'absent.csv'}", fast=False)
+    if missing is None:  # stage=all trains what its later stages consume: the data is the first problem
+        from kronos.data.errors import DataValidationError
+
+        with pytest.raises(DataValidationError, match="absent.csv"):
+            train(cfg)
+        return
+    with pytest.raises(WeightsNotFoundError, match=f"stage={missing} name=t"):
+        train(cfg)
 
 
 def test_separate_backtest_loads_the_finetuned_exports(make_cfg, tiny_pair, monkeypatch) -> None:
