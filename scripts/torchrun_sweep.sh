@@ -7,11 +7,11 @@
 #
 # Each SET is a space-separated list of overrides. Jobs write outputs/<name>/sweeps/<set>/ (Experiment.sweep)
 # and load the experiment's exports (outputs/<name>/tokenizer/) by the weights rule.
-# torchrun flags: TORCHRUN_ARGS (default
-# --standalone), e.g. TORCHRUN_ARGS="--nnodes=2 --node_rank=0 --master_addr=host0 --master_port=29500".
+# torchrun flags: TORCHRUN_ARGS (default --standalone),
+#   e.g. TORCHRUN_ARGS="--nnodes=2 --node_rank=0 --master_addr=host0 --master_port=29500".
 set -euo pipefail
 if [ $# -lt 3 ]; then
-  sed -n '2,10p' "$0"; exit 2
+  sed -n '2,11p' "$0"; exit 2
 fi
 nproc=$1; shift
 sets=()
