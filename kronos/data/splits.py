@@ -10,7 +10,7 @@ import pandas as pd
 
 from kronos.data.errors import DataValidationError
 
-DEFAULT_SPLITS: dict[str, float] = {"train": 0.8, "val": 0.1, "test": 0.1}
+DEFAULT_SPLITS: dict[str, float] = {"train": 0.7, "val": 0.15, "test": 0.15}
 
 
 def _end_of(value: Any) -> int:
