@@ -33,11 +33,12 @@ def test_evaluate_stage_is_dispatched_on_rank_zero(make_cfg, monkeypatch: pytest
         return {"origins": 0}
 
     monkeypatch.setitem(sys.modules, "kronos.stages.evaluate", types.SimpleNamespace(evaluate_stage=evaluate_stage))
-    cfg = make_cfg("stage=all", "stage.run=[tokenizer,evaluate]", "trainer.fast_dev_run=true")
+    cfg = make_cfg("stage=all", "stage.run=[tokenizer,predictor,evaluate]", "trainer.fast_dev_run=true")
     result = train(cfg)
     experiment = Experiment.from_config(cfg)
     assert result["evaluate"] == {"origins": 0}
-    assert calls == [("evaluate", "KronosDataModule", experiment, {"tokenizer": experiment.tokenizer_dir})]
+    produced = {"tokenizer": experiment.tokenizer_dir, "predictor": experiment.predictor_dir}
+    assert calls == [("evaluate", "KronosDataModule", experiment, produced)]
 
     monkeypatch.setenv("RANK", "1")
     assert "evaluate" not in train(make_cfg("stage=all", "stage.run=[evaluate]")) and len(calls) == 1
