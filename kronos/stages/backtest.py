@@ -16,7 +16,6 @@ from omegaconf import DictConfig
 
 from kronos.atomic import atomic_write_json
 from kronos.experiment import Experiment
-from kronos.inference.loading import load_predictor
 from kronos.stages.common import build_loggers, finish_loggers, weight_source
 
 
@@ -28,7 +27,9 @@ def backtest_stage(
     Returns:
         The metrics written to ``experiment.backtest_dir / "metrics.json"`` (with ``weights``).
     """
-    from kronos.backtest.runner import run_backtest  # qlib is slow to import: only when backtesting
+    # qlib and the model code are slow to import: only when backtesting.
+    from kronos.backtest.runner import run_backtest
+    from kronos.inference.loading import load_predictor
 
     sources = {kind: weight_source(cfg, kind, experiment, produced) for kind in ("tokenizer", "predictor")}
     predictor = load_predictor(

@@ -88,18 +88,18 @@ def test_missing_weights_stop_before_reading_data(make_cfg, tmp_path: Path, stag
 def test_separate_backtest_loads_the_finetuned_exports(make_cfg, tiny_pair, monkeypatch) -> None:
     """Regression: with the fine-tuning recipe (`pretrained` set), a separate stage=backtest loaded the
     published weights instead of outputs/<name>/{tokenizer,predictor}."""
-    import kronos.stages.backtest as backtest_module
+    import kronos.inference.loading as loading
 
     out = train(make_cfg("stage=all", "stage.run=[tokenizer,predictor]", *_pretrained(tiny_pair)))
     experiment = Experiment(Path(out["run_dir"]))
     loaded: list[tuple[str, str]] = []
-    real_loader = backtest_module.load_predictor
+    real_loader = loading.load_predictor
 
     def spy(tokenizer: str, predictor: str, **kwargs):  # noqa: ANN202
         loaded.append((tokenizer, predictor))
         return real_loader(tokenizer, predictor, **kwargs)
 
-    monkeypatch.setattr(backtest_module, "load_predictor", spy)
+    monkeypatch.setattr(loading, "load_predictor", spy)  # the stage imports it when it runs
     result = train(make_cfg("stage=backtest", *_pretrained(tiny_pair)))
     assert loaded == [(str(experiment.tokenizer_dir), str(experiment.predictor_dir))]
     written = json.loads((experiment.backtest_dir / "metrics.json").read_text())
