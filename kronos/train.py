@@ -49,15 +49,15 @@ def _rank_zero(trainer: pl.Trainer | None) -> bool:
 def _check_weights_exist(cfg: DictConfig, experiment: Any) -> None:
     """Fail before any data is read if a stage will find no weights to consume.
 
-    The predictor stage needs a tokenizer, backtest and evaluate need both; what an earlier stage of
-    this command trains counts as found.
+    The predictor stage needs a tokenizer and the backtest both; what an earlier stage of this command
+    trains counts as found. (Evaluate decides for itself: it may score only ``evaluate.models``.)
 
     Raises:
         WeightsNotFoundError: naming the command that produces the missing weights.
     """
     from kronos.stages.common import weight_source
 
-    needs = {"predictor": ("tokenizer",), "backtest": ("tokenizer", "predictor"), "evaluate": ("tokenizer", "predictor")}
+    needs = {"predictor": ("tokenizer",), "backtest": ("tokenizer", "predictor")}
     will_train: dict[str, Path] = {}
     for stage in cfg.stage.run:
         for kind in needs.get(stage, ()):

@@ -43,6 +43,10 @@ def test_evaluate_stage_is_dispatched_on_rank_zero(make_cfg, monkeypatch: pytest
     monkeypatch.setenv("RANK", "1")
     assert "evaluate" not in train(make_cfg("stage=all", "stage.run=[evaluate]")) and len(calls) == 1
 
+    # Without any export evaluate still runs: it may score only evaluate.models (its own decision).
+    monkeypatch.setenv("RANK", "0")
+    assert train(make_cfg("stage=all", "stage.run=[evaluate]", "name=empty"))["evaluate"] == {"origins": 0}
+
 
 def test_unknown_stage_is_refused_before_training(make_cfg) -> None:
     from kronos.stages.common import StageInputError
