@@ -25,12 +25,10 @@ log = logging.getLogger("kronos.train")
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
 
-def _sweep_run_dir(cfg: DictConfig) -> str | None:
-    """A per-job directory below the experiment for sweep jobs (None for a single run).
-
-    The key is ``sweep_key`` (set by scripts/torchrun_sweep.sh) or, under a Hydra multirun, the job's
-    override string, so every job gets its own directory while reading the experiment's exports.
-    """
+def _sweep_key(cfg: DictConfig) -> str | None:
+    """The sweep job's key (None for a single run): ``sweep_key`` (set by scripts/torchrun_sweep.sh) or,
+    under a Hydra multirun, the job's override string, so every job gets its own directory while
+    reading the experiment's exports."""
     key = cfg.get("sweep_key")
     if not key and HydraConfig.initialized():
         hc = HydraConfig.get()
@@ -38,65 +36,88 @@ def _sweep_run_dir(cfg: DictConfig) -> str | None:
             key = hc.job.override_dirname
             if not key or len(key) > 80:  # long override lists make unwieldy (or invalid) directory names
                 key = f"job{hc.job.num}"
-    return str(Path(cfg.run_dir) / "sweeps" / str(key).replace("/", "_")) if key else None
+    return str(key) if key else None
 
 
-def stage_config(cfg: DictConfig, stage: str) -> DictConfig:
-    """A copy of ``cfg`` for running ``stage``: ``stage.current`` and that stage's learning rate set."""
-    scfg = cfg.copy()
-    with open_dict(scfg):
-        scfg.stage.current = stage
-        per_stage_lr = scfg.stage.get("lr")
-        if per_stage_lr and stage in per_stage_lr:
-            scfg.optim.lr = per_stage_lr[stage]
-    return scfg
+def _rank_zero(trainer: pl.Trainer | None) -> bool:
+    """Whether this process writes reports: the last trainer's view, else the launcher's environment."""
+    from kronos.stages.common import env_rank
+
+    return trainer.is_global_zero if trainer is not None else env_rank() == 0
+
+
+def _check_weights_exist(cfg: DictConfig, experiment: Any) -> None:
+    """Fail before any data is read if a stage will find no weights to consume.
+
+    The predictor stage needs a tokenizer, backtest and evaluate need both; what an earlier stage of
+    this command trains counts as found.
+
+    Raises:
+        WeightsNotFoundError: naming the command that produces the missing weights.
+    """
+    from kronos.stages.common import weight_source
+
+    needs = {"predictor": ("tokenizer",), "backtest": ("tokenizer", "predictor")}
+    will_train: dict[str, Path] = {}
+    for stage in cfg.stage.run:
+        for kind in needs.get(stage, ()):
+            weight_source(cfg, kind, experiment, will_train)
+        if stage in ("tokenizer", "predictor"):
+            will_train[stage] = experiment.export_dir(stage)
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
-    """Run ``cfg.stage.run`` in order; return exported paths and backtest metrics.
+    """Run ``cfg.stage.run`` in order; return exported paths and the reports' metrics.
 
     The datamodule is built and validated once, before any training, so bad input stops the run
-    before a single step.
+    before a single step. Backtest and evaluate run on rank zero only.
     """
-    from kronos.lightning.stages import fit_stage  # heavy imports after arg parsing
+    # Heavy imports after argument parsing.
+    from kronos.experiment import STAGES, Experiment
+    from kronos.stages.backtest import backtest_stage
+    from kronos.stages.common import TRAINING_STAGES, StageInputError, stage_config
+    from kronos.stages.fit import fit_stage
 
-    sweep_dir = _sweep_run_dir(cfg)
-    if sweep_dir is not None:
-        with open_dict(cfg):
-            cfg.run_dir = sweep_dir
+    unknown = [stage for stage in cfg.stage.run if stage not in STAGES]
+    if unknown:  # before any data is read or any step trained
+        raise StageInputError(f"unknown stage(s) {unknown} in stage.run: expected some of {list(STAGES)}")
+    experiment = Experiment.from_config(cfg)
+    key = _sweep_key(cfg)
+    if key is not None:
+        experiment = experiment.sweep(key)
+        with open_dict(cfg):  # the config's paths (callbacks, loggers) interpolate run_dir
+            cfg.run_dir = str(experiment.root)
+    if "backtest" in cfg.stage.run:  # a bad setting is named before anything else is looked at
+        from kronos.backtest.settings import BacktestSettings
+
+        BacktestSettings.from_config(cfg.backtest)
+    _check_weights_exist(cfg, experiment)
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data, _convert_="all")
     datamodule.prepare_data()
     datamodule.setup("fit")
 
     produced: dict[str, Path] = {}
-    result: dict[str, Any] = {"run_dir": str(cfg.run_dir)}
-    is_zero = True
+    result: dict[str, Any] = {"run_dir": str(experiment.root)}
+    trainer: pl.Trainer | None = None
     for stage in cfg.stage.run:
         scfg = stage_config(cfg, stage)
-        if stage in ("tokenizer", "predictor"):
+        if stage in TRAINING_STAGES:
             pl.seed_everything(cfg.seed, workers=True)
-            export, trainer = fit_stage(scfg, stage, datamodule, produced)
-            is_zero = trainer.is_global_zero
+            export, trainer = fit_stage(scfg, stage, datamodule, experiment, produced)
             best = trainer.checkpoint_callback.best_model_score if trainer.checkpoint_callback else None
-            result["val/loss"] = float(best) if best is not None else None
+            result[str(cfg.monitor.metric)] = float(best) if best is not None else None
             if export is not None:
                 produced[stage] = export
                 result[stage] = str(export)
         elif stage == "backtest":
-            if is_zero:  # forecasts and reports are written by rank zero alone
-                from kronos.experiment import Experiment
-                from kronos.stages.backtest import backtest_stage
-
-                result["backtest"] = backtest_stage(scfg, datamodule, Experiment.from_config(scfg), produced)
+            if _rank_zero(trainer):  # forecasts and reports are written by rank zero alone
+                result["backtest"] = backtest_stage(scfg, datamodule, experiment, produced)
         elif stage == "evaluate":
-            if is_zero:
-                from kronos.experiment import Experiment
-                from kronos.stages.evaluate import evaluate_stage
+            from kronos.stages.evaluate import evaluate_stage
 
-                result["evaluate"] = evaluate_stage(scfg, datamodule, Experiment.from_config(scfg), produced)
-        else:
-            raise ValueError(f"unknown stage {stage!r}: expected tokenizer, predictor, backtest or evaluate")
+            if _rank_zero(trainer):
+                result["evaluate"] = evaluate_stage(scfg, datamodule, experiment, produced)
     return result
 
 
@@ -109,8 +130,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from kronos.inference.validation import ForecastInputError
     from kronos.lightning.base import NonFiniteLossError
     from kronos.lightning.finetune import FinetuneConfigError
-    from kronos.lightning.stages import StageInputError
     from kronos.models.hub import CheckpointError
+    from kronos.stages.common import StageInputError
 
     return (DataValidationError, StageInputError, CheckpointError, NonFiniteLossError, BacktestSettingsError,
             WeightsNotFoundError, EvaluateConfigError, ForecastInputError, FinetuneConfigError)
@@ -120,7 +141,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 def hydra_main(cfg: DictConfig) -> float | None:
     """Hydra entry point: ``train(cfg)``; bad input exits with status 2 and one clear message.
 
-    Returns ``cfg.optimized_metric`` (e.g. ``val/loss``) for Hydra sweepers such as Optuna.
+    Returns ``cfg.optimized_metric`` (``monitor.metric``, the best value of the last training stage) for
+    Hydra sweepers such as Optuna.
     """
     try:
         result = train(cfg)

@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # One torchrun job per override set, one after another (Hydra multirun and DDP in one process tree
-# clash: every DDP rank would run the whole sweep). Each job gets its own experiment name suffix.
+# clash: every DDP rank would run the whole sweep). Each job gets its own sweep directory (sweep_key).
 #
 #   bash scripts/torchrun_sweep.sh NPROC "SET1" "SET2" ... -- COMMON OVERRIDES...
 #   bash scripts/torchrun_sweep.sh 8 "optim.lr=1e-5" "optim.lr=4e-5" -- stage=predictor trainer=ddp name=csi300
 #
-# Each SET is a space-separated list of overrides. Jobs write outputs/<name>/sweeps/<set>/ and read the
-# experiment's tokenizer from outputs/<name>/tokenizer/. torchrun flags: TORCHRUN_ARGS (default
-# --standalone), e.g. TORCHRUN_ARGS="--nnodes=2 --node_rank=0 --master_addr=host0 --master_port=29500".
+# Each SET is a space-separated list of overrides. Jobs write outputs/<name>/sweeps/<set>/ (Experiment.sweep)
+# and load the experiment's exports (outputs/<name>/tokenizer/) by the weights rule.
+# torchrun flags: TORCHRUN_ARGS (default --standalone),
+#   e.g. TORCHRUN_ARGS="--nnodes=2 --node_rank=0 --master_addr=host0 --master_port=29500".
 set -euo pipefail
 if [ $# -lt 3 ]; then
-  sed -n '2,10p' "$0"; exit 2
+  sed -n '2,11p' "$0"; exit 2
 fi
 nproc=$1; shift
 sets=()

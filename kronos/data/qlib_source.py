@@ -47,7 +47,7 @@ class QlibSource:
         self,
         provider_uri: str | Path | None = None,
         region: str = "cn",
-        market: str = "csi300",
+        market: str = "all",
         fields: Sequence[str] | None = None,
         start: str | None = None,
         end: str | None = None,

@@ -52,12 +52,12 @@ class SyntheticSource:
 
     def __init__(
         self,
-        n_instruments: int = 16,
-        n_steps: int = 800,
+        n_instruments: int = 24,
+        n_steps: int = 700,
         seed: int = 0,
         start: str = "2020-01-01",
         freq: str = "B",
-        signal_strength: float = 0.15,
+        signal_strength: float = 0.3,
         signal_persistence: float = 0.95,
     ) -> None:
         self.n_instruments = n_instruments

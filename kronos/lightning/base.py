@@ -72,6 +72,13 @@ class KronosStageModule(pl.LightningModule):
         self.log_losses("train", losses, batch["x"].shape[0])
         return losses["loss"]
 
+    def on_train_batch_end(self, outputs: Any, batch: dict[str, Any], batch_idx: int) -> None:
+        # Reaching trainer.max_steps mid-epoch would end fit without a validation pass: no metric to rank
+        # the model for export or checkpointing. Asking the trainer to stop makes Lightning validate first.
+        max_steps = self.trainer.max_steps
+        if max_steps is not None and 0 <= max_steps <= self.trainer.global_step:
+            self.trainer.should_stop = True
+
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self.log_losses("val", self._losses(batch), batch["x"].shape[0])
 

@@ -8,7 +8,8 @@ from typing import Any, Mapping
 
 from omegaconf import DictConfig
 
-from kronos.experiment import Experiment, resolve_weights
+from kronos.experiment import Experiment
+from kronos.stages.common import build_loggers, finish_loggers, weight_source
 
 
 def backtest_stage(cfg: DictConfig, datamodule: Any, experiment: Experiment,
@@ -23,18 +24,12 @@ def backtest_stage(cfg: DictConfig, datamodule: Any, experiment: Experiment,
     from kronos.backtest.runner import run_backtest
     from kronos.backtest.settings import BacktestSettings
     from kronos.inference.loading import load_predictor
-    from kronos.lightning.comet import end_comet_runs
-    from kronos.lightning.stages import build_loggers
+    from kronos.lightning.tracking import log_report_artifacts
 
     settings = BacktestSettings.from_config(cfg.backtest)
     if settings.seed is None:  # the backtest's sampling follows the experiment's seed unless set
         settings = dataclasses.replace(settings, seed=int(cfg.seed))
-    overrides = cfg.get("weights") or {}
-    sources = {
-        kind: resolve_weights(kind, experiment, override=overrides.get(kind),
-                              pretrained=cfg.model[kind].get("pretrained"), produced=produced)
-        for kind in ("tokenizer", "predictor")
-    }
+    sources = {kind: weight_source(cfg, kind, experiment, produced) for kind in ("tokenizer", "predictor")}
     predictor = load_predictor(sources["tokenizer"].location, sources["predictor"].location, device=settings.device,
                                max_context=settings.max_context, clip=float(cfg.data.clip))
     loggers = build_loggers(cfg)
@@ -42,7 +37,6 @@ def backtest_stage(cfg: DictConfig, datamodule: Any, experiment: Experiment,
                            logger=loggers[0] if loggers else None,
                            weights={kind: src.as_dict() for kind, src in sources.items()},
                            provider_dir=experiment.provider_dir)
-    for lg in loggers:
-        lg.finalize("success")
-    end_comet_runs(loggers)
+    log_report_artifacts(loggers, experiment.backtest_dir)
+    finish_loggers(loggers)
     return metrics

@@ -15,8 +15,9 @@ from pathlib import Path
 import pandas as pd
 
 from kronos import KronosPredictor
-from kronos.inference.loading import load_predictor
 from kronos.data.csv_source import read_ohlcv_csv
+from kronos.experiment import Experiment, WeightsNotFoundError, resolve_weights
+from kronos.inference.loading import load_predictor
 
 
 def fixtures_dir() -> Path | None:
@@ -44,8 +45,7 @@ def resolve(args: argparse.Namespace) -> argparse.Namespace:
     """Fill model/tokenizer/csv defaults in place, or exit with a message saying what to pass."""
     fixtures = fixtures_dir()
     if args.experiment and not (args.model or args.tokenizer):
-        exp = args.outputs_dir / args.experiment
-        args.model, args.tokenizer = str(exp / "predictor"), str(exp / "tokenizer")
+        args.tokenizer, args.model = experiment_pair(Experiment(args.outputs_dir / args.experiment))
     if not (args.model and args.tokenizer):
         if fixtures is None:
             sys.exit("no checkpoint pair: pass --model and --tokenizer, --experiment NAME, or set KRONOS_FIXTURES_DIR")
@@ -55,6 +55,14 @@ def resolve(args: argparse.Namespace) -> argparse.Namespace:
             sys.exit("no data: pass --csv or set KRONOS_FIXTURES_DIR")
         args.csv = fixtures / "input.csv"
     return args
+
+
+def experiment_pair(experiment: Experiment) -> tuple[str, str]:
+    """(tokenizer, predictor) an experiment exported, by the weights rule; exits saying what to run if missing."""
+    try:
+        return tuple(resolve_weights(kind, experiment).location for kind in ("tokenizer", "predictor"))
+    except WeightsNotFoundError as err:
+        sys.exit(str(err))
 
 
 def load(args: argparse.Namespace) -> tuple[KronosPredictor, pd.DataFrame]:

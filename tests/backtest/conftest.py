@@ -33,7 +33,7 @@ class PersistenceFake:
 
 def make_datamodule(n_instruments: int = 12, n_steps: int = 200) -> KronosDataModule:
     """A small synthetic datamodule: ~30% of the calendar is the test split."""
-    source = SyntheticSource(n_instruments=n_instruments, n_steps=n_steps, seed=3)
+    source = SyntheticSource(n_instruments=n_instruments, n_steps=n_steps, seed=3, signal_strength=0.15)
     return KronosDataModule(source, lookback=LOOKBACK, horizon=HORIZON,
                             splits={"train": 0.6, "val": 0.1, "test": 0.3}, batch_size=16, seed=0)
 

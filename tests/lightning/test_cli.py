@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -12,7 +13,10 @@ import pytest
 from omegaconf import OmegaConf
 
 from kronos.data.errors import DataValidationError
+from kronos.experiment import Experiment
+from kronos.stages.fit import build_predictor
 from kronos.train import CONFIG_DIR, train
+from tests.config.test_instantiate import SMOKE_MAX_PREDICTOR_PARAMS
 from tests.lightning.conftest import FAST_RUN, SMALL_MARKET, compose_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -56,7 +60,8 @@ def test_bad_csv_stops_before_training(tmp_path: Path, make_cfg, mutate, expect:
     assert "bad.csv" in message and expect.lower() in message.lower()
     if expect in ("NaN", "high", "sort", "duplicate"):  # repairable: the message names the cleaning command
         assert "data_pipelines.clean_csv" in message
-    assert not Path(cfg.run_dir, "tokenizer").exists() and not Path(cfg.run_dir, "checkpoints").exists()
+    experiment = Experiment.from_config(cfg)
+    assert not experiment.tokenizer_dir.exists() and not experiment.checkpoint_dir("tokenizer").exists()
 
 
 def test_cli_reports_bad_input_without_traceback(tmp_path: Path) -> None:
@@ -65,66 +70,36 @@ def test_cli_reports_bad_input_without_traceback(tmp_path: Path) -> None:
     assert "nope.csv" in proc.stderr and "Traceback" not in proc.stderr
 
 
-@pytest.mark.parametrize("trainer", ["default", "cpu", "gpu", "mps", "ddp", "ddp_cpu"])
-@pytest.mark.parametrize("model", ["tiny", "mini", "small", "base"])
-def test_config_groups_compose(trainer: str, model: str) -> None:
-    cfg = compose_config([f"trainer={trainer}", f"model={model}", "logger=many"])
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    tok, pred = resolved["model"]["tokenizer"]["config"], resolved["model"]["predictor"]["config"]
-    assert pred["s1_bits"] == tok["s1_bits"] and pred["s2_bits"] == tok["s2_bits"]
-    assert set(resolved["logger"]) == {"csv", "tensorboard"}
-    assert resolved["trainer"]["_target_"] == "lightning.pytorch.Trainer"
-
-
-def _keys(node, prefix=""):
-    """Every dotted key path of a nested dict."""
-    for key, value in node.items():
-        path = f"{prefix}{key}"
-        yield path
-        if isinstance(value, dict):
-            yield from _keys(value, path + ".")
-
-
-@pytest.mark.parametrize("experiment", [None, *sorted(p.stem for p in (Path(CONFIG_DIR) / "experiment").glob("*.yaml"))])
-def test_window_and_benchmark_defined_once_in_data(experiment: str | None) -> None:
-    """Lookback/horizon live only in `data`; so does the benchmark (backtest.benchmark null falls back to it)."""
-    chosen = [f"experiment={experiment}"] if experiment else []
-    cfg = compose_config([*chosen, "data.benchmark=SH000300"])
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    window_keys = [k for k in _keys(resolved) if k.rsplit(".", 1)[-1] in ("lookback", "horizon")]
-    assert window_keys == ["data.lookback", "data.horizon"]
-    assert resolved["data"]["benchmark"] == "SH000300" and resolved["backtest"]["benchmark"] is None
-
-
 EXPERIMENTS = sorted(p.stem for p in (Path(CONFIG_DIR) / "experiment").glob("*.yaml"))
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
-def test_every_experiment_smoke_runs(experiment: str, tmp_path: Path, fixtures_dir: Path) -> None:
-    """Each experiment file composes and runs one fast_dev_run step of tokenizer and predictor.
-
-    Data and published weights are swapped for local stand-ins (synthetic data, the fixture checkpoints)
-    so the smoke run needs neither the network nor the shared data.
-    """
+def test_every_experiment_smoke_runs(experiment: str, tmp_path: Path, tiny_pair: tuple[Path, Path]) -> None:
+    """Each experiment file composes and runs one fast_dev_run step of tokenizer and predictor with its
+    own model shape (published starting points swapped for the tiny published-format pair, shapes too
+    large for a CPU test for the tiny one), on synthetic data so neither network nor shared data is needed."""
     overrides = [
         f"experiment={experiment}", f"output_root={tmp_path / 'outputs'}",
         *FAST_RUN, "trainer.fast_dev_run=true", "stage=all", "stage.run=[tokenizer,predictor]",
     ]
     cfg = compose_config(overrides)
-    if cfg.model.tokenizer.get("pretrained"):
-        cfg = compose_config(overrides + [
-            f"model.tokenizer.pretrained={fixtures_dir / 'tokenizer'}",
-            f"model.predictor.pretrained={fixtures_dir / 'predictor'}",
-        ])
-    else:
-        cfg = compose_config(overrides + ["model=tiny"])
+    if cfg.model.tokenizer.get("pretrained") or cfg.model.predictor.get("pretrained"):
+        tokenizer, predictor = tiny_pair
+        overrides += [f"model.tokenizer.pretrained={tokenizer}", f"model.predictor.pretrained={predictor}"]
+    elif sum(p.numel() for p in build_predictor(cfg).parameters()) > SMOKE_MAX_PREDICTOR_PARAMS:
+        overrides.append("model=tiny")
+    cfg = compose_config(overrides)
     synthetic = OmegaConf.load(Path(CONFIG_DIR) / "data" / "synthetic.yaml")
     cfg.data.source, cfg.data.splits = synthetic.source, synthetic.splits
     for override in SMALL_MARKET:
         key, value = override.split("=")
         OmegaConf.update(cfg, key, int(value))
     out = train(cfg)
-    assert Path(out["predictor"], "model.safetensors").is_file()
+    info = json.loads(Path(out["predictor"], "training_info.json").read_text())
+    assert info["config"]["name"] == experiment
+    expected_shape = (json.loads((tiny_pair[1] / "config.json").read_text()) if cfg.model.predictor.get("pretrained")
+                      else OmegaConf.to_container(cfg.model.predictor.config, resolve=True))
+    assert info["model_config"] == expected_shape
 
 
 @pytest.mark.realdata

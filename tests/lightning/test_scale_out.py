@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -13,8 +14,10 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from kronos import KronosTokenizer
+from kronos.experiment import Experiment
 from kronos.lightning.base import NonFiniteLossError
 from kronos.train import train
 from tests.lightning.conftest import FAST
@@ -31,16 +34,30 @@ def _cmd(tmp_path: Path, *overrides: str) -> list[str]:
     return [f"output_root={tmp_path / 'outputs'}", "name=s", *FAST, *overrides]
 
 
+def _torchrun(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
+    cmd = ["torchrun", "--standalone", "--nproc_per_node=2", "-m", "kronos.train", *_cmd(tmp_path, *overrides)]
+    return subprocess.run(cmd, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=600)
+
+
 @pytest.mark.slow
 def test_torchrun_two_process_ddp_cpu(tmp_path: Path) -> None:
-    cmd = ["torchrun", "--standalone", "--nproc_per_node=2", "-m", "kronos.train",
-           *_cmd(tmp_path, "stage=tokenizer", "trainer=ddp_cpu")]
-    proc = subprocess.run(cmd, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=600)
+    """Two gloo processes: both stages stop at max_steps mid-epoch, validate, export once; a separate
+    stage=backtest under torchrun writes its report from rank zero only."""
+    proc = _torchrun(tmp_path, "stage=all", "stage.run=[tokenizer,predictor]", "trainer=ddp_cpu",
+                     "trainer.max_steps=3", "trainer.max_epochs=5", "trainer.limit_train_batches=10")
     assert proc.returncode == 0, proc.stderr[-4000:]
-    info = json.loads((tmp_path / "outputs" / "s" / "tokenizer" / "training_info.json").read_text())
-    assert info["world_size"] == 2
-    assert info["strategy"] == "DDPStrategy"
-    KronosTokenizer.from_pretrained(tmp_path / "outputs" / "s" / "tokenizer")
+    experiment = Experiment(tmp_path / "outputs" / "s")
+    for kind in ("tokenizer", "predictor"):
+        info = json.loads((experiment.export_dir(kind) / "training_info.json").read_text())
+        assert info["world_size"] == 2 and info["strategy"] == "DDPStrategy"
+        assert info["global_step"] == 3 and math.isfinite(info["best_validation"]["value"])
+    KronosTokenizer.from_pretrained(experiment.tokenizer_dir)
+
+    proc = _torchrun(tmp_path, "stage=backtest")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert (proc.stdout + proc.stderr).count("backtest report written to") == 1
+    assert json.loads((experiment.backtest_dir / "metrics.json").read_text())["weights"]["predictor"] == {
+        "location": str(experiment.predictor_dir), "origin": "export"}
 
 
 def test_hydra_multirun_over_two_values(tmp_path: Path) -> None:
@@ -124,17 +141,29 @@ def test_nan_loss_stops_and_keeps_previous_export(make_cfg, monkeypatch) -> None
 
 
 def test_optuna_sweep_over_lr_and_batch_size(tmp_path: Path) -> None:
-    """The Optuna sweeper config runs trials that each train and report val/loss back."""
+    """The Optuna sweeper config runs trials that each train and report val/loss back; under stage=all
+    every stage of a trial trains at the trial's optim.lr."""
     cmd = [sys.executable, "-m", "kronos.train", "-m", "hparams_search=optuna_lr_batch",
            "hydra.sweeper.n_trials=2", "hydra.sweeper.sampler.n_startup_trials=2",
-           *_cmd(tmp_path, "stage=tokenizer")]
+           *_cmd(tmp_path, "stage=all", "stage.run=[tokenizer,predictor]", "trainer.limit_train_batches=2",
+                 "trainer.limit_val_batches=1")]
     proc = subprocess.run(cmd, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
     results = list((tmp_path / "outputs" / "s" / "multirun").rglob("optimization_results.yaml"))
     assert results, "the Optuna sweeper wrote no optimization_results.yaml"
     text = results[0].read_text()
     assert "best_params" in text and "optim.lr" in text and "best_value" in text
-    assert len(list((tmp_path / "outputs" / "s" / "sweeps").iterdir())) == 2
+    jobs = list((tmp_path / "outputs" / "s" / "sweeps").iterdir())
+    assert len(jobs) == 2
+    trained = set()
+    for job in jobs:
+        lrs = {json.loads((Experiment(job).export_dir(kind) / "training_info.json").read_text())["config"]["optim"]["lr"]
+               for kind in ("tokenizer", "predictor")}
+        assert len(lrs) == 1  # both stages of a trial train at one rate ...
+        trained |= lrs
+    suggested = {float(line.split("=", 1)[1]) for path in (tmp_path / "outputs" / "s" / "multirun").rglob("overrides.yaml")
+                 for line in yaml.safe_load(path.read_text()) if line.startswith("optim.lr=")}
+    assert trained == suggested and len(suggested) == 2  # ... the one Optuna suggested
 
 
 @pytest.mark.slow

@@ -1,0 +1,131 @@
+"""Training stages (tokenizer, predictor): build the LightningModule, loggers and callbacks, fit, export.
+
+``model.<kind>.pretrained`` says where training *starts* (fresh from ``model.<kind>.config`` when
+null). The predictor stage's frozen tokenizer is whatever the weights rule picks
+(:func:`kronos.stages.common.weight_source`), recorded as ``tokenizer_source`` in the export's
+``training_info.json``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Mapping
+
+import lightning.pytorch as pl
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from kronos.experiment import Experiment, WeightSource
+from kronos.lightning.base import KronosStageModule
+from kronos.lightning.comet import end_comet_runs
+from kronos.lightning.export import ExportCallback
+from kronos.lightning.finetune import apply_finetune
+from kronos.lightning.predictor_module import PredictorModule
+from kronos.lightning.tokenizer_module import TokenizerModule
+from kronos.models.predictor import Kronos
+from kronos.models.tokenizer import KronosTokenizer
+from kronos.stages.common import StageInputError, build_loggers, instantiate_keyed, weight_source
+
+log = logging.getLogger(__name__)
+
+
+def build_tokenizer(cfg: DictConfig, source: str | None = None) -> KronosTokenizer:
+    """A tokenizer from ``source`` (hub id or directory) if given, else fresh from ``model.tokenizer.config``."""
+    if source:
+        return KronosTokenizer.from_pretrained(source)
+    return KronosTokenizer(**OmegaConf.to_container(cfg.model.tokenizer.config, resolve=True))
+
+
+def build_predictor(cfg: DictConfig, source: str | None = None) -> Kronos:
+    """A predictor from ``source`` if given, else fresh from ``model.predictor.config``."""
+    if source:
+        return Kronos.from_pretrained(source)
+    return Kronos(**OmegaConf.to_container(cfg.model.predictor.config, resolve=True))
+
+
+def resolve_resume(cfg: DictConfig, stage: str, experiment: Experiment) -> str | None:
+    """Lightning checkpoint to resume ``stage`` from: ``ckpt_path`` = null, "last" or a file."""
+    ckpt = cfg.get("ckpt_path")
+    if not ckpt:
+        return None
+    if ckpt == "last":
+        path = experiment.last_checkpoint(stage)
+        if path.is_file():
+            log.info("resuming %s from %s", stage, path)
+            return str(path)
+        log.info("ckpt_path=last but %s does not exist: starting %s fresh", path, stage)
+        return None
+    if not Path(ckpt).is_file():
+        raise StageInputError(f"ckpt_path={ckpt} does not exist: pass an existing .ckpt file, 'last', or null")
+    return str(ckpt)
+
+
+def build_module(
+    cfg: DictConfig, stage: str, experiment: Experiment, produced: Mapping[str, Path]
+) -> tuple[pl.LightningModule, WeightSource | None]:
+    """The LightningModule of ``stage``, its model fresh or from ``model.<stage>.pretrained``, in the
+    fine-tuning mode of ``model.finetune``.
+
+    Returns:
+        (module, tokenizer source): for the predictor stage, where its frozen tokenizer came from
+        (the weights rule); None for the tokenizer stage.
+    """
+    optimizer = instantiate(cfg.optim.optimizer)
+    scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
+    source: WeightSource | None = None
+    module: KronosStageModule
+    if stage == "tokenizer":
+        tokenizer = build_tokenizer(cfg, cfg.model.tokenizer.get("pretrained"))
+        module = TokenizerModule(tokenizer, optimizer, scheduler, compile=cfg.compile)
+    elif stage == "predictor":
+        source = weight_source(cfg, "tokenizer", experiment, produced)
+        log.info("predictor stage trains on the %s tokenizer %s", source.origin, source.location)
+        tokenizer = build_tokenizer(cfg, source.location)
+        predictor = build_predictor(cfg, cfg.model.predictor.get("pretrained"))
+        module = PredictorModule(
+            predictor, tokenizer, optimizer, scheduler,
+            sampled_s1=bool(cfg.stage.get("sampled_s1", False)), compile=cfg.compile,
+        )
+    else:
+        raise ValueError(f"{stage!r} is not a training stage: expected tokenizer or predictor")
+    # full / freeze / lora (before any checkpoint is restored, so a resumed LoRA run finds its adapters)
+    return apply_finetune(module, cfg.model.get("finetune")), source
+
+
+def fit_stage(
+    cfg: DictConfig,
+    stage: str,
+    datamodule: pl.LightningDataModule,
+    experiment: Experiment,
+    produced: Mapping[str, Path],
+) -> tuple[Path | None, pl.Trainer]:
+    """Train ``stage`` ("tokenizer" or "predictor") and return (export directory, trainer).
+
+    ``cfg`` is the stage's own config copy (:func:`kronos.stages.common.stage_config`): its
+    ``optim.lr`` is the rate trained at, and the resolved config travels in ``training_info.json``.
+    """
+    module, tokenizer_source = build_module(cfg, stage, experiment, produced)
+    callbacks = instantiate_keyed(cfg.get("callbacks"))
+    loggers = build_loggers(cfg)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    run_info: dict[str, Any] = {
+        "config": resolved,
+        "data": datamodule.describe(),
+        "started_from": cfg.model[stage].get("pretrained"),  # null: trained from scratch
+    }
+    if tokenizer_source is not None:
+        run_info["tokenizer_source"] = tokenizer_source.as_dict()
+    for cb in callbacks.values():
+        if isinstance(cb, ExportCallback):
+            cb.run_info = run_info
+    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=list(callbacks.values()), logger=loggers or False)
+    for lg in loggers:
+        lg.log_hyperparams(resolved)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resolve_resume(cfg, stage, experiment))
+    # Other ranks must not read the export before rank zero has finished writing it.
+    trainer.strategy.barrier()
+    export = next((cb.export_dir for cb in callbacks.values() if isinstance(cb, ExportCallback)), None)
+    if trainer.is_global_zero:
+        end_comet_runs(loggers, export)
+    return export, trainer

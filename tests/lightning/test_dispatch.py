@@ -1,0 +1,57 @@
+"""train() dispatches each stage name to its runner; reports come from rank zero only."""
+
+from __future__ import annotations
+
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+from kronos.experiment import Experiment
+from kronos.train import train
+
+
+def test_separate_backtest_writes_from_rank_zero_only(make_cfg, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under torchrun every rank runs stage=backtest; only rank zero may write the report."""
+    first = train(make_cfg("stage=all", "stage.run=[tokenizer,predictor]", "trainer.fast_dev_run=true"))
+    experiment = Experiment(Path(first["run_dir"]))
+    monkeypatch.setenv("RANK", "1")
+    result = train(make_cfg("stage=backtest"))
+    assert "backtest" not in result and not experiment.backtest_dir.exists()
+    monkeypatch.setenv("RANK", "0")
+    assert train(make_cfg("stage=backtest"))["backtest"]["n_forecasts"] > 0
+    assert (experiment.backtest_dir / "metrics.json").is_file()
+
+
+def test_evaluate_stage_is_dispatched_on_rank_zero(make_cfg, monkeypatch: pytest.MonkeyPatch) -> None:
+    """stage name `evaluate` reaches kronos.stages.evaluate.evaluate_stage(cfg, datamodule, experiment, produced)."""
+    calls = []
+
+    def evaluate_stage(cfg, datamodule, experiment, produced):  # noqa: ANN001, ANN202
+        calls.append((cfg.stage.current, type(datamodule).__name__, experiment, dict(produced)))
+        return {"origins": 0}
+
+    monkeypatch.setitem(sys.modules, "kronos.stages.evaluate", types.SimpleNamespace(evaluate_stage=evaluate_stage))
+    cfg = make_cfg("stage=all", "stage.run=[tokenizer,predictor,evaluate]", "trainer.fast_dev_run=true")
+    result = train(cfg)
+    experiment = Experiment.from_config(cfg)
+    assert result["evaluate"] == {"origins": 0}
+    produced = {"tokenizer": experiment.tokenizer_dir, "predictor": experiment.predictor_dir}
+    assert calls == [("evaluate", "KronosDataModule", experiment, produced)]
+
+    monkeypatch.setenv("RANK", "1")
+    assert "evaluate" not in train(make_cfg("stage=all", "stage.run=[evaluate]")) and len(calls) == 1
+
+    # Without any export evaluate still runs: it may score only evaluate.models (its own decision).
+    monkeypatch.setenv("RANK", "0")
+    assert train(make_cfg("stage=all", "stage.run=[evaluate]", "name=empty"))["evaluate"] == {"origins": 0}
+
+
+def test_unknown_stage_is_refused_before_training(make_cfg) -> None:
+    from kronos.stages.common import StageInputError
+
+    cfg = make_cfg("stage=all", "stage.run=[tokenizer,evaluat]")
+    with pytest.raises(StageInputError, match=r"unknown stage\(s\) \['evaluat'\]"):
+        train(cfg)
+    assert not Experiment.from_config(cfg).root.exists()
