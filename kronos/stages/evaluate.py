@@ -19,8 +19,9 @@ from omegaconf import DictConfig
 
 from kronos.evaluate.runner import ModelForecaster, run_evaluate
 from kronos.evaluate.settings import EvaluateSettings, ModelSpec
-from kronos.experiment import MODEL_KINDS, Experiment, WeightSource, WeightsNotFoundError, resolve_weights
+from kronos.experiment import MODEL_KINDS, Experiment, WeightSource, WeightsNotFoundError
 from kronos.inference.loading import load_predictor
+from kronos.stages.common import build_loggers, finish_loggers, weight_source
 
 log = logging.getLogger(__name__)
 
@@ -105,14 +106,11 @@ def evaluate_stage(cfg: DictConfig, datamodule: Any, experiment: Experiment,
         EvaluateConfigError: an invalid ``evaluate.*`` key.
     """
     settings = EvaluateSettings.from_config(cfg.evaluate)
-    overrides = cfg.get("weights") or {}
     loader_kw = dict(device=settings.device, max_context=settings.max_context, clip=float(cfg.data.clip))
     models: list[ModelForecaster] = []
     weights: dict[str, Any] = {"tokenizer": None, "predictor": None}
     try:
-        sources = {kind: resolve_weights(kind, experiment, override=overrides.get(kind),
-                                         pretrained=cfg.model[kind].get("pretrained"), produced=produced)
-                   for kind in MODEL_KINDS}
+        sources = {kind: weight_source(cfg, kind, experiment, produced or {}) for kind in MODEL_KINDS}
     except WeightsNotFoundError:
         if not settings.models:
             raise
@@ -128,4 +126,11 @@ def evaluate_stage(cfg: DictConfig, datamodule: Any, experiment: Experiment,
         spec_weights = {"tokenizer": {"location": spec.tokenizer, "origin": "evaluate.models"},
                         "predictor": {"location": spec.predictor, "origin": "evaluate.models"}}
         models.append(ModelForecaster(spec.name, predictor, spec_weights, _spec_data_end(cfg, spec)))
-    return run_evaluate(models, datamodule, settings, experiment.evaluate_dir, weights=weights)
+    from kronos.lightning.tracking import log_report_artifacts
+
+    loggers = build_loggers(cfg)
+    metrics = run_evaluate(models, datamodule, settings, experiment.evaluate_dir, weights=weights,
+                           logger=loggers[0] if loggers else None)
+    log_report_artifacts(loggers, experiment.evaluate_dir)
+    finish_loggers(loggers)
+    return metrics

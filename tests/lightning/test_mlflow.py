@@ -74,7 +74,7 @@ def test_backtest_with_mlflow_logs_headline_metrics_and_report(make_cfg, monkeyp
     (run,) = client.search_runs([client.get_experiment_by_name("t").experiment_id])
     assert run.info.run_name == "backtest" and run.info.status == "FINISHED"
     assert run.data.metrics["backtest/model_rank_ic"] == pytest.approx(
-        out["backtest"]["model"]["ic"]["next_return"]["rank_ic"]
+        out["backtest"]["model"]["ic"][out["backtest"]["headline_label"]]["rank_ic"]
     )
     logged = {Path(a.path).name for a in client.list_artifacts(run.info.run_id, "backtest")}
     on_disk = {p.name for p in (Path(out["run_dir"]) / "backtest").iterdir()}
