@@ -49,8 +49,8 @@ def _rank_zero(trainer: pl.Trainer | None) -> bool:
 def _check_weights_exist(cfg: DictConfig, experiment: Any) -> None:
     """Fail before any data is read if a stage will find no weights to consume.
 
-    The predictor stage needs a tokenizer, backtest and evaluate need both; what an earlier stage of
-    this command trains counts as found.
+    The predictor stage needs a tokenizer and the backtest needs both; what an earlier stage of this
+    command trains counts as found. Evaluate is not checked: it may score ``evaluate.models`` alone.
 
     Raises:
         WeightsNotFoundError: naming the command that produces the missing weights.
@@ -87,10 +87,15 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         experiment = experiment.sweep(key)
         with open_dict(cfg):  # the config's paths (callbacks, loggers) interpolate run_dir
             cfg.run_dir = str(experiment.root)
-    if "backtest" in cfg.stage.run:  # a bad setting is named before anything else is looked at
+    # A bad backtest/evaluate setting is named before anything is trained (stage=all ends with them).
+    if "backtest" in cfg.stage.run:
         from kronos.backtest.settings import BacktestSettings
 
         BacktestSettings.from_config(cfg.backtest)
+    if "evaluate" in cfg.stage.run:
+        from kronos.evaluate.settings import EvaluateSettings
+
+        EvaluateSettings.from_config(cfg.evaluate)
     _check_weights_exist(cfg, experiment)
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data, _convert_="all")

@@ -31,6 +31,8 @@ from typing import Sequence
 
 import numpy as np
 
+from kronos.inference.samples import sample_quantiles as project_quantiles
+
 
 def point_forecast(paths: np.ndarray) -> np.ndarray:
     """Per-step median of sample paths: [..., S, H] -> [..., H]."""
@@ -75,8 +77,12 @@ def pinball_loss(quantile_pred: np.ndarray, y: np.ndarray, level: float) -> np.n
 
 
 def sample_quantiles(samples: np.ndarray, levels: Sequence[float]) -> np.ndarray:
-    """Empirical quantiles over the sample axis: [..., S] -> [..., Q] (linear interpolation)."""
-    q = np.quantile(np.asarray(samples, dtype=np.float64), np.asarray(levels, dtype=np.float64), axis=-1)
+    """Empirical quantiles over the trailing sample axis: [..., S] -> [..., Q].
+
+    The project's one quantile routine (:func:`kronos.inference.samples.sample_quantiles`, linear
+    interpolation) applied with the sample axis last, as the evaluate arrays hold it.
+    """
+    q = project_quantiles(np.moveaxis(np.asarray(samples, dtype=np.float64), -1, 0), levels)
     return np.moveaxis(q, 0, -1)
 
 

@@ -1,1 +1,2 @@
-"""Training glue: LightningModules for the two stages, schedules, export and stage runners."""
+"""Training glue: LightningModules for the two stages, fine-tuning modes, schedules, export and trackers
+(the stage runners are in ``kronos.stages``)."""

@@ -30,8 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="kronos-webui", description="Kronos forecasting web UI (local, no authentication)")
     p.add_argument("--host", default=DEFAULT_HOST, help="interface to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT)
-    p.add_argument("--outputs-dir", default="outputs", help="where exported experiments live (outputs/<name>/...); "
-                                                              "any checkpoint directory inside it may be loaded")
+    p.add_argument("--outputs-dir", default=os.environ.get("KRONOS_OUTPUT_ROOT", "outputs"),
+                   help="where exported experiments live (<outputs>/<name>/..., default $KRONOS_OUTPUT_ROOT or "
+                        "./outputs, as for training); any checkpoint directory inside it may be loaded")
     p.add_argument("--models-dir", default=None, help="a further directory whose checkpoints the page may load")
     p.add_argument(
         "--data-dir",

@@ -55,3 +55,13 @@ def test_unknown_stage_is_refused_before_training(make_cfg) -> None:
     with pytest.raises(StageInputError, match=r"unknown stage\(s\) \['evaluat'\]"):
         train(cfg)
     assert not Experiment.from_config(cfg).root.exists()
+
+
+def test_bad_evaluate_setting_stops_stage_all_before_training(make_cfg) -> None:
+    """stage=all ends with evaluate: a bad evaluate.* key must be named before a single training step."""
+    from kronos.evaluate.settings import EvaluateConfigError
+
+    cfg = make_cfg("stage=all", "evaluate.stride=0")
+    with pytest.raises(EvaluateConfigError, match="stride"):
+        train(cfg)
+    assert not Experiment.from_config(cfg).checkpoint_dir("tokenizer").exists()
