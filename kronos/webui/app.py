@@ -66,7 +66,7 @@ from kronos.inference.frame import (
     select_series,
 )
 from kronos.inference.generation import GenerationCancelled
-from kronos.inference.pair import check_device, context_limit, load_pair
+from kronos.inference.pair import check_device
 from kronos.inference.settings import DEFAULT_WORK_BUDGET, SamplingSettings
 from kronos.inference.validation import ForecastInputError
 from kronos.models.hub import CheckpointError
@@ -77,6 +77,8 @@ from kronos.webui.catalog import (
     list_data_files,
     list_experiments,
     list_model_dirs,
+    load_located_pair,
+    located_context_limit,
     resolve_data_file,
 )
 from kronos.webui.datasets import Dataset
@@ -191,7 +193,7 @@ def create_app(
     data_root = Path(data_dir)
     models_root = Path(models_dir) if models_dir else None
     locations = ModelLocations(outputs, models_root)
-    models = ModelCache(lambda p, t, d, m: load_pair(t, p, device=d, max_context=m))
+    models = ModelCache(lambda p, t, d, m: load_located_pair(t, p, d, m))
     datasets: RecentStore[Dataset] = RecentStore("dataset", max_entries=16)
     forecasts: RecentStore[tuple[str, pd.DataFrame]] = RecentStore("forecast", max_entries=32)
     slots = ForecastSlots(max_concurrent)
@@ -282,7 +284,7 @@ def create_app(
     def _model(body: SamplingFields) -> tuple[str, str, int, str]:
         predictor = locations.resolve(body.predictor, "predictor")
         tokenizer = locations.resolve(body.tokenizer, "tokenizer")
-        limit, why = context_limit(predictor)
+        limit, why = located_context_limit(predictor)
         return predictor, tokenizer, limit, why
 
     @app.post("/api/forecast")
