@@ -131,7 +131,8 @@ def fetch_hub_checkpoint(repo_id: str, what: str = "checkpoint") -> Path:
     except (HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled, OSError) as exc:
         raise CheckpointError(
             f"{_fetch_failure(what, repo_id, exc)} Without network access, fill the Hugging Face cache on a "
-            f"connected machine (`huggingface-cli download {repo_id}`) and copy it here, or use a local checkpoint."
+            f"connected machine (`huggingface-cli download {repo_id}`) and copy it here, or use a local directory "
+            f"holding {CONFIG_NAME} and {WEIGHTS_NAME} instead."
         ) from exc
     # Both files sit in one snapshot folder; from_pretrained(folder) checks that and loads them.
     return weights.parent
