@@ -237,6 +237,10 @@ def test_hub_shaped_values_are_no_working_directory_oracle(served: dict, tmp_pat
         status, detail = answers["nowhere/pred"]
         assert status == 400 and f"could not fetch {field} checkpoint '<v>' from the Hugging Face Hub" in detail
         assert str(cwd) not in detail
+    # Dot names are hub-shaped too: whether 'there' exists in the working directory stays hidden.
+    answers = {v: _one_message(client.post("/api/forecast", json={**request, "predictor": v})).replace(v, "<v>")
+               for v in ("there/..", "nowhere/..")}
+    assert len(set(answers.values())) == 1 and "is not a valid Hugging Face hub id" in answers["there/.."], answers
 
 
 def test_cached_hub_id_loads_strictly_from_the_hub(served: dict, tmp_path: Path,
