@@ -140,7 +140,8 @@ def fetch_hub_checkpoint(repo_id: str, what: str = "checkpoint") -> Path:
 
 def _fetch_failure(what: str, source: str, exc: Exception) -> str:
     offline = " (HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE") else ""
-    return f"could not fetch {what} checkpoint {source!r} from the Hugging Face Hub{offline}: {type(exc).__name__}: {exc}."
+    return (f"could not fetch {what} checkpoint {source!r} from the Hugging Face Hub{offline}: "
+            f"{type(exc).__name__}: {exc}.")
 
 
 def _check_local_dir(path: Path) -> None:

@@ -30,8 +30,8 @@ and the sampling fields mean what they mean for ``/api/forecast``.
 Every forecast is checked before any model work: sampling settings (``SamplingSettings.validate``),
 ``max_context`` no longer than the model was trained for, and a work budget on
 (history rows seen) x pred_len x sample_count. Bad input answers 4xx with ``{"detail": one message}``:
-400 for bad values, 404 for an unknown id, 413 for an oversized upload or body (chunked ones too), 422 for a malformed body,
-403/421 from the local-only guards (``kronos.webui.security``); a forecast stopped because its client
+400 for bad values, 404 for an unknown id, 413 for an oversized upload or body (chunked too), 422 for a malformed
+body, 403/421 from the local-only guards (``kronos.webui.security``); a forecast stopped because its client
 left or the server is shutting down answers 503.
 """
 
