@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
-from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
+from huggingface_hub.errors import HfHubHTTPError, HFValidationError, LocalEntryNotFoundError, OfflineModeIsEnabled
 from safetensors import safe_open
 from torch import nn
 
@@ -49,11 +49,9 @@ class HubModel(nn.Module, PyTorchModelHubMixin):
         except CheckpointError:
             raise
         except (HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled, OSError) as exc:
-            offline = " (HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE") else ""
             raise CheckpointError(
-                f"could not fetch {cls.__name__} checkpoint {source!r} from the Hugging Face Hub{offline}: "
-                f"{type(exc).__name__}: {exc}. Without network access, download it on a connected machine "
-                f"(`huggingface-cli download {source} --local-dir DIR`) and pass the local directory, "
+                f"{_fetch_failure(cls.__name__, source, exc)} Without network access, download it on a connected "
+                f"machine (`huggingface-cli download {source} --local-dir DIR`) and pass the local directory, "
                 f"e.g. {cls.__name__}.from_pretrained('DIR'); no local directory named {source!r} exists."
             ) from exc
 
@@ -106,6 +104,44 @@ class HubModel(nn.Module, PyTorchModelHubMixin):
         model.load_state_dict(state, strict=True)
         model.eval()
         return model
+
+
+def fetch_hub_checkpoint(repo_id: str, what: str = "checkpoint") -> Path:
+    """The local (Hugging Face cache) directory of hub checkpoint ``repo_id``, downloading what is missing.
+
+    Unlike ``from_pretrained``, ``repo_id`` is only ever a hub id: a same-named directory relative to the
+    working directory is never looked at, so the answer does not depend on (and reveals nothing about)
+    the local file system. Pass the returned directory to ``from_pretrained``.
+
+    Args:
+        repo_id: ``owner/name`` on the Hugging Face Hub.
+        what: what the checkpoint is for (``"predictor"``, ``"tokenizer"``), used in the error message.
+
+    Raises:
+        CheckpointError: an invalid id, or config.json/model.safetensors that cannot be fetched (or found in
+            the cache when offline).
+    """
+    try:
+        config = Path(hf_hub_download(repo_id=repo_id, filename=CONFIG_NAME))
+        # The weights of the same revision as the config (the snapshot folder is named by its commit).
+        revision = config.parent.name if config.parent.parent.name == "snapshots" else None
+        weights = Path(hf_hub_download(repo_id=repo_id, filename=WEIGHTS_NAME, revision=revision))
+    except HFValidationError as exc:
+        raise CheckpointError(f"{what} {repo_id!r} is not a valid Hugging Face hub id: {exc}") from exc
+    except (HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled, OSError) as exc:
+        raise CheckpointError(
+            f"{_fetch_failure(what, repo_id, exc)} Without network access, fill the Hugging Face cache on a "
+            f"connected machine (`huggingface-cli download {repo_id}`) and copy it here, or use a local directory "
+            f"holding {CONFIG_NAME} and {WEIGHTS_NAME} instead."
+        ) from exc
+    # Both files sit in one snapshot folder; from_pretrained(folder) checks that and loads them.
+    return weights.parent
+
+
+def _fetch_failure(what: str, source: str, exc: Exception) -> str:
+    offline = " (HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE") else ""
+    return (f"could not fetch {what} checkpoint {source!r} from the Hugging Face Hub{offline}: "
+            f"{type(exc).__name__}: {exc}.")
 
 
 def _check_local_dir(path: Path) -> None:

@@ -30,8 +30,8 @@ and the sampling fields mean what they mean for ``/api/forecast``.
 Every forecast is checked before any model work: sampling settings (``SamplingSettings.validate``),
 ``max_context`` no longer than the model was trained for, and a work budget on
 (history rows seen) x pred_len x sample_count. Bad input answers 4xx with ``{"detail": one message}``:
-400 for bad values, 404 for an unknown id, 413 for an oversized upload, 422 for a malformed body,
-403/421 from the local-only guards (``kronos.webui.security``); a forecast stopped because its client
+400 for bad values, 404 for an unknown id, 413 for an oversized upload or body (chunked too), 422 for a malformed
+body, 403/421 from the local-only guards (``kronos.webui.security``); a forecast stopped because its client
 left or the server is shutting down answers 503.
 """
 
@@ -66,7 +66,7 @@ from kronos.inference.frame import (
     select_series,
 )
 from kronos.inference.generation import GenerationCancelled
-from kronos.inference.pair import check_device, context_limit, load_pair
+from kronos.inference.pair import check_device
 from kronos.inference.settings import DEFAULT_WORK_BUDGET, SamplingSettings
 from kronos.inference.validation import ForecastInputError
 from kronos.models.hub import CheckpointError
@@ -77,6 +77,8 @@ from kronos.webui.catalog import (
     list_data_files,
     list_experiments,
     list_model_dirs,
+    load_located_pair,
+    located_context_limit,
     resolve_data_file,
 )
 from kronos.webui.datasets import Dataset
@@ -191,7 +193,7 @@ def create_app(
     data_root = Path(data_dir)
     models_root = Path(models_dir) if models_dir else None
     locations = ModelLocations(outputs, models_root)
-    models = ModelCache(lambda p, t, d, m: load_pair(t, p, device=d, max_context=m))
+    models = ModelCache(lambda p, t, d, m: load_located_pair(t, p, d, m))
     datasets: RecentStore[Dataset] = RecentStore("dataset", max_entries=16)
     forecasts: RecentStore[tuple[str, pd.DataFrame]] = RecentStore("forecast", max_entries=32)
     slots = ForecastSlots(max_concurrent)
@@ -282,7 +284,7 @@ def create_app(
     def _model(body: SamplingFields) -> tuple[str, str, int, str]:
         predictor = locations.resolve(body.predictor, "predictor")
         tokenizer = locations.resolve(body.tokenizer, "tokenizer")
-        limit, why = context_limit(predictor)
+        limit, why = located_context_limit(predictor)
         return predictor, tokenizer, limit, why
 
     @app.post("/api/forecast")

@@ -13,8 +13,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from kronos.experiment import Experiment
-from kronos.inference.pair import context_limit
+from kronos.inference.pair import LONGEST_PUBLISHED_CONTEXT, PUBLISHED_CONTEXT, context_limit, load_pair
+from kronos.inference.predictor import KronosPredictor
 from kronos.inference.validation import ForecastInputError
+from kronos.models.hub import fetch_hub_checkpoint
 
 CSV_SUFFIXES = (".csv", ".csv.gz")
 MAX_LISTED_FILES = 1000
@@ -94,6 +96,9 @@ class ModelLocations:
     def resolve(self, value: str, kind: str) -> str:
         """The absolute checkpoint directory (inside an allowed root) or the hub id ``value`` names.
 
+        A hub-shaped value (``owner/name``) not found inside a root is a hub id, whatever exists under that
+        name elsewhere; load it with ``load_located_pair``.
+
         Raises:
             ForecastInputError: one message for forbidden, missing and malformed values alike.
         """
@@ -109,18 +114,31 @@ class ModelLocations:
                     return str(real)
             except (OSError, RuntimeError):  # e.g. a name too long for the file system: not offered either
                 continue
-        if HUB_ID.match(text) and not _exists(Path(text)):
-            # A hub id; the loader would prefer a same-named directory relative to the working directory,
-            # so such a name is refused above unless it lies inside a root.
+        if HUB_ID.match(text):
+            # Only ever a hub id from here on (load_located_pair, located_context_limit): nothing relative
+            # to the working directory is looked at, so an existing, a forbidden and a missing directory
+            # of that name all get the hub's answer.
             return text
         raise self._refusal(kind, text)
 
 
-def _exists(path: Path) -> bool:
-    try:
-        return path.exists()
-    except (OSError, ValueError):
-        return False
+def is_hub_location(location: str) -> bool:
+    """True for a hub id from ``ModelLocations.resolve`` (its other answers are absolute directories)."""
+    return HUB_ID.match(location) is not None
+
+
+def located_context_limit(location: str) -> tuple[int, str]:
+    """``context_limit`` of a resolved location; a hub id is never read as a local directory."""
+    if is_hub_location(location) and location not in PUBLISHED_CONTEXT:
+        return LONGEST_PUBLISHED_CONTEXT, f"{location} has no published context: the longest published Kronos context"
+    return context_limit(location)
+
+
+def load_located_pair(tokenizer: str, predictor: str, device: str | None, max_context: int) -> KronosPredictor:
+    """``load_pair`` over two resolved locations, fetching hub ids strictly from the hub (``fetch_hub_checkpoint``)."""
+    tokenizer_dir = str(fetch_hub_checkpoint(tokenizer, "tokenizer")) if is_hub_location(tokenizer) else tokenizer
+    predictor_dir = str(fetch_hub_checkpoint(predictor, "predictor")) if is_hub_location(predictor) else predictor
+    return load_pair(tokenizer_dir, predictor_dir, device=device, max_context=max_context)
 
 
 def list_data_files(data_dir: Path) -> list[str]:

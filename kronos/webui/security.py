@@ -48,7 +48,9 @@ class LocalOnlyMiddleware:
     """Wraps the app; ``allowed_hosts`` are host names (no ports) the server is reached by.
 
     ``max_body_bytes``: a request announcing a larger body (Content-Length) is refused with 413 before
-    it is read, so no JSON body can exhaust memory either (None: no cap).
+    it is read; a body without Content-Length (chunked) is counted as it arrives and refused with 413 as
+    soon as it passes the cap; the app never receives the rest (the server discards it). So no upload or
+    JSON body can exhaust memory or disk (None: no cap).
     """
 
     def __init__(self, app: ASGIApp, allowed_hosts: Iterable[str] = LOOPBACK_NAMES,
@@ -77,17 +79,48 @@ class LocalOnlyMiddleware:
                 return
             length = headers.get("content-length", "")
             if self.max_body_bytes is not None and length.isdigit() and int(length) > self.max_body_bytes:
-                await _refuse(send, 413, f"request body of {int(length):,} bytes is larger than the "
-                                         f"{self.max_body_bytes / 2**20:.3g} MB limit: send less data (for a CSV, "
-                                         f"trim the history or place the file in the data directory)")
+                await _refuse(send, 413, self._too_large(f"request body of {int(length):,} bytes"))
                 return
 
+        response_started = False
+        refused = False
+        received = 0
+
         async def send_with_headers(message: dict[str, Any]) -> None:
+            nonlocal response_started
+            if refused:  # the 413 went out already; whatever the app answers to the cut-off body is dropped
+                return
             if message["type"] == "http.response.start":
+                response_started = True
                 message = {**message, "headers": [*message.get("headers", []), *SECURITY_HEADERS]}
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        async def receive_capped() -> dict[str, Any]:
+            # Counts the body as it arrives, so a body without Content-Length (chunked) is capped as well,
+            # before the app has buffered (or spooled to disk) more than the cap.
+            nonlocal received, refused
+            message = await receive()
+            if message["type"] == "http.request" and self.max_body_bytes is not None:
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    if not response_started:
+                        await _refuse(send, 413, self._too_large("request body"))
+                    refused = True
+                    raise BodyTooLarge(received)
+            return message
+
+        try:
+            await self.app(scope, receive_capped, send_with_headers)
+        except BodyTooLarge:
+            pass  # answered in receive_capped; the unread rest of the body is left to the server to discard
+
+    def _too_large(self, what: str) -> str:
+        return (f"{what} is larger than the {self.max_body_bytes / 2**20:.3g} MB limit: send less data "
+                f"(for a CSV, trim the history or place the file in the data directory)")
+
+
+class BodyTooLarge(Exception):
+    """Raised from ``receive`` once a request body passes the cap (the 413 has already been sent)."""
 
 
 async def _refuse(send: Callable, status: int, detail: str) -> None:

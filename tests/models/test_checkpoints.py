@@ -12,6 +12,7 @@ from safetensors.torch import load_file, save_file
 
 from kronos import Kronos, KronosTokenizer
 from kronos.models import CheckpointError
+from kronos.models.hub import fetch_hub_checkpoint
 from tests.inference.conftest import TINY_PREDICTOR, TINY_TOKENIZER
 
 
@@ -74,3 +75,28 @@ def test_offline_hub_id_explains_local_directory(tmp_path: Path, monkeypatch: py
     with pytest.raises(CheckpointError, match=r"NeoQuasar/Kronos-small.*local directory") as info:
         Kronos.from_pretrained("NeoQuasar/Kronos-small")
     assert "from_pretrained('DIR')" in str(info.value)
+
+
+def test_fetch_hub_checkpoint_never_reads_a_same_named_local_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    Kronos(**TINY_PREDICTOR).save_pretrained(tmp_path / "owner" / "name")
+    assert Kronos.from_pretrained("owner/name").config == TINY_PREDICTOR  # the CLI's rule: local directory first
+    with pytest.raises(CheckpointError, match=r"could not fetch predictor checkpoint 'owner/name' from the Hugging "
+                                              r"Face Hub \(HF_HUB_OFFLINE is set\)") as info:
+        fetch_hub_checkpoint("owner/name", "predictor")
+    assert "no local directory" not in str(info.value)
+    with pytest.raises(CheckpointError, match=r"tokenizer 'owner/\.\.' is not a valid Hugging Face hub id"):
+        fetch_hub_checkpoint("owner/..", "tokenizer")
+    # In the cache's layout it is found there, as the hub's copy.
+    commit = "89abcdef0123456789abcdef0123456789abcdef"
+    snapshot = tmp_path / "cache" / "models--owner--name" / "snapshots" / commit
+    KronosTokenizer(**TINY_TOKENIZER).save_pretrained(snapshot)
+    (snapshot.parent.parent / "refs").mkdir()
+    (snapshot.parent.parent / "refs" / "main").write_text(commit)
+    assert fetch_hub_checkpoint("owner/name", "tokenizer") == snapshot
+    assert KronosTokenizer.from_pretrained(fetch_hub_checkpoint("owner/name")).config == TINY_TOKENIZER

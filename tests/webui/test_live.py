@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.client
 import json
 import signal
+import socket
 import threading
 import time
 import urllib.request
@@ -167,3 +168,50 @@ def test_bounded_load_twenty_mixed_forecasts_one_abandoned(server) -> None:
                 10, "the server going idle")
     print(f"load: 20 forecasts + 1 abandoned in {time.perf_counter() - started:.1f} s; "
           f"/health median {np.median(health_latency) * 1000:.0f} ms, max {max(health_latency) * 1000:.0f} ms")
+
+
+def _chunked_post(port: int, path: str, content_type: str, chunks: list[bytes], end: bool) -> tuple[int, dict]:
+    """POST ``chunks`` with Transfer-Encoding: chunked (no Content-Length) over a raw socket and read the answer.
+
+    ``end``: send the terminating chunk; without it the body never ends, so an answer proves the server
+    did not wait for (buffer) the whole body.
+    """
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
+        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: {content_type}\r\n"
+                     f"Transfer-Encoding: chunked\r\n\r\n".encode())
+        for chunk in chunks:
+            sock.sendall(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+        if end:
+            sock.sendall(b"0\r\n\r\n")
+        response = http.client.HTTPResponse(sock, method="POST")
+        response.begin()  # raises TimeoutError if the server waits for the rest of the body
+        return response.status, json.loads(response.read())
+
+
+def test_chunked_body_over_the_cap_is_refused_while_streaming(tmp_path: Path) -> None:
+    (tmp_path / "outputs").mkdir()
+    (tmp_path / "data").mkdir()
+    cap = int(0.25 * 2**20) + 64 * 1024  # --max-upload-mb plus the multipart allowance
+    with running_server(tmp_path / "outputs", tmp_path / "data", ("--max-upload-mb", "0.25")) as (base, port):
+        boundary = "kronosboundary"
+        head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.csv\"\r\n"
+                f"Content-Type: text/csv\r\n\r\n").encode()
+        csv = _csv(20_000)  # ~1.4 MB, several times the cap
+        assert len(csv) > 3 * cap
+        pieces = [head] + [csv[i:i + 16384] for i in range(0, len(csv), 16384)]
+        multipart = f"multipart/form-data; boundary={boundary}"
+        sent = 0
+        over = []
+        for piece in pieces:  # just past the cap, and the body left open
+            over.append(piece)
+            sent += len(piece)
+            if sent > cap + 16384:
+                break
+        for path, content_type in (("/api/datasets/upload", multipart), ("/api/forecast", "application/json")):
+            status, body = _chunked_post(port, path, content_type, over, end=False)
+            assert status == 413 and "larger than the 0.312 MB limit" in body["detail"], (path, status, body)
+        # A chunked body under the cap is read as before.
+        small = [head, _csv(300), f"\r\n--{boundary}--\r\n".encode()]
+        status, body = _chunked_post(port, "/api/datasets/upload", multipart, small, end=True)
+        assert status == 200 and body["rows"] == 300, body
+        assert _health(base)[0]["status"] == "ok"

@@ -191,6 +191,74 @@ def test_models_are_confined_and_there_is_no_existence_oracle(served: dict, tmp_
     assert "not a checkpoint" in _one_message(client.post("/api/forecast", json={**request, "predictor": str(link)}))
 
 
+def _offline_hub_cache(monkeypatch: pytest.MonkeyPatch, cache: Path) -> Path:
+    """Make ``cache`` the (offline) Hugging Face cache for this test; returns it."""
+    import huggingface_hub.constants
+
+    cache.mkdir(parents=True, exist_ok=True)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    return cache
+
+
+def _cache_snapshot(cache: Path, repo_id: str, checkpoint: Path) -> None:
+    """Place ``checkpoint`` in the cache's layout for ``repo_id`` (models--o--n/refs/main, snapshots/<commit>/)."""
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = cache / ("models--" + repo_id.replace("/", "--"))
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    shutil.copytree(checkpoint, repo / "snapshots" / commit)
+
+
+def test_hub_shaped_values_are_no_working_directory_oracle(served: dict, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """``owner/name`` values outside the roots: existing, forbidden and missing directories answer alike."""
+    client = served["client"]
+    tokenizer, predictor = served["tiny_pair"]
+    _offline_hub_cache(monkeypatch, tmp_path / "hf_cache")
+    cwd = tmp_path / "server_cwd"
+    # Real checkpoints relative to the server's working directory: one with a training record that would
+    # shorten the allowed context (max_context 128 > 10), and a tokenizer that would trip the swap check.
+    shutil.copytree(predictor, cwd / "there" / "pred")
+    (cwd / "there" / "pred" / "training_info.json").write_text(
+        json.dumps({"config": {"data": {"lookback": 8, "horizon": 2}}}))
+    shutil.copytree(tokenizer, cwd / "there" / "tok")
+    (served["outputs"] / "link").mkdir()
+    (served["outputs"] / "link" / "pred").symlink_to(predictor)  # inside the outputs, leading out of them
+    monkeypatch.chdir(cwd)
+    request = _request(served)
+    for field in ("predictor", "tokenizer"):
+        answers = {}
+        for value in ("there/pred", "there/tok", "link/pred", "nowhere/pred"):
+            response = client.post("/api/forecast", json={**request, field: value})
+            answers[value] = (response.status_code, _one_message(response).replace(value, "<v>"))
+        assert len(set(answers.values())) == 1, answers
+        status, detail = answers["nowhere/pred"]
+        assert status == 400 and f"could not fetch {field} checkpoint '<v>' from the Hugging Face Hub" in detail
+        assert str(cwd) not in detail
+    # Dot names are hub-shaped too: whether 'there' exists in the working directory stays hidden.
+    answers = {v: _one_message(client.post("/api/forecast", json={**request, "predictor": v})).replace(v, "<v>")
+               for v in ("there/..", "nowhere/..")}
+    assert len(set(answers.values())) == 1 and "is not a valid Hugging Face hub id" in answers["there/.."], answers
+
+
+def test_cached_hub_id_loads_strictly_from_the_hub(served: dict, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    tokenizer, predictor = served["tiny_pair"]
+    cache = _offline_hub_cache(monkeypatch, tmp_path / "hf_cache")
+    _cache_snapshot(cache, "kronos-test/pred", predictor)
+    _cache_snapshot(cache, "kronos-test/tok", tokenizer)
+    # Same-named directories in the working directory hold the wrong kinds: they are never read.
+    shutil.copytree(tokenizer, tmp_path / "cwd" / "kronos-test" / "pred")
+    shutil.copytree(predictor, tmp_path / "cwd" / "kronos-test" / "tok")
+    monkeypatch.chdir(tmp_path / "cwd")
+    response = served["client"].post("/api/forecast", json=_request(served, predictor="kronos-test/pred",
+                                                                    tokenizer="kronos-test/tok"))
+    assert response.status_code == 200, response.text
+    assert len(response.json()["forecast"]["close"]) == 6
+
+
 def test_checkpoint_directory_inside_outputs_stays_valid(served: dict) -> None:
     request = _request(served, predictor=str(served["outputs"] / "tiny" / "checkpoints" / "predictor" / "epoch3"))
     assert served["client"].post("/api/forecast", json=request).status_code == 200
