@@ -7,6 +7,7 @@ way a checkpoint can fail to load into one :class:`CheckpointError` that says wh
 
 from __future__ import annotations
 
+import inspect
 import os
 import re
 from pathlib import Path
@@ -70,6 +71,17 @@ class HubModel(nn.Module, PyTorchModelHubMixin):
         **model_kwargs: Any,
     ) -> M:
         """Build the model from config.json's kwargs, then load model.safetensors (local or downloaded)."""
+        accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
+        missing = sorted(p.name for p in inspect.signature(cls.__init__).parameters.values()
+                         if p.name != "self" and p.default is inspect.Parameter.empty and p.name not in model_kwargs)
+        unknown = sorted(set(model_kwargs) - accepted)
+        if missing or unknown:
+            other = "KronosTokenizer" if cls.__name__ == "Kronos" else "Kronos predictor"
+            raise CheckpointError(
+                f"{model_id}: config.json does not describe a {cls.__name__} (missing keys {missing[:6]}, unexpected "
+                f"keys {unknown[:6]}). Is it a {other} checkpoint? Check that the tokenizer and predictor "
+                f"locations are not swapped."
+            )
         model = cls(**model_kwargs)
         if os.path.isdir(model_id):
             model_file = os.path.join(model_id, WEIGHTS_NAME)

@@ -100,3 +100,16 @@ def test_fetch_hub_checkpoint_never_reads_a_same_named_local_directory(
     (snapshot.parent.parent / "refs" / "main").write_text(commit)
     assert fetch_hub_checkpoint("owner/name", "tokenizer") == snapshot
     assert KronosTokenizer.from_pretrained(fetch_hub_checkpoint("owner/name")).config == TINY_TOKENIZER
+
+
+def test_swapped_pair_is_a_checkpoint_error_naming_the_swap(tiny_pair) -> None:
+    """A tokenizer directory loaded as the predictor (and the reverse) is one CheckpointError, not a TypeError."""
+    from kronos.inference.loading import load_predictor
+
+    tok, pred = tiny_pair
+    with pytest.raises(CheckpointError, match="swapped"):
+        Kronos.from_pretrained(tok)
+    with pytest.raises(CheckpointError, match="swapped"):
+        KronosTokenizer.from_pretrained(pred)
+    with pytest.raises(CheckpointError, match="does not describe a"):
+        load_predictor(str(pred), str(tok))
