@@ -102,6 +102,7 @@ def build_module(cfg: DictConfig, stage: str, produced: dict[str, Path]) -> pl.L
     return PredictorModule(
         predictor, tokenizer, optimizer, scheduler,
         sampled_s1=bool(cfg.stage.get("sampled_s1", False)), compile=cfg.compile,
+        loss_targets=cfg.stage.get("loss_targets", "all"), lookback=cfg.data.lookback,
     )
 
 

@@ -28,7 +28,7 @@ def test_tokenizer_loss_parts_and_gradients() -> None:
 
 def test_tokenizer_ids_round_trip_through_codes() -> None:
     tok = KronosTokenizer(**TINY_TOKENIZER).eval()
-    out = tok(torch.randn(2, 10, 6))
+    out = tok.run(torch.randn(2, 10, 6))
     codes = tok.tokenizer.ids_to_codes(out.s1_ids, out.s2_ids)
     torch.testing.assert_close(codes, out.quantized)
     assert out.s1_ids.max() < 2 ** TINY_TOKENIZER["s1_bits"]
@@ -40,10 +40,10 @@ def test_predictor_teacher_forced_loss_is_causal() -> None:
     s1 = torch.randint(0, 64, (2, 12))
     s2 = torch.randint(0, 64, (2, 12))
     stamp = torch.randint(0, 7, (2, 12, 5))
-    s1_logits, s2_logits = model(s1, s2, stamp, s1_targets=s1)
+    s1_logits, s2_logits = model(s1, s2, stamp, use_teacher_forcing=True, s1_targets=s1)
     changed = s1.clone()
     changed[:, -1] = (changed[:, -1] + 1) % 64
-    s1_b, s2_b = model(changed, s2, stamp, s1_targets=changed)
+    s1_b, s2_b = model(changed, s2, stamp, use_teacher_forcing=True, s1_targets=changed)
     torch.testing.assert_close(s1_b[:, :-1], s1_logits[:, :-1])
     torch.testing.assert_close(s2_b[:, :-1], s2_logits[:, :-1])
     assert not torch.allclose(s2_b[:, -1], s2_logits[:, -1])
