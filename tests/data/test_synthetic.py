@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from kronos.data.synthetic import SyntheticSource
 
@@ -42,6 +43,8 @@ def _daily_rank_ic(signal: np.ndarray, label: np.ndarray) -> np.ndarray:
 def _signals_and_labels(source: SyntheticSource) -> dict[str, np.ndarray]:
     """Oracle, abnormal-volume and trailing-return signals with next-day and tradable labels, each [I, D].
 
+    ``abnormal_volume``: log-volume against its trailing 20-day mean, of the decision day t or the day before.
+
     Decision at the close of day t: ``next`` = log close(t) -> close(t+1); ``tradable`` = close(t+1)
     -> close(t+2), what a portfolio filling at the next close earns.
     """
@@ -49,15 +52,16 @@ def _signals_and_labels(source: SyntheticSource) -> dict[str, np.ndarray]:
     v = np.stack(panel.values).astype(np.float64)  # [I, T, 6]
     log_close, log_vol = np.log(v[..., 3]), np.log(v[..., 4])
     t = np.arange(25, v.shape[1] - 2)
-    # E[r(t+1) | day t] is the planted drift a(t+1); E[r(t+2) | day t] omits the not-yet-drawn v(t+1).
-    kernel = source.signal_strength * source.signal_decay ** np.arange(source.signal_horizon)
-    shocks, level = latent.volume_shock, latent.vol_level[:, None]
-    oracle_tradable = sum(kernel[j - 1] * shocks[:, t + 2 - j] for j in range(2, len(kernel) + 1)) * level
-    trailing = np.stack([log_vol[:, s - 20:s].mean(1) for s in t], 1)
+    # With signal_lag >= 2 the drift of both t+1 and t+2 is announced by day t's close.
+    assert source.signal_lag >= 2
+    def abnormal_volume(day: np.ndarray) -> np.ndarray:
+        return log_vol[:, day] - np.stack([log_vol[:, d - 20:d].mean(1) for d in day], 1)
+
     return {
         "oracle_next": latent.drift[:, t + 1],
-        "oracle_tradable": oracle_tradable,
-        "abnormal_volume": log_vol[:, t] - trailing,
+        "oracle_tradable": latent.drift[:, t + 2],
+        "abnormal_volume": abnormal_volume(t),
+        "abnormal_volume_yesterday": abnormal_volume(t - 1),
         "persistence": log_close[:, t] - log_close[:, t - 5],
         "next": log_close[:, t + 1] - log_close[:, t],
         "tradable": log_close[:, t + 2] - log_close[:, t + 1],
@@ -67,26 +71,32 @@ def _signals_and_labels(source: SyntheticSource) -> dict[str, np.ndarray]:
 def test_planted_signal_predicts_next_returns_and_trailing_returns_cannot_see_it() -> None:
     """The oracle and the volume candle rank both labels; persistence/reversal rank neither (~0)."""
     out = _signals_and_labels(SyntheticSource(n_instruments=48, n_steps=1200, seed=0))
-    ic = {(s, lab): _daily_rank_ic(out[s], out[lab]).mean()
-          for s in ("oracle_next", "oracle_tradable", "abnormal_volume", "persistence") for lab in ("next", "tradable")}
-    assert ic["oracle_next", "next"] > 0.2, ic
-    assert ic["oracle_tradable", "tradable"] > 0.08, ic
-    # What a model can read from the candles alone: today's volume against its trailing mean.
-    assert ic["abnormal_volume", "next"] > 0.1 and ic["abnormal_volume", "tradable"] > 0.05, ic
-    # Reversal is minus persistence, so |persistence| bounds both naive baselines.
-    assert abs(ic["persistence", "next"]) < 0.04 and abs(ic["persistence", "tradable"]) < 0.02, ic
+    signals = ("oracle_next", "oracle_tradable", "abnormal_volume", "abnormal_volume_yesterday", "persistence")
+    ic = {(s, lab): _daily_rank_ic(out[s], out[lab]).mean() for s in signals for lab in ("next", "tradable")}
+    assert ic["oracle_next", "next"] > 0.3 and ic["oracle_tradable", "tradable"] > 0.3, ic
+    # What a model can read from the candles alone (signal_lag=2): yesterday's volume announces
+    # tomorrow's return, today's volume the return after it.
+    assert ic["abnormal_volume_yesterday", "next"] > 0.2 and ic["abnormal_volume", "tradable"] > 0.2, ic
+    # Returns share no planted shock, so the trailing return (reversal is its negative) sees nothing.
+    assert abs(ic["persistence", "next"]) < 0.015 and abs(ic["persistence", "tradable"]) < 0.015, ic
 
 
 def test_signal_strength_zero_removes_the_planted_component() -> None:
     out = _signals_and_labels(SyntheticSource(n_instruments=48, n_steps=1200, seed=0, signal_strength=0.0))
-    assert abs(_daily_rank_ic(out["abnormal_volume"], out["next"]).mean()) < 0.02
+    assert abs(_daily_rank_ic(out["abnormal_volume_yesterday"], out["next"]).mean()) < 0.02
     assert abs(_daily_rank_ic(out["abnormal_volume"], out["tradable"]).mean()) < 0.02
 
 
-def test_drift_is_a_causal_filter_of_the_volume_shocks() -> None:
-    src = SyntheticSource(n_instruments=3, n_steps=50, seed=5, signal_strength=0.4, signal_decay=0.5, signal_horizon=2)
+def test_drift_is_the_lagged_volume_shock() -> None:
+    src = SyntheticSource(n_instruments=3, n_steps=50, seed=5, signal_strength=0.4, signal_lag=3)
     latent = src.paths()
-    expected = 0.4 * latent.volume_shock[:, 10] + 0.2 * latent.volume_shock[:, 9]
-    np.testing.assert_allclose(latent.drift[:, 11], latent.vol_level * expected)
+    np.testing.assert_allclose(latent.drift[:, 3:], 0.4 * latent.vol_level[:, None] * latent.volume_shock[:, :-3])
+    assert (latent.drift[:, :3] == 0).all()  # nothing before the first shock can arrive
     assert ((latent.vol_level >= 0.01) & (latent.vol_level <= 0.03)).all()
-    assert (latent.drift[:, 0] == 0).all()  # nothing before the first shock
+    # The shock is visible in the candle: it lifts that day's log-volume by volume_loading * v.
+    quiet = SyntheticSource(n_instruments=3, n_steps=50, seed=5, volume_loading=0.0).load()
+    loud = SyntheticSource(n_instruments=3, n_steps=50, seed=5, volume_loading=0.8).load()
+    lift = np.log(np.stack(loud.values)[..., 4].astype(np.float64) / np.stack(quiet.values)[..., 4])
+    np.testing.assert_allclose(lift, 0.8 * latent.volume_shock, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="signal_lag must be >= 1"):
+        SyntheticSource(signal_lag=0)
