@@ -45,7 +45,7 @@ def reconstructed_history(predictor: Any, x_hist: torch.Tensor) -> torch.Tensor:
     device = next(tokenizer.parameters()).device
     window = x_hist[:, -predictor.max_context:].to(device).clamp(-predictor.clip, predictor.clip)
     with torch.inference_mode():
-        return tokenizer.decode(*tokenizer.encode(window)).float().cpu()
+        return tokenizer.decode_ids(*tokenizer.encode_ids(window)).float().cpu()
 
 
 def forecast_batch(predictor: NormalizedForecaster, batch: dict[str, Any], horizon: int, close_index: int, *,

@@ -180,4 +180,4 @@ def decode_forecast(
     width = min(total, max_context)
     ws = total - width
     positions, mask, _ = window_inputs(starts, ws, width)
-    return tokenizer.decode(s1[:, ws:], s2[:, ws:], positions, mask)[:, -pred_len:]
+    return tokenizer.decode_ids(s1[:, ws:], s2[:, ws:], positions, mask)[:, -pred_len:]

@@ -206,7 +206,7 @@ class KronosPredictor:
         sampling = SamplingConfig(T, top_k, top_p, generator)
         with torch.inference_mode():
             positions, mask, _ = window_inputs(starts, 0, L)
-            s1_hist, s2_hist = self.tokenizer.encode(x, positions, mask)
+            s1_hist, s2_hist = self.tokenizer.encode_ids(x, positions, mask)
             s1, s2 = generate_tokens(
                 self.model, s1_hist, s2_hist, torch.cat([x_stamp, y_stamp], dim=1), starts, pred_len,
                 self.max_context, sample_count, sampling, self.use_cache, verbose, self.rolling_cache,

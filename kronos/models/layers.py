@@ -161,12 +161,16 @@ class SelfAttention(_Projections):
 class CrossAttention(_Projections):
     """Multi-head attention of a query sequence over a key/value sequence (dependency-aware layer)."""
 
-    def forward(self, query: Tensor, context: Tensor) -> Tensor:
-        """Training path: query [B, T, D] over context [B, T, D], causal, rotary positions 0..T-1 -> [B, T, D]."""
+    def forward(self, query: Tensor, context: Tensor, attn_mask: Tensor | None = None) -> Tensor:
+        """Training path: query [B, T, D] over context [B, T, D], causal, rotary positions 0..T-1 -> [B, T, D].
+
+        attn_mask: optional bool [B, 1, T, T] (True = may attend) that replaces the plain causal mask,
+        so it must already be causal (see :func:`causal_padding_mask`).
+        """
         q, k, v = self.heads(self.q_proj(query)), self.heads(self.k_proj(context)), self.heads(self.v_proj(context))
         cos, sin = self.rotary.cos_sin(query.shape[1], None, query.device)
         q, k = RotaryEmbedding.rotate(q, cos, sin), RotaryEmbedding.rotate(k, cos, sin)
-        return self.merge(self.sdpa(q, k, v, None, causal=True))
+        return self.merge(self.sdpa(q, k, v, attn_mask, causal=attn_mask is None))
 
     def project_context(self, context: Tensor) -> KVBuffers:
         """Inference keys/values (no rotary): context [B, S, D] -> ([B, H, S, hd], [B, H, S, hd])."""
@@ -230,3 +234,16 @@ def padded_positions(starts: Tensor, length: int) -> Tensor:
     """Rotary positions counting from 0 at each row's first real column: int64 [B, length]."""
     cols = torch.arange(length, device=starts.device)
     return (cols[None, :] - starts[:, None]).clamp_min(0)
+
+
+def causal_padding_mask(padding_mask: Tensor) -> Tensor:
+    """Causal attention mask from a per-token validity mask: bool [B, T] (True = real token) -> [B, 1, T, T].
+
+    Queries see real keys up to themselves; every query also sees itself, so no softmax row is
+    empty (outputs at padding positions are meaningless and must be ignored by the caller).
+    """
+    length = padding_mask.shape[1]
+    cols = torch.arange(length, device=padding_mask.device)
+    causal = cols[None, :] <= cols[:, None]
+    diagonal = torch.eye(length, dtype=torch.bool, device=padding_mask.device)
+    return ((causal & padding_mask.bool()[:, None, :]) | diagonal)[:, None]

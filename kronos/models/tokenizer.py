@@ -17,7 +17,7 @@ from kronos.models.layers import TransformerBlock
 
 @dataclass
 class TokenizerOutput:
-    """Training-time outputs of :meth:`KronosTokenizer.forward`."""
+    """Training-time outputs of :meth:`KronosTokenizer.run`."""
 
     recon_s1: Tensor  # [B, T, d_in], decoded from the s1 bits alone
     recon: Tensor  # [B, T, d_in], decoded from all K bits
@@ -86,7 +86,7 @@ class KronosTokenizer(HubModel):
             h = block(h, positions, attn_mask)
         return self.head(h)
 
-    def encode(
+    def encode_ids(
         self, x: Tensor, positions: Tensor | None = None, attn_mask: Tensor | None = None
     ) -> tuple[Tensor, Tensor]:
         """x [B, T, d_in] normalised -> (s1_ids [B, T], s2_ids [B, T]) int64.
@@ -96,14 +96,14 @@ class KronosTokenizer(HubModel):
         out = self.tokenizer(self._latent(x, positions, attn_mask), with_losses=False)
         return out.s1_ids, out.s2_ids
 
-    def decode(
+    def decode_ids(
         self, s1_ids: Tensor, s2_ids: Tensor, positions: Tensor | None = None, attn_mask: Tensor | None = None
     ) -> Tensor:
         """(s1_ids, s2_ids) [B, T] -> reconstruction [B, T, d_in] (normalised units)."""
         codes = self.tokenizer.ids_to_codes(s1_ids, s2_ids)
         return self._decode_codes(self.post_quant_embed(codes), positions, attn_mask)
 
-    def forward(self, x: Tensor) -> TokenizerOutput:
+    def run(self, x: Tensor) -> TokenizerOutput:
         """x [B, T, d_in] -> reconstructions from s1 bits and from all bits, ids and BSQ loss terms."""
         q = self.tokenizer(self._latent(x, None, None))
         recon_s1 = self._decode_codes(self.post_quant_embed_pre(q.quantized[..., : self.s1_bits]), None, None)
@@ -113,9 +113,47 @@ class KronosTokenizer(HubModel):
             q.bsq_loss, q.commit_loss, q.sample_entropy, q.codebook_entropy,
         )
 
+    # Reference-compatible surface (upstream ``KronosTokenizer``): full indices hold all K bits,
+    # s1's bits in the low s1_bits positions (index = s1 + s2 * 2^s1_bits); ``half`` splits them.
+
+    def encode(self, x: Tensor, half: bool = False) -> Tensor | list[Tensor]:
+        """x [B, T, d_in] -> indices [B, T] over K = s1_bits + s2_bits bits, or with ``half`` [s1_ids, s2_ids]."""
+        s1_ids, s2_ids = self.encode_ids(x)
+        return [s1_ids, s2_ids] if half else s1_ids + (s2_ids << self.s1_bits)
+
+    def indices_to_bits(self, x: Tensor | list[Tensor], half: bool = False) -> Tensor:
+        """Indices (as :meth:`encode` returns them) -> codes [B, T, K] with entries +-1/sqrt(K)."""
+        s1_ids, s2_ids = self._split_indices(x, half)
+        return self.tokenizer.ids_to_codes(s1_ids, s2_ids)
+
+    def decode(self, x: Tensor | list[Tensor], half: bool = False) -> Tensor:
+        """Indices (full [B, T], or with ``half`` [s1_ids, s2_ids]) -> reconstruction [B, T, d_in]."""
+        return self.decode_ids(*self._split_indices(x, half))
+
+    def forward(self, x: Tensor) -> tuple[tuple[Tensor, Tensor], Tensor, Tensor, Tensor]:
+        """The reference tuple for x [B, T, d_in]: ``((z_pre, z), bsq_loss, quantized, z_indices)``.
+
+        z_pre / z [B, T, d_in]: reconstructions from the s1 bits / all bits; bsq_loss a scalar;
+        quantized [B, T, K]; z_indices [B, T] full indices (see :meth:`encode`). :meth:`run` returns
+        the same with the loss terms broken out.
+        """
+        out = self.run(x)
+        return (out.recon_s1, out.recon), out.bsq_loss, out.quantized, out.s1_ids + (out.s2_ids << self.s1_bits)
+
+    def _split_indices(self, x: Tensor | list[Tensor], half: bool) -> tuple[Tensor, Tensor]:
+        """Full indices [B, T] or [s1_ids, s2_ids] (``half``) -> (s1_ids, s2_ids) [B, T] int64."""
+        if half:
+            if not isinstance(x, (list, tuple)) or len(x) != 2:
+                raise ValueError("half=True takes the pair [s1_ids, s2_ids]; pass full indices with half=False")
+            return x[0].long(), x[1].long()
+        if isinstance(x, (list, tuple)):
+            raise ValueError("half=False takes one tensor of full indices; pass [s1_ids, s2_ids] with half=True")
+        x = x.long()
+        return x & ((1 << self.s1_bits) - 1), x >> self.s1_bits
+
     def compute_loss(self, x: Tensor) -> dict[str, Tensor]:
         """Training loss on x [B, T, d_in]: ``(mse(recon_s1, x) + mse(recon, x) + bsq_loss) / 2`` and its parts (scalars)."""
-        out = self(x)
+        out = self.run(x)
         recon_loss_s1 = F.mse_loss(out.recon_s1, x)
         recon_loss = F.mse_loss(out.recon, x)
         return {

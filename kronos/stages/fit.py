@@ -86,6 +86,7 @@ def build_module(
         module = PredictorModule(
             predictor, tokenizer, optimizer, scheduler,
             sampled_s1=bool(cfg.stage.get("sampled_s1", False)), compile=cfg.compile,
+            loss_targets=str(cfg.stage.get("loss_targets", "all")), lookback=int(cfg.data.lookback),
         )
     else:
         raise ValueError(f"{stage!r} is not a training stage: expected tokenizer or predictor")

@@ -114,7 +114,7 @@ def test_reconstructed_anchor_is_the_tokenizers_view_of_the_last_close(datamodul
     batch = next(iter(datamodule.eval_dataloader("test", batch_size=8)))
     x_hist = batch["x"][:, :LOOKBACK]
     with torch.no_grad():
-        decoded = tok.decode(*tok.encode(x_hist))[:, -1:].numpy()
+        decoded = tok.decode_ids(*tok.encode_ids(x_hist))[:, -1:].numpy()
     expected = denormalize(decoded, batch["mean"].numpy(), batch["std"].numpy())[:, 0, 3]
     assert np.allclose(recon["anchor_close"].to_numpy()[:8], expected, rtol=1e-5)
     assert not np.allclose(recon["anchor_close"], recon["last_close"])  # random weights reconstruct poorly

@@ -90,7 +90,7 @@ def test_model_shape_instantiates(model: str, tmp_path: Path) -> None:
         assert round(n_params / 1e6, 1) == PUBLISHED_PREDICTOR_MPARAMS[model]
     with torch.no_grad():  # the pair works together: a window's tokens feed the predictor
         x = torch.randn(1, 8, tokenizer.config["d_in"])
-        s1, s2 = tokenizer.encode(x)
+        s1, s2 = tokenizer.encode(x, half=True)
         losses = predictor.compute_loss(s1, s2, torch.zeros(1, 8, 5, dtype=torch.long))
     assert torch.isfinite(losses["loss"])
 

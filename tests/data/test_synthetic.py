@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from kronos.data.synthetic import SyntheticSource
 
@@ -31,14 +32,71 @@ def test_candles_are_consistent_and_market_like() -> None:
     assert np.mean([np.corrcoef(np.abs(r[i]), np.log(v[i, 1:, 4]))[0, 1] for i in range(32)]) > 0.2
 
 
-def test_planted_signal_is_visible_in_past_candles() -> None:
-    p = SyntheticSource(n_instruments=32, n_steps=800, seed=0).load()
-    r = np.diff(np.log(np.stack([v[:, 3] for v in p.values]).astype(np.float64)), axis=1)
-    ics = [pd.Series(r[:, t - 10 : t].sum(1)).corr(pd.Series(r[:, t : t + 10].sum(1)), method="spearman")
-           for t in range(20, r.shape[1] - 10, 10)]
-    assert np.mean(ics) > 0.05
-    weak = SyntheticSource(n_instruments=32, n_steps=800, seed=0, signal_strength=0.0).load()
-    rw = np.diff(np.log(np.stack([v[:, 3] for v in weak.values]).astype(np.float64)), axis=1)
-    ics_w = [pd.Series(rw[:, t - 10 : t].sum(1)).corr(pd.Series(rw[:, t : t + 10].sum(1)), method="spearman")
-             for t in range(20, rw.shape[1] - 10, 10)]
-    assert np.mean(ics) > np.mean(ics_w) + 0.05
+def _daily_rank_ic(signal: np.ndarray, label: np.ndarray) -> np.ndarray:
+    """Per day, Spearman correlation across instruments: signal, label [I, D] -> [D]."""
+    rs = pd.DataFrame(signal).rank().to_numpy()
+    rl = pd.DataFrame(label).rank().to_numpy()
+    rs, rl = rs - rs.mean(0), rl - rl.mean(0)
+    return (rs * rl).sum(0) / np.sqrt((rs**2).sum(0) * (rl**2).sum(0))
+
+
+def _signals_and_labels(source: SyntheticSource) -> dict[str, np.ndarray]:
+    """Oracle, abnormal-volume and trailing-return signals with next-day and tradable labels, each [I, D].
+
+    ``abnormal_volume``: log-volume against its trailing 20-day mean, of the decision day t or the day before.
+
+    Decision at the close of day t: ``next`` = log close(t) -> close(t+1); ``tradable`` = close(t+1)
+    -> close(t+2), what a portfolio filling at the next close earns.
+    """
+    latent, panel = source.paths(), source.load()
+    v = np.stack(panel.values).astype(np.float64)  # [I, T, 6]
+    log_close, log_vol = np.log(v[..., 3]), np.log(v[..., 4])
+    t = np.arange(25, v.shape[1] - 2)
+    # With signal_lag >= 2 the drift of both t+1 and t+2 is announced by day t's close.
+    assert source.signal_lag >= 2
+    def abnormal_volume(day: np.ndarray) -> np.ndarray:
+        return log_vol[:, day] - np.stack([log_vol[:, d - 20:d].mean(1) for d in day], 1)
+
+    return {
+        "oracle_next": latent.drift[:, t + 1],
+        "oracle_tradable": latent.drift[:, t + 2],
+        "abnormal_volume": abnormal_volume(t),
+        "abnormal_volume_yesterday": abnormal_volume(t - 1),
+        "persistence": log_close[:, t] - log_close[:, t - 5],
+        "next": log_close[:, t + 1] - log_close[:, t],
+        "tradable": log_close[:, t + 2] - log_close[:, t + 1],
+    }
+
+
+def test_planted_signal_predicts_next_returns_and_trailing_returns_cannot_see_it() -> None:
+    """The oracle and the volume candle rank both labels; persistence/reversal rank neither (~0)."""
+    out = _signals_and_labels(SyntheticSource(n_instruments=48, n_steps=1200, seed=0))
+    signals = ("oracle_next", "oracle_tradable", "abnormal_volume", "abnormal_volume_yesterday", "persistence")
+    ic = {(s, lab): _daily_rank_ic(out[s], out[lab]).mean() for s in signals for lab in ("next", "tradable")}
+    assert ic["oracle_next", "next"] > 0.5 and ic["oracle_tradable", "tradable"] > 0.5, ic
+    # What a model can read from the candles alone (signal_lag=2): yesterday's volume announces
+    # tomorrow's return, today's volume the return after it.
+    assert ic["abnormal_volume_yesterday", "next"] > 0.4 and ic["abnormal_volume", "tradable"] > 0.4, ic
+    # Returns share no planted shock, so the trailing return (reversal is its negative) sees nothing.
+    assert abs(ic["persistence", "next"]) < 0.015 and abs(ic["persistence", "tradable"]) < 0.015, ic
+
+
+def test_signal_strength_zero_removes_the_planted_component() -> None:
+    out = _signals_and_labels(SyntheticSource(n_instruments=48, n_steps=1200, seed=0, signal_strength=0.0))
+    assert abs(_daily_rank_ic(out["abnormal_volume_yesterday"], out["next"]).mean()) < 0.02
+    assert abs(_daily_rank_ic(out["abnormal_volume"], out["tradable"]).mean()) < 0.02
+
+
+def test_drift_is_the_lagged_volume_shock() -> None:
+    src = SyntheticSource(n_instruments=3, n_steps=50, seed=5, signal_strength=0.4, signal_lag=3)
+    latent = src.paths()
+    np.testing.assert_allclose(latent.drift[:, 3:], 0.4 * latent.vol_level[:, None] * latent.volume_shock[:, :-3])
+    assert (latent.drift[:, :3] == 0).all()  # nothing before the first shock can arrive
+    assert ((latent.vol_level >= 0.01) & (latent.vol_level <= 0.03)).all()
+    # The shock is visible in the candle: it lifts that day's log-volume by volume_loading * v.
+    quiet = SyntheticSource(n_instruments=3, n_steps=50, seed=5, volume_loading=0.0).load()
+    loud = SyntheticSource(n_instruments=3, n_steps=50, seed=5, volume_loading=0.8).load()
+    lift = np.log(np.stack(loud.values)[..., 4].astype(np.float64) / np.stack(quiet.values)[..., 4])
+    np.testing.assert_allclose(lift, 0.8 * latent.volume_shock, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="signal_lag must be >= 1"):
+        SyntheticSource(signal_lag=0)

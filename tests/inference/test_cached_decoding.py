@@ -25,7 +25,7 @@ def _tokens(models, lengths: list[int], pred_len: int, max_context: int, use_cac
     starts = L - torch.tensor(lengths)
     with torch.inference_mode():
         positions, mask, _ = window_inputs(starts, 0, L)
-        s1, s2 = tokenizer.encode(x, positions, mask)
+        s1, s2 = tokenizer.encode_ids(x, positions, mask)
         return generate_tokens(model, s1, s2, stamps, starts, pred_len, max_context, sample_count, sampling, use_cache,
                                rolling=rolling)
 

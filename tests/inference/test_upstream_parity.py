@@ -86,9 +86,10 @@ def test_tensors_case(fixtures_dir: Path, models) -> None:
     model, tokenizer = models
     t = load_file(fixtures_dir / _cases(fixtures_dir)["tensors"]["file"])
     with torch.no_grad():
-        s1, s2 = tokenizer.encode(t["x"])
-        decoded = tokenizer.decode(t["s1_ids"], t["s2_ids"])
-        s1_logits, s2_logits = model(t["s1_ids"], t["s2_ids"], t["stamp"], s1_targets=t["s1_ids"])
+        s1, s2 = tokenizer.encode(t["x"], half=True)
+        decoded = tokenizer.decode([t["s1_ids"], t["s2_ids"]], half=True)
+        s1_logits, s2_logits = model(t["s1_ids"], t["s2_ids"], t["stamp"], use_teacher_forcing=True,
+                                     s1_targets=t["s1_ids"])
     assert torch.equal(s1, t["s1_ids"]) and torch.equal(s2, t["s2_ids"])
     torch.testing.assert_close(decoded, t["decoded"], rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(s1_logits, t["s1_logits"], rtol=1e-4, atol=1e-4)

@@ -48,8 +48,8 @@ def _batch(seed: int = 0) -> dict[str, torch.Tensor]:
 def _predictor_logits(model: torch.nn.Module, tokenizer: KronosTokenizer, batch: dict) -> tuple[torch.Tensor, ...]:
     """Teacher-forced (s1, s2) logits [B, T-1, V] of ``model`` on ``batch`` tokenised by ``tokenizer``."""
     with torch.no_grad():
-        s1, s2 = tokenizer.encode(batch["x"])
-        return model(s1[:, :-1], s2[:, :-1], batch["stamp"][:, :-1], s1[:, 1:])
+        s1, s2 = tokenizer.encode(batch["x"], half=True)
+        return model(s1[:, :-1], s2[:, :-1], batch["stamp"][:, :-1], use_teacher_forcing=True, s1_targets=s1[:, 1:])
 
 
 # ---------------------------------------------------------------- settings and unit behaviour

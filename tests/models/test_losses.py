@@ -28,7 +28,7 @@ def test_tokenizer_loss_parts_and_gradients() -> None:
 
 def test_tokenizer_ids_round_trip_through_codes() -> None:
     tok = KronosTokenizer(**TINY_TOKENIZER).eval()
-    out = tok(torch.randn(2, 10, 6))
+    out = tok.run(torch.randn(2, 10, 6))
     codes = tok.tokenizer.ids_to_codes(out.s1_ids, out.s2_ids)
     torch.testing.assert_close(codes, out.quantized)
     assert out.s1_ids.max() < 2 ** TINY_TOKENIZER["s1_bits"]
@@ -40,10 +40,10 @@ def test_predictor_teacher_forced_loss_is_causal() -> None:
     s1 = torch.randint(0, 64, (2, 12))
     s2 = torch.randint(0, 64, (2, 12))
     stamp = torch.randint(0, 7, (2, 12, 5))
-    s1_logits, s2_logits = model(s1, s2, stamp, s1_targets=s1)
+    s1_logits, s2_logits = model(s1, s2, stamp, use_teacher_forcing=True, s1_targets=s1)
     changed = s1.clone()
     changed[:, -1] = (changed[:, -1] + 1) % 64
-    s1_b, s2_b = model(changed, s2, stamp, s1_targets=changed)
+    s1_b, s2_b = model(changed, s2, stamp, use_teacher_forcing=True, s1_targets=changed)
     torch.testing.assert_close(s1_b[:, :-1], s1_logits[:, :-1])
     torch.testing.assert_close(s2_b[:, :-1], s2_logits[:, :-1])
     assert not torch.allclose(s2_b[:, -1], s2_logits[:, -1])
@@ -61,3 +61,37 @@ def test_predictor_loss_parts(sampled_s1: bool) -> None:
     assert abs(parts["s1_loss"].item() - math.log(64)) < 1.0
     parts["loss"].backward()
     assert model.embedding.emb_s1.weight.grad.abs().sum() > 0
+
+
+def test_predictor_loss_restricted_to_horizon_targets() -> None:
+    """target_start=L scores only rows L..T-1 (the horizon); earlier rows remain context."""
+    torch.manual_seed(0)
+    model = Kronos(**TINY_PREDICTOR).eval()
+    s1, s2 = torch.randint(0, 64, (2, 12)), torch.randint(0, 64, (2, 12))
+    stamp = torch.randint(0, 7, (2, 12, 5))
+    lookback = 9
+    horizon_only = model.compute_loss(s1, s2, stamp, target_start=lookback)
+    s1_logits, s2_logits = model(s1[:, :-1], s2[:, :-1], stamp[:, :-1], use_teacher_forcing=True, s1_targets=s1[:, 1:])
+    ce = torch.nn.functional.cross_entropy
+    s1_loss = ce(s1_logits[:, lookback - 1:].reshape(-1, 64), s1[:, lookback:].reshape(-1))
+    s2_loss = ce(s2_logits[:, lookback - 1:].reshape(-1, 64), s2[:, lookback:].reshape(-1))
+    torch.testing.assert_close(horizon_only["s1_loss"], s1_loss)
+    torch.testing.assert_close(horizon_only["s2_loss"], s2_loss)
+    assert not torch.allclose(horizon_only["loss"], model.compute_loss(s1, s2, stamp)["loss"])
+    with pytest.raises(ValueError, match="target_start=12"):
+        model.compute_loss(s1, s2, stamp, target_start=12)
+
+
+def test_predictor_module_loss_targets_option() -> None:
+    from functools import partial
+
+    from kronos.lightning.predictor_module import PredictorModule
+    from tests.inference.conftest import TINY_TOKENIZER
+
+    args = (Kronos(**TINY_PREDICTOR), KronosTokenizer(**TINY_TOKENIZER), partial(torch.optim.AdamW, lr=1e-3))
+    assert PredictorModule(*args).target_start == 1
+    assert PredictorModule(*args, loss_targets="horizon", lookback=9).target_start == 9
+    with pytest.raises(ValueError, match="stage.loss_targets='future'"):
+        PredictorModule(*args, loss_targets="future", lookback=9)
+    with pytest.raises(ValueError, match="needs the lookback"):
+        PredictorModule(*args, loss_targets="horizon")
