@@ -97,3 +97,16 @@ def test_mismatched_bits_are_refused(make_cfg) -> None:
     with pytest.raises(ValueError, match="bits"):
         train(make_cfg("stage=predictor", "trainer.fast_dev_run=true", "model.predictor.config.s1_bits=4",
                        "model.predictor.config.s2_bits=4"))
+
+
+def test_rerunning_a_stage_keeps_the_earlier_runs_csv_log(make_cfg) -> None:
+    """Lightning's CSVLogger deletes metrics.csv in its directory: each run must log into its own."""
+    import time
+
+    first = train(make_cfg("stage=tokenizer", "trainer.max_steps=2"))
+    logs = Path(first["run_dir"]) / "logs" / "csv"
+    (before,) = list(logs.glob("tokenizer-*/metrics.csv"))
+    content = before.read_text()
+    time.sleep(1.1)  # the directory name carries the start second
+    train(make_cfg("stage=tokenizer", "trainer.max_steps=2"))
+    assert before.read_text() == content and len(list(logs.glob("tokenizer-*/metrics.csv"))) == 2
