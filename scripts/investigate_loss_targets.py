@@ -15,7 +15,8 @@ its t-statistic, mean / std * sqrt(days) (one-day labels do not overlap), plus a
 
 Example (about 3 minutes per run on 2 CPU cores)::
 
-    nice python scripts/investigate_loss_targets.py --seeds 0 1 2 --output-root /tmp/loss_targets
+    nice python scripts/investigate_loss_targets.py --seeds 0 1 2 --output-root /tmp/loss_targets \
+        --override trainer.max_epochs=10
 """
 
 from __future__ import annotations
@@ -98,7 +99,8 @@ def main() -> None:
     parser.add_argument("--output-root", type=Path, default=Path("/tmp/kronos_loss_targets"))
     parser.add_argument("--nw-lags", type=int, default=5)
     parser.add_argument("--reuse", action="store_true", help="score existing runs instead of training again")
-    parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run")
+    parser.add_argument("--override", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra Hydra override for every run (repeatable), e.g. --override trainer.max_epochs=10")
     args = parser.parse_args()
 
     runs = []

@@ -224,10 +224,7 @@ def padded_causal_mask(starts: Tensor, length: int) -> Tensor:
     padding query sees only itself, so no row of the softmax is empty (its output is never used).
     """
     cols = torch.arange(length, device=starts.device)
-    causal = cols[None, :] <= cols[:, None]
-    real_key = cols[None, None, :] >= starts[:, None, None]
-    diagonal = torch.eye(length, dtype=torch.bool, device=starts.device)
-    return ((causal & real_key) | diagonal)[:, None]
+    return causal_padding_mask(cols[None, :] >= starts[:, None])
 
 
 def padded_positions(starts: Tensor, length: int) -> Tensor:
