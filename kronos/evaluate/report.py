@@ -43,6 +43,11 @@ def _plot_error_by_horizon(metrics: Mapping[str, Any], path: Path) -> None:
         axes[1].plot(steps, _nan(curves["scaled_crps"]), marker="o", label=name)
     axes[0].set(title="MASE by horizon step", xlabel="step ahead", ylabel="MASE")
     axes[1].set(title="scaled CRPS by horizon step", xlabel="step ahead", ylabel="CRPS / naive in-sample MAE")
+    _finish(fig, axes, path)
+
+
+def _finish(fig: Any, axes: Any, path: Path) -> None:
+    """Grid and legend on every axis, then write the figure to ``path`` and close it."""
     for ax in axes:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
@@ -70,12 +75,7 @@ def _plot_coverage(metrics: Mapping[str, Any], path: Path) -> None:
     axes[1].axhline(0.8, color="grey", linestyle="--", linewidth=0.8, label="nominal 0.8")
     axes[0].set(title="Central interval coverage", xlabel="nominal", ylabel="empirical", xlim=(0, 1), ylim=(0, 1))
     axes[1].set(title="80 % interval coverage by horizon step", xlabel="step ahead", ylabel="empirical", ylim=(0, 1))
-    for ax in axes:
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _finish(fig, axes, path)
 
 
 def _plot_pit(metrics: Mapping[str, Any], path: Path) -> None:

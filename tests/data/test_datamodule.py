@@ -12,18 +12,9 @@ from kronos.data.datamodule import KronosDataModule
 from kronos.data.errors import DataValidationError
 from kronos.data.panel import Panel
 from kronos.data.synthetic import SyntheticSource
+from tests.data.panel_source import PanelSource
 
 L, H = 16, 4
-
-
-class PanelSource:
-    """A source returning a fixed Panel."""
-
-    def __init__(self, panel: Panel) -> None:
-        self.panel = panel
-
-    def load(self) -> Panel:
-        return self.panel
 
 
 def _dm(**kw) -> KronosDataModule:

@@ -11,16 +11,9 @@ from kronos.data.eval_windows import extend_calendar
 from kronos.data.features import time_features
 from kronos.data.panel import Panel
 from kronos.data.synthetic import SyntheticSource
+from tests.data.panel_source import PanelSource
 
 L, H = 10, 3
-
-
-class PanelSource:
-    def __init__(self, panel: Panel) -> None:
-        self.panel = panel
-
-    def load(self) -> Panel:
-        return self.panel
 
 
 def _market() -> tuple[Panel, np.ndarray]:

@@ -19,18 +19,9 @@ from kronos.data.panel import Panel
 from kronos.data.parquet_source import ParquetSource
 from kronos.data.store import META, ensure_store, fingerprint, open_store
 from kronos.data.synthetic import SyntheticSource
+from tests.data.panel_source import PanelSource
 
 L, H = 16, 4
-
-
-class PanelSource:
-    """A source returning a fixed Panel (no iter_series: the store falls back to the Panel's)."""
-
-    def __init__(self, panel: Panel) -> None:
-        self.panel = panel
-
-    def load(self) -> Panel:
-        return self.panel
 
 
 def _member_panel() -> Panel:
