@@ -4,7 +4,7 @@ Prints one JSON object. Shapes default to the published Tokenizer-base and Krono
 window 101 (lookback 90 + horizon 11 as in the reference's fine-tuning), random weights, random inputs.
 
     python scripts/bench_train.py                      # CPU, both stages, data loading
-    python scripts/bench_train.py --stages predictor --accelerator gpu --precision bf16-mixed
+    python scripts/bench_train.py --stages predictor --accelerator gpu --precision bf16-mixed [--finetune lora]
     python scripts/bench_train.py --devices 2 --strategy ddp --accelerator cpu   # per-process figures
 """
 
@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from kronos.lightning.finetune import apply_finetune  # noqa: E402
 from kronos.lightning.predictor_module import PredictorModule  # noqa: E402
 from kronos.lightning.tokenizer_module import TokenizerModule  # noqa: E402
 from kronos.models.predictor import Kronos  # noqa: E402
@@ -58,12 +59,15 @@ class RandomWindows(Dataset):
         return {"x": self.x[i], "stamp": self.stamp[i]}
 
 
-def make_module(stage: str) -> pl.LightningModule:
+def make_module(stage: str, finetune: str = "full") -> pl.LightningModule:
+    """The stage's module at Kronos-small shapes, in fine-tuning mode ``finetune`` (full, freeze, lora)."""
     optimizer = lambda params: torch.optim.AdamW(params, lr=1e-4, weight_decay=0.1)  # noqa: E731
     tokenizer = KronosTokenizer(**TOKENIZER_BASE)
     if stage == "tokenizer":
-        return TokenizerModule(tokenizer, optimizer)
-    return PredictorModule(Kronos(**KRONOS_SMALL), tokenizer, optimizer)
+        module = TokenizerModule(tokenizer, optimizer)
+    else:
+        module = PredictorModule(Kronos(**KRONOS_SMALL), tokenizer, optimizer)
+    return apply_finetune(module, {"mode": finetune})
 
 
 class StepTimer(pl.Callback):
@@ -83,7 +87,7 @@ class StepTimer(pl.Callback):
 
 
 def bench_lightning(stage: str, args: argparse.Namespace) -> dict:
-    module = make_module(stage)
+    module = make_module(stage, args.finetune)
     data = DataLoader(RandomWindows(args.batch * (args.warmup + args.steps), args.window), batch_size=args.batch)
     timer = StepTimer(args.warmup)
     trainer = pl.Trainer(
@@ -144,6 +148,8 @@ def main() -> None:
     parser.add_argument("--devices", type=int, default=1)
     parser.add_argument("--strategy", default="auto")
     parser.add_argument("--precision", default="32-true")
+    parser.add_argument("--finetune", default="full", choices=["full", "freeze", "lora"],
+                        help="model.finetune.mode of the Lightning run (the plain loop always trains every weight)")
     parser.add_argument("--skip-plain", action="store_true", help="only the Lightning figures (e.g. under DDP)")
     parser.add_argument("--skip-data", action="store_true")
     args = parser.parse_args()
