@@ -230,6 +230,11 @@ class KronosPredictor:
     ) -> list[ForecastSamples]:
         if not isinstance(pred_len, (int, np.integer)) or pred_len < 1:
             raise ForecastInputError(f"pred_len must be a positive integer, got {pred_len!r}")
+        if batch and isinstance(df_list, pd.DataFrame):
+            raise ForecastInputError(
+                "df_list must be a list of DataFrames, got one DataFrame; pass [df], [x_timestamp], [y_timestamp] "
+                "or call predict()"
+            )
         if not len(df_list) == len(x_timestamp_list) == len(y_timestamp_list) or len(df_list) == 0:
             raise ForecastInputError(
                 f"df_list, x_timestamp_list and y_timestamp_list must be non-empty and equally long, got "

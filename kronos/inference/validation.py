@@ -31,12 +31,15 @@ def history_matrix(df: Any, name: str = "df") -> np.ndarray:
     for column in present:
         if not pd.api.types.is_numeric_dtype(df[column]):
             raise ForecastInputError(f"{name} column {column!r} is not numeric (dtype {df[column].dtype}); convert it with pd.to_numeric")
-        bad = df[column].isna().to_numpy()
+        values = df[column].to_numpy(dtype=np.float64, na_value=np.nan)
+        # inf would turn the whole lookback's mean/std (and so every forecast value) into NaN.
+        bad = ~np.isfinite(values)
         if bad.any():
-            row = df.index[int(np.argmax(bad))]
+            first = int(np.argmax(bad))
+            kind = "NaN" if np.isnan(values[first]) else "inf"
             raise ForecastInputError(
-                f"{name} column {column!r} has NaN at row {row!r} ({int(bad.sum())} NaN in total); "
-                f"fill or drop those rows first (e.g. python -m data_pipelines.clean_csv)"
+                f"{name} column {column!r} has {kind} at row {df.index[first]!r} ({int(bad.sum())} non-finite "
+                f"value(s) in total); fill or drop those rows first (e.g. python -m data_pipelines.clean_csv)"
             )
     return feature_matrix(df)
 

@@ -65,6 +65,21 @@ def test_nan_names_column_and_row(predictor: KronosPredictor) -> None:
         _call(predictor, df, ts, future_timestamps(ts, 4))
 
 
+def test_inf_names_column_and_row(predictor: KronosPredictor) -> None:
+    """Regression: inf passed validation and made every forecast value NaN."""
+    df, ts = make_series(20, 0)
+    df.loc[5, "close"] = np.inf
+    with pytest.raises(ForecastInputError, match=r"'close' has inf at row 5"):
+        _call(predictor, df, ts, future_timestamps(ts, 4))
+
+
+def test_predict_batch_rejects_a_single_frame(predictor: KronosPredictor) -> None:
+    """Regression: one DataFrame passed to predict_batch was read as a list of its columns."""
+    df, ts = make_series(20, 0)
+    with pytest.raises(ForecastInputError, match="df_list must be a list of DataFrames, got one DataFrame"):
+        predictor.predict_batch(df, ts, future_timestamps(ts, 4), 4, verbose=False)
+
+
 def test_non_datetime_timestamps(predictor: KronosPredictor) -> None:
     df, ts = make_series(20, 0)
     with pytest.raises(ForecastInputError, match="x_timestamp holds int64 values, not datetimes"):
