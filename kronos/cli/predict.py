@@ -75,6 +75,9 @@ def _check_paths(args: argparse.Namespace) -> None:
         if value is not None and "\x00" in str(value):
             raise ForecastInputError(f"{flag} {str(value)!r} contains a NUL byte; no file name can")
     for flag, value in (("--out", args.out), ("--plot", args.plot)):
+        # writing the forecast over its own input would destroy the user's data
+        if value is not None and value.exists() and args.csv.exists() and value.resolve() == args.csv.resolve():
+            raise ForecastInputError(f"{flag} {value} is the input --csv itself: name another file so the data is kept")
         if value is not None and value.is_dir():
             raise ForecastInputError(f"{flag} {value} is a directory: name a file, e.g. {value / 'forecast'}"
                                      f"{'.csv' if flag == '--out' else '.png'}")

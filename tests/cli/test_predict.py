@@ -149,6 +149,19 @@ def test_cli_swapped_pair_nul_path_and_out_directory(tmp_path: Path, capsys: pyt
     assert (tmp_path / "good.csv").is_file()  # nothing the user had is touched
 
 
+@pytest.mark.parametrize("flag", ["--out", "--plot"])
+def test_cli_refuses_to_write_over_its_input_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                 tiny_pair: tuple[Path, Path], flag: str) -> None:
+    """Regression: --out/--plot naming the --csv file replaced the user's data with the forecast."""
+    tokenizer, predictor = tiny_pair
+    csv = _good_csv(tmp_path)
+    before = csv.read_bytes()
+    rc, err = _run_cli(capsys, ["--model", str(predictor), "--tokenizer", str(tokenizer), "--csv", str(csv),
+                                "--lookback", "40", "--pred-len", "4", flag, str(tmp_path / "." / csv.name)])
+    assert rc == 2 and "is the input --csv itself" in err and err.count("\n") == 1
+    assert csv.read_bytes() == before
+
+
 @pytest.mark.parametrize(("content", "message"), [
     (b"timestamps,open,high,low,close,Close\n2024-01-01,1,2,0.5,1,1\n2024-01-02,1,2,0.5,1,1\n", "'Close'"),
     (b"timestamps,open,high,low,close\n2024-01-01 00:00+00:00,1,2,0.5,1\n2024-01-01 03:00+02:00,1,2,0.5,1\n"
