@@ -144,6 +144,9 @@ def resolve_start(frame: pd.DataFrame, start: str | None, lookback: int, pred_le
         if row >= len(frame):
             raise ForecastInputError(f"history start row {row} is past the data's last row ({len(frame) - 1})")
         return row
+    if text[:1] in "+-" and text[1:].isascii() and text[1:].isdecimal():
+        # pandas reads "-5" as the year -5, i.e. silently the first row; a signed row number is a mistake
+        raise ForecastInputError(f"history start {text!r} is not a row number: rows count from 0 to {len(frame) - 1}")
     if not text.isascii():  # pandas reads e.g. a full-width "３" as 0001-01-03
         raise ForecastInputError(f"history start {text!r} is neither a row number nor a date/time: give {example}")
     try:

@@ -55,6 +55,13 @@ def test_start_that_is_no_row_or_date_is_one_message(start: str) -> None:
         resolve_start(_frame(), start, 10, 2)
 
 
+@pytest.mark.parametrize("start", ["-5", "-0", "+3"])
+def test_signed_row_number_start_is_refused(start: str) -> None:
+    """Regression: "-5" was read by pandas as the year -5 and silently meant row 0."""
+    with pytest.raises(ForecastInputError, match="is not a row number: rows count from 0 to 59"):
+        resolve_start(_frame(), start, 10, 2)
+
+
 def test_start_far_in_the_future_or_with_a_zone_is_refused() -> None:
     frame = _frame()
     with pytest.raises(ForecastInputError, match="after the data's last timestamp"):
