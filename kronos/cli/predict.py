@@ -30,8 +30,7 @@ from kronos.inference.frame import (
     parse_quantiles,
     plan_forecast,
     price_band,
-    read_frame,
-    select_series,
+    read_series,
 )
 from kronos.inference.pair import check_device, context_limit, load_pair
 from kronos.inference.settings import SamplingSettings
@@ -95,7 +94,7 @@ def run(args: argparse.Namespace) -> None:
     settings.validate(args.pred_len, limit, flag="--", reason=why)
     if not args.csv.is_file():
         raise ForecastInputError(f"--csv {args.csv}: no such file")
-    df = select_series(read_frame(args.csv), args.symbol)
+    df = read_series(args.csv, args.symbol)
     if args.lookback > len(df):
         raise ForecastInputError(f"--lookback {args.lookback} is longer than the {len(df)} rows of {args.csv}: pass a smaller --lookback")
     window = plan_forecast(df, len(df) - args.lookback, args.lookback, args.pred_len, settings, context=limit,

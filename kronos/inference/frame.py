@@ -17,8 +17,9 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from kronos.data.csv_source import read_ohlcv_csv
-from kronos.data.errors import DataValidationError
+from kronos.data.csv_source import banner_lines, read_ohlcv_csv
+from kronos.data.errors import DataValidationError, clean_csv_hint
+from kronos.data.ohlcv import SYMBOL_ALIASES
 from kronos.data.features import FEATURES
 from kronos.inference.generation import cancel_when
 from kronos.inference.predictor import KronosPredictor
@@ -34,7 +35,7 @@ CALENDAR_ROWS = 20_000  # rows before a window's end from which its sessions are
 # ---------------------------------------------------------------- reading and windowing a frame
 
 
-def read_frame(source: str | Path | bytes, name: str | None = None) -> pd.DataFrame:
+def read_frame(source: str | Path | bytes, name: str | None = None, *, on_nan: str = "raise") -> pd.DataFrame:
     """``read_ohlcv_csv`` of a path or uploaded bytes, where any failure to read user data is a DataValidationError.
 
     The reader names file, column and row for the mistakes it knows; anything else it trips over in a
@@ -44,7 +45,7 @@ def read_frame(source: str | Path | bytes, name: str | None = None) -> pd.DataFr
     buffer = io.BytesIO(source) if isinstance(source, bytes) else source
     _check_unique_columns(buffer, label)
     try:
-        return read_ohlcv_csv(buffer, None, None, label)
+        return read_ohlcv_csv(buffer, None, None, label, on_nan=on_nan)  # type: ignore[arg-type]
     except DataValidationError:
         raise
     except (ValueError, TypeError, KeyError, AttributeError, OverflowError, UnicodeError) as err:
@@ -52,6 +53,47 @@ def read_frame(source: str | Path | bytes, name: str | None = None) -> pd.DataFr
             f"{label}: could not be read as an OHLCV CSV ({type(err).__name__}: {err}). Check the timestamps "
             f"column (one format, one time zone) and that each column name appears once"
         ) from err
+
+
+def read_series(source: str | Path | bytes, symbol: str | None, name: str | None = None) -> pd.DataFrame:
+    """``select_series(read_frame(source), symbol)``, where missing values in OTHER symbols of a long file
+    do not block the chosen one (the shared CSI300 file has suspension-day NaNs in 34 of its 360 symbols).
+
+    The chosen series itself is still refused when any of its rows has a missing value.
+    """
+    try:
+        return select_series(read_frame(source, name), symbol)
+    except DataValidationError as whole_file:
+        if not symbol:
+            raise
+        try:
+            frame = read_frame(source, name, on_nan="drop")
+        except DataValidationError:
+            raise whole_file from None  # not (only) missing values: the first message stands
+        if "symbol" not in frame.columns:
+            raise whole_file from None
+        series = select_series(frame, symbol)
+        missing = _raw_symbol_rows(source, symbol) - len(series)
+        if missing > 0:
+            label = name or str(source if not isinstance(source, bytes) else "<uploaded csv>")
+            raise DataValidationError(
+                f"{label}: symbol {symbol!r} has {missing} row(s) with a missing value (NaN). "
+                f"{clean_csv_hint(label, symbol_column='symbol')}"
+            ) from None
+        return series
+
+
+def _raw_symbol_rows(source: str | Path | bytes, symbol: str) -> int:
+    """Rows of ``symbol`` in the file as written (before any row is dropped), by the first symbol alias column."""
+    buffer = io.BytesIO(source) if isinstance(source, bytes) else source
+    skip = banner_lines(buffer)
+    if isinstance(buffer, io.BytesIO):
+        buffer.seek(0)
+    raw = pd.read_csv(buffer, skiprows=skip)
+    names = {str(c).strip().lower(): c for c in raw.columns}
+    column = next(names[a] for a in SYMBOL_ALIASES if a in names)
+    # the same str conversion read_ohlcv_csv applies, so "000001" read as 1 compares equal here too
+    return int((raw[column].astype(str).str.strip() == symbol).sum())
 
 
 def _check_unique_columns(source: str | Path | io.BytesIO, label: str) -> None:

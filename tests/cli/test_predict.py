@@ -209,3 +209,30 @@ def test_cli_name_too_long_is_one_line(tmp_path: Path, capsys: pytest.CaptureFix
     rc, err = _run_cli(capsys, ["--model", str(predictor), "--tokenizer", str(tokenizer),
                                 "--csv", str(tmp_path / ("x" * 300 + ".csv"))])
     assert rc in (1, 2) and err.startswith("kronos-predict: error:") and err.count("\n") == 1
+
+
+def test_cli_symbol_of_a_long_csv_is_not_blocked_by_another_symbols_nan(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], tiny_pair: tuple[Path, Path]) -> None:
+    """Regression: one suspension-day NaN in any symbol refused every --symbol of the file (the shared CSI300
+    CSV could not be forecast at all); the asked series must still be refused when it has a NaN itself."""
+    tokenizer, predictor = tiny_pair
+    ts = pd.date_range("2024-01-01", periods=60, freq="D")
+    close = 100 + np.cumsum(np.sin(np.arange(60)))
+    parts = []
+    for symbol in ("AAA", "BBB"):
+        part = pd.DataFrame({"date": ts, "symbol": symbol, "open": close, "high": close + 1, "low": close - 1,
+                             "close": close, "volume": 1000.0})
+        parts.append(part)
+    parts[1].loc[10, "volume"] = np.nan  # a suspension day of BBB
+    csv = tmp_path / "long.csv"
+    pd.concat(parts).sort_values(["date", "symbol"]).to_csv(csv, index=False)
+    base = ["--model", str(predictor), "--tokenizer", str(tokenizer), "--csv", str(csv), "--lookback", "40",
+            "--pred-len", "3", "--top-k", "1", "--out"]
+    rc, err = _run_cli(capsys, [*base, str(tmp_path / "a.csv"), "--symbol", "AAA"])
+    assert rc == 0, err
+    assert len(pd.read_csv(tmp_path / "a.csv")) == 3
+    rc, err = _run_cli(capsys, [*base, str(tmp_path / "b.csv"), "--symbol", "BBB"])
+    assert rc == 2 and "symbol 'BBB' has 1 row(s) with a missing value (NaN)" in err and err.count("\n") == 1
+    rc, err = _run_cli(capsys, [*base, str(tmp_path / "c.csv"), "--symbol", "CCC"])
+    assert rc == 2 and "symbol 'CCC' is not in the data" in err
+    assert not (tmp_path / "b.csv").exists() and not (tmp_path / "c.csv").exists()
