@@ -55,36 +55,51 @@ def read_frame(source: str | Path | bytes, name: str | None = None, *, on_nan: s
         ) from err
 
 
-def read_series(source: str | Path | bytes, symbol: str | None, name: str | None = None) -> pd.DataFrame:
-    """``select_series(read_frame(source), symbol)``, where missing values in OTHER symbols of a long file
-    do not block the chosen one (the shared CSI300 file has suspension-day NaNs in 34 of its 360 symbols).
+def read_long_frame(source: str | Path | bytes, name: str | None = None) -> tuple[pd.DataFrame, dict[str, int]]:
+    """``read_frame``, except that a long (symbol column) file whose only fault is missing values is still read.
 
-    The chosen series itself is still refused when any of its rows has a missing value.
+    Returns (frame, incomplete): the frame without its rows that have a missing value, and {symbol: rows
+    dropped} for the symbols that lost rows. A symbol in ``incomplete`` must be refused by the caller
+    (:func:`check_complete`); the others are intact. The shared CSI300 file has suspension-day NaNs in 34 of
+    its 360 symbols, which must not make the other 326 unusable. A one-series file with a NaN is refused
+    at once, with the reader's message.
     """
     try:
-        return select_series(read_frame(source, name), symbol)
+        return read_frame(source, name), {}
     except DataValidationError as whole_file:
-        if not symbol:
-            raise
         try:
             frame = read_frame(source, name, on_nan="drop")
         except DataValidationError:
             raise whole_file from None  # not (only) missing values: the first message stands
         if "symbol" not in frame.columns:
             raise whole_file from None
-        series = select_series(frame, symbol)
-        missing = _raw_symbol_rows(source, symbol) - len(series)
-        if missing > 0:
-            label = name or str(source if not isinstance(source, bytes) else "<uploaded csv>")
-            raise DataValidationError(
-                f"{label}: symbol {symbol!r} has {missing} row(s) with a missing value (NaN). "
-                f"{clean_csv_hint(label, symbol_column='symbol')}"
-            ) from None
-        return series
+        raw = _raw_symbol_counts(source)
+        if len(raw) == 1:
+            raise whole_file from None  # one series after all: nothing else to keep usable
+        kept = frame["symbol"].value_counts()
+        lost = raw.sub(kept.reindex(raw.index, fill_value=0))
+        return frame, {str(k): int(v) for k, v in lost[lost > 0].items()}
 
 
-def _raw_symbol_rows(source: str | Path | bytes, symbol: str) -> int:
-    """Rows of ``symbol`` in the file as written (before any row is dropped), by the first symbol alias column."""
+def check_complete(incomplete: dict[str, int], symbol: str | None, label: str) -> None:
+    """Refuse ``symbol`` when :func:`read_long_frame` dropped rows of it (None: nothing chosen yet, nothing to check)."""
+    if symbol is not None and symbol in incomplete:
+        raise DataValidationError(
+            f"{label}: symbol {symbol!r} has {incomplete[symbol]} row(s) with a missing value (NaN). "
+            f"{clean_csv_hint(label, symbol_column='symbol')}"
+        )
+
+
+def read_series(source: str | Path | bytes, symbol: str | None, name: str | None = None) -> pd.DataFrame:
+    """``select_series(read_frame(source), symbol)``, where missing values in OTHER symbols of a long file
+    do not block the chosen one (see :func:`read_long_frame`); the chosen series itself is still refused."""
+    frame, incomplete = read_long_frame(source, name)
+    check_complete(incomplete, symbol, name or str(source if not isinstance(source, bytes) else "<uploaded csv>"))
+    return select_series(frame, symbol)
+
+
+def _raw_symbol_counts(source: str | Path | bytes) -> pd.Series:
+    """Rows per symbol in the file as written (before any row is dropped), by the first symbol alias column."""
     buffer = io.BytesIO(source) if isinstance(source, bytes) else source
     skip = banner_lines(buffer)
     if isinstance(buffer, io.BytesIO):
@@ -93,7 +108,7 @@ def _raw_symbol_rows(source: str | Path | bytes, symbol: str) -> int:
     names = {str(c).strip().lower(): c for c in raw.columns}
     column = next(names[a] for a in SYMBOL_ALIASES if a in names)
     # the same str conversion read_ohlcv_csv applies, so "000001" read as 1 compares equal here too
-    return int((raw[column].astype(str).str.strip() == symbol).sum())
+    return raw[column].astype(str).str.strip().value_counts()
 
 
 def _check_unique_columns(source: str | Path | io.BytesIO, label: str) -> None:

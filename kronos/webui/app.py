@@ -57,11 +57,13 @@ from kronos.data.errors import DataValidationError
 from kronos.inference.frame import (
     FrameForecast,
     Window,
+    check_complete,
     forecast_frame,
     forecast_table,
     parse_quantiles,
     plan_forecast,
     read_frame,
+    read_long_frame,
     resolve_start,
     select_series,
 )
@@ -271,14 +273,14 @@ def create_app(
         if len(content) > max_upload_bytes:
             return too_large
         name = (upload_file.filename or "upload.csv").replace("\x00", "")
-        frame = await run_in_threadpool(read_frame, content, name)
-        dataset = Dataset(name, frame)
+        frame, incomplete = await run_in_threadpool(read_long_frame, content, name)
+        dataset = Dataset(name, frame, incomplete)
         return JSONResponse(dataset.summary(datasets.add(dataset)))
 
     @app.post("/api/datasets/file")
     def open_data_file(body: DataFileBody) -> dict[str, object]:
         path = resolve_data_file(data_root, body.path)
-        dataset = Dataset(body.path, read_frame(path, body.path))
+        dataset = Dataset(body.path, *read_long_frame(path, body.path))
         return dataset.summary(datasets.add(dataset))
 
     def _model(body: SamplingFields) -> tuple[str, str, int, str]:
@@ -300,6 +302,7 @@ def create_app(
 
     def _plan_page_forecast(body: ForecastBody) -> tuple[Dataset, Plan]:
         dataset = datasets.get(body.dataset_id)
+        check_complete(dataset.incomplete, body.symbol, dataset.name)
         frame = select_series(dataset.frame, body.symbol)
         predictor_dir, tokenizer_dir, limit, why = _model(body)
         settings = body.settings()
