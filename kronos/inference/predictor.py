@@ -192,6 +192,12 @@ class KronosPredictor:
             raise ForecastInputError(f"sample_count ({sample_count}) and pred_len ({y_stamp.shape[1]}) must be >= 1")
         B, L, _ = x.shape
         pred_len = y_stamp.shape[1]
+        if pred_len > self.max_context:
+            # the decoded tokens are the last max_context of the window: more rows than that cannot come back
+            raise ForecastInputError(
+                f"pred_len ({pred_len}) is longer than max_context ({self.max_context}): the predictor decodes "
+                f"at most max_context rows, so lower pred_len or raise max_context"
+            )
         if lengths is None:
             starts = torch.zeros(B, dtype=torch.long, device=self.device)
         else:

@@ -27,6 +27,9 @@ def history_matrix(df: Any, name: str = "df") -> np.ndarray:
         )
     if len(df) == 0:
         raise ForecastInputError(f"{name} has no rows; pass at least one history row")
+    twice = sorted({str(c) for c in df.columns[df.columns.duplicated()] if c in FEATURES})
+    if twice:
+        raise ForecastInputError(f"{name} has column(s) {twice} more than once; keep one of each")
     present = [c for c in FEATURES if c in df.columns]
     for column in present:
         if not pd.api.types.is_numeric_dtype(df[column]):

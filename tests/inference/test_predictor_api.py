@@ -80,6 +80,21 @@ def test_predict_batch_rejects_a_single_frame(predictor: KronosPredictor) -> Non
         predictor.predict_batch(df, ts, future_timestamps(ts, 4), 4, verbose=False)
 
 
+def test_pred_len_longer_than_max_context_is_one_message(predictor: KronosPredictor) -> None:
+    """Regression: pred_len > max_context ended in a RuntimeError from a tensor reshape."""
+    df, ts = make_series(20, 0)
+    with pytest.raises(ForecastInputError, match=r"pred_len \(40\) is longer than max_context \(32\)"):
+        _call(predictor, df, ts, future_timestamps(ts, 40), pred_len=40)
+
+
+def test_duplicated_feature_column_is_one_message(predictor: KronosPredictor) -> None:
+    """Regression: a second 'close' column ended in an AttributeError."""
+    df, ts = make_series(20, 0)
+    twice = pd.concat([df, df[["close"]]], axis=1)
+    with pytest.raises(ForecastInputError, match=r"column\(s\) \['close'\] more than once"):
+        _call(predictor, twice, ts, future_timestamps(ts, 4))
+
+
 def test_non_datetime_timestamps(predictor: KronosPredictor) -> None:
     df, ts = make_series(20, 0)
     with pytest.raises(ForecastInputError, match="x_timestamp holds int64 values, not datetimes"):
