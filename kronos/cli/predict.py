@@ -77,6 +77,10 @@ def _check_paths(args: argparse.Namespace) -> None:
         # writing the forecast over its own input would destroy the user's data
         if value is not None and value.exists() and args.csv.exists() and value.resolve() == args.csv.resolve():
             raise ForecastInputError(f"{flag} {value} is the input --csv itself: name another file so the data is kept")
+        # a file where a folder of the path should be: found before the model runs, not when writing after it
+        blocker = next((a for a in (value.parents if value is not None else ()) if a.exists() and not a.is_dir()), None)
+        if blocker is not None:
+            raise ForecastInputError(f"{flag} {value}: {blocker} is a file, not a directory; name a path in a directory")
         if value is not None and value.is_dir():
             raise ForecastInputError(f"{flag} {value} is a directory: name a file, e.g. {value / 'forecast'}"
                                      f"{'.csv' if flag == '--out' else '.png'}")

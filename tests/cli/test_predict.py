@@ -150,6 +150,16 @@ def test_cli_swapped_pair_nul_path_and_out_directory(tmp_path: Path, capsys: pyt
 
 
 @pytest.mark.parametrize("flag", ["--out", "--plot"])
+def test_cli_output_under_a_file_is_exit_2_before_the_model_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                                 flag: str) -> None:
+    """Regression: --out data.csv/x.csv ran the forecast, then failed with exit 1 and '[Errno 17] File exists'."""
+    csv = _good_csv(tmp_path)
+    rc, err = _run_cli(capsys, ["--model", str(tmp_path / "no-model"), "--tokenizer", str(tmp_path / "no-tok"),
+                                "--csv", str(csv), "--lookback", "40", "--pred-len", "4", flag, str(csv / "x.csv")])
+    assert rc == 2 and f"{csv} is a file, not a directory" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("flag", ["--out", "--plot"])
 def test_cli_refuses_to_write_over_its_input_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                  tiny_pair: tuple[Path, Path], flag: str) -> None:
     """Regression: --out/--plot naming the --csv file replaced the user's data with the forecast."""
