@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from kronos.inference.loading import load_predictor
-from kronos.inference.predictor import KronosPredictor
+from kronos.inference.predictor import KronosPredictor, usable_device
 from kronos.inference.validation import ForecastInputError
 from kronos.models.hub import CheckpointError
 
@@ -82,15 +82,5 @@ def load_pair(
 
 def check_device(device: str | None) -> None:
     """Refuse a device torch cannot use here (e.g. ``tpu``, or ``cuda`` without a GPU) with one message."""
-    if device is None:
-        return
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, ValueError):
-        raise ForecastInputError(f"device {device!r} is not a torch device: use cpu, cuda, cuda:1 or mps") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ForecastInputError(f"device {device} asked for, but torch sees no CUDA GPU: use cpu")
-    if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise ForecastInputError(f"device {device} asked for, but MPS is not available here: use cpu")
-    if dev.type not in ("cpu", "cuda", "mps"):
-        raise ForecastInputError(f"device {device!r} is not supported: use cpu, cuda, cuda:1 or mps")
+    if device is not None:
+        usable_device(device)

@@ -22,10 +22,26 @@ from kronos.models.predictor import Kronos
 from kronos.models.tokenizer import KronosTokenizer
 
 
+def usable_device(device: str | torch.device) -> torch.device:
+    """``device`` as a torch.device, refused with one ``ForecastInputError`` when torch cannot use it here
+    (e.g. ``tpu``, or ``cuda`` on a machine or torch build without a GPU)."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise ForecastInputError(f"device {device!r} is not a torch device: use cpu, cuda, cuda:1 or mps") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ForecastInputError(f"device {device} asked for, but torch sees no CUDA GPU: use cpu")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ForecastInputError(f"device {device} asked for, but MPS is not available here: use cpu")
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise ForecastInputError(f"device {device!r} is not supported: use cpu, cuda, cuda:1 or mps")
+    return dev
+
+
 def default_device() -> torch.device:
     """``$KRONOS_DEVICE`` when set, else the best available accelerator: cuda, then mps, then cpu."""
     if os.environ.get("KRONOS_DEVICE"):
-        return torch.device(os.environ["KRONOS_DEVICE"])
+        return usable_device(os.environ["KRONOS_DEVICE"])
     if torch.cuda.is_available():
         return torch.device("cuda")
     if torch.backends.mps.is_available():
@@ -65,7 +81,7 @@ class KronosPredictor:
             )
         if max_context < 1:
             raise ValueError(f"max_context must be >= 1, got {max_context}")
-        self.device = torch.device(device) if device is not None else default_device()
+        self.device = usable_device(device) if device is not None else default_device()
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer.to(self.device).eval()
         self.max_context = max_context

@@ -127,3 +127,14 @@ def test_bit_widths_must_agree(tiny_models) -> None:
     other = Kronos(**{**TINY_PREDICTOR, "s1_bits": 8, "s2_bits": 8})
     with pytest.raises(ValueError, match=r"tokenizer bits \(s1_bits=6, s2_bits=6\) differ.*s1_bits=8"):
         KronosPredictor(other, tokenizer)
+
+
+def test_unusable_device_is_one_forecast_input_error(tiny_models) -> None:
+    """device='cuda:0' without a GPU (or 'tpu') is one ForecastInputError, not torch's AssertionError."""
+    from kronos.inference.validation import ForecastInputError
+
+    model, tokenizer = tiny_models
+    bad = ["tpu"] + ([] if torch.cuda.is_available() else ["cuda:0"])
+    for device in bad:
+        with pytest.raises(ForecastInputError, match="device"):
+            KronosPredictor(model, tokenizer, device=device)
