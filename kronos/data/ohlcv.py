@@ -232,6 +232,33 @@ def _check_values(df: pd.DataFrame, feats: list[str], src: str, rows: np.ndarray
             )
 
 
+# A leading day-or-month field: "02.01.2020", "13/01/2020 09:30", "1-2-20".
+_DAY_MONTH_PREFIX = r"^\s*(\d{1,2})[./-]\d{1,2}[./-]\d{2,4}(?:\D|$)"
+
+
+def text_to_datetime(text: pd.Series, *, utc: bool = False) -> pd.Series:
+    """Date/time text [N] -> datetime Series [N] (NaT where unparseable), one day/month order per column.
+
+    ``format="mixed"`` reads each value on its own, month first when it can: in a day-first
+    column "02.01.2020" became February 1 but "13.01.2020" January 13, silently scrambling the
+    series (and clean_csv then "sorted" it). A column whose leading field exceeds 12 anywhere is
+    day-first, so those values are all read day first; ISO values (year first) are unaffected.
+
+    Raises:
+        ValueError: values with different UTC offsets while ``utc`` is False (pandas' refusal).
+    """
+    kw = dict(errors="coerce", format="mixed", utc=utc)
+    lead = pd.to_numeric(text.str.extract(_DAY_MONTH_PREFIX, expand=False), errors="coerce")
+    if not (lead > 12).any():
+        return pd.to_datetime(text, **kw)
+    day_month = lead.notna()
+    if day_month[text.notna()].all():
+        return pd.to_datetime(text, dayfirst=True, **kw)
+    # A few day-first values beside ISO ones: dayfirst=True would also swap "2020-01-02" to February 1.
+    return pd.to_datetime(text.where(day_month), dayfirst=True, **kw).where(
+        day_month, pd.to_datetime(text.where(~day_month), **kw))
+
+
 def _epoch_unit(value: float) -> str:
     """The unix-epoch unit a number of this magnitude most likely is (for the message only)."""
     v = abs(value)
@@ -263,7 +290,7 @@ def parse_timestamps(raw: pd.Series, src: str, tcol: str, rows: np.ndarray, row:
     else:
         text = raw.astype("string").str.strip()
         try:
-            stamps = pd.to_datetime(text, errors="coerce", format="mixed")
+            stamps = text_to_datetime(text)
         except ValueError:  # pandas refuses mixed time zones unless told to convert
             aware = text.str.contains(_TZ_SUFFIX, regex=True, na=False).to_numpy()
             if not aware.all():
@@ -273,7 +300,7 @@ def parse_timestamps(raw: pd.Series, src: str, tcol: str, rows: np.ndarray, row:
                     f"{src}: column '{tcol}' mixes timestamps with and without a UTC offset ({raw.iloc[i]!r} "
                     f"{kind} one at {row(int(rows[i]))}); give every value an offset (e.g. +00:00) or none. {hint}"
                 ) from None
-            stamps = pd.to_datetime(text, errors="coerce", format="mixed", utc=True)
+            stamps = text_to_datetime(text, utc=True)
     bad = np.flatnonzero(stamps.isna().to_numpy())
     if len(bad):
         i = int(bad[0])

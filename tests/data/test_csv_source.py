@@ -280,3 +280,16 @@ def test_plain_amount_without_volume_keeps_the_reference_rule() -> None:
     csv = "timestamps,open,high,low,close,amount\n2024-01-01,1,2,0.5,1.5,300\n2024-01-02,1.5,2,1,1.8,200\n"
     df = read_ohlcv_csv(io.StringIO(csv), name="upload.csv")
     assert (df["volume"] == 0).all() and (df["amount"] == 0).all()  # KRONOS_SPEC: missing volume -> both 0
+
+
+def test_day_first_dates_are_read_day_first_throughout(tmp_path: Path) -> None:
+    """QA: 'DD.MM.YYYY' was read value by value, month first where possible: 02.01.2020 became February 1
+    while 13.01.2020 stayed January 13, so the file was refused as unsorted (and clean_csv 'sorted' it)."""
+    df = _frame(40, start="2020-01-02")
+    days = pd.date_range("2020-01-02", periods=40, freq="D")
+    for fmt in ("%d.%m.%Y", "%d/%m/%Y %H:%M"):
+        df["Date"] = days.strftime(fmt)
+        out = read_ohlcv_csv(_write(tmp_path, df))
+        assert (out["timestamps"].to_numpy() == days.to_numpy()).all(), fmt
+    df["Date"] = days.strftime("%m/%d/%Y")  # month first (US) is still read month first
+    assert (read_ohlcv_csv(_write(tmp_path, df))["timestamps"].to_numpy() == days.to_numpy()).all()
