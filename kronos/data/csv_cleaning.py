@@ -26,8 +26,8 @@ from kronos.atomic import atomic_path
 from kronos.data.csv_source import banner_lines
 from kronos.data.errors import DataValidationError
 from kronos.data.features import FEATURES, PRICE_COLUMNS
-from kronos.data.ohlcv import (COLUMN_ALIASES, SYMBOL_ALIASES, TIME_ALIASES, per_asset_volume_columns,
-                               text_to_datetime)
+from kronos.data.ohlcv import (COLUMN_ALIASES, SYMBOL_ALIASES, TIME_ALIASES, check_delimiter,
+                               per_asset_volume_columns, text_to_datetime)
 
 MAX_DUPLICATE_SHARE = 0.05  # above this share of rows, "duplicates" are a missing --symbol-column
 MASS_DROP_MIN_ROWS = 10  # ... and above this count (a few duplicates in a tiny file are just duplicates)
@@ -99,6 +99,7 @@ def clean_csv(
 
     df = pd.read_csv(src, dtype=str, keep_default_na=True, skiprows=banner_lines(src))
     report: dict[str, object] = {"input": str(src), "rows_in": len(df)}
+    check_delimiter(list(df.columns), str(src))
     tcol = _find(df.columns, time_column, TIME_ALIASES, src)
     if tcol is None:
         raise DataValidationError(f"{src}: no timestamp column; expected one of {list(TIME_ALIASES)}, found {list(df.columns)}.")

@@ -90,6 +90,23 @@ def _pick(columns: list[str], wanted: str | None, aliases: tuple[str, ...], what
     return next((a for a in aliases if a in columns), None)
 
 
+def check_delimiter(columns: list[str], src: str) -> None:
+    """Refuse a table read as one column whose name holds another delimiter (a ';'-separated export).
+
+    Raises:
+        DataValidationError: naming the delimiter and the conversion to use.
+    """
+    if len(columns) != 1:
+        return
+    sep = next((c for c in (";", "\t", "|") if c in str(columns[0])), None)
+    if sep is not None:
+        raise DataValidationError(
+            f"{src}: read as a single column {str(columns[0])!r}: the file looks {sep!r}-separated, but Kronos reads "
+            f"comma-separated CSV. Convert it first, e.g. pandas: pd.read_csv(path, sep={sep!r}) (add decimal=',' "
+            "if numbers use a decimal comma), then .to_csv(new_path, index=False)."
+        )
+
+
 def resolve_columns(columns: list[str], src: str, time_column: str | None = None, symbol_column: str | None = None,
                     member_column: str | None = None) -> Columns:
     """Find the time, symbol and member columns among ``columns`` (already normalised).
@@ -98,6 +115,7 @@ def resolve_columns(columns: list[str], src: str, time_column: str | None = None
         DataValidationError: a named column is missing, there is no timestamp column, or a price
             column is missing.
     """
+    check_delimiter(columns, src)
     tcol = _pick(columns, time_column, TIME_ALIASES, "time", src)
     if tcol is None:
         raise DataValidationError(

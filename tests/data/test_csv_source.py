@@ -293,3 +293,17 @@ def test_day_first_dates_are_read_day_first_throughout(tmp_path: Path) -> None:
         assert (out["timestamps"].to_numpy() == days.to_numpy()).all(), fmt
     df["Date"] = days.strftime("%m/%d/%Y")  # month first (US) is still read month first
     assert (read_ohlcv_csv(_write(tmp_path, df))["timestamps"].to_numpy() == days.to_numpy()).all()
+
+
+def test_semicolon_separated_file_is_named_as_such(tmp_path: Path) -> None:
+    """QA: a ';'-separated export was refused with 'no timestamp column ... Rename it or pass time_column=...',
+    advice that cannot work (clean_csv, the suggested repair, refused it the same way)."""
+    from data_pipelines.clean_csv import clean_csv
+
+    path = tmp_path / "eu.csv"
+    _frame().to_csv(path, index=False, sep=";")
+    for read in (lambda: read_ohlcv_csv(path), lambda: clean_csv(path, tmp_path / "out.csv", verbose=False)):
+        with pytest.raises(DataValidationError, match=r"eu\.csv: read as a single column .*looks ';'-separated"
+                                                      r".*sep=';'"):
+            read()
+    assert not (tmp_path / "out.csv").exists()
