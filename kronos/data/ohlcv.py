@@ -356,6 +356,11 @@ def standardize(
         there is a symbol column), the six FEATURES (float64) and ``member`` (bool, when given);
         and int64 [N] the source row of each kept row.
     """
+    if on_nan not in ("raise", "drop"):  # any other word used to drop rows silently (e.g. "ffill")
+        raise DataValidationError(
+            f"{src}: on_nan={on_nan!r} (data.source.on_nan): expected 'raise' or 'drop'. To fill missing values "
+            f"instead, repair the file first: python -m data_pipelines.clean_csv <file> --out <cleaned.csv> --nan ffill"
+        )
     renames = asset_volume_columns(df, src, cols.symbol)
     shown = {new: old for old, new in renames.items()}  # messages name the file's column ('volume btc')
     if renames:

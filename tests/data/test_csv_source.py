@@ -307,3 +307,13 @@ def test_semicolon_separated_file_is_named_as_such(tmp_path: Path) -> None:
                                                       r".*sep=';'"):
             read()
     assert not (tmp_path / "out.csv").exists()
+
+
+@pytest.mark.parametrize("policy", ["ffill", "fill", "Drop"])
+def test_unknown_nan_policy_is_refused(tmp_path: Path, policy: str) -> None:
+    """QA: data.source.on_nan=ffill (clean_csv's word) was accepted and silently DROPPED the NaN rows."""
+    df = _frame()
+    df.loc[5, "Close"] = np.nan
+    with pytest.raises(DataValidationError, match=rf"on_nan='{policy}' \(data.source.on_nan\): expected 'raise' or "
+                                                  r"'drop'.*--nan ffill"):
+        CSVSource(_write(tmp_path, df), on_nan=policy).load()
