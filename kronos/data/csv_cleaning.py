@@ -27,7 +27,7 @@ from kronos.data.csv_source import banner_lines
 from kronos.data.errors import DataValidationError
 from kronos.data.features import FEATURES, PRICE_COLUMNS
 from kronos.data.ohlcv import (COLUMN_ALIASES, SYMBOL_ALIASES, TIME_ALIASES, check_delimiter,
-                               per_asset_volume_columns, text_to_datetime)
+                               local_midnight_dates, per_asset_volume_columns, text_to_datetime)
 
 MAX_DUPLICATE_SHARE = 0.05  # above this share of rows, "duplicates" are a missing --symbol-column
 MASS_DROP_MIN_ROWS = 10  # ... and above this count (a few duplicates in a tiny file are just duplicates)
@@ -124,8 +124,9 @@ def clean_csv(
     report["infinite_cells"] = infinite
 
     text = df[tcol].str.strip()
+    dates = local_midnight_dates(text)
     try:
-        stamps = text_to_datetime(text)
+        stamps = text_to_datetime(text) if dates is None else dates  # local-midnight daily bars keep their date
         report["timestamps_converted_to_utc"] = False
     except ValueError:  # mixed UTC offsets: one consistent clock
         stamps = text_to_datetime(text, utc=True)

@@ -277,6 +277,21 @@ def text_to_datetime(text: pd.Series, *, utc: bool = False) -> pd.Series:
         day_month, pd.to_datetime(text.where(~day_month), **kw))
 
 
+def local_midnight_dates(text: pd.Series) -> pd.Series | None:
+    """Naive dates [N] when every value carries a UTC offset and sits at local midnight, else None.
+
+    Daily bars stamped at local midnight ("2020-01-02 00:00:00-05:00", as yfinance writes them) are
+    labelled by their local date: converted to UTC they moved to 05:00 (04:00 in summer), which
+    csv_to_qlib refused as 1440-minute bars, or, east of UTC ("+08:00"), to the previous day.
+    """
+    if len(text) == 0 or not text.str.contains(_TZ_SUFFIX, regex=True, na=False).all():
+        return None
+    wall = text_to_datetime(text.str.replace(_TZ_SUFFIX, "", regex=True))
+    if wall.isna().any() or not (wall == wall.dt.normalize()).all():
+        return None
+    return wall
+
+
 def _epoch_unit(value: float) -> str:
     """The unix-epoch unit a number of this magnitude most likely is (for the message only)."""
     v = abs(value)
@@ -307,6 +322,9 @@ def parse_timestamps(raw: pd.Series, src: str, tcol: str, rows: np.ndarray, row:
         stamps = pd.Series(raw)
     else:
         text = raw.astype("string").str.strip()
+        dates = local_midnight_dates(text)
+        if dates is not None:
+            return dates.astype("datetime64[ns]").to_numpy()
         try:
             stamps = text_to_datetime(text)
         except ValueError:  # pandas refuses mixed time zones unless told to convert

@@ -317,3 +317,22 @@ def test_unknown_nan_policy_is_refused(tmp_path: Path, policy: str) -> None:
     with pytest.raises(DataValidationError, match=rf"on_nan='{policy}' \(data.source.on_nan\): expected 'raise' or "
                                                   r"'drop'.*--nan ffill"):
         CSVSource(_write(tmp_path, df), on_nan=policy).load()
+
+
+@pytest.mark.parametrize("zone", ["America/New_York", "Asia/Shanghai"])
+def test_daily_bars_at_local_midnight_keep_their_date(tmp_path: Path, zone: str) -> None:
+    """QA: yfinance-style daily stamps ('2020-01-02 00:00:00-05:00') became 05:00/04:00 UTC (csv_to_qlib then
+    refused them as 1440-minute bars) and '+08:00' midnights moved to the previous day."""
+    from data_pipelines.clean_csv import clean_csv
+
+    days = pd.bdate_range("2020-02-20", periods=40)  # spans the US daylight-saving change (mixed offsets)
+    df = _frame(len(days))
+    df["Date"] = days.tz_localize(zone).astype(str)
+    path = _write(tmp_path, df)
+    assert (read_ohlcv_csv(path)["timestamps"].to_numpy() == days.to_numpy()).all()
+    clean_csv(path, tmp_path / "clean.csv", verbose=False)
+    assert (read_ohlcv_csv(tmp_path / "clean.csv")["timestamps"].to_numpy() == days.to_numpy()).all()
+    # Intraday bars with offsets are still converted to UTC.
+    df["Date"] = (days + pd.Timedelta(hours=10)).tz_localize(zone).astype(str)
+    expected = (days + pd.Timedelta(hours=10)).tz_localize(zone).tz_convert("UTC").tz_localize(None)
+    assert (read_ohlcv_csv(_write(tmp_path, df))["timestamps"].to_numpy() == expected.to_numpy()).all()
