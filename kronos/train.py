@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import sys
 from pathlib import Path
@@ -35,7 +36,11 @@ def _sweep_key(cfg: DictConfig) -> str | None:
         if hc.mode == RunMode.MULTIRUN:
             key = hc.job.override_dirname
             if not key or len(key) > 80:  # long override lists make unwieldy (or invalid) directory names
-                key = f"job{hc.job.num}"
+                # ... but job{num} alone would be the same for another sweep's job with other values, which
+                # would then overwrite this one's exports: a digest of the overrides keeps jobs apart and a
+                # re-run of the same job (resume) in its own directory.
+                digest = hashlib.sha1(str(key or "").encode()).hexdigest()[:10]
+                key = f"job{hc.job.num}-{digest}" if key else f"job{hc.job.num}"
     return str(key) if key else None
 
 

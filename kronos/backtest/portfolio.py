@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from kronos.backtest.markets import LOT_SIZE, REGION_QLIB, tradability
+from kronos.backtest.settings import BacktestSettingsError
 
 DAY = "day"
 _TIME_COLUMNS = ("date", "datetime", "timestamps", "timestamp", "time")
@@ -117,18 +118,20 @@ def csv_benchmark_returns(path: Path, start: pd.Timestamp, end: pd.Timestamp) ->
     columns = {c.lower(): c for c in frame.columns}
     time_col = next((columns[c] for c in _TIME_COLUMNS if c in columns), None)
     if time_col is None or "close" not in columns:
-        raise ValueError(f"benchmark CSV {path} needs a date column (one of {_TIME_COLUMNS}) and a close column; "
-                         f"it has {list(frame.columns)}")
+        raise BacktestSettingsError(f"benchmark CSV {path} needs a date column (one of {_TIME_COLUMNS}) and a "
+                                    f"close column; it has {list(frame.columns)}")
     close = pd.Series(pd.to_numeric(frame[columns["close"]], errors="coerce").to_numpy(),
                       index=pd.to_datetime(frame[time_col])).sort_index()
     if close.isna().any():
-        raise ValueError(f"benchmark CSV {path}: column close has a non-numeric value at row "
-                         f"{int(np.flatnonzero(close.isna().to_numpy())[0])}; clean it first")
+        raise BacktestSettingsError(f"benchmark CSV {path}: column close has a non-numeric value at row "
+                                    f"{int(np.flatnonzero(close.isna().to_numpy())[0])}; clean it first")
     days = trading_days(start, end)
     # Returns over the full file first, so the first backtest day has its change from the day before.
     returns = close.pct_change().reindex(days)
     if returns.isna().all():
-        raise ValueError(f"benchmark CSV {path} has no dates between {start.date()} and {end.date()}")
+        raise BacktestSettingsError(f"benchmark CSV {path} has no dates between {start.date()} and {end.date()} "
+                                    "(the backtest period): use a benchmark that covers it, or backtest.benchmark=null "
+                                    "(and data.benchmark=null) for the equal-weighted universe")
     return returns.fillna(0.0).rename(path.stem)
 
 
@@ -152,11 +155,13 @@ def resolve_benchmark(benchmark: str | None, universe: list[str], start: pd.Time
     path = Path(text).expanduser()
     if path.suffix.lower() == ".csv" or path.is_file():
         if not path.is_file():
-            raise FileNotFoundError(f"benchmark CSV {path} does not exist: set backtest.benchmark to an existing "
-                                    "file, an instrument of the provider, or null (equal-weighted universe)")
+            raise BacktestSettingsError(f"benchmark CSV {path} does not exist: set backtest.benchmark (or "
+                                        "data.benchmark) to an existing file, an instrument of the provider, or "
+                                        "null (equal-weighted universe)")
         return csv_benchmark_returns(path, start, end), path.stem
-    raise ValueError(f"benchmark {text!r} is neither an instrument of the Qlib provider nor a CSV file: set "
-                     "backtest.benchmark to one of those, or null for the equal-weighted universe")
+    raise BacktestSettingsError(f"benchmark {text!r} is neither an instrument of the Qlib provider nor a CSV file: "
+                                "set backtest.benchmark (or data.benchmark) to one of those, or null for the "
+                                "equal-weighted universe")
 
 
 @dataclass

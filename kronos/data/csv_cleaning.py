@@ -26,7 +26,8 @@ from kronos.atomic import atomic_path
 from kronos.data.csv_source import banner_lines
 from kronos.data.errors import DataValidationError
 from kronos.data.features import FEATURES, PRICE_COLUMNS
-from kronos.data.ohlcv import COLUMN_ALIASES, SYMBOL_ALIASES, TIME_ALIASES, per_asset_volume_columns
+from kronos.data.ohlcv import (COLUMN_ALIASES, SYMBOL_ALIASES, TIME_ALIASES, check_delimiter,
+                               local_midnight_dates, per_asset_volume_columns, text_to_datetime)
 
 MAX_DUPLICATE_SHARE = 0.05  # above this share of rows, "duplicates" are a missing --symbol-column
 MASS_DROP_MIN_ROWS = 10  # ... and above this count (a few duplicates in a tiny file are just duplicates)
@@ -98,6 +99,7 @@ def clean_csv(
 
     df = pd.read_csv(src, dtype=str, keep_default_na=True, skiprows=banner_lines(src))
     report: dict[str, object] = {"input": str(src), "rows_in": len(df)}
+    check_delimiter(list(df.columns), str(src))
     tcol = _find(df.columns, time_column, TIME_ALIASES, src)
     if tcol is None:
         raise DataValidationError(f"{src}: no timestamp column; expected one of {list(TIME_ALIASES)}, found {list(df.columns)}.")
@@ -122,11 +124,12 @@ def clean_csv(
     report["infinite_cells"] = infinite
 
     text = df[tcol].str.strip()
+    dates = local_midnight_dates(text)
     try:
-        stamps = pd.to_datetime(text, errors="coerce", format="mixed")
+        stamps = text_to_datetime(text) if dates is None else dates  # local-midnight daily bars keep their date
         report["timestamps_converted_to_utc"] = False
     except ValueError:  # mixed UTC offsets: one consistent clock
-        stamps = pd.to_datetime(text, errors="coerce", format="mixed", utc=True)
+        stamps = text_to_datetime(text, utc=True)
         report["timestamps_converted_to_utc"] = True
     bad_ts = stamps.isna().to_numpy()
     report["bad_timestamps_dropped"] = int(bad_ts.sum())

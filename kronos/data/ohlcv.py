@@ -90,6 +90,23 @@ def _pick(columns: list[str], wanted: str | None, aliases: tuple[str, ...], what
     return next((a for a in aliases if a in columns), None)
 
 
+def check_delimiter(columns: list[str], src: str) -> None:
+    """Refuse a table read as one column whose name holds another delimiter (a ';'-separated export).
+
+    Raises:
+        DataValidationError: naming the delimiter and the conversion to use.
+    """
+    if len(columns) != 1:
+        return
+    sep = next((c for c in (";", "\t", "|") if c in str(columns[0])), None)
+    if sep is not None:
+        raise DataValidationError(
+            f"{src}: read as a single column {str(columns[0])!r}: the file looks {sep!r}-separated, but Kronos reads "
+            f"comma-separated CSV. Convert it first, e.g. pandas: pd.read_csv(path, sep={sep!r}) (add decimal=',' "
+            "if numbers use a decimal comma), then .to_csv(new_path, index=False)."
+        )
+
+
 def resolve_columns(columns: list[str], src: str, time_column: str | None = None, symbol_column: str | None = None,
                     member_column: str | None = None) -> Columns:
     """Find the time, symbol and member columns among ``columns`` (already normalised).
@@ -98,6 +115,7 @@ def resolve_columns(columns: list[str], src: str, time_column: str | None = None
         DataValidationError: a named column is missing, there is no timestamp column, or a price
             column is missing.
     """
+    check_delimiter(columns, src)
     tcol = _pick(columns, time_column, TIME_ALIASES, "time", src)
     if tcol is None:
         raise DataValidationError(
@@ -232,6 +250,48 @@ def _check_values(df: pd.DataFrame, feats: list[str], src: str, rows: np.ndarray
             )
 
 
+# A leading day-or-month field: "02.01.2020", "13/01/2020 09:30", "1-2-20".
+_DAY_MONTH_PREFIX = r"^\s*(\d{1,2})[./-]\d{1,2}[./-]\d{2,4}(?:\D|$)"
+
+
+def text_to_datetime(text: pd.Series, *, utc: bool = False) -> pd.Series:
+    """Date/time text [N] -> datetime Series [N] (NaT where unparseable), one day/month order per column.
+
+    ``format="mixed"`` reads each value on its own, month first when it can: in a day-first
+    column "02.01.2020" became February 1 but "13.01.2020" January 13, silently scrambling the
+    series (and clean_csv then "sorted" it). A column whose leading field exceeds 12 anywhere is
+    day-first, so those values are all read day first; ISO values (year first) are unaffected.
+
+    Raises:
+        ValueError: values with different UTC offsets while ``utc`` is False (pandas' refusal).
+    """
+    kw = dict(errors="coerce", format="mixed", utc=utc)
+    lead = pd.to_numeric(text.str.extract(_DAY_MONTH_PREFIX, expand=False), errors="coerce")
+    if not (lead > 12).any():
+        return pd.to_datetime(text, **kw)
+    day_month = lead.notna()
+    if day_month[text.notna()].all():
+        return pd.to_datetime(text, dayfirst=True, **kw)
+    # A few day-first values beside ISO ones: dayfirst=True would also swap "2020-01-02" to February 1.
+    return pd.to_datetime(text.where(day_month), dayfirst=True, **kw).where(
+        day_month, pd.to_datetime(text.where(~day_month), **kw))
+
+
+def local_midnight_dates(text: pd.Series) -> pd.Series | None:
+    """Naive dates [N] when every value carries a UTC offset and sits at local midnight, else None.
+
+    Daily bars stamped at local midnight ("2020-01-02 00:00:00-05:00", as yfinance writes them) are
+    labelled by their local date: converted to UTC they moved to 05:00 (04:00 in summer), which
+    csv_to_qlib refused as 1440-minute bars, or, east of UTC ("+08:00"), to the previous day.
+    """
+    if len(text) == 0 or not text.str.contains(_TZ_SUFFIX, regex=True, na=False).all():
+        return None
+    wall = text_to_datetime(text.str.replace(_TZ_SUFFIX, "", regex=True))
+    if wall.isna().any() or not (wall == wall.dt.normalize()).all():
+        return None
+    return wall
+
+
 def _epoch_unit(value: float) -> str:
     """The unix-epoch unit a number of this magnitude most likely is (for the message only)."""
     v = abs(value)
@@ -262,8 +322,11 @@ def parse_timestamps(raw: pd.Series, src: str, tcol: str, rows: np.ndarray, row:
         stamps = pd.Series(raw)
     else:
         text = raw.astype("string").str.strip()
+        dates = local_midnight_dates(text)
+        if dates is not None:
+            return dates.astype("datetime64[ns]").to_numpy()
         try:
-            stamps = pd.to_datetime(text, errors="coerce", format="mixed")
+            stamps = text_to_datetime(text)
         except ValueError:  # pandas refuses mixed time zones unless told to convert
             aware = text.str.contains(_TZ_SUFFIX, regex=True, na=False).to_numpy()
             if not aware.all():
@@ -273,7 +336,7 @@ def parse_timestamps(raw: pd.Series, src: str, tcol: str, rows: np.ndarray, row:
                     f"{src}: column '{tcol}' mixes timestamps with and without a UTC offset ({raw.iloc[i]!r} "
                     f"{kind} one at {row(int(rows[i]))}); give every value an offset (e.g. +00:00) or none. {hint}"
                 ) from None
-            stamps = pd.to_datetime(text, errors="coerce", format="mixed", utc=True)
+            stamps = text_to_datetime(text, utc=True)
     bad = np.flatnonzero(stamps.isna().to_numpy())
     if len(bad):
         i = int(bad[0])
@@ -311,6 +374,11 @@ def standardize(
         there is a symbol column), the six FEATURES (float64) and ``member`` (bool, when given);
         and int64 [N] the source row of each kept row.
     """
+    if on_nan not in ("raise", "drop"):  # any other word used to drop rows silently (e.g. "ffill")
+        raise DataValidationError(
+            f"{src}: on_nan={on_nan!r} (data.source.on_nan): expected 'raise' or 'drop'. To fill missing values "
+            f"instead, repair the file first: python -m data_pipelines.clean_csv <file> --out <cleaned.csv> --nan ffill"
+        )
     renames = asset_volume_columns(df, src, cols.symbol)
     shown = {new: old for old, new in renames.items()}  # messages name the file's column ('volume btc')
     if renames:

@@ -95,7 +95,9 @@ def overlap_warning(name: str, data_end: str | None, origins: Origins) -> str | 
     """A warning when origins lie on or before the end of a model's training data (None otherwise)."""
     if not data_end:
         return None
-    cutoff = pd.Timestamp(data_end) + pd.Timedelta(days=1) - pd.Timedelta(1, "ns")  # end of that day
+    end = pd.Timestamp(data_end)
+    # A date covers that whole day; a time (intraday training data) is the cutoff itself.
+    cutoff = end + pd.Timedelta(days=1) - pd.Timedelta(1, "ns") if end == end.normalize() else end
     inside = origins.datetime <= cutoff.value
     if not inside.any():
         return None

@@ -51,7 +51,10 @@ def _training_info(location: str) -> dict[str, Any]:
 
 def _later(*dates: str | None) -> str | None:
     known = [pd.Timestamp(d) for d in dates if d]
-    return max(known).date().isoformat() if known else None
+    if not known:
+        return None
+    latest = max(known)  # intraday data keeps its time: the rest of that day may be out of sample
+    return latest.date().isoformat() if latest == latest.normalize() else latest.isoformat(sep=" ")
 
 
 def published_data_end(model_cfg: Any, location: str | None) -> str | None:

@@ -10,6 +10,7 @@ import pytest
 
 from kronos.data.qlib_provider import build_provider
 from kronos.backtest.portfolio import limit_expressions, run_topk_dropout, summarize, use_provider
+from kronos.backtest.settings import BacktestSettingsError
 
 COSTS = {"open_cost": 0.0005, "close_cost": 0.0015, "min_cost": 5.0}
 SETTINGS = dict(topk=4, n_drop=1, hold_thresh=1, account=1e8, costs=COSTS, limit_threshold=0.095, deal_price="close")
@@ -96,15 +97,21 @@ def test_equal_weight_and_csv_benchmarks(provider: Path, window: pd.DataFrame, t
 
 
 def test_bad_benchmarks_say_what_to_set(provider: Path, window: pd.DataFrame, tmp_path: Path) -> None:
+    """Each bad benchmark is a BacktestSettingsError, which `python -m kronos.train` shows as one line (QA: they
+    were ValueError / FileNotFoundError and printed a traceback)."""
     signal = _signal(window.iloc[:-1], np.zeros(window.iloc[:-1].shape))
-    with pytest.raises(ValueError, match="NOPE.*backtest.benchmark"):
+    with pytest.raises(BacktestSettingsError, match=r"NOPE.*backtest.benchmark \(or data.benchmark\)"):
         run_topk_dropout(signal, provider, benchmark="NOPE", **SETTINGS)
-    with pytest.raises(FileNotFoundError, match="missing.csv"):
+    with pytest.raises(BacktestSettingsError, match="missing.csv"):
         run_topk_dropout(signal, provider, benchmark=str(tmp_path / "missing.csv"), **SETTINGS)
     bad = tmp_path / "bad.csv"
     bad.write_text("day,price\n2020-01-01,1\n")
-    with pytest.raises(ValueError, match="needs a date column"):
+    with pytest.raises(BacktestSettingsError, match="needs a date column"):
         run_topk_dropout(signal, provider, benchmark=str(bad), **SETTINGS)
+    elsewhere = tmp_path / "old.csv"
+    elsewhere.write_text("date,close\n1990-01-02,1\n1990-01-03,1.1\n")
+    with pytest.raises(BacktestSettingsError, match=r"no dates between .* \(the backtest period\)"):
+        run_topk_dropout(signal, provider, benchmark=str(elsewhere), **SETTINGS)
 
 
 def test_limit_up_day_blocks_buying(tmp_path: Path) -> None:

@@ -150,3 +150,18 @@ def test_cli_help(module: str, capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit) as exit_:
         importlib.import_module(f"data_pipelines.{module}").main(["--help"])
     assert exit_.value.code == 0 and f"python -m data_pipelines.{module}" in capsys.readouterr().out
+
+
+def test_clean_csv_keeps_day_first_dates_in_order(tmp_path: Path) -> None:
+    """QA: a day-first file was parsed value by value (02.01 -> February 1, 13.01 -> January 13) and
+    clean_csv 'reordered' 500+ rows of a correctly sorted file into a scrambled series."""
+    days = pd.date_range("2020-01-02", periods=60, freq="B")
+    close = np.linspace(10, 20, len(days))
+    raw = pd.DataFrame({"Date": days.strftime("%d.%m.%Y"), "Open": close, "High": close + 1, "Low": close - 1,
+                        "Close": close, "Volume": 100.0})
+    raw.to_csv(tmp_path / "eu.csv", index=False)
+    report = clean_csv(tmp_path / "eu.csv", tmp_path / "out.csv", verbose=False)
+    assert report["rows_reordered"] == 0 and report["rows_out"] == len(days)
+    out = read_ohlcv_csv(tmp_path / "out.csv")
+    assert (out["timestamps"].to_numpy() == days.to_numpy()).all()
+    np.testing.assert_allclose(out["close"], close)

@@ -280,3 +280,59 @@ def test_plain_amount_without_volume_keeps_the_reference_rule() -> None:
     csv = "timestamps,open,high,low,close,amount\n2024-01-01,1,2,0.5,1.5,300\n2024-01-02,1.5,2,1,1.8,200\n"
     df = read_ohlcv_csv(io.StringIO(csv), name="upload.csv")
     assert (df["volume"] == 0).all() and (df["amount"] == 0).all()  # KRONOS_SPEC: missing volume -> both 0
+
+
+def test_day_first_dates_are_read_day_first_throughout(tmp_path: Path) -> None:
+    """QA: 'DD.MM.YYYY' was read value by value, month first where possible: 02.01.2020 became February 1
+    while 13.01.2020 stayed January 13, so the file was refused as unsorted (and clean_csv 'sorted' it)."""
+    df = _frame(40, start="2020-01-02")
+    days = pd.date_range("2020-01-02", periods=40, freq="D")
+    for fmt in ("%d.%m.%Y", "%d/%m/%Y %H:%M"):
+        df["Date"] = days.strftime(fmt)
+        out = read_ohlcv_csv(_write(tmp_path, df))
+        assert (out["timestamps"].to_numpy() == days.to_numpy()).all(), fmt
+    df["Date"] = days.strftime("%m/%d/%Y")  # month first (US) is still read month first
+    assert (read_ohlcv_csv(_write(tmp_path, df))["timestamps"].to_numpy() == days.to_numpy()).all()
+
+
+def test_semicolon_separated_file_is_named_as_such(tmp_path: Path) -> None:
+    """QA: a ';'-separated export was refused with 'no timestamp column ... Rename it or pass time_column=...',
+    advice that cannot work (clean_csv, the suggested repair, refused it the same way)."""
+    from data_pipelines.clean_csv import clean_csv
+
+    path = tmp_path / "eu.csv"
+    _frame().to_csv(path, index=False, sep=";")
+    for read in (lambda: read_ohlcv_csv(path), lambda: clean_csv(path, tmp_path / "out.csv", verbose=False)):
+        with pytest.raises(DataValidationError, match=r"eu\.csv: read as a single column .*looks ';'-separated"
+                                                      r".*sep=';'"):
+            read()
+    assert not (tmp_path / "out.csv").exists()
+
+
+@pytest.mark.parametrize("policy", ["ffill", "fill", "Drop"])
+def test_unknown_nan_policy_is_refused(tmp_path: Path, policy: str) -> None:
+    """QA: data.source.on_nan=ffill (clean_csv's word) was accepted and silently DROPPED the NaN rows."""
+    df = _frame()
+    df.loc[5, "Close"] = np.nan
+    with pytest.raises(DataValidationError, match=rf"on_nan='{policy}' \(data.source.on_nan\): expected 'raise' or "
+                                                  r"'drop'.*--nan ffill"):
+        CSVSource(_write(tmp_path, df), on_nan=policy).load()
+
+
+@pytest.mark.parametrize("zone", ["America/New_York", "Asia/Shanghai"])
+def test_daily_bars_at_local_midnight_keep_their_date(tmp_path: Path, zone: str) -> None:
+    """QA: yfinance-style daily stamps ('2020-01-02 00:00:00-05:00') became 05:00/04:00 UTC (csv_to_qlib then
+    refused them as 1440-minute bars) and '+08:00' midnights moved to the previous day."""
+    from data_pipelines.clean_csv import clean_csv
+
+    days = pd.bdate_range("2020-02-20", periods=40)  # spans the US daylight-saving change (mixed offsets)
+    df = _frame(len(days))
+    df["Date"] = days.tz_localize(zone).astype(str)
+    path = _write(tmp_path, df)
+    assert (read_ohlcv_csv(path)["timestamps"].to_numpy() == days.to_numpy()).all()
+    clean_csv(path, tmp_path / "clean.csv", verbose=False)
+    assert (read_ohlcv_csv(tmp_path / "clean.csv")["timestamps"].to_numpy() == days.to_numpy()).all()
+    # Intraday bars with offsets are still converted to UTC.
+    df["Date"] = (days + pd.Timedelta(hours=10)).tz_localize(zone).astype(str)
+    expected = (days + pd.Timedelta(hours=10)).tz_localize(zone).tz_convert("UTC").tz_localize(None)
+    assert (read_ohlcv_csv(_write(tmp_path, df))["timestamps"].to_numpy() == expected.to_numpy()).all()

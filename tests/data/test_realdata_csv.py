@@ -78,3 +78,18 @@ def test_csi300_parquet_matches_csv(data_dir: Path, tmp_path: Path) -> None:
         np.testing.assert_array_equal(v, expected.values[i])
         np.testing.assert_array_equal(m, expected.member[i])
     assert source.load().n_rows == expected.n_rows == 289_159 - 300
+
+
+def test_crypto_hourly_experiment_loads_the_shared_folder(data_dir: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """QA: `python -m kronos.train experiment=crypto_hourly` stopped before training on the very data it is
+    written for (ETHUSDT's one NaN amount); the experiment now skips such rows."""
+    from hydra.utils import instantiate
+
+    from tests.lightning.conftest import compose_config
+
+    monkeypatch.setenv("KRONOS_DATA_DIR", str(data_dir))
+    cfg = compose_config([f"output_root={tmp_path}", "experiment=crypto_hourly"])
+    panel = instantiate(cfg.data.source).load()
+    assert len(panel.instruments) == 4
+    assert sum(len(t) for t in panel.timestamps) == 2 * 33_412 + 2 * 7_478 - 1  # the one NaN hour skipped

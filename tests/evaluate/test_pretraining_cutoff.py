@@ -60,3 +60,28 @@ def test_listed_published_pair_gets_the_cutoff_unless_given() -> None:
     assert _spec_data_end(_cfg(), spec) == "2024-06-30"
     assert _spec_data_end(_cfg(), ModelSpec("z", "t", "NeoQuasar/Kronos-small", "2023-01-31")) == "2023-01-31"
     assert _spec_data_end(_cfg(), ModelSpec("mine", "t", "/nowhere/predictor")) is None
+
+
+def test_intraday_training_end_keeps_its_time(tmp_path: Path) -> None:
+    """QA: on 5-minute data the training split's end (00:55) was cut to its date and the warning then took the
+    whole day as seen in training: test origins later that day (after the validation split) were flagged."""
+    import numpy as np
+    import pandas as pd
+
+    from kronos.evaluate.runner import overlap_warning
+
+    src = WeightSource("predictor", str(_export(tmp_path / "m5", None, "2024-03-05 00:55:00")), "export")
+    end = kronos_data_end(_cfg(), _settings(), src)
+    assert end == "2024-03-05 00:55:00"
+
+    class _Origins:
+        def __init__(self, stamps: list[str]) -> None:
+            self.datetime = pd.to_datetime(stamps).to_numpy().astype("datetime64[ns]").astype(np.int64)
+
+        def __len__(self) -> int:
+            return len(self.datetime)
+
+    assert overlap_warning("kronos", end, _Origins(["2024-03-05 19:45", "2024-03-06 10:00"])) is None
+    assert "1 of 2 origins" in overlap_warning("kronos", end, _Origins(["2024-03-05 00:50", "2024-03-06 10:00"]))
+    # A date still covers the whole day.
+    assert "1 of 2 origins" in overlap_warning("kronos", "2024-03-05", _Origins(["2024-03-05 19:45", "2024-03-06 00:00"]))

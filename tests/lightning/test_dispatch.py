@@ -65,3 +65,25 @@ def test_bad_evaluate_setting_stops_stage_all_before_training(make_cfg) -> None:
     with pytest.raises(EvaluateConfigError, match="stride"):
         train(cfg)
     assert not Experiment.from_config(cfg).checkpoint_dir("tokenizer").exists()
+
+
+def test_long_sweep_overrides_never_share_a_job_directory(monkeypatch: pytest.MonkeyPatch) -> None:
+    """QA: overrides longer than 80 characters (any data path) made the key `job<num>`, so job 0 of a second
+    sweep with other values wrote into the first sweep's job0 directory, replacing its exports."""
+    from types import SimpleNamespace
+
+    from hydra.types import RunMode
+    from omegaconf import OmegaConf
+
+    import kronos.train as train_module
+
+    def key_for(overrides: str, num: int = 0) -> str | None:
+        hc = SimpleNamespace(mode=RunMode.MULTIRUN, job=SimpleNamespace(override_dirname=overrides, num=num))
+        monkeypatch.setattr(train_module, "HydraConfig", SimpleNamespace(initialized=lambda: True, get=lambda: hc))
+        return train_module._sweep_key(OmegaConf.create({"sweep_key": None}))
+
+    data = "data=csv,data.source.path=/home/quant/projects/us_equities/daily/sp500_members_2010_2024.csv"
+    first, second = key_for(f"{data},optim.lr=0.001"), key_for(f"{data},optim.lr=0.003")
+    assert first != second and first.startswith("job0") and len(first) <= 80
+    assert key_for(f"{data},optim.lr=0.001") == first  # the same job again (resume) finds its directory
+    assert key_for("optim.lr=0.001") == "optim.lr=0.001"  # short overrides stay readable
