@@ -80,7 +80,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     # Heavy imports after argument parsing.
     from kronos.experiment import STAGES, Experiment
     from kronos.stages.backtest import backtest_stage
-    from kronos.stages.common import TRAINING_STAGES, StageInputError, stage_config
+    from kronos.stages.common import TRAINING_STAGES, StageInputError, check_numbers, stage_config
     from kronos.stages.fit import fit_stage
 
     unknown = [stage for stage in cfg.stage.run if stage not in STAGES]
@@ -92,6 +92,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         experiment = experiment.sweep(key)
         with open_dict(cfg):  # the config's paths (callbacks, loggers) interpolate run_dir
             cfg.run_dir = str(experiment.root)
+    check_numbers(cfg)
     # A bad backtest/evaluate setting is named before anything is trained (stage=all ends with them).
     if "backtest" in cfg.stage.run:
         from kronos.backtest.settings import BacktestSettings

@@ -230,6 +230,7 @@ def run_backtest(predictor: Any, datamodule: Any, settings: BacktestSettings, ou
             "intraday data: the top-k dropout portfolio runs on daily bars through Qlib; "
             "resample to daily candles to backtest a portfolio")
         log.warning("backtest: %s (IC metrics only)", metrics["portfolio_skipped"])
+        warnings.append(f"No portfolio: {metrics['portfolio_skipped']}.")
     else:
         from kronos.backtest.portfolio import run_topk_dropout  # qlib's backtest engine: only when trading
 

@@ -145,6 +145,7 @@ def test_intraday_data_reports_ic_without_portfolio(tmp_path) -> None:
     logger = FakeLogger()
     result = run_backtest(DriftFake(), dm, _cfg(topk=2), out, logger=logger)
     assert result["model"]["portfolio"] is None and "intraday" in result["portfolio_skipped"]
+    assert any("No portfolio: intraday" in w for w in result["warnings"])  # in metrics.json, not only the log
     assert np.isfinite(result["model"]["ic"]["trade_return"]["rank_ic"])
     assert logger.metrics["backtest/model_rank_ic_t"] == pytest.approx(result["model"]["ic"]["trade_return"]["rank_ic_t"])
     assert not any(k.endswith("_turnover") for k in logger.metrics)

@@ -87,3 +87,16 @@ def test_long_sweep_overrides_never_share_a_job_directory(monkeypatch: pytest.Mo
     assert first != second and first.startswith("job0") and len(first) <= 80
     assert key_for(f"{data},optim.lr=0.001") == first  # the same job again (resume) finds its directory
     assert key_for("optim.lr=0.001") == "optim.lr=0.001"  # short overrides stay readable
+
+
+@pytest.mark.parametrize("override, key", [("optim.lr=abc", "optim.lr"), ("optim.lr=-1", "optim.lr"),
+                                           ("data.lookback=0", "data.lookback"), ("data.horizon=-2", "data.horizon")])
+def test_bad_numbers_are_one_message_naming_the_key(override: str, key: str, tmp_path: Path) -> None:
+    """Typos in numeric settings end in one line and exit 2 before any data is read (was a traceback, rc 1)."""
+    import subprocess
+
+    proc = subprocess.run([sys.executable, "-m", "kronos.train", override, f"output_root={tmp_path}", "name=n",
+                           "trainer.accelerator=cpu"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert key in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "n" / "checkpoints").exists()
