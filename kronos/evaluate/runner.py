@@ -62,12 +62,15 @@ class ModelForecaster:
             generator=...) -> [B, S, H, F]`` normalised paths, and ``device``.
         weights: what was loaded, e.g. ``{tokenizer: {location, origin}, predictor: {...}}``.
         data_end: last date of its training data (ISO) when known, for the overlap warning.
+        notes: warnings about this model found while loading it (e.g. a pair that does not belong together),
+            written into ``metrics.json``'s ``warnings``.
     """
 
     name: str
     predictor: Any
     weights: Mapping[str, Any] = field(default_factory=dict)
     data_end: str | None = None
+    notes: tuple[str, ...] = ()
 
 
 def model_paths(model: ModelForecaster, origins: Origins, settings: EvaluateSettings, close_index: int) -> np.ndarray:
@@ -171,10 +174,10 @@ def run_evaluate(models: Sequence[ModelForecaster], datamodule: Any, settings: E
         paths = model_paths(model, origins, settings, close_index)
         scores[model.name] = score_paths(paths, origins.hist_close, origins.future_close, coverage_levels=levels,
                                          quantile_levels=qlevels, rng=rng)
-        warning = overlap_warning(model.name, model.data_end, origins)
-        if warning:
-            warnings.append(warning)
-            log.warning(warning)
+        for warning in (*model.notes, overlap_warning(model.name, model.data_end, origins)):
+            if warning:
+                warnings.append(warning)
+                log.warning(warning)
     for name in settings.baselines:
         paths = baseline_paths(name, origins.hist_close, origins.horizon, settings.sample_count, rng)
         scores[name] = score_paths(paths, origins.hist_close, origins.future_close, coverage_levels=levels,

@@ -49,6 +49,28 @@ def _training_info(location: str) -> dict[str, Any]:
         return {}
 
 
+def _same_location(a: str, b: str) -> bool:
+    """True when two checkpoint locations name the same directory (or the same hub id)."""
+    pa, pb = Path(a).expanduser(), Path(b).expanduser()
+    if pa.exists() and pb.exists():
+        return pa.resolve() == pb.resolve()
+    return a.rstrip("/") == b.rstrip("/")
+
+
+def pair_warning(name: str, tokenizer: str, predictor: str) -> str | None:
+    """A warning when ``predictor``'s training_info.json says it trained on another tokenizer's tokens.
+
+    A predictor only reads the token ids of the tokenizer it was trained with; paired with another one its
+    forecasts are noise, whatever the scores say.
+    """
+    trained_on = (_training_info(predictor).get("tokenizer_source") or {}).get("location")
+    if not trained_on or _same_location(str(trained_on), tokenizer):
+        return None
+    return (f"{name}: the predictor {predictor} was trained on the tokens of tokenizer {trained_on}, but is "
+            f"evaluated with tokenizer {tokenizer}; unless both hold the same weights its scores mean nothing. "
+            f"Pair it with the tokenizer it was trained with.")
+
+
 def _later(*dates: str | None) -> str | None:
     known = [pd.Timestamp(d) for d in dates if d]
     if not known:
@@ -122,13 +144,17 @@ def evaluate_stage(cfg: DictConfig, datamodule: Any, experiment: Experiment,
     if sources is not None:
         weights = {kind: src.as_dict() for kind, src in sources.items()}
         predictor = load_predictor(sources["tokenizer"].location, sources["predictor"].location, **loader_kw)
+        note = pair_warning("kronos", sources["tokenizer"].location, sources["predictor"].location)
         models.append(ModelForecaster("kronos", predictor, weights,
-                                      kronos_data_end(cfg, settings, sources["predictor"])))
+                                      kronos_data_end(cfg, settings, sources["predictor"]),
+                                      notes=(note,) if note else ()))
     for spec in settings.models:
         predictor = load_predictor(spec.tokenizer, spec.predictor, **loader_kw)
         spec_weights = {"tokenizer": {"location": spec.tokenizer, "origin": "evaluate.models"},
                         "predictor": {"location": spec.predictor, "origin": "evaluate.models"}}
-        models.append(ModelForecaster(spec.name, predictor, spec_weights, _spec_data_end(cfg, spec)))
+        note = pair_warning(spec.name, spec.tokenizer, spec.predictor)
+        models.append(ModelForecaster(spec.name, predictor, spec_weights, _spec_data_end(cfg, spec),
+                                      notes=(note,) if note else ()))
     from kronos.lightning.tracking import log_report_artifacts
 
     loggers = build_loggers(cfg)

@@ -81,3 +81,21 @@ def test_cli_without_weights_exits_with_one_message(tmp_path: Path) -> None:
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "error: no tokenizer for experiment 'nothing'" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_predictor_paired_with_another_tokenizer_is_flagged(evaluate_cfg, tiny_pair, tmp_path: Path) -> None:
+    """evaluate.models pairs a predictor with a tokenizer it was not trained on: metrics.json says so."""
+    import shutil
+
+    tok, pred = tiny_pair
+    other_tok = tmp_path / "other_tokenizer"
+    shutil.copytree(tok, other_tok)
+    trained = tmp_path / "predictor_trained_on_other"
+    shutil.copytree(pred, trained)
+    (trained / "training_info.json").write_text(json.dumps({"tokenizer_source": {"location": str(other_tok),
+                                                                                 "origin": "export"}}))
+    cfg = evaluate_cfg(f"evaluate.models=[{{name: mismatched, tokenizer: '{tok}', predictor: '{trained}'}},"
+                       f"{{name: matched, tokenizer: '{other_tok}', predictor: '{trained}'}}]",
+                       "evaluate.baselines=[naive]")
+    warnings = train(cfg)["evaluate"]["warnings"]
+    assert len(warnings) == 1 and warnings[0].startswith("mismatched:") and str(other_tok) in warnings[0]
