@@ -41,7 +41,7 @@ import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import quote
 
 import pandas as pd
@@ -289,16 +289,22 @@ def create_app(
         limit, why = located_context_limit(predictor)
         return predictor, tokenizer, limit, why
 
-    @app.post("/api/forecast")
-    async def forecast(body: ForecastBody, request: Request) -> dict[str, object]:
+    async def _planned_forecast(request: Request, plan_fn: Callable[[], tuple[Any, Plan]],
+                                answer_fn: Callable[[Any, Plan, FrameForecast], dict[str, object]]) -> dict[str, object]:
+        """Checks first (refused at once, before waiting), then a slot, then the model work, then the answer;
+        cancelled when the client goes away or the server shuts down."""
         async def job(cancelled: Cancelled) -> dict[str, object]:
-            # Checks first (refused at once, before waiting), then a slot, then the model work.
-            dataset, plan = await run_in_threadpool(_plan_page_forecast, body)
+            extra, plan = await run_in_threadpool(plan_fn)
             async with slots.hold(cancelled):
                 result = await run_in_threadpool(_compute, plan, cancelled)
-            return await run_in_threadpool(_page_answer, body, dataset, plan, result)
+            return await run_in_threadpool(answer_fn, extra, plan, result)
 
         return await run_cancellable(request, shutdown, job)
+
+    @app.post("/api/forecast")
+    async def forecast(body: ForecastBody, request: Request) -> dict[str, object]:
+        return await _planned_forecast(request, lambda: _plan_page_forecast(body),
+                                       lambda dataset, plan, result: _page_answer(body, dataset, plan, result))
 
     def _plan_page_forecast(body: ForecastBody) -> tuple[Dataset, Plan]:
         dataset = datasets.get(body.dataset_id)
@@ -328,13 +334,8 @@ def create_app(
 
     @app.post("/api/forecast/inline")
     async def forecast_inline(body: InlineForecastBody, request: Request) -> dict[str, object]:
-        async def job(cancelled: Cancelled) -> dict[str, object]:
-            quantiles, plan = await run_in_threadpool(_plan_inline_forecast, body)
-            async with slots.hold(cancelled):
-                result = await run_in_threadpool(_compute, plan, cancelled)
-            return _inline_answer(plan, result, quantiles)
-
-        return await run_cancellable(request, shutdown, job)
+        return await _planned_forecast(request, lambda: _plan_inline_forecast(body),
+                                       lambda quantiles, plan, result: _inline_answer(plan, result, quantiles))
 
     def _plan_inline_forecast(body: InlineForecastBody) -> tuple[tuple[float, ...], Plan]:
         if not body.candles:
