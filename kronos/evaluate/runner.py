@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 
 from kronos.data.features import denormalize
-from kronos.evaluate import metrics as m
+from kronos import scores as m
 from kronos.evaluate.baselines import baseline_paths
 from kronos.evaluate.origins import Origins, collect_origins, exchange_group
 from kronos.evaluate.scoring import Scores, per_origin, score_paths, summarise
@@ -25,7 +25,7 @@ from kronos.evaluate.settings import EvaluateSettings
 log = logging.getLogger(__name__)
 
 DEFINITIONS = {
-    "point_forecast": "per-step median of a forecaster's sample paths (naive and drift: their single path)",
+    "point_forecast": f"per step, the {m.POINT_FORECAST_NAME} (naive and drift: their single path)",
     "mae": "mean |point - realised close| over origins x horizon steps, in price units",
     "mase": "mean of |point - realised| / s, s = mean |c_t - c_(t-1)| over the origin's lookback closes "
             "(the naive in-sample one-step error); origins with s = 0 are left out",
