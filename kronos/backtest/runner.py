@@ -28,6 +28,7 @@ from kronos.backtest.forecast import forecast_split
 from kronos.backtest.markets import resolve_region
 from kronos.backtest.metrics import compare, ic_report, residual_signal, verdict
 from kronos.backtest.report import write_report
+from kronos.backtest.settings import ALIAS_NOTE, BASELINE_ALIASES
 from kronos.backtest.settings import BacktestSettings
 from kronos.backtest.signals import anchor_gap_signal, baseline_signal, model_signal
 from kronos.data.qlib_provider import build_provider_from_panel, qlib_symbol
@@ -218,7 +219,7 @@ def run_backtest(predictor: Any, datamodule: Any, settings: BacktestSettings, ou
 
     significance: dict[str, Any] = {}
     for name in settings.baselines:
-        significance[name] = {label: compare(daily_ics["model"][label], daily_ics[name][label], overlaps[label] - 1)
+        significance[name] = {label: compare(daily_ics["model"][label], daily_ics[name][label], overlaps[label])
                               for label in labels.columns}
         significance[name]["verdict"] = verdict("model", name, HEADLINE_LABEL, significance[name][HEADLINE_LABEL])
     metrics["significance"] = significance
@@ -253,6 +254,7 @@ def run_backtest(predictor: Any, datamodule: Any, settings: BacktestSettings, ou
             metrics["benchmark"] = result.benchmark
             portfolios[name] = result.report
     metrics["bad_prices"] = bad
+    _keep_old_names(metrics, notes)
     metrics["warnings"] = warnings
     metrics["notes"] = notes
     metrics["settings"] = settings.as_dict() | {"seed": seed, "region_resolved": region, "topk_used": topk,
@@ -276,7 +278,20 @@ def run_backtest(predictor: Any, datamodule: Any, settings: BacktestSettings, ou
     return metrics | {"figures": {k: str(v) for k, v in figures.items()}}
 
 
-_BASELINE_TEXT = {"persistence": "return over the last H rows (the recent trend continues)",
+def _keep_old_names(metrics: dict[str, Any], notes: list[str]) -> None:
+    """For one release: repeat each renamed baseline's entry under its old name (``persistence`` = a copy of
+    ``momentum``'s IC, portfolio and significance), and say so in ``notes``."""
+    import copy
+
+    for old, new in BASELINE_ALIASES.items():
+        if new in metrics:
+            metrics[old] = copy.deepcopy(metrics[new])
+            if new in metrics.get("significance", {}):
+                metrics["significance"][old] = copy.deepcopy(metrics["significance"][new])
+            notes.append(ALIAS_NOTE)
+
+
+_BASELINE_TEXT = {"momentum": "return over the last H rows (the recent trend continues)",
                   "reversal": "minus the return over the last H rows (it reverses)"}
 
 

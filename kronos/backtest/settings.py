@@ -8,14 +8,23 @@ the group is validated: a bad value stops the run with the key named and what to
 from __future__ import annotations
 
 import dataclasses
+import logging
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 ANCHORS = ("last_close", "reconstructed")
 SIGNALS = ("last", "mean", "max", "min")
-BASELINES = ("persistence", "reversal")
+BASELINES = ("momentum", "reversal")
+# Old baseline names still read for one release: {old: new}. ``persistence`` was the trend-following
+# baseline; "naive"/"persistence" now mean the last value carried forward everywhere else.
+BASELINE_ALIASES = {"persistence": "momentum"}
+ALIAS_NOTE = ("backtest.baselines: 'persistence' is now called 'momentum' (the recent trend continues); "
+              "'persistence' is read as 'momentum' and metrics.json repeats momentum's entry under "
+              "'persistence' for this release only")
 DEAL_PRICES = ("close", "open")
 REGIONS = ("auto", "cn", "us", "none")
+log = logging.getLogger(__name__)
 LIMIT_RULES = ("region",)
 
 
@@ -85,6 +94,11 @@ class BacktestSettings:
     provider_uri: str | None = None
 
     def __post_init__(self) -> None:
+        renamed = tuple(BASELINE_ALIASES.get(name, name) for name in self.baselines)
+        if renamed != tuple(self.baselines):
+            warnings.warn(ALIAS_NOTE, FutureWarning, stacklevel=3)
+            log.warning("%s", ALIAS_NOTE)
+            object.__setattr__(self, "baselines", renamed)
         _check(self)
 
     @classmethod

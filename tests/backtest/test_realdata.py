@@ -47,7 +47,7 @@ def test_csi300_backtest_report_names_sh000300(data_dir: Path, tmp_path: Path) -
     assert metrics["provider_uri"] == str(data_dir / "qlib_cn_csi300")
     assert 200 <= metrics["n_instruments"] <= 300   # point-in-time CSI300 members
     assert metrics["start"] == "2026-02-02" and metrics["end"] <= "2026-02-06"
-    for name in ("model", "persistence", "reversal"):
+    for name in ("model", "momentum", "reversal"):
         pf = metrics[name]["portfolio"]
         assert pf["days"] >= 3 and 0 < pf["turnover"] <= 1.0
         assert pf["excess_return_with_cost"]["annualized_return"] < pf["excess_return_without_cost"]["annualized_return"]
