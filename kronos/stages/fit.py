@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Mapping
 
 import lightning.pytorch as pl
 from hydra.utils import instantiate
@@ -26,6 +26,7 @@ from kronos.lightning.tokenizer_module import TokenizerModule
 from kronos.models.predictor import Kronos
 from kronos.models.tokenizer import KronosTokenizer
 from kronos.stages.common import StageInputError, build_loggers, instantiate_keyed, weight_source
+from kronos.training_info import TrainingInfo
 
 log = logging.getLogger(__name__)
 
@@ -110,13 +111,12 @@ def fit_stage(
     callbacks = instantiate_keyed(cfg.get("callbacks"))
     loggers = build_loggers(cfg)
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    run_info: dict[str, Any] = {
-        "config": resolved,
-        "data": datamodule.describe(),
-        "started_from": cfg.model[stage].get("pretrained"),  # null: trained from scratch
-    }
-    if tokenizer_source is not None:
-        run_info["tokenizer_source"] = tokenizer_source.as_dict()
+    run_info = TrainingInfo(
+        config=resolved,
+        data=datamodule.describe(),
+        started_from=cfg.model[stage].get("pretrained"),  # null: trained from scratch
+        tokenizer_source=tokenizer_source.as_dict() if tokenizer_source is not None else None,
+    )
     for cb in callbacks.values():
         if isinstance(cb, ExportCallback):
             cb.run_info = run_info
