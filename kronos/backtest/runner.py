@@ -48,11 +48,10 @@ def resolve_provider(datamodule: Any, provider_uri: str | None, provider_dir: Pa
     ``provider_uri`` wins; a Qlib-sourced datamodule reuses its own provider; any other source
     (CSV, synthetic) is written to ``provider_dir`` with ``build_provider_from_panel``.
     """
-    source = getattr(datamodule, "source", None)
     if provider_uri:
         return Path(provider_uri).expanduser()
-    if getattr(source, "provider_uri", None) is not None:
-        return Path(source.provider_uri).expanduser()
+    if datamodule.source.provider_uri is not None:
+        return Path(datamodule.source.provider_uri).expanduser()
     return build_provider_from_panel(datamodule.panel, provider_dir, overwrite=True)
 
 
@@ -157,8 +156,7 @@ def run_backtest(predictor: Any, datamodule: Any, settings: BacktestSettings, ou
     notes: list[str] = []
 
     daily = is_daily(panel)
-    source = getattr(datamodule, "source", None)
-    region = resolve_region(settings.region, getattr(source, "region", None))
+    region = resolve_region(settings.region, datamodule.source.region)
     provider = resolve_provider(datamodule, settings.provider_uri, provider_dir) if daily else None
 
     bad = None

@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 
 from kronos.data.panel import Panel
+from kronos.data.source import SourceBase
 
 
 @dataclass
@@ -61,7 +62,7 @@ def _student_t(rng: np.random.Generator, shape: tuple[int, ...], dof: float = 4.
     return rng.standard_t(dof, size=shape) / np.sqrt(dof / (dof - 2.0))
 
 
-class SyntheticSource:
+class SyntheticSource(SourceBase):
     """Built-in synthetic market (see module docstring); same seed, same data.
 
     Defaults equal conf/data/synthetic.yaml's (the main job's market).

@@ -208,7 +208,9 @@ def test_bad_price_rows_are_flagged_and_optionally_dropped(tmp_path) -> None:
     """A 2:1 split left in unadjusted prices (-50 % in a day) is far beyond a cn main-board limit."""
     from kronos.data.panel import Panel
 
-    class Fixed:
+    from kronos.data.source import SourceBase
+
+    class Fixed(SourceBase):
         def __init__(self, panel):
             self.panel = panel
 
