@@ -96,6 +96,19 @@ def _finite(x: np.ndarray | pd.Series | list[float]) -> np.ndarray:
     return a[np.isfinite(a)]
 
 
+def _mean(a: np.ndarray) -> float:
+    """Mean of a finite 1-D array (NaN when empty)."""
+    return float(a.mean()) if len(a) else float("nan")
+
+
+def _window_and_values(x: np.ndarray | pd.Series | list[float], k: int, name: str) -> tuple[int, np.ndarray]:
+    """(k as an int >= 1, the finite values of x); a ValueError naming ``name`` when k < 1."""
+    h = int(k)
+    if h < 1:
+        raise ValueError(f"{name} must be >= 1, got {k}")
+    return h, _finite(x)
+
+
 def _autocovariances(d: np.ndarray, max_lag: int) -> np.ndarray:
     """Sample autocovariances ``g_k = sum_t d_t d_{t-k} / n`` of a demeaned series, k = 0..max_lag."""
     n = len(d)
@@ -114,8 +127,7 @@ def _two_sided_p(t: float, df: float | None) -> float:
 
 def _iid_t(x: np.ndarray) -> TStat:
     """The classical one-sample t-test of mean 0: ``mean / (std(ddof=1) / sqrt(n))``, t(n - 1)."""
-    n = len(x)
-    mean = float(x.mean()) if n else float("nan")
+    n, mean = len(x), _mean(x)
     if n < 3:
         return _nan_stat(n, "iid", mean)
     sd = x.std(ddof=1)
@@ -136,8 +148,7 @@ def newey_west_t(x: np.ndarray | pd.Series, lags: int) -> TStat:
     a = _finite(x)
     if lags <= 0:
         return _iid_t(a)
-    n = len(a)
-    mean = float(a.mean()) if n else float("nan")
+    n, mean = len(a), _mean(a)
     if n < 3:
         return _nan_stat(n, "newey_west", mean)
     g = _autocovariances(a - mean, int(lags))
@@ -157,14 +168,10 @@ def hansen_hodrick_t(x: np.ndarray | pd.Series, overlap: int) -> TStat:
     t(``floor(n / H) - 1``). Non-positive ``lrv``: Newey–West with lag ``2 (H - 1)`` (``method`` says so).
     ``overlap == 1``: the classical t. x: [n] (NaN dropped).
     """
-    h = int(overlap)
-    if h < 1:
-        raise ValueError(f"overlap must be >= 1, got {overlap}")
-    a = _finite(x)
+    h, a = _window_and_values(x, overlap, "overlap")
     if h == 1:
         return _iid_t(a)
-    n = len(a)
-    mean = float(a.mean()) if n else float("nan")
+    n, mean = len(a), _mean(a)
     df = n // h - 1
     if n < 3 or n - 2 * h + 1 <= 0 or df < 1:
         return _nan_stat(n, "hansen_hodrick", mean)
@@ -187,14 +194,10 @@ def nonoverlap_t(x: np.ndarray | pd.Series, step: int) -> TStat:
     averaged t (the phases are correlated, so the average varies less than one phase's t).
     x: [n] in time order (NaN are dropped before subsampling).
     """
-    h = int(step)
-    if h < 1:
-        raise ValueError(f"step must be >= 1, got {step}")
-    a = _finite(x)
+    h, a = _window_and_values(x, step, "step")
     if h == 1:
         return _iid_t(a)
-    n = len(a)
-    mean = float(a.mean()) if n else float("nan")
+    n, mean = len(a), _mean(a)
     phases = [_iid_t(a[s::h]) for s in range(h)]
     ts = np.array([p.t for p in phases])
     if not np.all(np.isfinite(ts)):
@@ -213,9 +216,7 @@ def mean_t(x: np.ndarray | pd.Series, overlap: int = 1, method: TMethod = "hanse
     """
     if method not in T_METHODS:
         raise ValueError(f"method must be one of {T_METHODS}, got {method!r}")
-    h = int(overlap)
-    if h < 1:
-        raise ValueError(f"overlap must be >= 1, got {overlap}")
+    h = _window_and_values([], overlap, "overlap")[0]
     if method == "hansen_hodrick":
         return hansen_hodrick_t(x, h)
     if method == "newey_west":
@@ -323,8 +324,7 @@ def diebold_mariano(loss_a: np.ndarray, loss_b: np.ndarray, horizon: int = 1) ->
         raise ValueError(f"horizon must be >= 1, got {horizon}")
     d = a - b
     d = d[np.isfinite(d)]
-    n = len(d)
-    mean = float(d.mean()) if n else float("nan")
+    n, mean = len(d), _mean(d)
     if n < 3:
         return DMResult(mean, float("nan"), float("nan"), n)
     dev = d - mean
