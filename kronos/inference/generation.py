@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 from contextvars import ContextVar
-from dataclasses import dataclass
 from typing import Callable, Iterator
 
 import torch
@@ -27,6 +26,7 @@ from tqdm.auto import tqdm
 
 from kronos.inference.kv_cache import KVCache
 from kronos.inference.sampling import sample_from_logits
+from kronos.inference.settings import SamplingSettings
 from kronos.models.layers import padded_causal_mask, padded_positions
 from kronos.models.predictor import Kronos
 from kronos.models.tokenizer import KronosTokenizer
@@ -50,16 +50,6 @@ def cancel_when(check: Callable[[], bool]) -> Iterator[None]:
         _cancel_check.reset(token)
 
 
-@dataclass(frozen=True)
-class SamplingConfig:
-    """How each token is drawn (see :func:`~kronos.inference.sampling.sample_from_logits`)."""
-
-    T: float = 1.0
-    top_k: int = 0
-    top_p: float = 1.0
-    generator: torch.Generator | None = None
-
-
 def window_inputs(starts: Tensor, window_start: int, width: int) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
     """Rotary positions [R, W], causal mask [R, 1, W, W] and key mask [R, 1, 1, W] for a window.
 
@@ -81,8 +71,8 @@ def generate_tokens(
     starts: Tensor,
     pred_len: int,
     max_context: int,
-    sample_count: int,
-    sampling: SamplingConfig,
+    sampling: SamplingSettings,
+    generator: torch.Generator | None = None,
     use_cache: bool = True,
     progress: bool = False,
     rolling: bool = False,
@@ -93,13 +83,16 @@ def generate_tokens(
         s1_hist, s2_hist: history tokens [B, L], left-padded.
         stamps: time stamps of history and future [B, L + H, 5].
         starts: padding columns per series, int64 [B].
+        sampling: how tokens are drawn (``sample_count`` paths S per series); generator: its draws (None:
+            torch's global generator).
         rolling: with ``use_cache``, keep decoding from a ring-buffer cache once the window slides
             (approximate, see the module docstring) instead of recomputing the window (exact).
     Returns:
         (s1, s2) int64 [B*S, L + H]: histories repeated S times, then the generated tokens.
     """
     B, L = s1_hist.shape
-    S, N = sample_count, s1_hist.shape[0] * sample_count
+    S = sampling.sample_count
+    N = B * S
     device = s1_hist.device
     total = L + pred_len
     s1_all = torch.zeros(N, total, dtype=torch.long, device=device)
@@ -159,9 +152,9 @@ def generate_tokens(
             key_mask = None if key_mask is None else key_mask.repeat_interleave(S, 0)
             if cache is not None and cache.is_set:
                 cache.repeat_rows(S)
-        s1 = sample_from_logits(model.s1_logits(h_last[:, 0]), sampling.T, sampling.top_k, sampling.top_p, sampling.generator)
+        s1 = sample_from_logits(model.s1_logits(h_last[:, 0]), sampling, generator)
         s2_logits = model.s2_logits_at(h_last, s1, keys, values, key_mask)
-        s2 = sample_from_logits(s2_logits, sampling.T, sampling.top_k, sampling.top_p, sampling.generator)
+        s2 = sample_from_logits(s2_logits, sampling, generator)
         s1_all[:, end] = s1
         s2_all[:, end] = s2
     if cache is not None:
