@@ -37,7 +37,7 @@ from kronos.data.features import time_features  # noqa: E402
 from kronos.data.qlib_source import QlibSource  # noqa: E402
 from kronos.inference.predictor import KronosPredictor  # noqa: E402
 from kronos.inference.settings import SamplingSettings  # noqa: E402
-from kronos.models.predictor import Kronos  # noqa: E402
+from kronos.models.kronos_model import Kronos  # noqa: E402
 from kronos.models.tokenizer import KronosTokenizer  # noqa: E402
 
 TOKENIZER_BASE = dict(d_in=6, d_model=256, n_heads=4, ff_dim=512, n_enc_layers=4, n_dec_layers=4, ffn_dropout_p=0.0,

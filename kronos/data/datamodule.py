@@ -14,7 +14,7 @@ from kronos.data.errors import DataValidationError
 from kronos.data.features import FEATURES
 from kronos.data.panel import Panel
 from kronos.data.splits import resolve_splits
-from kronos.data.sampling import EpochWindowSampler, ShardSampler
+from kronos.data.window_sampler import EpochWindowSampler, ShardSampler
 from kronos.data.windows import WindowDataset, WindowIndex, WindowStore, collate_windows
 
 

@@ -2,7 +2,7 @@
 
 from kronos.inference.predictor import KronosPredictor
 from kronos.inference.samples import ForecastSamples
-from kronos.inference.sampling import sample_from_logits
+from kronos.inference.token_sampling import sample_from_logits
 from kronos.inference.validation import ForecastInputError
 
 __all__ = ["ForecastInputError", "ForecastSamples", "KronosPredictor", "sample_from_logits"]

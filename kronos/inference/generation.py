@@ -24,11 +24,11 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from kronos.inference.sampling import sample_from_logits
+from kronos.inference.token_sampling import sample_from_logits
 from kronos.inference.settings import SamplingSettings
 from kronos.models.kv_cache import KVCache
 from kronos.models.layers import padded_causal_mask, padded_positions
-from kronos.models.predictor import Kronos
+from kronos.models.kronos_model import Kronos
 from kronos.models.tokenizer import KronosTokenizer
 
 

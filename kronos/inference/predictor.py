@@ -19,7 +19,7 @@ from kronos.inference.generation import decode_forecast, generate_tokens, window
 from kronos.inference.samples import ForecastSamples
 from kronos.inference.settings import SamplingSettings
 from kronos.inference.validation import ForecastInputError, history_matrix, timestamp_index
-from kronos.models.predictor import Kronos
+from kronos.models.kronos_model import Kronos
 from kronos.models.tokenizer import KronosTokenizer
 
 
@@ -70,6 +70,9 @@ def sampling_of(sampling: SamplingSettings | None, T: float, top_k: int, top_p: 
 
 class KronosPredictor:
     """Forecast K-lines with a Kronos predictor and its tokenizer (reference semantics, exact fast decoding).
+
+    The (model, tokenizer) argument order is the reference's public API and stays so; every internal function
+    of this framework takes (tokenizer, predictor).
 
     Args:
         model: the predictor; tokenizer: the tokenizer it was trained with (same bit widths).

@@ -1,7 +1,7 @@
 """Pure nn.Modules of Kronos in the published checkpoint format."""
 
 from kronos.models.hub import CheckpointError
-from kronos.models.predictor import Kronos
+from kronos.models.kronos_model import Kronos
 from kronos.models.tokenizer import KronosTokenizer
 
 __all__ = ["CheckpointError", "Kronos", "KronosTokenizer"]

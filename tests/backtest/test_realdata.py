@@ -15,7 +15,7 @@ from kronos.backtest.settings import BacktestSettings
 from kronos.data.datamodule import KronosDataModule
 from kronos.data.qlib_source import QlibSource
 from kronos.inference.predictor import KronosPredictor
-from kronos.models.predictor import Kronos
+from kronos.models.kronos_model import Kronos
 from kronos.models.tokenizer import KronosTokenizer
 
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]  # ~35 s: loads the CSI300 panel

@@ -13,7 +13,7 @@ from kronos.data.datamodule import KronosDataModule
 from kronos.data.qlib_source import QlibSource
 from kronos.evaluate import EvaluateSettings, ModelForecaster, run_evaluate
 from kronos.inference.predictor import KronosPredictor
-from kronos.models.predictor import Kronos
+from kronos.models.kronos_model import Kronos
 from kronos.models.tokenizer import KronosTokenizer
 
 pytestmark = pytest.mark.realdata

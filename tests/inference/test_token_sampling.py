@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from kronos.inference.sampling import sample_from_logits
+from kronos.inference.token_sampling import sample_from_logits
 from kronos.inference.settings import SamplingSettings
 
 
