@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import numbers
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
@@ -173,6 +173,12 @@ def check_work_budget(rows: int, pred_len: int, sample_count: int, budget: int |
 SAMPLING_KEYS = ("T", "top_k", "top_p", "sample_count", "seed")
 
 
+def moved_sampling_message(stage: str, keys: Sequence[str]) -> str:
+    """What to write instead of the old flat keys ``<stage>.<key>`` (``keys`` in SAMPLING_KEYS)."""
+    moved = ", ".join(f"{stage}.{k} -> {stage}.sampling.{k}" for k in keys)
+    return f"{stage}.{keys[0]} moved into the {stage}.sampling block: write {moved}"
+
+
 def sampling_from_config(stage: str, data: Mapping[str, Any], defaults: SamplingSettings | None = None
                          ) -> SamplingSettings:
     """The ``<stage>.sampling`` block of a config as validated SamplingSettings.
@@ -187,8 +193,7 @@ def sampling_from_config(stage: str, data: Mapping[str, Any], defaults: Sampling
     """
     flat = [k for k in SAMPLING_KEYS if k in data]
     if flat:
-        moved = ", ".join(f"{stage}.{k} -> {stage}.sampling.{k}" for k in flat)
-        raise ForecastInputError(f"{stage}.{flat[0]} moved into the {stage}.sampling block: write {moved}")
+        raise ForecastInputError(moved_sampling_message(stage, flat))
     block = data.get("sampling")
     if block is None and defaults is not None:
         block = {}

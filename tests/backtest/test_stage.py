@@ -50,3 +50,16 @@ def test_bad_sampling_stops_stage_all_before_training(tmp_path: Path) -> None:
         with pytest.raises(BacktestSettingsError, match=message.replace(".", r"\.")):
             train(cfg)
         assert not (tmp_path / "t" / "checkpoints").exists()
+
+
+def test_old_flat_sampling_override_on_the_command_line_exits_2_naming_the_new_key(tmp_path: Path) -> None:
+    """``backtest.T=0.5`` would be refused by Hydra in its own words; the entry point names the new key first."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "kronos.train", "stage=backtest", f"output_root={tmp_path}",
+                           "backtest.T=0.5", "evaluate.seed=3"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.strip() == ("error: backtest.T moved into the backtest.sampling block: write "
+                                   "backtest.T -> backtest.sampling.T")
+    assert not any(tmp_path.iterdir())
