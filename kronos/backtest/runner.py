@@ -251,9 +251,9 @@ def run_backtest(predictor: Any, datamodule: Any, settings: BacktestSettings, ou
     metrics["bad_prices"] = bad
     metrics["warnings"] = warnings
     metrics["notes"] = notes
-    metrics["settings"] = dataclasses.replace(settings, sampling=sampling).as_dict() | {"region_resolved": region, "topk_used": topk,
-                                                "n_drop_used": n_drop, "lookback": int(datamodule.lookback),
-                                                "horizon": horizon}
+    used = dataclasses.replace(settings, sampling=sampling)  # the seed the forecasts were drawn with
+    metrics["settings"] = used.as_dict() | {"region_resolved": region, "topk_used": topk, "n_drop_used": n_drop,
+                                            "lookback": int(datamodule.lookback), "horizon": horizon}
     for text in warnings + notes:
         log.warning("backtest: %s", text)
 
