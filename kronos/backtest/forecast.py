@@ -83,8 +83,8 @@ def _select(batch: dict[str, Any], keep: np.ndarray) -> dict[str, Any]:
     return {k: v[torch.from_numpy(idx)] if isinstance(v, torch.Tensor) else [v[i] for i in idx] for k, v in batch.items()}
 
 
-def forecast_split(predictor: NormalizedForecaster, datamodule: Any, *, sampling: SamplingSettings, batch_size: int,
-                   split: str = "test", start: str | pd.Timestamp | None = None,
+def forecast_split(predictor: NormalizedForecaster, datamodule: Any, *, sampling: SamplingSettings,
+                   batch_size: int, split: str = "test", start: str | pd.Timestamp | None = None,
                    end: str | pd.Timestamp | None = None, progress: bool = True,
                    anchor: str = "last_close") -> pd.DataFrame:
     """Forecast every (decision date, member instrument) window of one split.
@@ -125,7 +125,8 @@ def forecast_split(predictor: NormalizedForecaster, datamodule: Any, *, sampling
                     yield _select(batch, keep)
 
         for forecast in iter_decision_forecasts(predictor, kept(), sampling):
-            frames.append(reduce_forecast(forecast, close_index, anchor_closes(predictor, forecast, close_index, anchor)))
+            anchor_close = anchor_closes(predictor, forecast, close_index, anchor)
+            frames.append(reduce_forecast(forecast, close_index, anchor_close))
     if not frames:
         raise ValueError(f"split {split!r} has no windows between start={start} and end={end}: widen backtest.start/"
                          "end, lengthen the split or shorten data.lookback/horizon")

@@ -161,4 +161,5 @@ def collect_decision_forecasts(predictor: NormalizedForecaster, batches: Iterabl
     parts = list(iter_decision_forecasts(predictor, batches, sampling))
     if not parts:
         raise ValueError("no decision batch to forecast")
-    return DecisionForecast(**{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(DecisionForecast)})
+    return DecisionForecast(**{f.name: np.concatenate([getattr(p, f.name) for p in parts])
+                               for f in fields(DecisionForecast)})
