@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import pandas as pd
-import torch
 from lightning.pytorch.loggers import MLFlowLogger
 
 from kronos.backtest import labels as label_defs
@@ -138,15 +137,12 @@ def run_backtest(predictor: Any, datamodule: Any, settings: BacktestSettings, ou
         raise TypeError("run_backtest takes BacktestSettings: use BacktestSettings.from_config(cfg.backtest)")
     out_dir = Path(out_dir)
     provider_dir = Path(provider_dir) if provider_dir is not None else out_dir.parent / "qlib_provider"
-    seed = 0 if settings.seed is None else int(settings.seed)
+    sampling = settings.sampling
+    if sampling.seed is None:  # reproducible without an experiment seed too
+        sampling = dataclasses.replace(sampling, seed=0)
     horizon = int(datamodule.horizon)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        forecasts = forecast_split(
-            predictor, datamodule, sample_count=settings.sample_count, T=settings.T, top_k=settings.top_k,
-            top_p=settings.top_p, batch_size=settings.batch_size, start=settings.start, end=settings.end,
-            anchor=settings.anchor,
-        )
+    forecasts = forecast_split(predictor, datamodule, sampling=sampling, batch_size=settings.batch_size,
+                               start=settings.start, end=settings.end, anchor=settings.anchor)
     panel = datamodule.panel
     labels = label_defs.panel_labels(panel, forecasts, deal_price=settings.deal_price, horizon=horizon)
     forecasts["instrument"] = forecasts["instrument"].map(qlib_symbol)
@@ -255,9 +251,9 @@ def run_backtest(predictor: Any, datamodule: Any, settings: BacktestSettings, ou
     _keep_old_names(metrics, notes)
     metrics["warnings"] = warnings
     metrics["notes"] = notes
-    metrics["settings"] = settings.as_dict() | {"seed": seed, "region_resolved": region, "topk_used": topk,
-                                                "n_drop_used": n_drop, "lookback": int(datamodule.lookback),
-                                                "horizon": horizon}
+    used = dataclasses.replace(settings, sampling=sampling)  # the seed the forecasts were drawn with
+    metrics["settings"] = used.as_dict() | {"region_resolved": region, "topk_used": topk, "n_drop_used": n_drop,
+                                            "lookback": int(datamodule.lookback), "horizon": horizon}
     for text in warnings + notes:
         log.warning("backtest: %s", text)
 

@@ -15,7 +15,7 @@ from kronos.data.features import FEATURES
 from kronos.data.panel import Panel
 from kronos.data.source import Source, check_source, is_mixture
 from kronos.data.splits import resolve_splits
-from kronos.data.sampling import EpochWindowSampler, ShardSampler
+from kronos.data.window_sampler import EpochWindowSampler, ShardSampler
 from kronos.data.windows import WindowDataset, WindowIndex, WindowStore, collate_windows
 
 

@@ -2,7 +2,7 @@
 
 from kronos.models.hub import CheckpointError
 from kronos.models import registry  # noqa: F401  (registers the ``published`` config resolver)
-from kronos.models.predictor import Kronos
+from kronos.models.kronos_model import Kronos
 from kronos.models.tokenizer import KronosTokenizer
 
 __all__ = ["CheckpointError", "Kronos", "KronosTokenizer"]

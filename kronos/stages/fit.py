@@ -21,9 +21,9 @@ from kronos.lightning.base import KronosStageModule
 from kronos.lightning.comet import end_comet_runs
 from kronos.lightning.export import ExportCallback
 from kronos.lightning.finetune import apply_finetune
-from kronos.lightning.predictor_module import PredictorModule
-from kronos.lightning.tokenizer_module import TokenizerModule
-from kronos.models.predictor import Kronos
+from kronos.lightning.predictor_training import PredictorModule
+from kronos.lightning.tokenizer_training import TokenizerModule
+from kronos.models.kronos_model import Kronos
 from kronos.models.tokenizer import KronosTokenizer
 from kronos.stages.common import StageInputError, build_loggers, instantiate_keyed, weight_source
 from kronos.training_info import TrainingInfo
@@ -85,7 +85,7 @@ def build_module(
         tokenizer = build_tokenizer(cfg, source.location)
         predictor = build_predictor(cfg, cfg.model.predictor.get("pretrained"))
         module = PredictorModule(
-            predictor, tokenizer, optimizer, scheduler,
+            tokenizer, predictor, optimizer, scheduler,
             sampled_s1=bool(cfg.stage.get("sampled_s1", False)), compile=cfg.compile,
             loss_targets=str(cfg.stage.get("loss_targets", "all")), lookback=int(cfg.data.lookback),
         )

@@ -13,6 +13,7 @@ from omegaconf import OmegaConf
 from kronos.backtest import run_backtest
 from kronos.backtest.report import FIGURES
 from kronos.backtest.settings import BacktestSettings
+from kronos.inference.settings import SAMPLING_KEYS
 from tests.backtest.conftest import DriftFake, make_datamodule
 
 REPO = Path(__file__).resolve().parents[2]
@@ -23,7 +24,8 @@ LABELS = ("trade_return", "next_return", "horizon_return")
 def _cfg(**overrides) -> BacktestSettings:
     """The YAML's settings with small, fast overrides (as the stage builds them)."""
     cfg = OmegaConf.load(REPO / "conf" / "backtest" / "topk_dropout.yaml")
-    cfg.merge_with({"topk": 4, "n_drop": 1, "sample_count": 2, "batch_size": 128, "seed": 7, **overrides})
+    sampling = {"sample_count": 2, "seed": 7, **{k: overrides.pop(k) for k in list(overrides) if k in SAMPLING_KEYS}}
+    cfg.merge_with({"topk": 4, "n_drop": 1, "batch_size": 128, "sampling": sampling, **overrides})
     return BacktestSettings.from_config(cfg)
 
 
@@ -76,7 +78,7 @@ def test_report_files_and_metrics(report, datamodule) -> None:
         assert pf["turnover"] > 0
         # Costs only ever lower the excess return.
         assert pf["excess_return_with_cost"]["annualized_return"] < pf["excess_return_without_cost"]["annualized_return"]
-    assert metrics["settings"]["seed"] == 7 and metrics["settings"]["horizon"] == 3
+    assert metrics["settings"]["sampling"]["seed"] == 7 and metrics["settings"]["horizon"] == 3
     # Synthetic data: no membership, so the survivorship warning; no limits outside cn.
     assert any("survivorship" in w for w in metrics["warnings"]) and metrics["region"] == "none"
     assert "beat" in metrics["significance"]["momentum"]["verdict"]

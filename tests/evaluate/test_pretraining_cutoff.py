@@ -15,7 +15,7 @@ from kronos.train import CONFIG_DIR
 
 def _settings(**change) -> EvaluateSettings:
     raw = OmegaConf.load(Path(CONFIG_DIR) / "evaluate" / "default.yaml")
-    raw.merge_with({"stride": 1, "seed": 0, **change})
+    raw.merge_with({"stride": 1, "sampling": {"seed": 0}, **change})
     return EvaluateSettings.from_config(raw)
 
 
