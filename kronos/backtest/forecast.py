@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from kronos.backtest.settings import ANCHORS
 from kronos.data.features import denormalize
+from kronos.inference.memory import release_freed_memory
 
 
 class NormalizedForecaster(Protocol):
@@ -144,6 +145,7 @@ def forecast_split(predictor: NormalizedForecaster, datamodule: Any, *, sample_c
                 frames.append(forecast_batch(predictor, _select(batch, keep), datamodule.horizon, close_index,
                                              sample_count=sample_count, T=T, top_k=top_k, top_p=top_p,
                                              anchor=anchor))
+                release_freed_memory()  # else the heap keeps every batch's freed tensors (kronos.inference.memory)
             bar.update(len(stamps))
     if not frames:
         raise ValueError(f"split {split!r} has no windows between start={start} and end={end}: widen backtest.start/"

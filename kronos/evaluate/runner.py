@@ -21,6 +21,7 @@ from kronos.evaluate.baselines import baseline_paths
 from kronos.evaluate.origins import Origins, collect_origins, exchange_group
 from kronos.evaluate.scoring import Scores, per_origin, score_paths, summarise
 from kronos.evaluate.settings import EvaluateSettings
+from kronos.inference.memory import release_freed_memory
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,8 @@ def model_paths(model: ModelForecaster, origins: Origins, settings: EvaluateSett
             raise ValueError(f"{model.name}: forecast_normalized returned {z.shape}; expected {expected + ('F',)}")
         paths = denormalize(z, origins.mean[sl][:, None, :], origins.std[sl][:, None, :])
         out.append(paths[..., close_index].astype(np.float64))
+        del z, paths
+        release_freed_memory()  # else the heap keeps every batch's freed tensors (kronos.inference.memory)
     return np.concatenate(out)
 
 
