@@ -8,15 +8,15 @@ window 101 (lookback 90 + horizon 11 as in the reference's fine-tuning), random 
     python scripts/bench_train.py --devices 2 --strategy ddp --accelerator cpu   # per-process figures
 
 Memory: each measured run (a stage's Lightning fit, its plain loop) reports its own ``peak_rss_mb``
-(the kernel's high-water mark, reset before the run). At the default shapes the predictor's fit is the
-peak (~4 GB on CPU): the autograd activations of batch 50 x 101 tokens through Kronos-small's 8
-layers in float32 (attention probabilities and dropout masks [50, 8, 101, 101] per layer, the
-[5050, 1024] feed-forward activations) plus the frozen tokenizer's encoding, the weights, their
-gradients and AdamW's two moments. Nothing is held between runs (no live tensor remains), but
-glibc keeps freed heap memory, so each run's memory stayed resident under the next one's and the
-process peak was their sum (5.4 GB); the heap is now handed back after each run
-(kronos.inference.memory), so the process peak is the largest single run's. ``--batch`` scales the
-activations linearly.
+(the kernel's high-water mark, reset before the run) and ``rss_after_mb`` (after it, heap released).
+At the default shapes the predictor's fit is the peak (4.3-5.0 GB on CPU, of which ~3.2 GB is the
+autograd graph of ONE forward pass: batch 50 x 100 tokens x d_model 512 float32 is 10 MB a tensor,
+and each of Kronos-small's 8 layers saves ~30 of them for the backward pass (the element-wise
+RMSNorm's pow/mean/mul, rotary embedding's mul/cat on [50, 8, 100, 64], q/k/v, attention, SwiGLU's
+[50, 100, 1024] activations); the same forward without autograd adds 0.3 GB). The rest is the weights,
+gradients, AdamW's moments and the frozen tokenizer. Nothing is held after a run (RSS returns to
+~0.5 GB), and the heap is handed back between runs (kronos.inference.memory), so runs never stack;
+``--batch`` scales the activations linearly.
 """
 
 from __future__ import annotations
