@@ -7,8 +7,17 @@
    load the panel, forecast every (date, member) window, the price checks, the Qlib portfolios of the
    model and each baseline, the report.
 
+3. ``--memory``: peak RSS and forecasts/s of whole ``python -m kronos.train stage=backtest`` runs (each
+   its own process, peak = that process's ``ru_maxrss``) over 1, 3 and 16 months of decision dates of
+   the CSI300 test split (2025-01-01 on), for the Qlib path (``data=qlib_csi300``) and the CSV path (the
+   shared CSI300 CSV, same dates), plus ``stage=evaluate`` on the whole Qlib test split. The weights are
+   a trained tiny pair (``--weights DIR`` holding ``tokenizer/`` and ``predictor/``; without it one is
+   trained for a few steps first). Peak RSS must not grow with the months.
+
 Usage: ``python scripts/bench_backtest.py [--quick] [--device cpu]``; ``--quick`` shrinks everything
 to a smoke run (tiny model, short windows, a few days).
+``python scripts/bench_backtest.py --memory [--weights DIR] [--months 1 3 16] [--paths qlib csv]
+[--threads N] [--no-evaluate]``.
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -110,6 +120,95 @@ def end_to_end(data_dir: Path, model: str, device: str, quick: bool, samples: in
             "bad_price_rows": metrics["bad_prices"]["count"], "warnings": len(metrics["warnings"])}
 
 
+TEST_START = "2025-01-01"  # conf/data/qlib_csi300.yaml's test split; the CSV path uses the same dates
+TEST_END = "2026-05-08"
+CSI300_CSV = "cn_csi300_daily_csv/csi300_members_daily_2023_2026.csv"
+
+
+def data_overrides(path: str, data_dir: Path) -> list[str]:
+    """Hydra overrides of one data path: ``qlib`` (the shared provider) or ``csv`` (the shared CSV)."""
+    if path == "qlib":
+        return ["data=qlib_csi300", f"data.source.provider_uri={data_dir / 'qlib_cn_csi300'}"]
+    return ["data=csv", f"data.source.path={data_dir / CSI300_CSV}", "data.source.symbol_column=symbol",
+            "data.source.on_nan=drop", "data.benchmark=null",
+            f"data.splits={{train:[2023-01-01,2024-06-30],val:[2024-07-01,2024-12-31],test:[{TEST_START},{TEST_END}]}}"]
+
+
+def month_end(months: int) -> str:
+    """The last decision date of the first ``months`` months of the test split."""
+    return str((pd.Timestamp(TEST_START) + pd.DateOffset(months=months) - pd.Timedelta(days=1)).date())
+
+
+def train_tiny_pair(work: Path, data_dir: Path) -> Path:
+    """A tiny tokenizer + predictor pair trained for a few steps on CSI300 (``outputs/tinypair``)."""
+    done = subprocess.run([sys.executable, "-m", "kronos.train", "stage=all", "stage.run=[tokenizer,predictor]",
+                           "model=tiny", "trainer=cpu", "trainer.max_steps=6", "name=tinypair",
+                           *data_overrides("qlib", data_dir)], cwd=work, env=_env(None), capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"training the tiny pair failed: {done.stderr[-800:]}")
+    return work / "outputs" / "tinypair"
+
+
+def _env(threads: int | None) -> dict[str, str]:
+    """The runs' environment: this checkout's kronos, no network, ``threads`` intra-op threads."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
+    return env
+
+
+def memory_case(stage: str, path: str, months: int | None, weights: Path, work: Path, data_dir: Path,
+                threads: int | None, sample_count: int) -> dict[str, Any]:
+    """One measured stage run in a fresh process: peak RSS, forecasts and forecasts/s."""
+    name = f"{stage}_{path}_{months or 'all'}"
+    overrides = [f"stage={stage}", f"name={name}", "trainer=cpu", *data_overrides(path, data_dir),
+                 f"weights.tokenizer={weights / 'tokenizer'}", f"weights.predictor={weights / 'predictor'}"]
+    if stage == "backtest":
+        overrides += [f"backtest.sample_count={sample_count}", f"backtest.start={TEST_START}"]
+        if months is not None:
+            overrides.append(f"backtest.end={month_end(months)}")
+    # Peak RSS of this child alone: RUSAGE_CHILDREN keeps the maximum over all children, so each case
+    # runs from a fresh wrapper process that reports only its own child.
+    code = ("import json,os,resource,subprocess,sys,time;t=time.perf_counter();"
+            "p=subprocess.run(sys.argv[1:],stdout=subprocess.DEVNULL,stderr=subprocess.PIPE,text=True);"
+            "print(json.dumps({'rc':p.returncode,'seconds':round(time.perf_counter()-t,1),"
+            "'peak_rss_mb':round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss/1024),"
+            "'stderr_tail':p.stderr[-800:] if p.returncode else None}))")
+    done = subprocess.run([sys.executable, "-c", code, sys.executable, "-m", "kronos.train", *overrides], cwd=work,
+                          env=_env(threads), capture_output=True, text=True, check=True)
+    result: dict[str, Any] = {"stage": stage, "path": path, "months": months or "whole split",
+                              **json.loads(done.stdout.strip().splitlines()[-1])}
+    report = work / "outputs" / name / stage / "metrics.json"
+    if result["rc"] == 0 and report.is_file():
+        metrics = json.loads(report.read_text())
+        count = metrics.get("n_forecasts") if stage == "backtest" else metrics.get("origins")
+        result["forecasts"] = count
+        if count:
+            result["forecasts_per_s"] = round(count / result["seconds"], 1)
+    return result
+
+
+def memory_bench(args: argparse.Namespace) -> dict[str, Any]:
+    """Peak RSS and forecasts/s per (path, months), and stage=evaluate over the whole split."""
+    data_dir = Path(os.environ.get("KRONOS_DATA_DIR", ""))
+    if not (data_dir / "qlib_cn_csi300").is_dir():
+        raise SystemExit("--memory needs KRONOS_DATA_DIR pointing at the shared data (qlib_cn_csi300, cn_csi300_daily_csv)")
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="kronos_bench_backtest_"))
+    work.mkdir(parents=True, exist_ok=True)
+    weights = Path(args.weights) if args.weights else train_tiny_pair(work, data_dir)
+    out: dict[str, Any] = {"weights": str(weights), "threads": args.threads or torch.get_num_threads(),
+                           "sample_count": args.samples_memory, "cases": []}
+    for path in args.paths:
+        for months in args.months:
+            case = memory_case("backtest", path, months, weights, work, data_dir, args.threads, args.samples_memory)
+            out["cases"].append(case)
+            print(json.dumps(case), file=sys.stderr, flush=True)
+    if not args.no_evaluate:
+        case = memory_case("evaluate", "qlib", None, weights, work, data_dir, args.threads, args.samples_memory)
+        out["cases"].append(case)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="smoke run: tiny shapes, a few days")
@@ -117,7 +216,18 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=32, help="windows per throughput call")
     ap.add_argument("--samples", type=int, default=1, help="sample paths per window (config default: 5)")
     ap.add_argument("--e2e-model", default="tiny", choices=["tiny", "small"], help="model of the end-to-end run")
+    ap.add_argument("--memory", action="store_true", help="peak RSS and forecasts/s of whole stage runs (see above)")
+    ap.add_argument("--weights", help="--memory: directory holding a trained tokenizer/ and predictor/")
+    ap.add_argument("--months", type=int, nargs="+", default=[1, 3, 16], help="--memory: months of decision dates")
+    ap.add_argument("--paths", nargs="+", default=["qlib", "csv"], choices=["qlib", "csv"])
+    ap.add_argument("--threads", type=int, default=None, help="--memory: OMP_NUM_THREADS of the runs")
+    ap.add_argument("--samples-memory", type=int, default=5, help="--memory: backtest.sample_count")
+    ap.add_argument("--no-evaluate", action="store_true", help="--memory: skip the stage=evaluate run")
+    ap.add_argument("--workdir", help="--memory: where runs write outputs/ (default: a new temporary directory)")
     args = ap.parse_args()
+    if args.memory:
+        print(json.dumps(memory_bench(args), indent=2))
+        return
     if args.quick:
         result = {"throughput": throughput("tiny", args.device, 8, 32, 4, args.samples)}
     else:

@@ -232,7 +232,10 @@ def ensure_store(source: Source, root: str | Path) -> Path:
     The first process to take ``<root>/<key>.lock`` builds into ``<root>/.<key>.tmp-<pid>`` and
     renames it to ``<root>/<key>``; processes waiting on the lock then find it built. A build that
     fails removes its temporary directory; a killed one can leave it behind (``.<key>.tmp-<pid>``),
-    but never a half-written ``<root>/<key>``. Stores of earlier inputs are kept (delete them by hand).
+    but never a half-written ``<root>/<key>``: the next builder removes such leftovers (only the lock
+    holder builds, so under the lock no other ``.<key>.tmp-*`` is in use). The lock is ``flock``'s, which
+    the kernel drops when its holder dies, so a build killed mid-way never blocks the next run.
+    Stores of earlier inputs are kept (delete them by hand).
     """
     root = Path(root)
     key, inputs = fingerprint(source)
@@ -243,8 +246,9 @@ def ensure_store(source: Source, root: str | Path) -> Path:
     with _locked(root / f"{key}.lock"):
         if (final / META).is_file():  # another process built it while we waited
             return final
+        for stale in root.glob(f".{key}.tmp-*"):  # left by a builder that was killed
+            shutil.rmtree(stale, ignore_errors=True)
         tmp = root / f".{key}.tmp-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
         try:
             build_store(source, tmp, inputs)
             os.rename(tmp, final)

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from kronos.data.features import denormalize
+from kronos.inference.memory import release_freed_memory
 from kronos.inference.settings import SamplingSettings
 
 BATCH_KEYS = ("x", "stamp", "y_stamp", "instrument", "datetime", "mean", "std", "close")
@@ -145,10 +146,14 @@ def iter_decision_forecasts(predictor: NormalizedForecaster, batches: Iterable[M
         batches: decision batches (``datamodule.eval_dataloader(split)`` or any iterable of that layout).
         sampling: sampling settings (validated by the predictor). One generator made from ``sampling.seed``
             draws every batch in turn: the same batches and seed give the same paths.
+
+    After each batch is consumed the C heap's freed pages go back to the OS (:mod:`kronos.inference.memory`),
+    which keeps a loop over a whole split at the memory of one batch.
     """
     generator = sampling.generator(getattr(predictor, "device", "cpu"))
     for batch in batches:
         yield forecast_decisions(predictor, batch, sampling, generator)
+        release_freed_memory()  # the consumer is done with this batch: else the heap keeps its freed tensors
 
 
 def collect_decision_forecasts(predictor: NormalizedForecaster, batches: Iterable[Mapping[str, Any]],

@@ -18,6 +18,8 @@ from huggingface_hub.errors import HfHubHTTPError, HFValidationError, LocalEntry
 from safetensors import safe_open
 from torch import nn
 
+from kronos.atomic import atomic_path
+
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -55,6 +57,17 @@ class HubModel(nn.Module, PyTorchModelHubMixin):
                 f"machine (`huggingface-cli download {source} --local-dir DIR`) and pass the local directory, "
                 f"e.g. {cls.__name__}.from_pretrained('DIR'); no local directory named {source!r} exists."
             ) from exc
+
+    def _save_pretrained(self, save_directory: Path) -> None:
+        """Write ``model.safetensors`` into ``save_directory`` with the umask's permissions.
+
+        safetensors (>= 0.7) writes through a private temporary file and renames it, so its file is
+        0600 whatever the umask; kronos.atomic gives it the mode an ordinary ``open()`` would.
+        """
+        from safetensors.torch import save_model
+
+        with atomic_path(Path(save_directory) / WEIGHTS_NAME) as tmp:
+            save_model(self, str(tmp))
 
     @classmethod
     def _from_pretrained(

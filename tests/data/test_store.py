@@ -247,3 +247,29 @@ def test_building_streams_one_series_at_a_time(tmp_path: Path) -> None:
 
     store = open_store(ensure_store(Streaming(), tmp_path), 8, 2)
     assert store.n_rows == 300 and max(peaks) <= 1  # at most the previous series is still referenced
+
+
+def _build_slowly_in_child(root: str) -> None:
+    ensure_store(ListSource([_series(s) for s in ("A", "B", "C", "D")], delay=5.0), root)
+
+
+def test_a_builder_killed_holding_the_lock_blocks_nothing_and_its_leftover_goes(tmp_path: Path) -> None:
+    """Issue 20: a node killed while building the store must not leave a lock or directory that stops
+    the relaunch; the next builder takes the lock at once and removes the dead builder's temporary."""
+    import signal
+
+    root = tmp_path / "s"
+    child = mp.get_context("fork").Process(target=_build_slowly_in_child, args=(str(root),))
+    child.start()
+    deadline = time.time() + 30
+    while time.time() < deadline and not list(root.glob(".*.tmp-*")):
+        time.sleep(0.05)
+    assert list(root.glob(".*.tmp-*")), "the child never started building"
+    os.kill(child.pid, signal.SIGKILL)  # mid-build, lock held
+    child.join(10)
+    started = time.time()
+    path = ensure_store(ListSource([_series(s) for s in ("A", "B", "C", "D")]), root)
+    assert time.time() - started < 10  # not waiting on the dead process's lock
+    assert open_store(path, 10, 2).n_rows == 200
+    assert not list(root.glob(".*.tmp-*"))  # the killed build's temporary directory was removed
+    assert [p.name for p in root.iterdir() if p.is_dir()] == [path.name]
