@@ -1,0 +1,39 @@
+"""How the web UI answers bad input: one ``{"detail": message}`` per error, with its status code."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from kronos.data.errors import DataValidationError
+from kronos.inference.generation import GenerationCancelled
+from kronos.inference.validation import ForecastInputError
+from kronos.models.hub import CheckpointError
+from kronos.webui.catalog import OutsideDataDirError
+from kronos.webui.store import UnknownItemError
+
+
+def _answer(status: int) -> Any:
+    def handler(_: Request, err: Exception) -> JSONResponse:
+        text = str(err.args[0]) if isinstance(err, LookupError) and err.args else str(err)
+        return JSONResponse({"detail": text}, status_code=status)
+    return handler
+
+
+def _schema_error(_: Request, err: RequestValidationError) -> JSONResponse:
+    parts = [f"{'.'.join(str(p) for p in e.get('loc', ())[1:]) or 'body'}: {e.get('msg')}" for e in err.errors()]
+    text = "; ".join(parts[:5]) + (f"; and {len(parts) - 5} more" if len(parts) > 5 else "")
+    return JSONResponse({"detail": text or "malformed request body"}, status_code=422)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """400 bad values, 404 unknown ids/files, 503 cancelled forecasts, 422 malformed bodies."""
+    for bad_input in (DataValidationError, ForecastInputError, OutsideDataDirError, CheckpointError):
+        app.add_exception_handler(bad_input, _answer(400))
+    for missing in (UnknownItemError, FileNotFoundError):
+        app.add_exception_handler(missing, _answer(404))
+    app.add_exception_handler(GenerationCancelled, _answer(503))
+    app.add_exception_handler(RequestValidationError, _schema_error)
