@@ -246,3 +246,43 @@ def test_cli_symbol_of_a_long_csv_is_not_blocked_by_another_symbols_nan(
     rc, err = _run_cli(capsys, [*base, str(tmp_path / "c.csv"), "--symbol", "CCC"])
     assert rc == 2 and "symbol 'CCC' is not in the data" in err
     assert not (tmp_path / "b.csv").exists() and not (tmp_path / "c.csv").exists()
+
+
+@pytest.mark.parametrize("flag", ["--out", "--plot"])
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_cli_never_replaces_a_pipe_or_device(tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str,
+                                             kind: str) -> None:
+    """Regression (hostile round): --out/--plot on a named pipe or /dev/null replaced it with a regular file."""
+    import os
+    import stat
+
+    csv = _good_csv(tmp_path)
+    if kind == "fifo":
+        target = tmp_path / "pipe"
+        os.mkfifo(target)
+    else:
+        target = tmp_path / "null-link"
+        target.symlink_to("/dev/null")  # through a symlink: the device itself is the target
+    rc, err = _run_cli(capsys, ["--model", str(tmp_path / "no-model"), "--tokenizer", str(tmp_path / "no-tok"),
+                                "--csv", str(csv), "--lookback", "40", "--pred-len", "4", flag, str(target)])
+    assert rc == 2 and flag in err and "not a regular file" in err and err.count("\n") == 1
+    mode = os.stat(target).st_mode
+    assert stat.S_ISFIFO(mode) if kind == "fifo" else stat.S_ISCHR(mode)
+
+
+@pytest.mark.parametrize("spelling", ["same", "dotted", "symlink"])
+def test_cli_out_and_plot_on_the_same_file_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                      spelling: str) -> None:
+    """Regression (hostile round): --out X --plot X overwrote the forecast with the picture."""
+    csv = _good_csv(tmp_path)
+    out = tmp_path / "f.csv"
+    out.write_text("keep\n")
+    plot = {"same": out, "dotted": tmp_path / "sub" / ".." / "f.csv", "symlink": tmp_path / "link.png"}[spelling]
+    (tmp_path / "sub").mkdir()
+    if spelling == "symlink":
+        plot.symlink_to(out)
+    rc, err = _run_cli(capsys, ["--model", str(tmp_path / "no-model"), "--tokenizer", str(tmp_path / "no-tok"),
+                                "--csv", str(csv), "--lookback", "40", "--pred-len", "4", "--out", str(out),
+                                "--plot", str(plot)])
+    assert rc == 2 and "same file" in err and err.count("\n") == 1
+    assert out.read_text() == "keep\n"
