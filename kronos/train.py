@@ -80,19 +80,20 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     # Heavy imports after argument parsing.
     from kronos.experiment import STAGES, Experiment
     from kronos.stages.backtest import backtest_stage
-    from kronos.stages.common import TRAINING_STAGES, StageInputError, check_numbers, stage_config
+    from kronos.config_checks import check_config
+    from kronos.stages.common import TRAINING_STAGES, StageInputError, stage_config
     from kronos.stages.fit import fit_stage
 
     unknown = [stage for stage in cfg.stage.run if stage not in STAGES]
     if unknown:  # before any data is read or any step trained
         raise StageInputError(f"unknown stage(s) {unknown} in stage.run: expected some of {list(STAGES)}")
+    check_config(cfg, list(cfg.stage.run))  # every key's type and range, before the directory is touched
     experiment = Experiment.from_config(cfg)
     key = _sweep_key(cfg)
     if key is not None:
         experiment = experiment.sweep(key)
         with open_dict(cfg):  # the config's paths (callbacks, loggers) interpolate run_dir
             cfg.run_dir = str(experiment.root)
-    check_numbers(cfg)
     # A bad backtest/evaluate setting is named before anything is trained (stage=all ends with them).
     if "backtest" in cfg.stage.run:
         from kronos.backtest.settings import BacktestSettings
@@ -135,6 +136,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 def _user_errors() -> tuple[type[BaseException], ...]:
     """Errors that mean bad input or a missing prerequisite: shown as one message, no traceback."""
     from kronos.backtest.settings import BacktestSettingsError
+    from kronos.config_checks import ConfigValueError
     from kronos.data.errors import DataValidationError
     from kronos.evaluate.settings import EvaluateConfigError
     from kronos.experiment import WeightsNotFoundError
@@ -145,7 +147,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from kronos.stages.common import StageInputError
 
     return (DataValidationError, StageInputError, CheckpointError, NonFiniteLossError, BacktestSettingsError,
-            WeightsNotFoundError, EvaluateConfigError, ForecastInputError, FinetuneConfigError)
+            WeightsNotFoundError, EvaluateConfigError, ForecastInputError, FinetuneConfigError, ConfigValueError)
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
