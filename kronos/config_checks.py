@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from kronos.data.errors import shown
+from kronos.data.errors import quoted
 
 # An experiment name is one directory below output_root: no separators, no "." or "..", printable.
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.,=+-]{0,127}$")
@@ -114,7 +114,7 @@ def features(value: Any) -> str | None:
     if not isinstance(value, (list, tuple)) or not value or len(set(map(str, value))) != len(value):
         return f"must be a non-empty list of distinct names from {list(FEATURE_NAMES)}"
     unknown = [v for v in value if v not in FEATURE_NAMES]
-    return f"has unknown feature(s) {shown(unknown)}: use names from {list(FEATURE_NAMES)}" if unknown else None
+    return f"has unknown feature(s) {quoted(unknown)}: use names from {list(FEATURE_NAMES)}" if unknown else None
 
 
 def betas(value: Any) -> str | None:
@@ -243,4 +243,4 @@ def check_config(cfg: DictConfig, stages: Sequence[str]) -> None:
         for key, value in found:
             problem = rule.check(_plain(value))
             if problem:
-                raise ConfigValueError(f"{key}={shown(_plain(value))} {problem}: pass e.g. {rule.example}")
+                raise ConfigValueError(f"{key}={quoted(_plain(value))} {problem}: pass e.g. {rule.example}")

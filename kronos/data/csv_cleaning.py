@@ -27,8 +27,8 @@ import numpy as np
 import pandas as pd
 
 from kronos.atomic import WriteTargetError, atomic_path, check_write_target
-from kronos.data.csv_source import banner_lines
-from kronos.data.errors import DataValidationError, shown
+from kronos.data.csv_source import banner_lines, check_header_width
+from kronos.data.errors import DataValidationError, quoted
 from kronos.data.features import FEATURES, PRICE_COLUMNS
 from kronos.data.ohlcv import (COLUMN_ALIASES, SYMBOL_ALIASES, TIME_ALIASES, check_delimiter,
                                local_midnight_dates, per_asset_volume_columns, text_to_datetime)
@@ -42,7 +42,7 @@ def _find(columns: Sequence[str], wanted: str | None, aliases: Sequence[str], sr
     lower = {c.strip().lower(): c for c in columns}
     if wanted is not None:
         if wanted.strip().lower() not in lower:
-            raise DataValidationError(f"{src}: column {shown(wanted)} not found; columns: {shown(list(columns))}")
+            raise DataValidationError(f"{src}: column {quoted(wanted)} not found; columns: {quoted(list(columns))}")
         return lower[wanted.strip().lower()]
     return next((lower[a] for a in aliases if a in lower), None)
 
@@ -124,17 +124,18 @@ def clean_csv(
     except WriteTargetError as err:
         raise DataValidationError(str(err)) from None
     if nan not in ("drop", "ffill"):
-        raise DataValidationError(f"clean_csv: --nan must be 'drop' or 'ffill', got {shown(nan)}")
+        raise DataValidationError(f"clean_csv: --nan must be 'drop' or 'ffill', got {quoted(nan)}")
 
+    check_header_width(src, str(src))
     try:
         df = pd.read_csv(src, dtype=str, keep_default_na=True, skiprows=banner_lines(src))
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
-        raise DataValidationError(f"{src}: not a readable CSV file ({shown(str(err))}); nothing was written.") from None
+        raise DataValidationError(f"{src}: not a readable CSV file ({quoted(str(err))}); nothing was written.") from None
     report: dict[str, object] = {"input": str(src), "rows_in": len(df)}
     check_delimiter(list(df.columns), str(src))
     tcol = _find(df.columns, time_column, TIME_ALIASES, src)
     if tcol is None:
-        raise DataValidationError(f"{src}: no timestamp column; expected one of {list(TIME_ALIASES)}, found {shown(list(df.columns))}.")
+        raise DataValidationError(f"{src}: no timestamp column; expected one of {list(TIME_ALIASES)}, found {quoted(list(df.columns))}.")
     scol = _find(df.columns, symbol_column, SYMBOL_ALIASES, src)
     lower = {c.strip().lower(): c for c in df.columns}
     names = {**{f: f for f in FEATURES}, **COLUMN_ALIASES}

@@ -7,7 +7,7 @@ import shlex
 MAX_SHOWN_CHARS = 80  # a quoted user value in a message is cut to this many characters
 
 
-def shown(value: object, limit: int = MAX_SHOWN_CHARS) -> str:
+def quoted(value: object, limit: int = MAX_SHOWN_CHARS) -> str:
     """``repr(value)`` for a message, cut to ``limit`` characters (a 15 MB cell is never echoed back).
 
     Every message that quotes user data (cells, column names, keys, paths from a request) goes through this.

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from kronos.atomic import atomic_directory
-from kronos.data.errors import DataValidationError, clean_csv_hint, shown
+from kronos.data.errors import DataValidationError, clean_csv_hint, quoted
 from kronos.data.features import PRICE_COLUMNS, fill_volume_amount
 from kronos.data.panel import Panel
 
@@ -77,7 +77,7 @@ def check_market(market: str) -> str:
         DataValidationError: anything else (``../x``, ``a/b``, an empty name), before any work.
     """
     if not isinstance(market, str) or not MARKET_NAME.match(market):
-        raise DataValidationError(f"--market {shown(market)} is not a plain market name: use letters, digits and "
+        raise DataValidationError(f"--market {quoted(market)} is not a plain market name: use letters, digits and "
                                   "underscores only (e.g. --market csi300); it names instruments/<market>.txt")
     return market
 
@@ -196,7 +196,7 @@ def _prepare(name: str, df: pd.DataFrame) -> pd.DataFrame:
     df.index = pd.DatetimeIndex(df.index)
     missing = [c for c in PRICE_COLUMNS if c not in df.columns]
     if missing:
-        raise DataValidationError(f"symbol {name!r}: missing column(s) {missing}; found {list(df.columns)}.")
+        raise DataValidationError(f"symbol {quoted(name)}: missing column(s) {missing}; found {quoted(list(df.columns), 300)}.")
     if not df.index.is_monotonic_increasing or df.index.has_duplicates:
         raise DataValidationError(
             f"symbol {name!r}: timestamps are unsorted or duplicated. {clean_csv_hint('<file>')}"
@@ -244,10 +244,10 @@ def build_provider(
     for name, df in frames.items():
         sym = qlib_symbol(name)
         if not sym.strip("_") or (isinstance(name, float) and np.isnan(name)):
-            raise DataValidationError(f"symbol {shown(name)} is not a usable instrument name (empty or missing): "
+            raise DataValidationError(f"symbol {quoted(name)} is not a usable instrument name (empty or missing): "
                                       "fill the symbol column for every row")
         if sym in prepared:
-            raise DataValidationError(f"symbols {shown(name)} and another both map to Qlib symbol {shown(sym)}; rename one.")
+            raise DataValidationError(f"symbols {quoted(name)} and another both map to Qlib symbol {quoted(sym)}; rename one.")
         prepared[sym] = _prepare(str(name), df)
     unit, freq = check_frequency(freq, [d.index.to_numpy() for d in prepared.values()], origin=f"provider {out_dir}")
     calendar = pd.DatetimeIndex(np.unique(np.concatenate([d.index.to_numpy() for d in prepared.values()])))

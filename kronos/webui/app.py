@@ -45,7 +45,7 @@ from fastapi.staticfiles import StaticFiles
 from kronos.inference.pair import check_device
 from kronos.inference.settings import DEFAULT_WORK_BUDGET
 from kronos.webui.catalog import ModelLocations, load_located_pair
-from kronos.webui.errors import install_error_handlers
+from kronos.webui.errors import SafeJSONResponse, install_error_handlers
 from kronos.webui.jobs import ForecastSlots
 from kronos.webui.model_cache import ModelCache
 from kronos.webui.routes import data, forecast, site
@@ -94,7 +94,8 @@ def create_app(
         device=device, max_upload_bytes=max_upload_bytes, work_budget=work_budget,
         slots=ForecastSlots(max_concurrent),
     )
-    app = FastAPI(title="Kronos forecasting UI", docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(title="Kronos forecasting UI", docs_url=None, redoc_url=None, openapi_url=None,
+                  default_response_class=SafeJSONResponse)
     app.state.shutdown = state.shutdown
     app.state.slots = state.slots
     app.state.web = state

@@ -57,10 +57,21 @@ class OutsideDataDirError(ValueError):
     """A requested data file that resolves outside the configured data directory."""
 
 
+def _inside(path: Path, root: Path) -> bool:
+    """Whether ``path`` resolves (through symlinks) inside the resolved ``root``."""
+    try:
+        return path.resolve().is_relative_to(root.resolve())
+    except (OSError, RuntimeError):
+        return False
+
+
 def list_experiments(outputs_dir: Path) -> list[ModelChoice]:
-    """Experiments under ``outputs_dir`` that hold both exports (``Experiment.list``)."""
+    """Experiments under ``outputs_dir`` that hold both exports (``Experiment.list``), only those whose exports
+    resolve inside it: a symlink pointing outside would be listed and then refused (``ModelLocations``)."""
     found = []
     for exp in Experiment.list(outputs_dir):
+        if not (_inside(exp.predictor_dir, outputs_dir) and _inside(exp.tokenizer_dir, outputs_dir)):
+            continue
         predictor = str(exp.predictor_dir.resolve())
         found.append(ModelChoice("experiment", exp.name, predictor, str(exp.tokenizer_dir.resolve()),
                                  context_limit(predictor)[0]))
@@ -142,7 +153,8 @@ def load_located_pair(tokenizer: str, predictor: str, device: str | None, max_co
 
 
 def list_data_files(data_dir: Path) -> list[str]:
-    """CSV files under ``data_dir`` (recursively, hidden entries skipped) as POSIX paths relative to it."""
+    """CSV files under ``data_dir`` (recursively, hidden entries skipped) as POSIX paths relative to it; a symlink
+    resolving outside the directory is not listed (``resolve_data_file`` would refuse it)."""
     if not data_dir.is_dir():
         return []
     root = data_dir.resolve()
@@ -151,7 +163,7 @@ def list_data_files(data_dir: Path) -> list[str]:
         rel = path.relative_to(root)
         if any(part.startswith(".") for part in rel.parts):
             continue
-        if path.is_file() and path.name.lower().endswith(CSV_SUFFIXES):
+        if path.is_file() and path.name.lower().endswith(CSV_SUFFIXES) and _inside(path, root):
             files.append(rel.as_posix())
             if len(files) >= MAX_LISTED_FILES:
                 break

@@ -286,3 +286,14 @@ def test_cli_out_and_plot_on_the_same_file_is_refused(tmp_path: Path, capsys: py
                                 "--plot", str(plot)])
     assert rc == 2 and "same file" in err and err.count("\n") == 1
     assert out.read_text() == "keep\n"
+
+
+def test_cli_missing_symbol_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Regression (hostile round): a symbol column with a missing value ended in a traceback."""
+    rows = ["timestamps,symbol,open,high,low,close"]
+    rows += [f"2024-01-01 {h:02d}:00,{'A' if h % 2 else 'B'},1,2,0.5,1" for h in range(20)] + ["2024-01-02 00:00,,1,2,0.5,1"]
+    csv = tmp_path / "long.csv"
+    csv.write_text("\n".join(rows) + "\n")
+    rc, err = _run_cli(capsys, ["--model", str(tmp_path / "no-model"), "--tokenizer", str(tmp_path / "no-tok"),
+                                "--csv", str(csv), "--symbol", "A", "--lookback", "4", "--pred-len", "2"])
+    assert rc == 2 and "symbol" in err and "missing" in err and err.count("\n") == 1

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from kronos.inference.frame import read_long_frame
@@ -11,6 +10,7 @@ from kronos.inference.validation import ForecastInputError
 from kronos.webui.bodies import DataFileBody
 from kronos.webui.catalog import HUB_CHOICES, list_data_files, list_experiments, list_model_dirs, resolve_data_file
 from kronos.webui.datasets import Dataset
+from kronos.webui.errors import SafeJSONResponse
 from kronos.webui.state import AppState
 
 # Multipart framing (boundaries, part headers) on top of the file itself.
@@ -37,10 +37,10 @@ def router(state: AppState) -> APIRouter:
         return {"data_dir": str(state.data_root.resolve()), "files": list_data_files(state.data_root)}
 
     @r.post("/api/datasets/upload")
-    async def upload(request: Request) -> JSONResponse:
+    async def upload(request: Request) -> SafeJSONResponse:
         max_upload_bytes = state.max_upload_bytes
         limit_mb = max_upload_bytes / 2**20
-        too_large = JSONResponse(
+        too_large = SafeJSONResponse(
             {"detail": f"upload is larger than the {limit_mb:g} MB limit: send fewer rows "
                        f"(trim the history) or place the file in the data directory and pick it from the list"},
             status_code=413,
@@ -59,7 +59,7 @@ def router(state: AppState) -> APIRouter:
         name = (upload_file.filename or "upload.csv").replace("\x00", "")
         frame, incomplete = await run_in_threadpool(read_long_frame, content, name)
         dataset = Dataset(name, frame, incomplete)
-        return JSONResponse(dataset.summary(state.datasets.add(dataset)))
+        return SafeJSONResponse(dataset.summary(state.datasets.add(dataset)))
 
     @r.post("/api/datasets/file")
     def open_data_file(body: DataFileBody) -> dict[str, object]:

@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from kronos.inference.frame import (
     FrameForecast,
     check_complete,
+    check_quantile_count,
     forecast_frame,
     forecast_table,
     parse_quantiles,
@@ -27,6 +28,7 @@ from kronos.inference.frame import (
     resolve_start,
     select_series,
 )
+from kronos.inference.generation import GenerationCancelled
 from kronos.inference.validation import ForecastInputError
 from kronos.webui.bodies import ForecastBody, InlineForecastBody, Plan, SamplingFields
 from kronos.webui.catalog import located_context_limit
@@ -62,9 +64,11 @@ def router(state: AppState) -> APIRouter:
         cancelled when the client goes away or the server shuts down."""
         async def job(cancelled: Cancelled) -> dict[str, object]:
             extra, plan = await run_in_threadpool(plan_fn)
-            async with state.slots.hold(cancelled):
+            async with state.slots.hold(cancelled):  # the answer (quantiles, tables) is work too: inside the slot
                 result = await run_in_threadpool(_compute, plan, cancelled)
-            return await run_in_threadpool(answer_fn, extra, plan, result)
+                if cancelled():
+                    raise GenerationCancelled("forecast cancelled before its answer was built")
+                return await run_in_threadpool(answer_fn, extra, plan, result)
 
         return await run_cancellable(request, state.shutdown, job)
 
@@ -109,6 +113,7 @@ def router(state: AppState) -> APIRouter:
             raise ForecastInputError("candles is empty: send the history as a list of {timestamps, open, high, low, close} objects")
         if len(body.candles) > MAX_INLINE_CANDLES:
             raise ForecastInputError(f"{len(body.candles)} candles sent; at most {MAX_INLINE_CANDLES} are accepted")
+        check_quantile_count(len(body.quantiles))  # before any level is parsed or computed
         quantiles = parse_quantiles(",".join(str(q) for q in body.quantiles)) if body.quantiles else ()
         try:
             candles = pd.DataFrame(body.candles).to_csv(index=False).encode()
