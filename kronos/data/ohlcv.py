@@ -250,6 +250,34 @@ def _check_values(df: pd.DataFrame, feats: list[str], src: str, rows: np.ndarray
             )
 
 
+# Values are stored as float32 and normalised per window: beyond these magnitudes they become inf or 0 there
+# (a price of 1e308 is inf in float32, 1e-320 is 0), so the model would train on NaN or on zeros.
+MAX_ABS_VALUE = 1e30
+MIN_PRICE = 1e-30
+
+
+def _check_range(df: pd.DataFrame, feats: list[str], src: str, rows: np.ndarray, row: RowLabel) -> None:
+    """Refuse values the float32 store and the normalisation cannot carry (after volume/amount are filled)."""
+    values = df[feats].to_numpy(dtype=np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        hit = _first(~(np.abs(values) <= MAX_ABS_VALUE))
+    if hit:
+        i, j = hit
+        derived = " (volume x price)" if feats[j] == "amount" else ""
+        raise DataValidationError(
+            f"{src}: column '{feats[j]}'{derived} has {values[i, j]:g} at {row(int(rows[i]))}, beyond the "
+            f"{MAX_ABS_VALUE:g} the model can represent: rescale the column (e.g. divide it by 1e6)."
+        )
+    prices = [c for c in PRICE_COLUMNS if c in feats]
+    hit = _first(df[prices].to_numpy(dtype=np.float64) < MIN_PRICE)
+    if hit:
+        i, j = hit
+        raise DataValidationError(
+            f"{src}: column '{prices[j]}' has a price of {df[prices[j]].iloc[i]:g} at {row(int(rows[i]))}, below the "
+            f"{MIN_PRICE:g} the model can represent: rescale the prices (e.g. quote per million units)."
+        )
+
+
 # A leading day-or-month field: "02.01.2020", "13/01/2020 09:30", "1-2-20".
 _DAY_MONTH_PREFIX = r"^\s*(\d{1,2})[./-]\d{1,2}[./-]\d{2,4}(?:\D|$)"
 
@@ -324,7 +352,7 @@ def parse_timestamps(raw: pd.Series, src: str, tcol: str, rows: np.ndarray, row:
         text = raw.astype("string").str.strip()
         dates = local_midnight_dates(text)
         if dates is not None:
-            return dates.astype("datetime64[ns]").to_numpy()
+            return _as_ns(dates, raw, src, tcol, rows, row)
         try:
             stamps = text_to_datetime(text)
         except ValueError:  # pandas refuses mixed time zones unless told to convert
@@ -345,7 +373,20 @@ def parse_timestamps(raw: pd.Series, src: str, tcol: str, rows: np.ndarray, row:
         )
     if getattr(stamps.dt, "tz", None) is not None:
         stamps = stamps.dt.tz_convert("UTC").dt.tz_localize(None)
-    return stamps.astype("datetime64[ns]").to_numpy()
+    return _as_ns(stamps, raw, src, tcol, rows, row)
+
+
+def _as_ns(stamps: pd.Series, raw: pd.Series, src: str, tcol: str, rows: np.ndarray, row: RowLabel) -> np.ndarray:
+    """datetime64[ns] [N]; a date outside 1677-09-21..2262-04-11 (what nanoseconds hold) is one message."""
+    try:
+        return stamps.astype("datetime64[ns]").to_numpy()
+    except (pd.errors.OutOfBoundsDatetime, OverflowError):
+        outside = ((stamps < pd.Timestamp.min) | (stamps > pd.Timestamp.max)).to_numpy()
+        i = int(np.flatnonzero(outside)[0]) if outside.any() else 0
+        raise DataValidationError(
+            f"{src}: column '{tcol}' has the timestamp {quoted(raw.iloc[i])} at {row(int(rows[i]))}, outside "
+            f"{pd.Timestamp.min:%Y-%m-%d}..{pd.Timestamp.max:%Y-%m-%d}, the dates pandas can represent: fix or drop that row."
+        ) from None
 
 
 def standardize(
@@ -421,6 +462,7 @@ def standardize(
     for c in feats:
         out[c] = df[c].to_numpy()
     out = fill_volume_amount(out)
+    _check_range(out, [c for c in FEATURES if c in out.columns], src, rows, row)
     if cols.member is not None:
         out["member"] = df[cols.member].fillna(0).astype(bool).to_numpy()
     return out[[c for c in ("timestamps", "symbol", *FEATURES, "member") if c in out.columns]], rows

@@ -353,6 +353,8 @@ def plan_forecast(
     if len(history) > settings.max_context:
         history = history.iloc[-settings.max_context:].reset_index(drop=True)
     check_work_budget(len(history), pred_len, settings.sample_count, budget, flag)
+    # the future timestamps must exist (a history ending near 2262 cannot be extended): refused before model work
+    future_index(history[TIME_COLUMN], pred_len, known=window.actual[TIME_COLUMN], calendar=window.calendar)
     return Window(history=history, actual=window.actual, calendar=window.calendar)
 
 

@@ -297,3 +297,17 @@ def test_cli_missing_symbol_is_one_line(tmp_path: Path, capsys: pytest.CaptureFi
     rc, err = _run_cli(capsys, ["--model", str(tmp_path / "no-model"), "--tokenizer", str(tmp_path / "no-tok"),
                                 "--csv", str(csv), "--symbol", "A", "--lookback", "4", "--pred-len", "2"])
     assert rc == 2 and "symbol" in err and "missing" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("freq", ["h", "D"])
+def test_cli_future_past_the_pandas_limit_is_one_line_before_the_model(tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str],
+                                                                      freq: str) -> None:
+    """Regression (hostile round): a history ending near 2262-04-11 gave an OutOfBoundsDatetime traceback."""
+    ts = pd.date_range(end="2262-04-10 20:00", periods=80, freq=freq)
+    close = 100 + np.arange(80.0)
+    csv = tmp_path / "edge.csv"
+    pd.DataFrame({"timestamps": ts, "open": close, "high": close + 1, "low": close - 1, "close": close}).to_csv(csv, index=False)
+    rc, err = _run_cli(capsys, ["--model", str(tmp_path / "no-model"), "--tokenizer", str(tmp_path / "no-tok"),
+                                "--csv", str(csv), "--lookback", "40", "--pred-len", "30", "--max-context", "64"])
+    assert rc == 2 and "would pass 2262-04-11" in err and err.count("\n") == 1
