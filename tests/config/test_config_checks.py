@@ -75,3 +75,13 @@ def test_name_dotdot_exits_2_before_anything_is_written(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "name='..'" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert (tmp_path / "tokenizer" / "mine.txt").read_text() == "keep"
     assert sorted(p.name for p in (tmp_path / "tokenizer").iterdir()) == ["mine.txt"]
+
+
+@pytest.mark.parametrize("key", ["..", ".", "../x", ".hidden", "/abs", ""])
+def test_sweep_keys_always_name_a_directory_below_sweeps(tmp_path: Path, key: str) -> None:
+    """A sweep key is a name used as a path: `..` put the job's exports into the experiment directory itself."""
+    from kronos.experiment import Experiment
+
+    job = Experiment(tmp_path / "exp").sweep(key)
+    assert job.root.parent == tmp_path / "exp" / "sweeps" and not job.root.name.startswith(".")
+    assert job.root.resolve().parent == (tmp_path / "exp" / "sweeps").resolve()
