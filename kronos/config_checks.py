@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
@@ -101,6 +101,46 @@ def experiment_name(value: Any) -> str | None:
     return None
 
 
+def optional_text(value: Any) -> str | None:
+    """null or a non-empty string."""
+    return None if value is None else text(value)
+
+
+def date_or_null(value: Any) -> str | None:
+    """null or a date/time pandas reads (e.g. 2024-01-31)."""
+    if value is None:
+        return None
+    import pandas as pd
+
+    try:
+        pd.Timestamp(str(value))
+    except (ValueError, TypeError, OverflowError):
+        return "must be a date such as 2024-01-31, or null"
+    return None
+
+
+def devices(value: Any) -> str | None:
+    """Lightning's devices: "auto", a whole number >= 1 (or -1: all), or a non-empty list of device indices."""
+    if value == "auto" or value == -1:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return None if value >= 1 else "must be 'auto', -1 (all), a count >= 1 or a list of device indices"
+    if isinstance(value, (list, tuple)) and value and all(whole(0)(v) is None for v in value):
+        return None
+    if isinstance(value, str) and re.fullmatch(r"\d+(,\d+)*,?", value):
+        return None
+    return "must be 'auto', -1 (all), a count >= 1 or a list of device indices"
+
+
+def _lazy_choice(module: str, name: str) -> Check:
+    """``choice`` over a tuple defined in ``module`` (imported when the rule runs: one definition of the names)."""
+    def check(value: Any) -> str | None:
+        import importlib
+
+        return choice(*getattr(importlib.import_module(module), name))(value)
+    return check
+
+
 def levels(value: Any) -> str | None:
     """A non-empty list of numbers in (0, 1)."""
     if not isinstance(value, (list, tuple)) or not value:
@@ -145,6 +185,15 @@ RULES: dict[str, Rule] = {
     "output_root": Rule(text, "output_root=outputs"),
     "seed": Rule(whole(0), "seed=42"),
     "compile": Rule(boolean, "compile=false"),
+    "sweep_key": Rule(optional_text, "sweep_key=null"),
+    "weights.tokenizer": Rule(optional_text, "weights.tokenizer=null (or a directory / hub id)"),
+    "weights.predictor": Rule(optional_text, "weights.predictor=null (or a directory / hub id)"),
+    "stage.sampled_s1": Rule(boolean, "stage.sampled_s1=false"),
+    "stage.loss_targets": Rule(_lazy_choice("kronos.lightning.predictor_module", "LOSS_TARGETS"),
+                               "stage.loss_targets=all"),
+    "model.finetune.mode": Rule(_lazy_choice("kronos.lightning.finetune", "MODES"), "model.finetune.mode=full",
+                                "train"),
+    "data.benchmark": Rule(optional_text, "data.benchmark=null"),
     "monitor.metric": Rule(text, "monitor.metric=val/loss"),
     "monitor.mode": Rule(choice("min", "max"), "monitor.mode=min"),
     "optim.lr": Rule(number(0, low_open=True, none=True), "optim.lr=1e-4 (or null for model.lr.<stage>)"),
@@ -170,6 +219,10 @@ RULES: dict[str, Rule] = {
     "trainer.val_check_interval": Rule(number(0, low_open=True), "trainer.val_check_interval=1.0", "train"),
     "trainer.log_every_n_steps": Rule(whole(1), "trainer.log_every_n_steps=10", "train"),
     "trainer.num_nodes": Rule(whole(1), "trainer.num_nodes=1", "train"),
+    "trainer.devices": Rule(devices, "trainer.devices=1", "train"),
+    "trainer.accelerator": Rule(choice("auto", "cpu", "gpu", "cuda", "mps", "tpu", "hpu"), "trainer.accelerator=auto",
+                                "train"),
+    "callbacks.early_stopping.patience": Rule(whole(0), "callbacks.early_stopping.patience=5", "train"),
     "trainer.num_sanity_val_steps": Rule(whole(0, also=(-1,)), "trainer.num_sanity_val_steps=0", "train"),
     "trainer.precision": Rule(lambda v: choice(*KNOWN_PRECISIONS)(str(v)), "trainer.precision=32-true", "train"),
     "trainer.gradient_clip_val": Rule(number(0, none=True), "optim.grad_clip=3.0", "train"),
@@ -185,6 +238,8 @@ RULES: dict[str, Rule] = {
     "backtest.deal_price": Rule(choice("close", "open"), "backtest.deal_price=close", "backtest"),
     "backtest.benchmark_total_return": Rule(boolean, "backtest.benchmark_total_return=false", "backtest"),
     "backtest.drop_bad_prices": Rule(boolean, "backtest.drop_bad_prices=false", "backtest"),
+    "backtest.start": Rule(date_or_null, "backtest.start=2024-01-02", "backtest"),
+    "backtest.end": Rule(date_or_null, "backtest.end=2024-12-31", "backtest"),
     "evaluate.stride": Rule(whole(1), "evaluate.stride=10", "evaluate"),
     "evaluate.batch_size": Rule(whole(1), "evaluate.batch_size=256", "evaluate"),
     "evaluate.pit_bins": Rule(whole(2), "evaluate.pit_bins=10", "evaluate"),
@@ -244,3 +299,13 @@ def check_config(cfg: DictConfig, stages: Sequence[str]) -> None:
             problem = rule.check(_plain(value))
             if problem:
                 raise ConfigValueError(f"{key}={quoted(_plain(value))} {problem}: pass e.g. {rule.example}")
+    _check_across(cfg, groups)
+
+
+def _check_across(cfg: DictConfig, groups: Mapping[str, bool]) -> None:
+    """Rules between keys: the split evaluate scores must be one of data.splits."""
+    splits = OmegaConf.select(cfg, "data.splits")
+    split = OmegaConf.select(cfg, "evaluate.split")
+    if groups["evaluate"] and isinstance(splits, DictConfig) and split is not None and split not in splits:
+        raise ConfigValueError(f"evaluate.split={quoted(split)} is not one of data.splits {list(splits)}: pass e.g. "
+                               f"evaluate.split=test")

@@ -37,6 +37,12 @@ BAD = [
     ("evaluate.batch_size=0", "evaluate.batch_size"),
     ("data=mixture data.source.components.market_a.weight=abc", "data.source.components.market_a.weight"),
     ("data=mixture data.source.components.market_b.weight=-1", "data.source.components.market_b.weight"),
+    ("stage.loss_targets=foo", "stage.loss_targets"), ("stage.sampled_s1=maybe", "stage.sampled_s1"),
+    ("backtest.start=notadate", "backtest.start"), ("evaluate.split=foo", "evaluate.split"),
+    ("data.benchmark=5", "data.benchmark"), ("trainer.devices=0", "trainer.devices"),
+    ("trainer.accelerator=tpuu", "trainer.accelerator"), ("model.finetune.mode=foo", "model.finetune.mode"),
+    ("callbacks.early_stopping.patience=-1", "callbacks.early_stopping.patience"),
+    ("weights.tokenizer=5", "weights.tokenizer"),
 ]
 
 
@@ -51,7 +57,8 @@ def test_bad_values_are_refused_naming_the_key(override: str, key: str) -> None:
 
 @pytest.mark.parametrize("overrides", [
     (), ("data=mixture",), ("experiment=csi300_small",), ("experiment=crypto_hourly",), ("experiment=csi300_finetune",),
-    ("trainer=ddp",), ("data=parquet",), ("data=qlib_csi300",), ("hparams_search=optuna_lr_batch",),
+    ("trainer=ddp",), ("trainer=ddp_cpu",), ("trainer=mps",), ("trainer.devices=[0,1]",), ("stage=predictor",),
+    ("data=parquet",), ("data=qlib_csi300",), ("hparams_search=optuna_lr_batch",),
     ("optim.grad_clip=null", "trainer.max_epochs=-1", "trainer.limit_train_batches=0.5", "name=run_1.b-2+c"),
 ])
 def test_shipped_configs_pass(overrides: tuple[str, ...]) -> None:
