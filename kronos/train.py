@@ -179,6 +179,20 @@ def hydra_main(cfg: DictConfig) -> float | None:
     return result.get(metric) if metric else None
 
 
+def _check_name_argument(argv: list[str]) -> None:
+    """``name=..`` on the command line is refused before Hydra creates its run directory from it (``run_dir`` is
+    ``<output_root>/<name>``); the composed config's name is checked again by ``check_config``."""
+    from kronos.config_checks import RULES
+
+    for arg in argv:
+        key, sep, value = arg.lstrip("+").partition("=")
+        if sep and key == "name":
+            problem = RULES["name"].check(value.strip("'\""))
+            if problem:
+                print(f"error: name={value!r} {problem}: pass e.g. {RULES['name'].example}", file=sys.stderr)
+                sys.exit(2)
+
+
 class _TaskState:
     """Whether Hydra got as far as calling ``hydra_main`` (its own refusals come before)."""
 
@@ -208,6 +222,7 @@ def main() -> None:
     import io
 
     load_dotenv(find_dotenv(usecwd=True))  # secrets and paths from .env; the environment wins
+    _check_name_argument(sys.argv[1:])
     real_stderr, held = sys.stderr, io.StringIO()
 
     class _HeldUntilTask(io.TextIOBase):

@@ -82,6 +82,7 @@ def test_name_dotdot_exits_2_before_anything_is_written(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "name='..'" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert (tmp_path / "tokenizer" / "mine.txt").read_text() == "keep"
     assert sorted(p.name for p in (tmp_path / "tokenizer").iterdir()) == ["mine.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["outputs", "tokenizer"]  # not even Hydra's run directory
 
 
 @pytest.mark.parametrize("key", ["..", ".", "../x", ".hidden", "/abs", ""])
