@@ -8,7 +8,8 @@ Rules apply only to keys present in the config, and the ``trainer.*``/``backtest
 when a stage that reads them runs. The sampling keys of ``backtest``/``evaluate`` (T, top_k, top_p,
 sample_count, max_context, seed) are checked by their own settings (``SamplingSettings``); the finer
 cross-key rules of those blocks (n_drop <= topk, required levels, ...) stay in ``BacktestSettings`` /
-``EvaluateSettings``: this table only guarantees each value has a usable type and range first.
+``EvaluateSettings``, and ``model.finetune`` in ``FinetuneSettings``: this table only guarantees each value has
+a usable type and range first.
 """
 
 from __future__ import annotations
@@ -191,8 +192,6 @@ RULES: dict[str, Rule] = {
     "stage.sampled_s1": Rule(boolean, "stage.sampled_s1=false"),
     "stage.loss_targets": Rule(_lazy_choice("kronos.lightning.predictor_module", "LOSS_TARGETS"),
                                "stage.loss_targets=all"),
-    "model.finetune.mode": Rule(_lazy_choice("kronos.lightning.finetune", "MODES"), "model.finetune.mode=full",
-                                "train"),
     "data.benchmark": Rule(optional_text, "data.benchmark=null"),
     "monitor.metric": Rule(text, "monitor.metric=val/loss"),
     "monitor.mode": Rule(choice("min", "max"), "monitor.mode=min"),

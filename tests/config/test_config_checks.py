@@ -40,7 +40,7 @@ BAD = [
     ("stage.loss_targets=foo", "stage.loss_targets"), ("stage.sampled_s1=maybe", "stage.sampled_s1"),
     ("backtest.start=notadate", "backtest.start"), ("evaluate.split=foo", "evaluate.split"),
     ("data.benchmark=5", "data.benchmark"), ("trainer.devices=0", "trainer.devices"),
-    ("trainer.accelerator=tpuu", "trainer.accelerator"), ("model.finetune.mode=foo", "model.finetune.mode"),
+    ("trainer.accelerator=tpuu", "trainer.accelerator"),
     ("callbacks.early_stopping.patience=-1", "callbacks.early_stopping.patience"),
     ("weights.tokenizer=5", "weights.tokenizer"),
 ]
