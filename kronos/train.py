@@ -240,6 +240,16 @@ def main() -> None:
         def flush(self) -> None:
             real_stderr.flush()
 
+        def isatty(self) -> bool:  # progress bars and colours decide on the real stream
+            return real_stderr.isatty()
+
+        def fileno(self) -> int:
+            return real_stderr.fileno()
+
+        @property
+        def encoding(self) -> str:  # type: ignore[override]
+            return getattr(real_stderr, "encoding", "utf-8")
+
     sys.stderr = _HeldUntilTask()
     try:
         hydra_main()
