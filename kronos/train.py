@@ -107,6 +107,21 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         return _run_stages(cfg, experiment)
 
 
+def _build_data(cfg: DictConfig) -> Any:
+    """``instantiate(cfg.data)``; a source or datamodule refusing its settings is one line naming them."""
+    from hydra.errors import InstantiationException
+
+    from kronos.config_checks import ConfigValueError
+
+    try:
+        return instantiate(cfg.data, _convert_="all")
+    except InstantiationException as err:
+        cause = err.__cause__
+        if isinstance(cause, _user_errors()):
+            raise cause from None
+        raise ConfigValueError(f"data: cannot be built from the config ({' '.join(str(err).split())[:300]})") from None
+
+
 def _run_stages(cfg: DictConfig, experiment: Any) -> dict[str, Any]:
     """``train``'s work once the config is checked and the experiment directory is held."""
     from kronos.stages.backtest import backtest_stage
@@ -114,7 +129,7 @@ def _run_stages(cfg: DictConfig, experiment: Any) -> dict[str, Any]:
     from kronos.stages.fit import fit_stage
 
     pl.seed_everything(cfg.seed, workers=True)
-    datamodule = instantiate(cfg.data, _convert_="all")
+    datamodule = _build_data(cfg)
     datamodule.prepare_data()
     datamodule.setup("fit")
 
