@@ -199,7 +199,7 @@ def _prepare(name: str, df: pd.DataFrame) -> pd.DataFrame:
         raise DataValidationError(f"symbol {quoted(name)}: missing column(s) {missing}; found {quoted(list(df.columns), 300)}.")
     if not df.index.is_monotonic_increasing or df.index.has_duplicates:
         raise DataValidationError(
-            f"symbol {name!r}: timestamps are unsorted or duplicated. {clean_csv_hint('<file>')}"
+            f"symbol {quoted(name)}: timestamps are unsorted or duplicated. {clean_csv_hint('<file>')}"
         )
     df = fill_volume_amount(df)
     if "factor" not in df.columns:

@@ -12,6 +12,7 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from kronos.data.errors import quoted
 from kronos.experiment import Experiment
 from kronos.inference.pair import LONGEST_PUBLISHED_CONTEXT, PUBLISHED_CONTEXT, context_limit, load_pair
 from kronos.inference.predictor import KronosPredictor
@@ -179,12 +180,12 @@ def resolve_data_file(data_dir: Path, relative: str) -> Path:
     """
     root = data_dir.resolve()
     outside = OutsideDataDirError(
-        f"data path {relative!r} is outside the data directory {root}: pick a file from the list "
+        f"data path {quoted(relative)} is outside the data directory {root}: pick a file from the list "
         f"or start the server with --data-dir pointing at the folder that holds it"
     )
     if "\x00" in relative:
         raise outside
-    missing = FileNotFoundError(f"no file {relative!r} in the data directory {root}: pick one from the list")
+    missing = FileNotFoundError(f"no file {quoted(relative)} in the data directory {root}: pick one from the list")
     try:
         candidate = (root / relative).resolve()
         if Path(relative).is_absolute() or not candidate.is_relative_to(root):

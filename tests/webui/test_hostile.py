@@ -155,3 +155,14 @@ def test_listings_show_nothing_that_would_be_refused(tmp_path: Path, tiny_pair: 
     assert client.get("/api/data-files").json()["files"] == ["own.csv"]
     assert client.get("/api/models").json()["experiments"] == []
     assert client.post("/api/datasets/file", json={"path": "linked.csv"}).status_code == 400
+
+
+@pytest.mark.parametrize("route", ["file", "forecast_csv"])
+def test_request_values_are_not_echoed_whole(served: dict, route: str) -> None:
+    """The same class as the 15 MB cell: a 1 MB path or id in a request comes back cut, not whole."""
+    client = served["client"]
+    if route == "file":
+        response = client.post("/api/datasets/file", json={"path": "../" + "x" * 1_000_000})
+    else:
+        response = client.get("/api/forecasts/" + "y" * 20_000 + ".csv")
+    assert 400 <= response.status_code < 500 and len(response.text) < 1000, response.text[:200]
