@@ -11,6 +11,7 @@ from kronos.webui.bodies import DataFileBody
 from kronos.webui.catalog import HUB_CHOICES, list_data_files, list_experiments, list_model_dirs, resolve_data_file
 from kronos.webui.datasets import Dataset
 from kronos.webui.errors import SafeJSONResponse
+from kronos.webui.jobs import Cancelled, run_cancellable
 from kronos.webui.state import AppState
 
 # Multipart framing (boundaries, part headers) on top of the file itself.
@@ -57,7 +58,10 @@ def router(state: AppState) -> APIRouter:
         if len(content) > max_upload_bytes:
             return too_large
         name = (upload_file.filename or "upload.csv").replace("\x00", "")
-        frame, incomplete = await run_in_threadpool(read_long_frame, content, name)
+        async def parse(_cancelled: Cancelled) -> tuple:  # a shutdown answers 503 at once, not a 500 later
+            return await run_in_threadpool(read_long_frame, content, name)
+
+        frame, incomplete = await run_cancellable(request, state.shutdown, parse)
         dataset = Dataset(name, frame, incomplete)
         return SafeJSONResponse(dataset.summary(state.datasets.add(dataset)))
 
