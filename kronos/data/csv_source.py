@@ -75,15 +75,10 @@ def banner_lines(path_or_buffer: str | Path | io.IOBase) -> int:
     CryptoDataDownload exports (the usual source of ``Volume BTC``/``Volume USDT`` files) open with
     their URL on a line of its own; read as the header it would hide every real column.
     """
-    if isinstance(path_or_buffer, (str, Path)):
-        with open(path_or_buffer, "rb") as fh:
-            first = fh.readline(4096)
-    elif hasattr(path_or_buffer, "seek") and hasattr(path_or_buffer, "tell"):
-        pos = path_or_buffer.tell()
-        first = path_or_buffer.readline(4096)
-        path_or_buffer.seek(pos)
-    else:
+    lines = _first_lines(path_or_buffer, 1, 4095)
+    if not lines:
         return 0
+    first = lines[0]
     text = first.decode("utf-8", "replace") if isinstance(first, bytes) else str(first)
     return int(text.strip().lower().startswith(("http://", "https://", "www.")) and "," not in text)
 
