@@ -13,7 +13,7 @@ import argparse
 import sys
 from typing import Sequence
 
-from kronos.data.csv_cleaning import MAX_DUPLICATE_SHARE, clean_csv
+from kronos.data.csv_cleaning import MAX_DROPPED_SHARE, MAX_DUPLICATE_SHARE, clean_csv
 from kronos.data.errors import DataValidationError
 
 __all__ = ["clean_csv", "main"]
@@ -29,7 +29,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
     ap.add_argument("--time-column", default=None)
     ap.add_argument("--symbol-column", default=None, help="the symbol column of a long multi-symbol file")
     ap.add_argument("--allow-mass-drop", action="store_true",
-                    help=f"allow dropping more than {MAX_DUPLICATE_SHARE * 100:.0f}%% of the rows as duplicated timestamps")
+                    help=f"allow dropping more than {MAX_DUPLICATE_SHARE * 100:.0f}%% of the rows as duplicated timestamps, "
+                         f"or more than {MAX_DROPPED_SHARE * 100:.0f}%% for missing or invalid values (a result "
+                         f"with no rows is never written)")
     args = ap.parse_args(argv)
     return clean_csv(args.input, args.out, args.nan, args.in_place, args.time_column, args.symbol_column,
                      allow_mass_drop=args.allow_mass_drop)
@@ -40,4 +42,7 @@ if __name__ == "__main__":
         main()
     except DataValidationError as err:
         print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as err:  # a read-only directory, a full disk: one line, not a traceback
+        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
         sys.exit(2)

@@ -22,6 +22,7 @@ from kronos.data.qlib_provider import (  # noqa: F401  (re-exported)
     FIELDS,
     build_provider,
     build_provider_from_panel,
+    check_market,
     check_output_dir,
     qlib_symbol,
 )
@@ -40,6 +41,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     ap.add_argument("--freq", default="day", help="calendar frequency matching the data: day, 60min, 5min, 1min, ...")
     ap.add_argument("--nan", choices=("raise", "drop"), default="raise", help="rows with missing values")
     args = ap.parse_args(argv)
+    check_market(args.market)  # a path in disguise (../x) is refused before anything is read or written
     check_output_dir(args.out, args.overwrite)  # before reading the data: refuse a bad --out at once
     source = CSVSource(args.csv, args.time_column, args.symbol_column, args.glob, on_nan=args.nan)
     out = build_provider(source.frames(), args.out, freq=args.freq, market=args.market, overwrite=args.overwrite)
@@ -52,4 +54,7 @@ if __name__ == "__main__":
         main()
     except DataValidationError as err:
         print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as err:  # a read-only or full output directory: one line, not a traceback
+        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
         sys.exit(2)

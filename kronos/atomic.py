@@ -38,6 +38,55 @@ def current_umask() -> int:
     return mask
 
 
+class WriteTargetError(ValueError):
+    """A path a file or directory is to be written to, but that must not be replaced (a pipe, a device...)."""
+
+
+def _kind(mode: int) -> str:
+    """A file type in words, for messages."""
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def check_write_target(path: str | os.PathLike, what: str = "output", *, directory: bool = False) -> Path:
+    """Refuse, before any work, a target that exists and is not what will replace it; return the final path.
+
+    ``directory=False``: the target must be absent or a regular file (through symlinks); a named pipe, a
+    device node, a socket or a directory is never replaced by a written file. ``directory=True``: it must be
+    absent or a directory. ``what`` names the option or key in the message (e.g. ``--out``).
+
+    Raises:
+        WriteTargetError: one line naming ``what``, the path and what it is.
+    """
+    final = _final_path(path)
+    try:
+        mode = os.stat(final).st_mode
+    except FileNotFoundError:
+        return final
+    except OSError as err:
+        raise WriteTargetError(f"{what} {path}: cannot be written ({err.strerror or err})") from None
+    if directory and not stat.S_ISDIR(mode):
+        raise WriteTargetError(f"{what} {path} exists and is {_kind(mode) if not stat.S_ISREG(mode) else 'a file'}, "
+                               f"not a directory: name a new or existing directory")
+    if not directory and not stat.S_ISREG(mode):
+        raise WriteTargetError(f"{what} {path} is {_kind(mode)}, not a regular file: it is never replaced; "
+                               f"name a new or existing regular file")
+    return final
+
+
+def same_target(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """True when two output paths name the same file (through symlinks, ``..`` and relative spellings)."""
+    fa, fb = Path(os.path.realpath(Path(a).expanduser())), Path(os.path.realpath(Path(b).expanduser()))
+    if fa == fb:
+        return True
+    with contextlib.suppress(OSError):
+        return os.path.samefile(fa, fb)
+    return False
+
+
 def _final_path(path: str | os.PathLike) -> Path:
     """``path`` with symlinks resolved, so a link's target is replaced rather than the link."""
     path = Path(path).expanduser()
@@ -51,7 +100,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     Write the content to the yielded path by any means (``df.to_csv(tmp)``, ``fig.savefig(tmp)``,
     a pyarrow writer). On an exception the temporary file is removed and ``path`` is untouched.
     """
-    final = _final_path(path)
+    final = check_write_target(path)
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
     os.close(fd)
@@ -106,7 +155,7 @@ def atomic_directory(target: str | os.PathLike) -> Iterator[Path]:
     its target directory replaced. Callers decide whether replacing
     an existing ``target`` is allowed; this only guarantees the swap never loses both copies.
     """
-    target = _final_path(target)
+    target = check_write_target(target, directory=True)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     os.chmod(tmp, _DEFAULT_DIR_MODE & ~current_umask())

@@ -112,8 +112,9 @@ class Experiment:
         return self.root / "hydra" / stage
 
     def sweep(self, key: str) -> "Experiment":
-        """A sweep job's own experiment below ``<root>/sweeps/<key>`` (key made directory-safe)."""
-        safe = re.sub(r"[^A-Za-z0-9_.,=+-]", "_", str(key)) or "job"
+        """A sweep job's own experiment below ``<root>/sweeps/<key>`` (key made directory-safe: never ``.``, ``..``
+        or hidden, so a job cannot land in ``sweeps/`` itself or the experiment directory)."""
+        safe = re.sub(r"^\.+", "_", re.sub(r"[^A-Za-z0-9_.,=+-]", "_", str(key))) or "job"
         return Experiment(self.root / "sweeps" / safe, parent=self)
 
     @staticmethod

@@ -78,21 +78,21 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     before a single step. Backtest and evaluate run on rank zero only.
     """
     # Heavy imports after argument parsing.
+    from kronos.config_checks import check_config
     from kronos.experiment import STAGES, Experiment
-    from kronos.stages.backtest import backtest_stage
-    from kronos.stages.common import TRAINING_STAGES, StageInputError, check_numbers, stage_config
-    from kronos.stages.fit import fit_stage
+    from kronos.run_lock import hold_experiment
+    from kronos.stages.common import StageInputError, env_rank
 
     unknown = [stage for stage in cfg.stage.run if stage not in STAGES]
     if unknown:  # before any data is read or any step trained
         raise StageInputError(f"unknown stage(s) {unknown} in stage.run: expected some of {list(STAGES)}")
+    check_config(cfg, list(cfg.stage.run))  # every key's type and range, before the directory is touched
     experiment = Experiment.from_config(cfg)
     key = _sweep_key(cfg)
     if key is not None:
         experiment = experiment.sweep(key)
         with open_dict(cfg):  # the config's paths (callbacks, loggers) interpolate run_dir
             cfg.run_dir = str(experiment.root)
-    check_numbers(cfg)
     # A bad backtest/evaluate setting is named before anything is trained (stage=all ends with them).
     if "backtest" in cfg.stage.run:
         from kronos.backtest.settings import BacktestSettings
@@ -103,8 +103,33 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
         EvaluateSettings.from_config(cfg.evaluate)
     _check_weights_exist(cfg, experiment)
+    with hold_experiment(experiment.root, enabled=env_rank() == 0):  # one run per experiment directory
+        return _run_stages(cfg, experiment)
+
+
+def _build_data(cfg: DictConfig) -> Any:
+    """``instantiate(cfg.data)``; a source or datamodule refusing its settings is one line naming them."""
+    from hydra.errors import InstantiationException
+
+    from kronos.config_checks import ConfigValueError
+
+    try:
+        return instantiate(cfg.data, _convert_="all")
+    except InstantiationException as err:
+        cause = err.__cause__
+        if isinstance(cause, _user_errors()):
+            raise cause from None
+        raise ConfigValueError(f"data: cannot be built from the config ({' '.join(str(err).split())[:300]})") from None
+
+
+def _run_stages(cfg: DictConfig, experiment: Any) -> dict[str, Any]:
+    """``train``'s work once the config is checked and the experiment directory is held."""
+    from kronos.stages.backtest import backtest_stage
+    from kronos.stages.common import TRAINING_STAGES, stage_config
+    from kronos.stages.fit import fit_stage
+
     pl.seed_everything(cfg.seed, workers=True)
-    datamodule = instantiate(cfg.data, _convert_="all")
+    datamodule = _build_data(cfg)
     datamodule.prepare_data()
     datamodule.setup("fit")
 
@@ -135,9 +160,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 def _user_errors() -> tuple[type[BaseException], ...]:
     """Errors that mean bad input or a missing prerequisite: shown as one message, no traceback."""
     from kronos.backtest.settings import BacktestSettingsError
+    from kronos.config_checks import ConfigValueError
     from kronos.data.errors import DataValidationError
     from kronos.evaluate.settings import EvaluateConfigError
     from kronos.experiment import WeightsNotFoundError
+    from kronos.run_lock import ExperimentDirError
     from kronos.inference.validation import ForecastInputError
     from kronos.lightning.base import NonFiniteLossError
     from kronos.lightning.finetune import FinetuneConfigError
@@ -145,7 +172,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from kronos.stages.common import StageInputError
 
     return (DataValidationError, StageInputError, CheckpointError, NonFiniteLossError, BacktestSettingsError,
-            WeightsNotFoundError, EvaluateConfigError, ForecastInputError, FinetuneConfigError)
+            WeightsNotFoundError, EvaluateConfigError, ForecastInputError, FinetuneConfigError, ConfigValueError,
+            ExperimentDirError)
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
@@ -155,6 +183,7 @@ def hydra_main(cfg: DictConfig) -> float | None:
     Returns ``cfg.optimized_metric`` (``monitor.metric``, the best value of the last training stage) for
     Hydra sweepers such as Optuna.
     """
+    _TASK.started = True
     try:
         result = train(cfg)
     except _user_errors() as err:
@@ -176,16 +205,95 @@ def moved_overrides(argv: list[str]) -> str | None:
         if keys:
             return moved_sampling_message(stage, keys)
     return None
+def _check_name_argument(argv: list[str]) -> None:
+    """``name=..`` on the command line is refused before Hydra creates its run directory from it (``run_dir`` is
+    ``<output_root>/<name>``); the composed config's name is checked again by ``check_config``."""
+    from kronos.config_checks import RULES
+
+    for arg in argv:
+        key, sep, value = arg.lstrip("+").partition("=")
+        if sep and key == "name":
+            problem = RULES["name"].check(value.strip("'\""))
+            if problem:
+                print(f"error: name={value!r} {problem}: pass e.g. {RULES['name'].example}", file=sys.stderr)
+                sys.exit(2)
+
+
+class _TaskState:
+    """Whether Hydra got as far as calling ``hydra_main`` (its own refusals come before)."""
+
+    started = False
+
+
+_TASK = _TaskState()
+
+
+def _hydra_refusal(text: str) -> str:
+    """Hydra's multi-line refusal of a command line (unknown key, bad override, unwritable run directory)
+    as one line: its message lines without the stack trace, the HYDRA_FULL_ERROR hint or object dumps."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    if any(ln.startswith("Traceback") for ln in lines):  # not a Hydra message: the exception's own last line
+        lines = lines[-1:]
+    keep = [ln for ln in lines if not ln.startswith(("Set the environment variable HYDRA_FULL_ERROR", "full_key:",
+                                                      "object_type=", "See https://hydra.cc", "reference_type="))]
+    return " ".join(keep)[:600] or "the command line could not be composed into a config"
 
 
 def main() -> None:
-    """Console entry (``python -m kronos.train``, ``kronos-train``): read ``.env``, then run Hydra."""
+    """Console entry (``python -m kronos.train``, ``kronos-train``): read ``.env``, then run Hydra.
+
+    Hydra's own refusals (an unknown key such as ``data.lookbak=5``, a malformed override, a run directory
+    it cannot create) end in one ``error:`` line and exit status 2, like every other bad input.
+    """
+    import io
+
     load_dotenv(find_dotenv(usecwd=True))  # secrets and paths from .env; the environment wins
     moved = moved_overrides(sys.argv[1:])
     if moved:
         print(f"error: {moved}", file=sys.stderr)
         sys.exit(2)
-    hydra_main()
+    _check_name_argument(sys.argv[1:])
+    real_stderr, held = sys.stderr, io.StringIO()
+
+    class _HeldUntilTask(io.TextIOBase):
+        """stderr that keeps Hydra's pre-task output until the task starts (then passes everything on)."""
+
+        def write(self, text: str) -> int:
+            if _TASK.started:
+                if held.tell():
+                    real_stderr.write(held.getvalue())
+                    held.seek(0)
+                    held.truncate()
+                return real_stderr.write(text)
+            return held.write(text)
+
+        def flush(self) -> None:
+            real_stderr.flush()
+
+        def isatty(self) -> bool:  # progress bars and colours decide on the real stream
+            return real_stderr.isatty()
+
+        def fileno(self) -> int:
+            return real_stderr.fileno()
+
+        @property
+        def encoding(self) -> str:  # type: ignore[override]
+            return getattr(real_stderr, "encoding", "utf-8")
+
+    sys.stderr = _HeldUntilTask()
+    try:
+        hydra_main()
+    except SystemExit as exit_:
+        if exit_.code == 1 and not _TASK.started:
+            sys.stderr = real_stderr
+            print(f"error: {_hydra_refusal(held.getvalue())}", file=sys.stderr)
+            sys.exit(2)
+        raise
+    finally:
+        if sys.stderr is not real_stderr:
+            sys.stderr = real_stderr
+            if held.getvalue():
+                real_stderr.write(held.getvalue())
 
 
 if __name__ == "__main__":

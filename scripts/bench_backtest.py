@@ -164,7 +164,7 @@ def memory_case(stage: str, path: str, months: int | None, weights: Path, work: 
     overrides = [f"stage={stage}", f"name={name}", "trainer=cpu", *data_overrides(path, data_dir),
                  f"weights.tokenizer={weights / 'tokenizer'}", f"weights.predictor={weights / 'predictor'}"]
     if stage == "backtest":
-        overrides += [f"backtest.sample_count={sample_count}", f"backtest.start={TEST_START}"]
+        overrides += [f"backtest.sampling.sample_count={sample_count}", f"backtest.start={TEST_START}"]
         if months is not None:
             overrides.append(f"backtest.end={month_end(months)}")
     # Peak RSS of this child alone: RUSAGE_CHILDREN keeps the maximum over all children, so each case
@@ -221,7 +221,7 @@ def main() -> None:
     ap.add_argument("--months", type=int, nargs="+", default=[1, 3, 16], help="--memory: months of decision dates")
     ap.add_argument("--paths", nargs="+", default=["qlib", "csv"], choices=["qlib", "csv"])
     ap.add_argument("--threads", type=int, default=None, help="--memory: OMP_NUM_THREADS of the runs")
-    ap.add_argument("--samples-memory", type=int, default=5, help="--memory: backtest.sample_count")
+    ap.add_argument("--samples-memory", type=int, default=5, help="--memory: backtest.sampling.sample_count")
     ap.add_argument("--no-evaluate", action="store_true", help="--memory: skip the stage=evaluate run")
     ap.add_argument("--workdir", help="--memory: where runs write outputs/ (default: a new temporary directory)")
     args = ap.parse_args()

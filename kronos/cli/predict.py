@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from kronos.atomic import atomic_write_text
+from kronos.atomic import WriteTargetError, atomic_write_text, check_write_target, same_target
 from kronos.data.errors import DataValidationError
 from kronos.inference.frame import (
     forecast_frame,
@@ -84,6 +84,11 @@ def _check_paths(args: argparse.Namespace) -> None:
         if value is not None and value.is_dir():
             raise ForecastInputError(f"{flag} {value} is a directory: name a file, e.g. {value / 'forecast'}"
                                      f"{'.csv' if flag == '--out' else '.png'}")
+        if value is not None:
+            check_write_target(value, flag)  # a named pipe or a device node is never replaced by a file
+    if args.out is not None and args.plot is not None and same_target(args.out, args.plot):
+        raise ForecastInputError(f"--out {args.out} and --plot {args.plot} are the same file: the picture would "
+                                 f"replace the forecast; name two different files")
 
 
 def run(args: argparse.Namespace) -> None:
@@ -132,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         run(args)
-    except (DataValidationError, ForecastInputError, CheckpointError, FileNotFoundError,
+    except (DataValidationError, ForecastInputError, CheckpointError, WriteTargetError, FileNotFoundError,
             IsADirectoryError, NotADirectoryError, PermissionError) as err:
         message = " ".join(str(err).split())  # one line, whatever the message held
         print(f"{PROG}: error: {message}", file=sys.stderr)

@@ -10,7 +10,11 @@ it (through a symlink to its target). The input is never overwritten unless ``in
 It refuses to drop more than ``MAX_DUPLICATE_SHARE`` of the rows (and more than
 ``MASS_DROP_MIN_ROWS``) as duplicated timestamps unless
 ``allow_mass_drop``: that almost always means a long multi-symbol file read without its symbol
-column, and the message names the column that looks like one.
+column, and the message names the column that looks like one. Likewise it refuses to drop more than
+``MAX_DROPPED_SHARE`` of the rows for missing, unparseable or invalid values unless ``allow_mass_drop``,
+and it never writes a result with no rows (nothing is written in either case, ``--in-place`` included).
+An optional column (volume, amount, per-asset volume) that is empty in every row is dropped as a column
+(reported in ``empty_columns_dropped``), never a reason to drop rows.
 """
 
 from __future__ import annotations
@@ -22,22 +26,23 @@ from typing import Literal, Sequence
 import numpy as np
 import pandas as pd
 
-from kronos.atomic import atomic_path
-from kronos.data.csv_source import banner_lines
-from kronos.data.errors import DataValidationError
+from kronos.atomic import WriteTargetError, atomic_path, check_write_target
+from kronos.data.csv_source import banner_lines, check_header_width
+from kronos.data.errors import DataValidationError, quoted
 from kronos.data.features import FEATURES, PRICE_COLUMNS
 from kronos.data.ohlcv import (COLUMN_ALIASES, SYMBOL_ALIASES, TIME_ALIASES, check_delimiter,
                                local_midnight_dates, per_asset_volume_columns, text_to_datetime)
 
 MAX_DUPLICATE_SHARE = 0.05  # above this share of rows, "duplicates" are a missing --symbol-column
 MASS_DROP_MIN_ROWS = 10  # ... and above this count (a few duplicates in a tiny file are just duplicates)
+MAX_DROPPED_SHARE = 0.5  # above this share of rows dropped for bad values, the file was misread, not dirty
 
 
 def _find(columns: Sequence[str], wanted: str | None, aliases: Sequence[str], src: Path) -> str | None:
     lower = {c.strip().lower(): c for c in columns}
     if wanted is not None:
         if wanted.strip().lower() not in lower:
-            raise DataValidationError(f"{src}: column '{wanted}' not found; columns: {list(columns)}")
+            raise DataValidationError(f"{src}: column {quoted(wanted)} not found; columns: {quoted(list(columns))}")
         return lower[wanted.strip().lower()]
     return next((lower[a] for a in aliases if a in lower), None)
 
@@ -62,6 +67,25 @@ def likely_symbol_column(df: pd.DataFrame, time_column: str, exclude: Sequence[s
     return best
 
 
+def _check_kept(report: dict[str, object], src: Path, allow_mass_drop: bool) -> None:
+    """Refuse (nothing written) a result with no rows, or one that lost most rows to bad values."""
+    rows_in, rows_out = int(report["rows_in"]), int(report["rows_out"])
+    dropped = {k: int(report[k]) for k in ("bad_timestamps_dropped", "nan_rows_dropped", "invalid_price_rows_dropped")
+               if report.get(k)}
+    why = ", ".join(f"{n:,} {k.removesuffix('_dropped').replace('_', ' ')}" for k, n in dropped.items()) or "none"
+    if rows_out == 0:
+        raise DataValidationError(
+            f"{src}: cleaning would leave no rows of {rows_in:,} (dropped: {why}); nothing was written. Check the "
+            "column names and the delimiter, or fill the missing values with --nan ffill."
+        )
+    lost = sum(dropped.values())
+    if lost > max(MAX_DROPPED_SHARE * rows_in, MASS_DROP_MIN_ROWS) and not allow_mass_drop:
+        raise DataValidationError(
+            f"{src}: cleaning would drop {lost:,} of {rows_in:,} rows ({lost / rows_in:.1%}; {why}); nothing was "
+            "written. Check the columns, try --nan ffill, or pass --allow-mass-drop if those rows really are bad."
+        )
+
+
 def clean_csv(
     path: str | Path,
     out: str | Path | None = None,
@@ -77,11 +101,12 @@ def clean_csv(
     Returns:
         The report: rows_in, rows_out, text_cells_coerced, unparseable_cells, infinite_cells,
         bad_timestamps_dropped, timestamps_converted_to_utc, nan_rows_dropped, nan_cells_filled,
-        invalid_price_rows_dropped, rows_reordered, duplicates_removed, output.
+        invalid_price_rows_dropped, rows_reordered, duplicates_removed, empty_columns_dropped, output.
 
     Raises:
         DataValidationError: missing input/columns, ``--out`` equal to the input without
-            ``in_place``, or a mass drop of duplicates without ``allow_mass_drop`` (nothing written).
+            ``in_place``, an output that is not a regular file, no rows left, or a mass drop (duplicates or
+            bad values) without ``allow_mass_drop`` (nothing written).
     """
     src = Path(path)
     if not src.is_file():
@@ -94,20 +119,33 @@ def clean_csv(
         dst = Path(out)
         if dst.resolve() == src.resolve():
             raise DataValidationError(f"{src}: --out is the input file; pass --in-place to overwrite it.")
+    try:
+        check_write_target(dst, "--out" if not in_place else "--in-place")
+    except WriteTargetError as err:
+        raise DataValidationError(str(err)) from None
     if nan not in ("drop", "ffill"):
-        raise DataValidationError(f"clean_csv: --nan must be 'drop' or 'ffill', got {nan!r}")
+        raise DataValidationError(f"clean_csv: --nan must be 'drop' or 'ffill', got {quoted(nan)}")
 
-    df = pd.read_csv(src, dtype=str, keep_default_na=True, skiprows=banner_lines(src))
+    check_header_width(src, str(src))
+    try:
+        df = pd.read_csv(src, dtype=str, keep_default_na=True, skiprows=banner_lines(src))
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise DataValidationError(f"{src}: not a readable CSV file ({quoted(str(err))}); nothing was written.") from None
     report: dict[str, object] = {"input": str(src), "rows_in": len(df)}
     check_delimiter(list(df.columns), str(src))
     tcol = _find(df.columns, time_column, TIME_ALIASES, src)
     if tcol is None:
-        raise DataValidationError(f"{src}: no timestamp column; expected one of {list(TIME_ALIASES)}, found {list(df.columns)}.")
+        raise DataValidationError(f"{src}: no timestamp column; expected one of {list(TIME_ALIASES)}, found {quoted(list(df.columns))}.")
     scol = _find(df.columns, symbol_column, SYMBOL_ALIASES, src)
     lower = {c.strip().lower(): c for c in df.columns}
     names = {**{f: f for f in FEATURES}, **COLUMN_ALIASES}
     feat_cols = [lower[k] for k in names if k in lower] + [lower[k] for k in per_asset_volume_columns(list(lower))]
     price_cols = [lower[k] for k in PRICE_COLUMNS if k in lower]
+    optional = [c for c in feat_cols if c not in price_cols]
+    empty = [c for c in optional if df[c].isna().all() or (df[c].str.strip().fillna("") == "").all()]
+    report["empty_columns_dropped"] = empty  # an all-empty optional column is no reason to drop every row
+    df = df.drop(columns=empty)
+    feat_cols = [c for c in feat_cols if c not in empty]
 
     coerced = unparseable = infinite = 0
     for c in feat_cols:
@@ -172,6 +210,7 @@ def clean_csv(
         df = df.loc[~invalid]
     df = df.drop(columns="__row")
     report["rows_out"] = len(df)
+    _check_kept(report, src, allow_mass_drop)
     report["output"] = str(dst)
     with atomic_path(dst) as tmp:  # through a symlink: its target is replaced, the link kept
         df.to_csv(tmp, index=False)

@@ -29,21 +29,57 @@ from kronos.data.panel import Panel
 from kronos.data.series import SeriesItem, iter_panel
 from kronos.data.source import SourceBase
 
+MAX_CSV_COLUMNS = 256  # an OHLCV file has a handful; far more is not one (and is costly to parse)
+MAX_HEADER_BYTES = 64 * 1024
+
+
+def _first_lines(path_or_buffer: str | Path | io.IOBase, count: int, limit: int) -> list[bytes | str]:
+    """Up to ``count`` first lines, each read to at most ``limit + 1`` characters (a buffer is rewound)."""
+    if isinstance(path_or_buffer, (str, Path)):
+        with open(path_or_buffer, "rb") as fh:
+            return [fh.readline(limit + 1) for _ in range(count)]
+    if hasattr(path_or_buffer, "seek") and hasattr(path_or_buffer, "tell"):
+        pos = path_or_buffer.tell()
+        lines = [path_or_buffer.readline(limit + 1) for _ in range(count)]
+        path_or_buffer.seek(pos)
+        return lines
+    return []
+
+
+def check_header_width(path_or_buffer: str | Path | io.IOBase, src: str) -> None:
+    """Refuse, before pandas parses anything, a header of more than MAX_CSV_COLUMNS fields or MAX_HEADER_BYTES.
+
+    A file of hundreds of thousands of columns would otherwise take minutes and gigabytes to be read
+    before any check ran (the banner line of ``banner_lines`` is looked past).
+
+    Raises:
+        DataValidationError: naming the file, the width found and the limit.
+    """
+    try:
+        lines = _first_lines(path_or_buffer, 2, MAX_HEADER_BYTES)
+    except OSError:
+        return  # a missing or unreadable file is reported by the reader with its own message
+    for line in lines[: 1 + banner_lines(path_or_buffer)][-1:]:
+        text = line.decode("utf-8", "replace") if isinstance(line, bytes) else str(line)
+        if len(line) > MAX_HEADER_BYTES:
+            raise DataValidationError(f"{src}: the header line is longer than {MAX_HEADER_BYTES // 1024} KB: an OHLCV "
+                                      f"CSV has a few short column names (timestamps, open, high, low, close, ...)")
+        width = text.count(",") + 1
+        if width > MAX_CSV_COLUMNS:
+            raise DataValidationError(f"{src}: the header has {width:,} columns; an OHLCV CSV has at most "
+                                      f"{MAX_CSV_COLUMNS} (timestamps, symbol, open, high, low, close, volume, amount)")
+
+
 def banner_lines(path_or_buffer: str | Path | io.IOBase) -> int:
     """1 when the file starts with a one-field banner line before its header, else 0.
 
     CryptoDataDownload exports (the usual source of ``Volume BTC``/``Volume USDT`` files) open with
     their URL on a line of its own; read as the header it would hide every real column.
     """
-    if isinstance(path_or_buffer, (str, Path)):
-        with open(path_or_buffer, "rb") as fh:
-            first = fh.readline(4096)
-    elif hasattr(path_or_buffer, "seek") and hasattr(path_or_buffer, "tell"):
-        pos = path_or_buffer.tell()
-        first = path_or_buffer.readline(4096)
-        path_or_buffer.seek(pos)
-    else:
+    lines = _first_lines(path_or_buffer, 1, 4095)
+    if not lines:
         return 0
+    first = lines[0]
     text = first.decode("utf-8", "replace") if isinstance(first, bytes) else str(first)
     return int(text.strip().lower().startswith(("http://", "https://", "www.")) and "," not in text)
 
@@ -84,6 +120,7 @@ def read_ohlcv_csv(
     src = name or (str(path_or_buffer) if isinstance(path_or_buffer, (str, Path)) else "<uploaded csv>")
     if isinstance(path_or_buffer, (str, Path)) and not Path(path_or_buffer).is_file():
         raise DataValidationError(f"{src}: file not found. Check the path (data.source.path=...).")
+    check_header_width(path_or_buffer, src)
     try:
         df = pd.read_csv(path_or_buffer, skiprows=banner_lines(path_or_buffer))
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:

@@ -261,6 +261,17 @@ class KronosDataModule(LightningDataModule):
         bounds = [b[split] for b in per_group]
         return self._loader(decision_dataset(self.store, bounds), batch_size or self._device_batch())
 
+    def window_settings(self) -> dict[str, Any]:
+        """What a trained model depends on: lookback, horizon, features, clip (recorded in checkpoints)."""
+        return {"lookback": self.lookback, "horizon": self.horizon, "features": list(self.features), "clip": self.clip}
+
+    def state_dict(self) -> dict[str, Any]:
+        """Saved by Lightning in every checkpoint, so a resume can compare (``kronos.stages.resume``)."""
+        return {"window_settings": self.window_settings()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Nothing to restore: the settings are checked before fitting, not taken from the checkpoint."""
+
     def describe(self) -> dict[str, Any]:
         """A JSON-able data summary (for training_info.json); reads no rows of a memory-mapped store."""
         self.setup()

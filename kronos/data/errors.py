@@ -4,6 +4,19 @@ from __future__ import annotations
 
 import shlex
 
+MAX_SHOWN_CHARS = 80  # a quoted user value in a message is cut to this many characters
+
+
+def quoted(value: object, limit: int = MAX_SHOWN_CHARS) -> str:
+    """``repr(value)`` for a message, cut to ``limit`` characters (a 15 MB cell is never echoed back).
+
+    Every message that quotes user data (cells, column names, keys, paths from a request) goes through this.
+    """
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit - 3]}... ({len(text):,} characters)"
+
 
 class DataValidationError(ValueError):
     """Input data that cannot be trained on or forecast from.

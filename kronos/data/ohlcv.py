@@ -27,7 +27,7 @@ from typing import Callable, Literal
 import numpy as np
 import pandas as pd
 
-from kronos.data.errors import DataValidationError
+from kronos.data.errors import DataValidationError, quoted
 from kronos.data.features import FEATURES, PRICE_COLUMNS, fill_volume_amount
 
 TIME_ALIASES: tuple[str, ...] = ("timestamps", "timestamp", "datetime", "date", "time", "trade_date")
@@ -69,7 +69,7 @@ def normalize_names(df: pd.DataFrame, src: str) -> pd.DataFrame:
     for orig, low in zip(df.columns, lowered):
         if low in seen:
             raise DataValidationError(
-                f"{src}: columns {seen[low]!r} and {orig!r} are the same column ('{low}') up to case; "
+                f"{src}: columns {quoted(seen[low])} and {quoted(orig)} are the same column ('{low}') up to case; "
                 "keep one of them (delete or rename the other)."
             )
         seen[low] = str(orig)
@@ -83,7 +83,7 @@ def _pick(columns: list[str], wanted: str | None, aliases: tuple[str, ...], what
         key = wanted.strip().lower()
         if key not in columns:
             raise DataValidationError(
-                f"{src}: the {what} column '{wanted}' is missing; columns found: {columns}. "
+                f"{src}: the {what} column {quoted(wanted)} is missing; columns found: {quoted(columns, 300)}. "
                 f"Pass the right name ({what}_column=...)."
             )
         return key
@@ -101,8 +101,8 @@ def check_delimiter(columns: list[str], src: str) -> None:
     sep = next((c for c in (";", "\t", "|") if c in str(columns[0])), None)
     if sep is not None:
         raise DataValidationError(
-            f"{src}: read as a single column {str(columns[0])!r}: the file looks {sep!r}-separated, but Kronos reads "
-            f"comma-separated CSV. Convert it first, e.g. pandas: pd.read_csv(path, sep={sep!r}) (add decimal=',' "
+            f"{src}: read as a single column {quoted(str(columns[0]))}: the file looks {quoted(sep)}-separated, but Kronos reads "
+            f"comma-separated CSV. Convert it first, e.g. pandas: pd.read_csv(path, sep={quoted(sep)}) (add decimal=',' "
             "if numbers use a decimal comma), then .to_csv(new_path, index=False)."
         )
 
@@ -119,7 +119,7 @@ def resolve_columns(columns: list[str], src: str, time_column: str | None = None
     tcol = _pick(columns, time_column, TIME_ALIASES, "time", src)
     if tcol is None:
         raise DataValidationError(
-            f"{src}: no timestamp column; expected one of {list(TIME_ALIASES)}, found {columns}. "
+            f"{src}: no timestamp column; expected one of {list(TIME_ALIASES)}, found {quoted(columns, 300)}. "
             "Rename it or pass time_column=..."
         )
     scol = _pick(columns, symbol_column, SYMBOL_ALIASES, "symbol", src)
@@ -128,11 +128,11 @@ def resolve_columns(columns: list[str], src: str, time_column: str | None = None
         candidates = [c for c in columns if c == "member" or c.startswith("in_")]
         mcol = candidates[0] if len(candidates) == 1 else None
     elif mcol not in columns:
-        raise DataValidationError(f"{src}: the member column '{member_column}' is missing; columns found: {columns}.")
+        raise DataValidationError(f"{src}: the member column {quoted(member_column)} is missing; columns found: {quoted(columns, 300)}.")
     missing = [c for c in PRICE_COLUMNS if c not in columns]
     if missing:
         raise DataValidationError(
-            f"{src}: missing column(s) {missing}; found {columns}. Kronos needs open, high, low, close "
+            f"{src}: missing column(s) {missing}; found {quoted(columns, 300)}. Kronos needs open, high, low, close "
             "(volume and amount are optional)."
         )
     return Columns(tcol, scol, mcol)
@@ -200,7 +200,7 @@ def _coerce_numeric(df: pd.DataFrame, col: str, src: str, rows: np.ndarray, row:
     if len(bad):
         i = int(bad[0])
         raise DataValidationError(
-            f"{src}: column '{shown}' holds non-numeric text {raw.iloc[i]!r} at {row(int(rows[i]))}. {hint}"
+            f"{src}: column '{shown}' holds non-numeric text {quoted(raw.iloc[i])} at {row(int(rows[i]))}. {hint}"
         )
     df[col] = num.astype(np.float64)
 
@@ -248,6 +248,34 @@ def _check_values(df: pd.DataFrame, feats: list[str], src: str, rows: np.ndarray
                 f"{src}: column '{shown.get(flows[j], flows[j])}' has a negative value ({f[i, j]:g}) at {row(int(rows[i]))}. "
                 f"Fix or drop that row. {hint}"
             )
+
+
+# Values are stored as float32 and normalised per window: beyond these magnitudes they become inf or 0 there
+# (a price of 1e308 is inf in float32, 1e-320 is 0), so the model would train on NaN or on zeros.
+MAX_ABS_VALUE = 1e30
+MIN_PRICE = 1e-30
+
+
+def _check_range(df: pd.DataFrame, feats: list[str], src: str, rows: np.ndarray, row: RowLabel) -> None:
+    """Refuse values the float32 store and the normalisation cannot carry (after volume/amount are filled)."""
+    values = df[feats].to_numpy(dtype=np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        hit = _first(~(np.abs(values) <= MAX_ABS_VALUE))
+    if hit:
+        i, j = hit
+        derived = " (volume x price)" if feats[j] == "amount" else ""
+        raise DataValidationError(
+            f"{src}: column '{feats[j]}'{derived} has {values[i, j]:g} at {row(int(rows[i]))}, beyond the "
+            f"{MAX_ABS_VALUE:g} the model can represent: rescale the column (e.g. divide it by 1e6)."
+        )
+    prices = [c for c in PRICE_COLUMNS if c in feats]
+    hit = _first(df[prices].to_numpy(dtype=np.float64) < MIN_PRICE)
+    if hit:
+        i, j = hit
+        raise DataValidationError(
+            f"{src}: column '{prices[j]}' has a price of {df[prices[j]].iloc[i]:g} at {row(int(rows[i]))}, below the "
+            f"{MIN_PRICE:g} the model can represent: rescale the prices (e.g. quote per million units)."
+        )
 
 
 # A leading day-or-month field: "02.01.2020", "13/01/2020 09:30", "1-2-20".
@@ -324,7 +352,7 @@ def parse_timestamps(raw: pd.Series, src: str, tcol: str, rows: np.ndarray, row:
         text = raw.astype("string").str.strip()
         dates = local_midnight_dates(text)
         if dates is not None:
-            return dates.astype("datetime64[ns]").to_numpy()
+            return _as_ns(dates, raw, src, tcol, rows, row)
         try:
             stamps = text_to_datetime(text)
         except ValueError:  # pandas refuses mixed time zones unless told to convert
@@ -333,7 +361,7 @@ def parse_timestamps(raw: pd.Series, src: str, tcol: str, rows: np.ndarray, row:
                 i = int(np.flatnonzero(aware != aware[0])[0]) if (aware != aware[0]).any() else 0
                 kind = "with" if aware[i] else "without"
                 raise DataValidationError(
-                    f"{src}: column '{tcol}' mixes timestamps with and without a UTC offset ({raw.iloc[i]!r} "
+                    f"{src}: column '{tcol}' mixes timestamps with and without a UTC offset ({quoted(raw.iloc[i])} "
                     f"{kind} one at {row(int(rows[i]))}); give every value an offset (e.g. +00:00) or none. {hint}"
                 ) from None
             stamps = text_to_datetime(text, utc=True)
@@ -341,11 +369,24 @@ def parse_timestamps(raw: pd.Series, src: str, tcol: str, rows: np.ndarray, row:
     if len(bad):
         i = int(bad[0])
         raise DataValidationError(
-            f"{src}: column '{tcol}' has an unparseable timestamp {raw.iloc[i]!r} at {row(int(rows[i]))}. {hint}"
+            f"{src}: column '{tcol}' has an unparseable timestamp {quoted(raw.iloc[i])} at {row(int(rows[i]))}. {hint}"
         )
     if getattr(stamps.dt, "tz", None) is not None:
         stamps = stamps.dt.tz_convert("UTC").dt.tz_localize(None)
-    return stamps.astype("datetime64[ns]").to_numpy()
+    return _as_ns(stamps, raw, src, tcol, rows, row)
+
+
+def _as_ns(stamps: pd.Series, raw: pd.Series, src: str, tcol: str, rows: np.ndarray, row: RowLabel) -> np.ndarray:
+    """datetime64[ns] [N]; a date outside 1677-09-21..2262-04-11 (what nanoseconds hold) is one message."""
+    try:
+        return stamps.astype("datetime64[ns]").to_numpy()
+    except (pd.errors.OutOfBoundsDatetime, OverflowError):
+        outside = ((stamps < pd.Timestamp.min) | (stamps > pd.Timestamp.max)).to_numpy()
+        i = int(np.flatnonzero(outside)[0]) if outside.any() else 0
+        raise DataValidationError(
+            f"{src}: column '{tcol}' has the timestamp {quoted(raw.iloc[i])} at {row(int(rows[i]))}, outside "
+            f"{pd.Timestamp.min:%Y-%m-%d}..{pd.Timestamp.max:%Y-%m-%d}, the dates pandas can represent: fix or drop that row."
+        ) from None
 
 
 def standardize(
@@ -376,7 +417,7 @@ def standardize(
     """
     if on_nan not in ("raise", "drop"):  # any other word used to drop rows silently (e.g. "ffill")
         raise DataValidationError(
-            f"{src}: on_nan={on_nan!r} (data.source.on_nan): expected 'raise' or 'drop'. To fill missing values "
+            f"{src}: on_nan={quoted(on_nan)} (data.source.on_nan): expected 'raise' or 'drop'. To fill missing values "
             f"instead, repair the file first: python -m data_pipelines.clean_csv <file> --out <cleaned.csv> --nan ffill"
         )
     renames = asset_volume_columns(df, src, cols.symbol)
@@ -409,10 +450,19 @@ def standardize(
 
     out = pd.DataFrame({"timestamps": parse_timestamps(df[cols.time], src, cols.time, rows, row, hint)})
     if cols.symbol is not None:
-        out["symbol"] = df[cols.symbol].astype(str).str.strip().to_numpy()
+        symbols = df[cols.symbol].astype(str).str.strip()
+        blank = (df[cols.symbol].isna() | symbols.eq("")).to_numpy()
+        if blank.any():  # never a series named "nan" or "": the row belongs to no instrument
+            i = int(np.flatnonzero(blank)[0])
+            raise DataValidationError(
+                f"{src}: column '{cols.symbol}' (the symbol) is missing at {row(int(rows[i]))} "
+                f"({int(blank.sum())} such rows): fill in the symbol or drop those rows."
+            )
+        out["symbol"] = symbols.to_numpy()
     for c in feats:
         out[c] = df[c].to_numpy()
     out = fill_volume_amount(out)
+    _check_range(out, [c for c in FEATURES if c in out.columns], src, rows, row)
     if cols.member is not None:
         out["member"] = df[cols.member].fillna(0).astype(bool).to_numpy()
     return out[[c for c in ("timestamps", "symbol", *FEATURES, "member") if c in out.columns]], rows
@@ -426,7 +476,7 @@ def check_order(out: pd.DataFrame, src: str, tcol: str, rows: np.ndarray, row: R
     if len(bad):
         i = int(bad[0])
         what = "a duplicated timestamp" if step.iloc[i] == pd.Timedelta(0) else "an unsorted timestamp"
-        where = f" for symbol {out['symbol'].iloc[i]!r}" if has_symbol else ""
+        where = f" for symbol {quoted(out['symbol'].iloc[i])}" if has_symbol else ""
         raise DataValidationError(
             f"{src}: column '{tcol}' has {what} {out['timestamps'].iloc[i]}{where} at {row(int(rows[i]))} "
             f"(timestamps must increase strictly). {hint}"
@@ -439,6 +489,6 @@ def check_min_rows(counts: pd.Series, src: str, min_rows: int) -> None:
         who = counts.idxmin() if len(counts) else src
         n = int(counts.min()) if len(counts) else 0
         raise DataValidationError(
-            f"{src}: series {who!r} has {n} rows, fewer than the {min_rows} one window needs "
+            f"{src}: series {quoted(who)} has {n} rows, fewer than the {min_rows} one window needs "
             "(lookback + horizon). Use more history or a shorter lookback/horizon."
         )

@@ -23,7 +23,7 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 
-from kronos.data.errors import DataValidationError
+from kronos.data.errors import DataValidationError, quoted
 from kronos.data.features import FEATURES
 from kronos.data.ohlcv import (
     NanPolicy,
@@ -161,7 +161,7 @@ class ParquetSource(SourceBase):
                     if current is not None and name != current:
                         if name < current:
                             raise DataValidationError(
-                                f"{file}: row {int(chunk.rows[s])} (symbol {name!r}) comes after symbol {current!r}: "
+                                f"{file}: row {int(chunk.rows[s])} (symbol {quoted(name)}) comes after symbol {quoted(current)}: "
                                 "the data is not sorted by symbol. Streaming needs rows sorted by symbol then time; "
                                 "sort the data first (e.g. pandas df.sort_values([symbol, time]))."
                             )
@@ -209,6 +209,6 @@ def _check_increasing(ts: np.ndarray, last: np.datetime64 | None, file: Path, ro
         i = k + 1 if last is None else k  # the offending element's index in ts
         what = "a duplicated" if step[k] == 0 else "an unsorted"
         raise DataValidationError(
-            f"{file}: {what} timestamp {pd.Timestamp(ts[i])} for symbol {name!r} at row {int(rows[i])} "
+            f"{file}: {what} timestamp {pd.Timestamp(ts[i])} for symbol {quoted(name)} at row {int(rows[i])} "
             "(timestamps must increase strictly within a symbol; sort by symbol then time and drop duplicates)."
         )

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from kronos.atomic import atomic_directory
-from kronos.data.errors import DataValidationError, clean_csv_hint
+from kronos.data.errors import DataValidationError, clean_csv_hint, quoted
 from kronos.data.features import PRICE_COLUMNS, fill_volume_amount
 from kronos.data.panel import Panel
 
@@ -67,6 +67,21 @@ def qlib_symbol(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]", "_", str(name).strip()).upper()
 
 
+MARKET_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+
+
+def check_market(market: str) -> str:
+    """A market name is a plain file stem (``instruments/<market>.txt``): letters, digits, underscore.
+
+    Raises:
+        DataValidationError: anything else (``../x``, ``a/b``, an empty name), before any work.
+    """
+    if not isinstance(market, str) or not MARKET_NAME.match(market):
+        raise DataValidationError(f"--market {quoted(market)} is not a plain market name: use letters, digits and "
+                                  "underscores only (e.g. --market csi300); it names instruments/<market>.txt")
+    return market
+
+
 def is_qlib_provider(path: str | Path) -> bool:
     """Whether ``path`` is a directory laid out as a Qlib provider (calendars/, instruments/, features/)."""
     path = Path(path)
@@ -87,9 +102,9 @@ def check_output_dir(out_dir: str | Path, overwrite: bool = False) -> Path:
         raise DataValidationError(f"{out}: exists and is not a directory. Give a new or empty directory as --out.")
     if out.is_dir() and any(out.iterdir()):
         if not is_qlib_provider(out):
-            shown = sorted(p.name for p in out.iterdir())[:5]
+            held = sorted(p.name for p in out.iterdir())[:5]
             raise DataValidationError(
-                f"{out}: the directory is not empty and is not a Qlib provider (it holds {shown}"
+                f"{out}: the directory is not empty and is not a Qlib provider (it holds {held}"
                 f"{' ...' if len(list(out.iterdir())) > 5 else ''}); writing a provider there would replace "
                 "all of it. Give a new or empty directory as --out."
             )
@@ -181,10 +196,10 @@ def _prepare(name: str, df: pd.DataFrame) -> pd.DataFrame:
     df.index = pd.DatetimeIndex(df.index)
     missing = [c for c in PRICE_COLUMNS if c not in df.columns]
     if missing:
-        raise DataValidationError(f"symbol {name!r}: missing column(s) {missing}; found {list(df.columns)}.")
+        raise DataValidationError(f"symbol {quoted(name)}: missing column(s) {missing}; found {quoted(list(df.columns), 300)}.")
     if not df.index.is_monotonic_increasing or df.index.has_duplicates:
         raise DataValidationError(
-            f"symbol {name!r}: timestamps are unsorted or duplicated. {clean_csv_hint('<file>')}"
+            f"symbol {quoted(name)}: timestamps are unsorted or duplicated. {clean_csv_hint('<file>')}"
         )
     df = fill_volume_amount(df)
     if "factor" not in df.columns:
@@ -221,14 +236,18 @@ def build_provider(
     Raises:
         DataValidationError: see :func:`check_output_dir` and :func:`check_frequency`; bad frames.
     """
+    check_market(market)
     out_dir = check_output_dir(out_dir, overwrite)
     if not frames:
         raise DataValidationError(f"{out_dir}: no series to write.")
     prepared: dict[str, pd.DataFrame] = {}
     for name, df in frames.items():
         sym = qlib_symbol(name)
+        if not sym.strip("_") or (isinstance(name, float) and np.isnan(name)):
+            raise DataValidationError(f"symbol {quoted(name)} is not a usable instrument name (empty or missing): "
+                                      "fill the symbol column for every row")
         if sym in prepared:
-            raise DataValidationError(f"symbols {name!r} and another both map to Qlib symbol {sym!r}; rename one.")
+            raise DataValidationError(f"symbols {quoted(name)} and another both map to Qlib symbol {quoted(sym)}; rename one.")
         prepared[sym] = _prepare(str(name), df)
     unit, freq = check_frequency(freq, [d.index.to_numpy() for d in prepared.values()], origin=f"provider {out_dir}")
     calendar = pd.DatetimeIndex(np.unique(np.concatenate([d.index.to_numpy() for d in prepared.values()])))

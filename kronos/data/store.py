@@ -242,8 +242,13 @@ def ensure_store(source: Source, root: str | Path) -> Path:
     final = root / key
     if (final / META).is_file():
         return final
-    root.mkdir(parents=True, exist_ok=True)
-    with _locked(root / f"{key}.lock"):
+    with contextlib.ExitStack() as stack:
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            stack.enter_context(_locked(root / f"{key}.lock"))
+        except OSError as err:  # a read-only or full disk, a file where the directory should be
+            raise DataValidationError(f"store directory {root} cannot be written ({err.strerror or err}): point "
+                                      f"data.store.dir at a writable directory") from None
         if (final / META).is_file():  # another process built it while we waited
             return final
         for stale in root.glob(f".{key}.tmp-*"):  # left by a builder that was killed
@@ -258,9 +263,45 @@ def ensure_store(source: Source, root: str | Path) -> Path:
     return final
 
 
+def _corrupt(path: Path, what: str) -> DataValidationError:
+    return DataValidationError(f"store {path} is damaged ({what}): delete that directory and run again to rebuild it")
+
+
 def read_meta(path: str | Path) -> dict[str, Any]:
-    """The store's meta.json."""
-    return json.loads((Path(path) / META).read_text())
+    """The store's meta.json, its fields checked (a corrupt manifest is one message naming the store)."""
+    path = Path(path)
+    try:
+        meta = json.loads((path / META).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise _corrupt(path, f"{META} unreadable: {' '.join(str(err).split())[:120]}") from None
+    required = {"version": int, "origin": str, "rows": int, "instruments": list, "features": list,
+                "has_member": bool, "groups": list}
+    if not isinstance(meta, dict):
+        raise _corrupt(path, f"{META} is not a JSON object")
+    for key, kind in required.items():
+        if not isinstance(meta.get(key), kind) or isinstance(meta.get(key), bool) is not (kind is bool):
+            raise _corrupt(path, f"{META} field {key!r} is missing or not a {kind.__name__}")
+    for g in meta["groups"]:
+        if not (isinstance(g, dict) and {"name", "start", "stop", "weight", "calendar"} <= g.keys()):
+            raise _corrupt(path, f"{META} field 'groups' holds a malformed entry")
+    return meta
+
+
+def _check_files(path: Path, meta: Mapping[str, Any]) -> None:
+    """Every data file has the size ``meta.json`` implies (a truncated file is refused, not mapped)."""
+    n, instruments = int(meta["rows"]), len(meta["instruments"])
+    cal_len = max((int(g["calendar"][1]) for g in meta["groups"]), default=0)
+    expected = {name: n * np.dtype(dtype).itemsize * int(np.prod(tail)) for name, (dtype, tail) in _FILES.items()
+                if name != "member.bool" or meta["has_member"]}
+    expected["offsets.i64"] = (instruments + 1) * 8
+    expected["calendar.i64"] = cal_len * 8
+    for name, size in expected.items():
+        try:
+            actual = (path / name).stat().st_size
+        except OSError:
+            raise _corrupt(path, f"{name} is missing") from None
+        if actual != size:
+            raise _corrupt(path, f"{name} has {actual:,} bytes, {size:,} expected")
 
 
 def open_store(
@@ -282,6 +323,7 @@ def open_store(
         raise DataValidationError(
             f"{path}: store version {meta.get('version')} is not {STORE_VERSION}; delete it to rebuild."
         )
+    _check_files(path, meta)
     n = int(meta["rows"])
 
     def mapped(name: str) -> np.ndarray:

@@ -38,11 +38,12 @@ half-normal wicks, so high >= max(open, close) and low <= min(open, close); log-
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
 
+from kronos.data.errors import DataValidationError
 from kronos.data.panel import Panel
 from kronos.data.source import SourceBase
 
@@ -60,6 +61,28 @@ class SyntheticPaths:
 def _student_t(rng: np.random.Generator, shape: tuple[int, ...], dof: float = 4.0) -> np.ndarray:
     """Unit-variance Student-t draws."""
     return rng.standard_t(dof, size=shape) / np.sqrt(dof / (dof - 2.0))
+
+
+def _check_settings(**settings: Any) -> None:
+    """One message naming ``data.source.<key>`` for a setting no synthetic market can be built with."""
+    def bad(key: str, what: str) -> DataValidationError:
+        return DataValidationError(f"data.source.{key}={settings[key]!r} {what}")
+
+    for key, low in (("n_instruments", 1), ("n_steps", 2), ("seed", 0), ("signal_lag", 1)):
+        value = settings[key]
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            why = " (a shock cannot move its own day's return)" if key == "signal_lag" else ""
+            raise bad(key, f"must be a whole number >= {low}{why}")
+    for key in ("signal_strength", "volume_loading"):
+        value = settings[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+            raise bad(key, "must be a finite number")
+    try:
+        pd.date_range(pd.Timestamp(str(settings["start"])), periods=int(settings["n_steps"]), freq=str(settings["freq"]))
+    except (ValueError, TypeError, OverflowError) as err:
+        raise DataValidationError(f"data.source.start={settings['start']!r} / data.source.freq={settings['freq']!r}: "
+                                  f"no calendar of {settings['n_steps']} steps ({' '.join(str(err).split())[:120]}); "
+                                  f"pass e.g. start=2020-01-01 freq=B") from None
 
 
 class SyntheticSource(SourceBase):
@@ -90,8 +113,8 @@ class SyntheticSource(SourceBase):
         signal_lag: int = 2,
         volume_loading: float = 0.8,
     ) -> None:
-        if signal_lag < 1:
-            raise ValueError(f"signal_lag must be >= 1 day (a shock cannot move its own day's return), got {signal_lag}")
+        _check_settings(n_instruments=n_instruments, n_steps=n_steps, seed=seed, start=start, freq=freq,
+                        signal_strength=signal_strength, signal_lag=signal_lag, volume_loading=volume_loading)
         self.n_instruments = n_instruments
         self.n_steps = n_steps
         self.seed = seed

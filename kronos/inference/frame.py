@@ -12,13 +12,13 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
 
-from kronos.data.csv_source import banner_lines, read_ohlcv_csv
-from kronos.data.errors import DataValidationError, clean_csv_hint
+from kronos.data.csv_source import banner_lines, check_header_width, read_ohlcv_csv
+from kronos.data.errors import DataValidationError, clean_csv_hint, quoted
 from kronos.data.ohlcv import SYMBOL_ALIASES
 from kronos.data.features import FEATURES
 from kronos.inference.generation import cancel_when
@@ -43,6 +43,7 @@ def read_frame(source: str | Path | bytes, name: str | None = None, *, on_nan: s
     """
     label = name or str(source if not isinstance(source, bytes) else "<uploaded csv>")
     buffer = io.BytesIO(source) if isinstance(source, bytes) else source
+    check_header_width(buffer, label)  # 200k columns: refused before pandas parses them
     _check_unique_columns(buffer, label)
     try:
         return read_ohlcv_csv(buffer, None, None, label, on_nan=on_nan)  # type: ignore[arg-type]
@@ -85,7 +86,7 @@ def check_complete(incomplete: dict[str, int], symbol: str | None, label: str) -
     """Refuse ``symbol`` when :func:`read_long_frame` dropped rows of it (None: nothing chosen yet, nothing to check)."""
     if symbol is not None and symbol in incomplete:
         raise DataValidationError(
-            f"{label}: symbol {symbol!r} has {incomplete[symbol]} row(s) with a missing value (NaN). "
+            f"{label}: symbol {quoted(symbol)} has {incomplete[symbol]} row(s) with a missing value (NaN). "
             f"{clean_csv_hint(label, symbol_column='symbol')}"
         )
 
@@ -125,7 +126,7 @@ def _check_unique_columns(source: str | Path | io.BytesIO, label: str) -> None:
         key = str(column).strip().lower()
         if key in seen:
             raise DataValidationError(
-                f"{label}: columns {seen[key]!r} and {str(column)!r} name the same field (names are not case-"
+                f"{label}: columns {quoted(seen[key])} and {quoted(str(column))} name the same field (names are not case-"
                 f"sensitive); keep one of them"
             )
         seen[key] = str(column)
@@ -140,7 +141,7 @@ def select_series(df: pd.DataFrame, symbol: str | None) -> pd.DataFrame:
     """The rows of one series: ``df`` itself, or the rows of ``symbol`` in a long file with a symbol column."""
     if "symbol" not in df.columns:
         if symbol:
-            raise ForecastInputError(f"symbol {symbol!r} asked for, but the data has no symbol column (it is one series)")
+            raise ForecastInputError(f"symbol {quoted(symbol)} asked for, but the data has no symbol column (it is one series)")
         return df
     symbols = list(dict.fromkeys(df["symbol"]))
     if not symbol:
@@ -150,7 +151,7 @@ def select_series(df: pd.DataFrame, symbol: str | None) -> pd.DataFrame:
             shown = ", ".join(symbols[:10]) + (" ..." if len(symbols) > 10 else "")
             raise ForecastInputError(f"the data holds {len(symbols)} symbols ({shown}): choose one")
     if symbol not in symbols:
-        raise ForecastInputError(f"symbol {symbol!r} is not in the data; it holds {', '.join(symbols[:10])}")
+        raise ForecastInputError(f"symbol {quoted(symbol)} is not in the data; it holds {', '.join(symbols[:10])}")
     return df.loc[df["symbol"] == symbol].drop(columns="symbol").reset_index(drop=True)
 
 
@@ -203,20 +204,20 @@ def resolve_start(frame: pd.DataFrame, start: str | None, lookback: int, pred_le
         return row
     if text[:1] in "+-" and text[1:].isascii() and text[1:].isdecimal():
         # pandas reads "-5" as the year -5, i.e. silently the first row; a signed row number is a mistake
-        raise ForecastInputError(f"history start {text!r} is not a row number: rows count from 0 to {len(frame) - 1}")
+        raise ForecastInputError(f"history start {quoted(text)} is not a row number: rows count from 0 to {len(frame) - 1}")
     if not text.isascii():  # pandas reads e.g. a full-width "３" as 0001-01-03
-        raise ForecastInputError(f"history start {text!r} is neither a row number nor a date/time: give {example}")
+        raise ForecastInputError(f"history start {quoted(text)} is neither a row number nor a date/time: give {example}")
     try:
         when = pd.Timestamp(text)
     except (ValueError, OverflowError, TypeError):  # OutOfBoundsDatetime is a ValueError
         raise ForecastInputError(
-            f"history start {text!r} is neither a row number nor a date/time in 1677..2262: give {example}"
+            f"history start {quoted(text)} is neither a row number nor a date/time in 1677..2262: give {example}"
         ) from None
     if when is pd.NaT or pd.isna(when):
-        raise ForecastInputError(f"history start {text!r} is not a date/time: give {example}")
+        raise ForecastInputError(f"history start {quoted(text)} is not a date/time: give {example}")
     if when.tz is not None:
         raise ForecastInputError(
-            f"history start {text!r} has a time zone; the data's timestamps have none (files with zones are "
+            f"history start {quoted(text)} has a time zone; the data's timestamps have none (files with zones are "
             f"converted to UTC): give the start without a zone, e.g. {when.tz_convert('UTC'):%Y-%m-%d %H:%M} for UTC"
         )
     ts = pd.DatetimeIndex(frame[TIME_COLUMN])
@@ -237,14 +238,25 @@ def resolve_start(frame: pd.DataFrame, start: str | None, lookback: int, pred_le
 # ---------------------------------------------------------------- output tables
 
 
+MAX_QUANTILES = 99  # every percentile; each level adds six columns to the answer
+
+
+def check_quantile_count(count: int) -> None:
+    """Refuse more than MAX_QUANTILES levels, before any are parsed or computed."""
+    if count > MAX_QUANTILES:
+        raise ForecastInputError(f"{count:,} quantile levels asked for; at most {MAX_QUANTILES} are accepted "
+                                 f"(e.g. 0.05,0.25,0.5,0.75,0.95)")
+
+
 def parse_quantiles(text: str) -> tuple[float, ...]:
-    """``"0.1,0.5,0.9"`` -> (0.1, 0.5, 0.9); each strictly between 0 and 1."""
+    """``"0.1,0.5,0.9"`` -> (0.1, 0.5, 0.9); each strictly between 0 and 1, at most MAX_QUANTILES, duplicates once."""
+    check_quantile_count(text.count(",") + 1 if text.strip() else 0)
     try:
-        qs = tuple(float(part) for part in text.split(",") if part.strip())
+        qs = tuple(dict.fromkeys(float(part) for part in text.split(",") if part.strip()))
     except ValueError:
-        raise ForecastInputError(f"quantiles must be comma-separated numbers such as 0.1,0.5,0.9, got {text!r}") from None
+        raise ForecastInputError(f"quantiles must be comma-separated numbers such as 0.1,0.5,0.9, got {quoted(text)}") from None
     if not qs or any(not 0.0 < q < 1.0 for q in qs):
-        raise ForecastInputError(f"quantiles must lie strictly between 0 and 1, got {text!r}")
+        raise ForecastInputError(f"quantiles must lie strictly between 0 and 1, got {quoted(text)}")
     return qs
 
 
@@ -264,15 +276,13 @@ def forecast_table(paths: np.ndarray, index: pd.DatetimeIndex, quantiles: Sequen
     Returns:
         DataFrame [H rows] with ``timestamps``, the six features (mean over samples) and quantile columns.
     """
-    out = pd.DataFrame({TIME_COLUMN: index})
     mean = paths.mean(axis=0)
-    for j, feature in enumerate(FEATURES):
-        out[feature] = mean[:, j]
+    columns: dict[str, Any] = {TIME_COLUMN: index}
+    columns.update({feature: mean[:, j] for j, feature in enumerate(FEATURES)})
     levels = sample_quantiles(paths, quantiles) if len(quantiles) else []
     for q, level in zip(quantiles, levels):
-        for j, feature in enumerate(FEATURES):
-            out[quantile_column(feature, q)] = level[:, j]
-    return out
+        columns.update({quantile_column(feature, q): level[:, j] for j, feature in enumerate(FEATURES)})
+    return pd.DataFrame(columns)  # built at once: adding columns one by one is quadratic in their number
 
 
 def price_band(paths: np.ndarray, low: float, high: float, column: str = "close") -> tuple[np.ndarray, np.ndarray]:
@@ -345,6 +355,8 @@ def plan_forecast(
     if len(history) > max_context:
         history = history.iloc[-max_context:].reset_index(drop=True)
     check_work_budget(len(history), pred_len, settings.sample_count, budget, flag)
+    # the future timestamps must exist (a history ending near 2262 cannot be extended): refused before model work
+    future_index(history[TIME_COLUMN], pred_len, known=window.actual[TIME_COLUMN], calendar=window.calendar)
     return Window(history=history, actual=window.actual, calendar=window.calendar)
 
 

@@ -93,6 +93,19 @@ def future_index(
     back to median-spacing steps, marked ``approximate``. ``calendar`` (timestamps up to the history's end,
     e.g. the whole file before the window) is where sessions are learned from when given.
     """
+    try:
+        return _future_index(history, pred_len, known, calendar)
+    except (pd.errors.OutOfBoundsDatetime, OverflowError):
+        last = pd.Timestamp(pd.to_datetime(history).iloc[-1])
+        raise ForecastInputError(
+            f"{pred_len} future timestamp(s) after {last} would pass {pd.Timestamp.max:%Y-%m-%d}, the last date "
+            f"pandas can represent: forecast fewer steps, or shift the timestamps of the data"
+        ) from None
+
+
+def _future_index(
+    history: pd.Series, pred_len: int, known: pd.Series | None, calendar: pd.Series | None
+) -> FutureIndex:
     known_ts = pd.DatetimeIndex(pd.to_datetime(known)) if known is not None else pd.DatetimeIndex([])
     known_ts = known_ts[:pred_len]
     missing = pred_len - len(known_ts)

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from kronos.data.errors import quoted
 from kronos.data.features import FEATURES, PRICE_COLUMNS, feature_matrix
 
 
@@ -33,7 +34,7 @@ def history_matrix(df: Any, name: str = "df") -> np.ndarray:
     present = [c for c in FEATURES if c in df.columns]
     for column in present:
         if not pd.api.types.is_numeric_dtype(df[column]):
-            raise ForecastInputError(f"{name} column {column!r} is not numeric (dtype {df[column].dtype}); convert it with pd.to_numeric")
+            raise ForecastInputError(f"{name} column {quoted(column)} is not numeric (dtype {df[column].dtype}); convert it with pd.to_numeric")
         values = df[column].to_numpy(dtype=np.float64, na_value=np.nan)
         # inf would turn the whole lookback's mean/std (and so every forecast value) into NaN.
         bad = ~np.isfinite(values)
@@ -41,7 +42,7 @@ def history_matrix(df: Any, name: str = "df") -> np.ndarray:
             first = int(np.argmax(bad))
             kind = "NaN" if np.isnan(values[first]) else "inf"
             raise ForecastInputError(
-                f"{name} column {column!r} has {kind} at row {df.index[first]!r} ({int(bad.sum())} non-finite "
+                f"{name} column {quoted(column)} has {kind} at row {quoted(df.index[first])} ({int(bad.sum())} non-finite "
                 f"value(s) in total); fill or drop those rows first (e.g. python -m data_pipelines.clean_csv)"
             )
     return feature_matrix(df)

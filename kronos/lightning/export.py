@@ -114,6 +114,11 @@ class ExportCallback(Callback):
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.is_global_zero:
             return
+        if trainer.global_step == 0 and (self.export_dir / "config.json").is_file():
+            # Nothing was trained (e.g. limit_train_batches rounding to 0 batches): never replace a trained export.
+            log.warning("no training step ran: the existing export %s is kept, not replaced by untrained weights",
+                        self.export_dir)
+            return
         model = pl_module.model
         from_ckpt = self._checkpoint_weights(trainer)
         if from_ckpt is not None:

@@ -89,32 +89,3 @@ def env_rank() -> int:
         if value not in (None, ""):
             return int(value)
     return 0
-
-
-def check_numbers(cfg: DictConfig) -> None:
-    """Refuse numeric settings no stage can run with, naming the key (before any data is read).
-
-    Checks ``optim.lr`` (null, or a positive finite number), ``data.lookback`` / ``data.horizon`` /
-    ``data.batch_size`` (positive integers).
-
-    Raises:
-        StageInputError: one message naming the key and the value.
-    """
-    import math
-
-    lr = cfg.optim.get("lr")
-    if lr is not None:
-        try:
-            ok = math.isfinite(float(lr)) and float(lr) > 0
-        except (TypeError, ValueError):
-            ok = False
-        if not ok:
-            raise StageInputError(f"optim.lr={lr!r} is not a positive number: pass e.g. optim.lr=1e-4, or leave it "
-                                  "null for the per-stage defaults model.lr.tokenizer / model.lr.predictor")
-    for key in ("lookback", "horizon", "batch_size"):
-        value = cfg.data.get(key)
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise StageInputError(f"data.{key}={value!r} must be a positive whole number (e.g. data.{key}="
-                                  f"{ {'lookback': 90, 'horizon': 10, 'batch_size': 64}[key] })")

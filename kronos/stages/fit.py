@@ -27,6 +27,7 @@ from kronos.models.kronos_model import Kronos
 from kronos.models.tokenizer import KronosTokenizer
 from kronos.stages.common import StageInputError, build_loggers, instantiate_keyed, weight_source
 from kronos.training_info import TrainingInfo
+from kronos.stages.resume import check_resume
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +124,10 @@ def fit_stage(
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=list(callbacks.values()), logger=loggers or False)
     for lg in loggers:
         lg.log_hyperparams(resolved)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=resolve_resume(cfg, stage, experiment))
+    resume = resolve_resume(cfg, stage, experiment)
+    if resume is not None:  # a truncated or foreign file, another shape or lookback: one line, before fitting
+        check_resume(resume, module, getattr(datamodule, "window_settings", dict)())
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
     # Other ranks must not read the export before rank zero has finished writing it.
     trainer.strategy.barrier()
     export = next((cb.export_dir for cb in callbacks.values() if isinstance(cb, ExportCallback)), None)

@@ -12,6 +12,7 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from kronos.data.errors import quoted
 from kronos.experiment import Experiment
 from kronos.inference.pair import context_limit, load_pair
 from kronos.inference.predictor import KronosPredictor
@@ -52,10 +53,21 @@ class OutsideDataDirError(ValueError):
     """A requested data file that resolves outside the configured data directory."""
 
 
+def _inside(path: Path, root: Path) -> bool:
+    """Whether ``path`` resolves (through symlinks) inside the resolved ``root``."""
+    try:
+        return path.resolve().is_relative_to(root.resolve())
+    except (OSError, RuntimeError):
+        return False
+
+
 def list_experiments(outputs_dir: Path) -> list[ModelChoice]:
-    """Experiments under ``outputs_dir`` that hold both exports (``Experiment.list``)."""
+    """Experiments under ``outputs_dir`` that hold both exports (``Experiment.list``), only those whose exports
+    resolve inside it: a symlink pointing outside would be listed and then refused (``ModelLocations``)."""
     found = []
     for exp in Experiment.list(outputs_dir):
+        if not (_inside(exp.predictor_dir, outputs_dir) and _inside(exp.tokenizer_dir, outputs_dir)):
+            continue
         predictor = str(exp.predictor_dir.resolve())
         found.append(ModelChoice("experiment", exp.name, predictor, str(exp.tokenizer_dir.resolve()),
                                  context_limit(predictor)[0]))
@@ -137,7 +149,8 @@ def load_located_pair(tokenizer: str, predictor: str, device: str | None, max_co
 
 
 def list_data_files(data_dir: Path) -> list[str]:
-    """CSV files under ``data_dir`` (recursively, hidden entries skipped) as POSIX paths relative to it."""
+    """CSV files under ``data_dir`` (recursively, hidden entries skipped) as POSIX paths relative to it; a symlink
+    resolving outside the directory is not listed (``resolve_data_file`` would refuse it)."""
     if not data_dir.is_dir():
         return []
     root = data_dir.resolve()
@@ -146,7 +159,7 @@ def list_data_files(data_dir: Path) -> list[str]:
         rel = path.relative_to(root)
         if any(part.startswith(".") for part in rel.parts):
             continue
-        if path.is_file() and path.name.lower().endswith(CSV_SUFFIXES):
+        if path.is_file() and path.name.lower().endswith(CSV_SUFFIXES) and _inside(path, root):
             files.append(rel.as_posix())
             if len(files) >= MAX_LISTED_FILES:
                 break
@@ -162,12 +175,12 @@ def resolve_data_file(data_dir: Path, relative: str) -> Path:
     """
     root = data_dir.resolve()
     outside = OutsideDataDirError(
-        f"data path {relative!r} is outside the data directory {root}: pick a file from the list "
+        f"data path {quoted(relative)} is outside the data directory {root}: pick a file from the list "
         f"or start the server with --data-dir pointing at the folder that holds it"
     )
     if "\x00" in relative:
         raise outside
-    missing = FileNotFoundError(f"no file {relative!r} in the data directory {root}: pick one from the list")
+    missing = FileNotFoundError(f"no file {quoted(relative)} in the data directory {root}: pick one from the list")
     try:
         candidate = (root / relative).resolve()
         if Path(relative).is_absolute() or not candidate.is_relative_to(root):

@@ -22,6 +22,7 @@ R = TypeVar("R")
 Cancelled = Callable[[], bool]
 DISCONNECT_POLL_S = 0.2
 SLOT_POLL_S = 0.1
+SHUTDOWN_GRACE_S = 1.0  # on shutdown, a job that has not stopped by then is abandoned with a 503
 
 
 class ForecastSlots:
@@ -66,7 +67,10 @@ async def run_cancellable(request: Request, shutdown: threading.Event, job: Call
     """Run ``job(cancelled)``; ``cancelled()`` turns True when the client goes away or the server shuts down.
 
     Returns (raises) the job's result (exception, e.g. GenerationCancelled) once it has ended, so a
-    cancelled forecast's thread and slot are free again when this returns.
+    cancelled forecast's thread and slot are free again when this returns. On server shutdown a job still
+    running after SHUTDOWN_GRACE_S (work between decoding steps, e.g. reading a file) is cancelled and
+    GenerationCancelled raised at once: the client gets a clean 503, not a 500 when uvicorn's own
+    shutdown timeout kills the request.
     """
     gone = threading.Event()
 
@@ -79,6 +83,12 @@ async def run_cancellable(request: Request, shutdown: threading.Event, job: Call
             done, _ = await asyncio.wait({task}, timeout=DISCONNECT_POLL_S)
             if done:
                 return task.result()
+            if shutdown.is_set():
+                done, _ = await asyncio.wait({task}, timeout=SHUTDOWN_GRACE_S)
+                if done:
+                    return task.result()
+                task.cancel()  # frees its slot; its worker thread ends at its next cancellation check
+                raise GenerationCancelled("the server is shutting down: send the request again once it is back")
             if not gone.is_set() and await request.is_disconnected():
                 gone.set()
     finally:

@@ -17,6 +17,8 @@ import json
 from typing import Any, Awaitable, Callable, Iterable
 from urllib.parse import urlsplit
 
+from kronos.data.errors import quoted
+
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Plotly styles its SVG with inline style attributes, hence 'unsafe-inline' for styles only.
@@ -67,14 +69,14 @@ class LocalOnlyMiddleware:
         host = headers.get("host", "")
         if host_name(host) not in self.allowed:
             await _refuse(send, 421, f"this server answers to {', '.join(sorted(self.allowed))} only, not to host "
-                                     f"{host!r}: open it by that address (the UI is local-only)")
+                                     f"{quoted(host)}: open it by that address (the UI is local-only)")
             return
         if scope["method"].upper() not in SAFE_METHODS:
             origin = headers.get("origin")
             site = headers.get("sec-fetch-site", "")
             same = origin is None or (origin != "null" and urlsplit(origin).netloc.lower() == host.lower())
             if not same or site in ("cross-site", "same-site"):
-                await _refuse(send, 403, f"cross-origin request from {origin or site!r} refused: the UI only "
+                await _refuse(send, 403, f"cross-origin request from {quoted(origin or site)} refused: the UI only "
                                          f"accepts changes from its own page")
                 return
             length = headers.get("content-length", "")

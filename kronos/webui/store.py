@@ -7,6 +7,8 @@ import uuid
 from collections import OrderedDict
 from typing import Generic, TypeVar
 
+from kronos.data.errors import quoted
+
 T = TypeVar("T")
 
 
@@ -36,6 +38,6 @@ class RecentStore(Generic[T]):
         """The item with this id; UnknownItemError saying what to do when it is unknown or was dropped."""
         with self._lock:
             if item_id not in self._items:
-                raise UnknownItemError(f"{self._what} {item_id!r} is no longer held by the server (restarted or expired): load it again")
+                raise UnknownItemError(f"{self._what} {quoted(item_id)} is no longer held by the server (restarted or expired): load it again")
             self._items.move_to_end(item_id)
             return self._items[item_id]

@@ -246,3 +246,68 @@ def test_cli_symbol_of_a_long_csv_is_not_blocked_by_another_symbols_nan(
     rc, err = _run_cli(capsys, [*base, str(tmp_path / "c.csv"), "--symbol", "CCC"])
     assert rc == 2 and "symbol 'CCC' is not in the data" in err
     assert not (tmp_path / "b.csv").exists() and not (tmp_path / "c.csv").exists()
+
+
+@pytest.mark.parametrize("flag", ["--out", "--plot"])
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_cli_never_replaces_a_pipe_or_device(tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str,
+                                             kind: str) -> None:
+    """Regression (hostile round): --out/--plot on a named pipe or /dev/null replaced it with a regular file."""
+    import os
+    import stat
+
+    csv = _good_csv(tmp_path)
+    if kind == "fifo":
+        target = tmp_path / "pipe"
+        os.mkfifo(target)
+    else:
+        target = tmp_path / "null-link"
+        target.symlink_to("/dev/null")  # through a symlink: the device itself is the target
+    rc, err = _run_cli(capsys, ["--model", str(tmp_path / "no-model"), "--tokenizer", str(tmp_path / "no-tok"),
+                                "--csv", str(csv), "--lookback", "40", "--pred-len", "4", flag, str(target)])
+    assert rc == 2 and flag in err and "not a regular file" in err and err.count("\n") == 1
+    mode = os.stat(target).st_mode
+    assert stat.S_ISFIFO(mode) if kind == "fifo" else stat.S_ISCHR(mode)
+
+
+@pytest.mark.parametrize("spelling", ["same", "dotted", "symlink"])
+def test_cli_out_and_plot_on_the_same_file_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                      spelling: str) -> None:
+    """Regression (hostile round): --out X --plot X overwrote the forecast with the picture."""
+    csv = _good_csv(tmp_path)
+    out = tmp_path / "f.csv"
+    out.write_text("keep\n")
+    plot = {"same": out, "dotted": tmp_path / "sub" / ".." / "f.csv", "symlink": tmp_path / "link.png"}[spelling]
+    (tmp_path / "sub").mkdir()
+    if spelling == "symlink":
+        plot.symlink_to(out)
+    rc, err = _run_cli(capsys, ["--model", str(tmp_path / "no-model"), "--tokenizer", str(tmp_path / "no-tok"),
+                                "--csv", str(csv), "--lookback", "40", "--pred-len", "4", "--out", str(out),
+                                "--plot", str(plot)])
+    assert rc == 2 and "same file" in err and err.count("\n") == 1
+    assert out.read_text() == "keep\n"
+
+
+def test_cli_missing_symbol_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Regression (hostile round): a symbol column with a missing value ended in a traceback."""
+    rows = ["timestamps,symbol,open,high,low,close"]
+    rows += [f"2024-01-01 {h:02d}:00,{'A' if h % 2 else 'B'},1,2,0.5,1" for h in range(20)] + ["2024-01-02 00:00,,1,2,0.5,1"]
+    csv = tmp_path / "long.csv"
+    csv.write_text("\n".join(rows) + "\n")
+    rc, err = _run_cli(capsys, ["--model", str(tmp_path / "no-model"), "--tokenizer", str(tmp_path / "no-tok"),
+                                "--csv", str(csv), "--symbol", "A", "--lookback", "4", "--pred-len", "2"])
+    assert rc == 2 and "symbol" in err and "missing" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("freq", ["h", "D"])
+def test_cli_future_past_the_pandas_limit_is_one_line_before_the_model(tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str],
+                                                                      freq: str) -> None:
+    """Regression (hostile round): a history ending near 2262-04-11 gave an OutOfBoundsDatetime traceback."""
+    ts = pd.date_range(end="2262-04-10 20:00", periods=80, freq=freq)
+    close = 100 + np.arange(80.0)
+    csv = tmp_path / "edge.csv"
+    pd.DataFrame({"timestamps": ts, "open": close, "high": close + 1, "low": close - 1, "close": close}).to_csv(csv, index=False)
+    rc, err = _run_cli(capsys, ["--model", str(tmp_path / "no-model"), "--tokenizer", str(tmp_path / "no-tok"),
+                                "--csv", str(csv), "--lookback", "40", "--pred-len", "30", "--max-context", "64"])
+    assert rc == 2 and "would pass 2262-04-11" in err and err.count("\n") == 1

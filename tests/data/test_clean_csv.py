@@ -165,3 +165,69 @@ def test_clean_csv_keeps_day_first_dates_in_order(tmp_path: Path) -> None:
     out = read_ohlcv_csv(tmp_path / "out.csv")
     assert (out["timestamps"].to_numpy() == days.to_numpy()).all()
     np.testing.assert_allclose(out["close"], close)
+
+
+def _ohlcv(rows: int, volume: str | None = "100", close: str | None = None) -> str:
+    lines = ["timestamps,open,high,low,close,volume"]
+    for i in range(rows):
+        c = close if close is not None else f"{10 + i % 3}"
+        lines.append(f"2024-01-{1 + i:02d},10,12,9,{c},{volume if volume is not None else ''}")
+    return "\n".join(lines) + "\n"
+
+
+def test_an_empty_optional_column_is_dropped_not_every_row(tmp_path: Path) -> None:
+    """Regression (hostile round): an empty volume column made --in-place leave only the header."""
+    path = tmp_path / "novol.csv"
+    text = _ohlcv(20, volume=None)
+    path.write_text(text)
+    report = clean_csv(path, in_place=True, verbose=False)
+    assert report["rows_out"] == 20 and report["empty_columns_dropped"] == ["volume"]
+    assert len(read_ohlcv_csv(path)) == 20
+
+
+@pytest.mark.parametrize("in_place", [True, False])
+def test_dropping_every_row_is_refused_and_nothing_written(tmp_path: Path, in_place: bool) -> None:
+    """Regression (hostile round): every row invalid (close 0) exited 0 and wrote a header-only file."""
+    path = tmp_path / "bad.csv"
+    text = _ohlcv(20, close="0")
+    path.write_text(text)
+    out = tmp_path / "out.csv"
+    with pytest.raises(DataValidationError, match="no rows of 20.*nothing was written"):
+        clean_csv(path, None if in_place else out, in_place=in_place, verbose=False, allow_mass_drop=True)
+    assert path.read_text() == text and not out.exists()
+
+
+def test_dropping_most_rows_needs_allow_mass_drop(tmp_path: Path) -> None:
+    path = tmp_path / "most.csv"
+    lines = _ohlcv(30).splitlines()
+    def blank_close(line: str) -> str:
+        cells = line.split(",")
+        cells[4] = ""
+        return ",".join(cells)
+
+    lines = lines[:1] + [blank_close(ln) if i % 4 else ln for i, ln in enumerate(lines[1:])]
+    path.write_text("\n".join(lines) + "\n")
+    before = path.read_text()
+    with pytest.raises(DataValidationError, match=r"drop \d+ of 30 rows.*--allow-mass-drop"):
+        clean_csv(path, in_place=True, verbose=False)
+    assert path.read_text() == before
+    assert clean_csv(path, in_place=True, verbose=False, allow_mass_drop=True)["rows_out"] == 8
+
+
+def test_cli_refusals_are_one_line_exit_2(tmp_path: Path) -> None:
+    """Every row dropped, a named pipe as --out, an unreadable file: exit 2, one line, nothing written."""
+    bad = tmp_path / "bad.csv"
+    bad.write_text(_ohlcv(5, close="-1"))
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    binary = tmp_path / "bin.csv"
+    binary.write_bytes(b"\xff\xfe\x00\x01" * 50)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    for args in ([str(bad), "--in-place"], [str(bad.with_name("ok.csv")), "--out", str(pipe)], [str(binary), "--out",
+                 str(tmp_path / "o.csv")]):
+        if args[0].endswith("ok.csv"):
+            Path(args[0]).write_text(_ohlcv(5))
+        proc = subprocess.run([sys.executable, "-m", "data_pipelines.clean_csv", *args], capture_output=True,
+                              text=True, env=env, cwd=tmp_path, timeout=60)
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert stat.S_ISFIFO(os.stat(pipe).st_mode) and not (tmp_path / "o.csv").exists()

@@ -141,3 +141,15 @@ def test_time_zones_and_native_types(tmp_path: Path) -> None:
     panel = ParquetSource(_parquet(df, tmp_path / "tz.parquet")).load()
     assert pd.Timestamp(panel.timestamps[0][0]) == pd.Timestamp("2023-12-31 16:00")  # converted to UTC
     assert panel.timestamps[0].dtype == np.dtype("datetime64[ns]")
+
+
+@pytest.mark.parametrize("blank", [None, ""])
+def test_a_missing_symbol_is_refused_not_a_series_named_nan(tmp_path: Path, blank) -> None:
+    """Regression (hostile round): rows with a missing symbol became a series named 'nan'."""
+    df = _market()
+    df["Ticker"] = df["Ticker"].astype(object)
+    df.loc[df.index[-1], "Ticker"] = blank
+    path = _parquet(df, tmp_path / "m.parquet")
+    for read in (lambda: list(ParquetSource(path).iter_series()), lambda: ParquetSource(path).load()):
+        with pytest.raises(DataValidationError, match=r"column '.*' \(the symbol\) is missing at row"):
+            read()

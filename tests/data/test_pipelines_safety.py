@@ -165,3 +165,21 @@ def test_hourly_provider_reads_back_through_pyqlib(tmp_path: Path) -> None:
     panel = QlibSource(out, market="all", freq="60min").load()
     assert panel.instruments == ["BARS"] and len(panel.timestamps[0]) == 48
     np.testing.assert_array_equal(panel.timestamps[0], pd.date_range("2024-01-01", periods=48, freq="h").to_numpy())
+
+
+@pytest.mark.parametrize("market", ["../escape", "a/b", "", ".."])
+def test_market_must_be_a_plain_name(tmp_path: Path, market: str) -> None:
+    """Regression (hostile round): --market ../x wrote instruments/../x.txt outside the provider."""
+    out = tmp_path / "provider"
+    with pytest.raises(DataValidationError, match="--market .* is not a plain market name"):
+        main(["--csv", str(_csv(tmp_path)), "--out", str(out), "--market", market])
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["bars.csv"]
+
+
+def test_missing_symbol_is_refused_not_a_series_named_nan(tmp_path: Path) -> None:
+    """A long file whose symbol cell is empty must not become an instrument called ''/'NAN'."""
+    frame = pd.DataFrame({"open": [1.0, 1.0], "high": [1.1, 1.1], "low": [0.9, 0.9], "close": [1.0, 1.0]},
+                         index=pd.date_range("2024-01-01", periods=2))
+    with pytest.raises(DataValidationError, match="not a usable instrument name"):
+        build_provider({"": frame}, tmp_path / "p")
+    assert not (tmp_path / "p").exists()

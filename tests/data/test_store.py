@@ -273,3 +273,34 @@ def test_a_builder_killed_holding_the_lock_blocks_nothing_and_its_leftover_goes(
     assert open_store(path, 10, 2).n_rows == 200
     assert not list(root.glob(".*.tmp-*"))  # the killed build's temporary directory was removed
     assert [p.name for p in root.iterdir() if p.is_dir()] == [path.name]
+@pytest.mark.parametrize("damage", ["truncated_values", "truncated_offsets", "empty_meta", "garbage_meta",
+                                    "meta_without_rows", "meta_rows_text"])
+def test_a_damaged_store_is_one_message_naming_it(tmp_path: Path, damage: str) -> None:
+    """Regression (hostile round): a truncated store file or a corrupt manifest ended in a numpy/JSON traceback."""
+    import json
+
+    store = ensure_store(SyntheticSource(n_instruments=3, n_steps=100, seed=2), tmp_path / "store")
+    meta = json.loads((store / META).read_text())
+    if damage.startswith("truncated"):
+        name = "values.f32" if damage == "truncated_values" else "offsets.i64"
+        data = (store / name).read_bytes()
+        (store / name).write_bytes(data[: len(data) // 2])
+    elif damage == "empty_meta":
+        (store / META).write_text("")
+    elif damage == "garbage_meta":
+        (store / META).write_bytes(b"\x00\xff{not json")
+    elif damage == "meta_without_rows":
+        del meta["rows"]
+        (store / META).write_text(json.dumps(meta))
+    else:
+        meta["rows"] = "many"
+        (store / META).write_text(json.dumps(meta))
+    with pytest.raises(DataValidationError, match=f"store {store} is damaged .*delete that directory"):
+        open_store(store, L, H)
+
+
+def test_an_unwritable_store_directory_is_one_message(tmp_path: Path) -> None:
+    blocker = tmp_path / "store"
+    blocker.write_text("a file where the store directory should be")
+    with pytest.raises(DataValidationError, match="store directory .* cannot be written.*data.store.dir"):
+        ensure_store(SyntheticSource(n_instruments=3, n_steps=100, seed=2), blocker)

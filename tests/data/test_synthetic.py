@@ -98,5 +98,29 @@ def test_drift_is_the_lagged_volume_shock() -> None:
     loud = SyntheticSource(n_instruments=3, n_steps=50, seed=5, volume_loading=0.8).load()
     lift = np.log(np.stack(loud.values)[..., 4].astype(np.float64) / np.stack(quiet.values)[..., 4])
     np.testing.assert_allclose(lift, 0.8 * latent.volume_shock, rtol=1e-5, atol=1e-5)
-    with pytest.raises(ValueError, match="signal_lag must be >= 1"):
+    with pytest.raises(ValueError, match="signal_lag=0 must be a whole number >= 1"):
         SyntheticSource(signal_lag=0)
+
+
+@pytest.mark.parametrize(("setting", "key"), [
+    ({"n_steps": -5}, "n_steps"), ({"n_steps": "abc"}, "n_steps"), ({"n_instruments": 0}, "n_instruments"),
+    ({"signal_lag": -1}, "signal_lag"), ({"signal_strength": float("nan")}, "signal_strength"),
+    ({"freq": "XYZ"}, "freq"), ({"start": "notadate"}, "start"),
+])
+def test_bad_settings_are_one_message_naming_the_key(setting: dict, key: str) -> None:
+    """Regression: n_steps=-5, freq=XYZ, start=notadate... ended in numpy/pandas tracebacks during setup."""
+    from kronos.data.errors import DataValidationError
+
+    with pytest.raises(DataValidationError, match=f"data.source.{key}="):
+        SyntheticSource(**setting)
+
+
+def test_an_unbuildable_data_config_is_one_user_error(tmp_path) -> None:
+    from hydra import compose, initialize_config_dir
+
+    from kronos.train import CONFIG_DIR, _build_data, _user_errors
+
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("train", overrides=["data.source._target_=os.system"])
+    with pytest.raises(_user_errors(), match="data: cannot be built"):
+        _build_data(cfg)

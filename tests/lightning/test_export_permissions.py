@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from kronos.lightning.export import ExportCallback
-from kronos.models.predictor import Kronos
+from kronos.models.kronos_model import Kronos
 from kronos.models.tokenizer import KronosTokenizer
 
 TOKENIZER = dict(d_in=6, d_model=16, n_heads=2, ff_dim=32, n_enc_layers=1, n_dec_layers=1, ffn_dropout_p=0.0,

@@ -1,0 +1,310 @@
+"""The one up-front check of a composed training config: a table of key -> rule, before any work starts.
+
+``check_config(cfg)`` runs first in ``kronos.train.train`` (before the experiment directory, the data or a
+model is touched). Each rule names the key, the value it got and an example of a good one, so every bad
+value ends in one line and exit status 2 (``StageInputError`` is one of ``kronos.train._user_errors``).
+
+Rules apply only to keys present in the config, and the ``trainer.*``/``backtest.*``/``evaluate.*`` rules only
+when a stage that reads them runs. The sampling keys of ``backtest``/``evaluate`` (T, top_k, top_p,
+sample_count, max_context, seed) are checked by their own settings (``SamplingSettings``); the finer
+cross-key rules of those blocks (n_drop <= topk, required levels, ...) stay in ``BacktestSettings`` /
+``EvaluateSettings``, and ``model.finetune`` in ``FinetuneSettings``: this table only guarantees each value has
+a usable type and range first.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from kronos.data.errors import quoted
+
+# An experiment name is one directory below output_root: no separators, no "." or "..", printable.
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.,=+-]{0,127}$")
+KNOWN_PRECISIONS = ("64", "64-true", "32", "32-true", "16", "16-mixed", "16-true", "bf16", "bf16-mixed",
+                    "bf16-true", "transformer-engine", "transformer-engine-float16")
+FEATURE_NAMES = ("open", "high", "low", "close", "volume", "amount")
+
+Check = Callable[[Any], "str | None"]  # the value -> what is wrong with it (None: fine)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """How one key is checked: ``check`` says what is wrong, ``example`` is a value that works."""
+
+    check: Check
+    example: str
+    when: str | None = None  # only when this stage group runs: "train", "backtest" or "evaluate"
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def whole(low: int = 1, *, none: bool = False, also: Sequence[int] = ()) -> Check:
+    """A whole number >= ``low`` (or one of ``also``; None when ``none``)."""
+    def check(value: Any) -> str | None:
+        if value is None and none:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            return "must be a whole number"
+        if value < low and value not in also:
+            extra = f" (or {', '.join(map(str, also))})" if also else ""
+            return f"must be a whole number >= {low}{extra}"
+        return None
+    return check
+
+
+def number(low: float = -math.inf, high: float = math.inf, *, low_open: bool = False, high_open: bool = False,
+           none: bool = False) -> Check:
+    """A finite number in [low, high] (``low_open``/``high_open``: the bound itself excluded)."""
+    def check(value: Any) -> str | None:
+        if value is None and none:
+            return None
+        if not _is_number(value) or not math.isfinite(value):
+            return "must be a finite number"
+        if value < low or (low_open and value == low) or value > high or (high_open and value == high):
+            if math.isinf(high):
+                return f"must be a number {'>' if low_open else '>='} {low:g}"
+            lo = "(" if low_open else "["
+            hi = ")" if high_open else "]"
+            return f"must lie in {lo}{low:g}, {high:g}{hi}"
+        return None
+    return check
+
+
+def boolean(value: Any) -> str | None:
+    """true or false."""
+    return None if isinstance(value, bool) else "must be true or false"
+
+
+def choice(*allowed: Any) -> Check:
+    """One of ``allowed``."""
+    def check(value: Any) -> str | None:
+        return None if value in allowed and not isinstance(value, bool) else f"must be one of {list(allowed)}"
+    return check
+
+
+def text(value: Any) -> str | None:
+    """A non-empty string."""
+    return None if isinstance(value, str) and value.strip() else "must be a non-empty string"
+
+
+def experiment_name(value: Any) -> str | None:
+    """A single directory name: letters, digits and ``_ . , = + -``, starting with a letter or digit."""
+    if not isinstance(value, str) or not NAME_PATTERN.match(value):
+        return ("must be one directory name (letters, digits and _ . , = + -, starting with a letter or digit, "
+                "no / or ..)")
+    return None
+
+
+def optional_text(value: Any) -> str | None:
+    """null or a non-empty string."""
+    return None if value is None else text(value)
+
+
+def date_or_null(value: Any) -> str | None:
+    """null or a date/time pandas reads (e.g. 2024-01-31)."""
+    if value is None:
+        return None
+    import pandas as pd
+
+    try:
+        pd.Timestamp(str(value))
+    except (ValueError, TypeError, OverflowError):
+        return "must be a date such as 2024-01-31, or null"
+    return None
+
+
+def devices(value: Any) -> str | None:
+    """Lightning's devices: "auto", a whole number >= 1 (or -1: all), or a non-empty list of device indices."""
+    if value == "auto" or value == -1:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return None if value >= 1 else "must be 'auto', -1 (all), a count >= 1 or a list of device indices"
+    if isinstance(value, (list, tuple)) and value and all(whole(0)(v) is None for v in value):
+        return None
+    if isinstance(value, str) and re.fullmatch(r"\d+(,\d+)*,?", value):
+        return None
+    return "must be 'auto', -1 (all), a count >= 1 or a list of device indices"
+
+
+def _lazy_choice(module: str, name: str) -> Check:
+    """``choice`` over a tuple defined in ``module`` (imported when the rule runs: one definition of the names)."""
+    def check(value: Any) -> str | None:
+        import importlib
+
+        return choice(*getattr(importlib.import_module(module), name))(value)
+    return check
+
+
+def levels(value: Any) -> str | None:
+    """A non-empty list of numbers in (0, 1)."""
+    if not isinstance(value, (list, tuple)) or not value:
+        return "must be a non-empty list of numbers in (0, 1)"
+    return next(("must be a list of numbers in (0, 1)" for v in value if number(0, 1, low_open=True, high_open=True)(v)),
+                None)
+
+
+def features(value: Any) -> str | None:
+    """A non-empty list of distinct feature names."""
+    if not isinstance(value, (list, tuple)) or not value or len(set(map(str, value))) != len(value):
+        return f"must be a non-empty list of distinct names from {list(FEATURE_NAMES)}"
+    unknown = [v for v in value if v not in FEATURE_NAMES]
+    return f"has unknown feature(s) {quoted(unknown)}: use names from {list(FEATURE_NAMES)}" if unknown else None
+
+
+def betas(value: Any) -> str | None:
+    """Two numbers in [0, 1)."""
+    if not isinstance(value, (list, tuple)) or len(value) != 2:
+        return "must be two numbers in [0, 1)"
+    return next(("must be two numbers in [0, 1)" for v in value if number(0, 1, high_open=True)(v)), None)
+
+
+def batches(value: Any) -> str | None:
+    """Lightning's limit_*_batches: a whole number >= 0 or a fraction in [0, 1]."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return None if value >= 0 else "must be a whole number >= 0 or a fraction in [0, 1]"
+    return number(0, 1)(value) and "must be a whole number >= 0 or a fraction in [0, 1]"
+
+
+def split_value(value: Any) -> str | None:
+    """A split ratio in [0, 1], or a [start, end] pair of dates (checked where the data is split)."""
+    if _is_number(value):
+        return number(0, 1)(value)
+    if isinstance(value, (list, tuple)):
+        return None if len(value) == 2 else "must be a ratio in [0, 1] or a [start, end] pair of dates"
+    return "must be a ratio in [0, 1] or a [start, end] pair of dates"
+
+
+RULES: dict[str, Rule] = {
+    "name": Rule(experiment_name, "name=csi300_small"),
+    "output_root": Rule(text, "output_root=outputs"),
+    "seed": Rule(whole(0), "seed=42"),
+    "compile": Rule(boolean, "compile=false"),
+    "sweep_key": Rule(optional_text, "sweep_key=null"),
+    "weights.tokenizer": Rule(optional_text, "weights.tokenizer=null (or a directory / hub id)"),
+    "weights.predictor": Rule(optional_text, "weights.predictor=null (or a directory / hub id)"),
+    "stage.sampled_s1": Rule(boolean, "stage.sampled_s1=false"),
+    "stage.loss_targets": Rule(_lazy_choice("kronos.lightning.predictor_training", "LOSS_TARGETS"),
+                               "stage.loss_targets=all"),
+    "data.benchmark": Rule(optional_text, "data.benchmark=null"),
+    "monitor.metric": Rule(text, "monitor.metric=val/loss"),
+    "monitor.mode": Rule(choice("min", "max"), "monitor.mode=min"),
+    "optim.lr": Rule(number(0, low_open=True, none=True), "optim.lr=1e-4 (or null for model.lr.<stage>)"),
+    "optim.weight_decay": Rule(number(0), "optim.weight_decay=0.1"),
+    "optim.betas": Rule(betas, "optim.betas=[0.9,0.95]"),
+    "optim.grad_clip": Rule(number(0, none=True), "optim.grad_clip=3.0 (0 or null: no clipping)"),
+    "optim.accumulate": Rule(whole(1), "optim.accumulate=1"),
+    "data.lookback": Rule(whole(1), "data.lookback=90"),
+    "data.horizon": Rule(whole(1), "data.horizon=10"),
+    "data.batch_size": Rule(whole(1), "data.batch_size=64"),
+    "data.clip": Rule(number(0, low_open=True), "data.clip=5.0"),
+    "data.num_workers": Rule(whole(0), "data.num_workers=0"),
+    "data.samples_per_epoch": Rule(whole(1, none=True), "data.samples_per_epoch=null"),
+    "data.train_members_only": Rule(boolean, "data.train_members_only=true"),
+    "data.features": Rule(features, "data.features=[open,high,low,close,volume,amount]"),
+    "data.splits.*": Rule(split_value, "data.splits.train=0.7"),
+    "data.source.components.*.weight": Rule(number(0), "data.source.components.<name>.weight=0.5"),
+    "trainer.max_epochs": Rule(whole(1, none=True, also=(-1,)), "trainer.max_epochs=10", "train"),
+    "trainer.max_steps": Rule(whole(1, also=(-1,)), "trainer.max_steps=-1 (no step limit)", "train"),
+    "trainer.limit_train_batches": Rule(lambda v: batches(v) or (None if v else "must be > 0: 0 trains nothing"),
+                                        "trainer.limit_train_batches=60", "train"),
+    "trainer.limit_val_batches": Rule(batches, "trainer.limit_val_batches=20", "train"),
+    "trainer.val_check_interval": Rule(number(0, low_open=True), "trainer.val_check_interval=1.0", "train"),
+    "trainer.log_every_n_steps": Rule(whole(1), "trainer.log_every_n_steps=10", "train"),
+    "trainer.num_nodes": Rule(whole(1), "trainer.num_nodes=1", "train"),
+    "trainer.devices": Rule(devices, "trainer.devices=1", "train"),
+    "trainer.accelerator": Rule(choice("auto", "cpu", "gpu", "cuda", "mps", "tpu", "hpu"), "trainer.accelerator=auto",
+                                "train"),
+    "callbacks.early_stopping.patience": Rule(whole(0), "callbacks.early_stopping.patience=5", "train"),
+    "trainer.num_sanity_val_steps": Rule(whole(0, also=(-1,)), "trainer.num_sanity_val_steps=0", "train"),
+    "trainer.precision": Rule(lambda v: choice(*KNOWN_PRECISIONS)(str(v)), "trainer.precision=32-true", "train"),
+    "trainer.gradient_clip_val": Rule(number(0, none=True), "optim.grad_clip=3.0", "train"),
+    "trainer.accumulate_grad_batches": Rule(whole(1), "optim.accumulate=1", "train"),
+    "backtest.topk": Rule(whole(1), "backtest.topk=50", "backtest"),
+    "backtest.n_drop": Rule(whole(0), "backtest.n_drop=5", "backtest"),
+    "backtest.hold_thresh": Rule(whole(0), "backtest.hold_thresh=1", "backtest"),
+    "backtest.batch_size": Rule(whole(1), "backtest.batch_size=256", "backtest"),
+    "backtest.account": Rule(number(0, low_open=True), "backtest.account=100000000", "backtest"),
+    "backtest.costs.open_cost": Rule(number(0, 1), "backtest.costs.open_cost=0.0005", "backtest"),
+    "backtest.costs.close_cost": Rule(number(0, 1), "backtest.costs.close_cost=0.0015", "backtest"),
+    "backtest.costs.min_cost": Rule(number(0), "backtest.costs.min_cost=5", "backtest"),
+    "backtest.deal_price": Rule(choice("close", "open"), "backtest.deal_price=close", "backtest"),
+    "backtest.benchmark_total_return": Rule(boolean, "backtest.benchmark_total_return=false", "backtest"),
+    "backtest.drop_bad_prices": Rule(boolean, "backtest.drop_bad_prices=false", "backtest"),
+    "backtest.start": Rule(date_or_null, "backtest.start=2024-01-02", "backtest"),
+    "backtest.end": Rule(date_or_null, "backtest.end=2024-12-31", "backtest"),
+    "evaluate.stride": Rule(whole(1), "evaluate.stride=10", "evaluate"),
+    "evaluate.batch_size": Rule(whole(1), "evaluate.batch_size=256", "evaluate"),
+    "evaluate.pit_bins": Rule(whole(2), "evaluate.pit_bins=10", "evaluate"),
+    "evaluate.coverage_levels": Rule(levels, "evaluate.coverage_levels=[0.5,0.8,0.9]", "evaluate"),
+    "evaluate.quantile_levels": Rule(levels, "evaluate.quantile_levels=[0.1,0.5,0.9]", "evaluate"),
+}
+
+
+class ConfigValueError(ValueError):
+    """A config value no stage can run with (one line: the key, the value, what to pass instead)."""
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (DictConfig, ListConfig)):
+        return OmegaConf.to_container(value, resolve=True)
+    return value
+
+
+def _values(cfg: DictConfig, pattern: str) -> Iterator[tuple[str, Any]]:
+    """(key, value) of every key matching ``pattern`` (``*`` stands for any one key) present in ``cfg``."""
+    head, star, tail = pattern.partition(".*")
+    if not star:
+        node_key, _, leaf = pattern.rpartition(".")
+        node = OmegaConf.select(cfg, node_key) if node_key else cfg
+        if isinstance(node, DictConfig) and leaf in node:
+            yield pattern, node[leaf]
+        return
+    node = OmegaConf.select(cfg, head)
+    if not isinstance(node, DictConfig):
+        return
+    for key in node:
+        if not tail:
+            yield f"{head}.{key}", node[key]
+        else:
+            sub = node[key]
+            leaf = tail.lstrip(".")
+            if isinstance(sub, DictConfig) and leaf in sub:
+                yield f"{head}.{key}.{leaf}", sub[leaf]
+
+
+def check_config(cfg: DictConfig, stages: Sequence[str]) -> None:
+    """Check every key of ``RULES`` present in ``cfg`` whose stage group runs in ``stages``.
+
+    Raises:
+        ConfigValueError: ``<key>=<value> <what is wrong>: pass e.g. <example>`` for the first bad key.
+    """
+    groups = {"train": any(s in ("tokenizer", "predictor") for s in stages),
+              "backtest": "backtest" in stages, "evaluate": "evaluate" in stages}
+    for pattern, rule in RULES.items():
+        if rule.when is not None and not groups[rule.when]:
+            continue
+        try:
+            found = list(_values(cfg, pattern))
+        except Exception as err:  # an interpolation that cannot be resolved, e.g. ${oc.env:...} unset
+            raise ConfigValueError(f"{pattern}: cannot be read ({' '.join(str(err).split())[:200]})") from None
+        for key, value in found:
+            problem = rule.check(_plain(value))
+            if problem:
+                raise ConfigValueError(f"{key}={quoted(_plain(value))} {problem}: pass e.g. {rule.example}")
+    _check_across(cfg, groups)
+
+
+def _check_across(cfg: DictConfig, groups: Mapping[str, bool]) -> None:
+    """Rules between keys: the split evaluate scores must be one of data.splits."""
+    splits = OmegaConf.select(cfg, "data.splits")
+    split = OmegaConf.select(cfg, "evaluate.split")
+    if groups["evaluate"] and isinstance(splits, DictConfig) and split is not None and split not in splits:
+        raise ConfigValueError(f"evaluate.split={quoted(split)} is not one of data.splits {list(splits)}: pass e.g. "
+                               f"evaluate.split=test")

@@ -1,0 +1,68 @@
+"""How the web UI answers bad input: one ``{"detail": message}`` per error, with its status code."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from kronos.data.errors import DataValidationError
+from kronos.inference.generation import GenerationCancelled
+from kronos.inference.validation import ForecastInputError
+from kronos.models.hub import CheckpointError
+from kronos.webui.catalog import OutsideDataDirError
+from kronos.webui.store import UnknownItemError
+
+
+MAX_DETAIL_CHARS = 2000  # a backstop: messages quote user values through kronos.data.errors.quoted already
+
+
+def finite_json(value: Any) -> Any:
+    """``value`` with every NaN/inf float (numpy's too) replaced by None, containers walked; JSON can hold it."""
+    if isinstance(value, float):  # numpy.float64 is a float
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_json(v) for v in value]
+    if hasattr(value, "item") and hasattr(value, "dtype") and getattr(value, "ndim", 1) == 0:  # numpy scalars
+        return finite_json(value.item())
+    return value
+
+
+class SafeJSONResponse(JSONResponse):
+    """The app's JSON answers: a NaN or inf anywhere becomes null, never a 500 ("Out of range float values")."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(finite_json(content), ensure_ascii=False, allow_nan=False, indent=None,
+                          separators=(",", ":")).encode("utf-8")
+
+
+def _answer(status: int) -> Any:
+    def handler(_: Request, err: Exception) -> JSONResponse:
+        text = str(err.args[0]) if isinstance(err, LookupError) and err.args else str(err)
+        text = " ".join(text.split())
+        if len(text) > MAX_DETAIL_CHARS:
+            text = text[: MAX_DETAIL_CHARS - 3] + "..."
+        return SafeJSONResponse({"detail": text}, status_code=status)
+    return handler
+
+
+def _schema_error(_: Request, err: RequestValidationError) -> JSONResponse:
+    parts = [f"{'.'.join(str(p) for p in e.get('loc', ())[1:]) or 'body'}: {e.get('msg')}" for e in err.errors()]
+    text = "; ".join(parts[:5]) + (f"; and {len(parts) - 5} more" if len(parts) > 5 else "")
+    return SafeJSONResponse({"detail": text[:MAX_DETAIL_CHARS] or "malformed request body"}, status_code=422)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """400 bad values, 404 unknown ids/files, 503 cancelled forecasts, 422 malformed bodies."""
+    for bad_input in (DataValidationError, ForecastInputError, OutsideDataDirError, CheckpointError):
+        app.add_exception_handler(bad_input, _answer(400))
+    for missing in (UnknownItemError, FileNotFoundError):
+        app.add_exception_handler(missing, _answer(404))
+    app.add_exception_handler(GenerationCancelled, _answer(503))
+    app.add_exception_handler(RequestValidationError, _schema_error)
