@@ -27,9 +27,41 @@ class NormalizedForecaster(Protocol):
         """x [B,L,6], x_stamp [B,L,5], y_stamp [B,H,5] -> normalised sample paths [B,S,H,6]."""
 
 
-def pred_columns(horizon: int) -> list[str]:
-    """Names of the predicted-close columns: ``pred_close_1`` .. ``pred_close_H``."""
-    return [f"pred_close_{h}" for h in range(1, horizon + 1)]
+def pred_columns(horizon: int, stat: str = "close") -> list[str]:
+    """Names of one per-step column family: ``pred_<stat>_1`` .. ``pred_<stat>_H`` (``close``: the mean
+    of the paths' closes, ``std``: their standard deviation, ``up``: the share above the last close)."""
+    return [f"pred_{stat}_{h}" for h in range(1, horizon + 1)]
+
+
+# The per-path statistics of the predicted return over the headline label's interval,
+# deal(t+1) -> deal(t+2) (kronos.backtest.labels): mean, std across paths, share of paths above 0.
+TRADE_COLUMNS = ("trade_mean", "trade_std", "trade_up")
+
+
+def summarize_paths(close: np.ndarray, deal: np.ndarray, last_close: np.ndarray) -> dict[str, np.ndarray]:
+    """What the sample paths say, per window: per horizon step and over the traded interval.
+
+    Args:
+        close: de-normalised predicted closes [B, S, H].
+        deal: de-normalised predicted deal prices (close or open) [B, S, H].
+        last_close: the observed last close [B].
+
+    Returns:
+        {column: [B]}: ``pred_close_h`` (mean over paths), ``pred_std_h`` (std over paths, ddof 0),
+        ``pred_up_h`` (share of paths whose close is above ``last_close``) for h = 1..H, and
+        :data:`TRADE_COLUMNS` of the per-path return ``deal[:, :, 1] / deal[:, :, 0] - 1`` (NaN when H < 2).
+    """
+    horizon = close.shape[2]
+    out: dict[str, np.ndarray] = {}
+    for stat, values in (("close", close.mean(axis=1)), ("std", close.std(axis=1)),
+                         ("up", (close > last_close[:, None, None]).mean(axis=1))):
+        out.update({name: values[:, h].astype(np.float64) for h, name in enumerate(pred_columns(horizon, stat))})
+    if horizon >= 2:
+        trade = deal[:, :, 1].astype(np.float64) / deal[:, :, 0] - 1.0  # [B, S]
+        out |= {"trade_mean": trade.mean(axis=1), "trade_std": trade.std(axis=1), "trade_up": (trade > 0).mean(axis=1)}
+    else:
+        out |= {name: np.full(close.shape[0], np.nan) for name in TRADE_COLUMNS}
+    return out
 
 
 def reconstructed_history(predictor: Any, x_hist: torch.Tensor) -> torch.Tensor:
@@ -50,9 +82,9 @@ def reconstructed_history(predictor: Any, x_hist: torch.Tensor) -> torch.Tensor:
 
 def forecast_batch(predictor: NormalizedForecaster, batch: dict[str, Any], horizon: int, close_index: int, *,
                    sample_count: int, T: float, top_k: int, top_p: float,
-                   anchor: str = "last_close") -> pd.DataFrame:
-    """Forecast one evaluation batch (``close_index``: the close column of ``x``); one row per window
-    (see :func:`forecast_split`).
+                   anchor: str = "last_close", deal_index: int | None = None) -> pd.DataFrame:
+    """Forecast one evaluation batch (``close_index``/``deal_index``: the close and deal-price columns of
+    ``x``, deal defaulting to close); one row per window (see :func:`forecast_split`).
 
     Accepts decision batches (``x`` [B,L,F] lookback only with ``y_stamp`` [B,H,5], see
     kronos.data.eval_windows) and the older layout (``x`` [B,L+H,F], future stamps in ``stamp``).
@@ -73,13 +105,13 @@ def forecast_batch(predictor: NormalizedForecaster, batch: dict[str, Any], horiz
     if tuple(paths.shape) != (x.shape[0], sample_count, horizon, x.shape[2]):
         raise ValueError(f"forecast_normalized returned shape {tuple(paths.shape)}; expected "
                          f"[{x.shape[0]}, {sample_count}, {horizon}, {x.shape[2]}]")
-    # Averaging normalised paths then de-normalising equals de-normalising each path (affine map).
-    mean_path = paths.float().mean(dim=1).cpu().numpy()                                  # [B, H, 6]
-    pred_close = denormalize(mean_path, batch["mean"].cpu().numpy(), batch["std"].cpu().numpy())[..., close_index]
+    stats_mean, stats_std = batch["mean"].cpu().numpy(), batch["std"].cpu().numpy()
+    raw = denormalize(paths.float().cpu().numpy(), stats_mean[:, None], stats_std[:, None])      # [B, S, H, 6]
     last = close[:, lookback - 1]
+    deal_index = close_index if deal_index is None else deal_index
     if anchor == "reconstructed":
         recon = reconstructed_history(predictor, x[:, :lookback])[:, -1:].numpy()          # [B, 1, 6]
-        anchor_close = denormalize(recon, batch["mean"].cpu().numpy(), batch["std"].cpu().numpy())[:, 0, close_index]
+        anchor_close = denormalize(recon, stats_mean, stats_std)[:, 0, close_index]
     elif anchor == "last_close":
         anchor_close = last.numpy()
     else:
@@ -93,8 +125,8 @@ def forecast_batch(predictor: NormalizedForecaster, batch: dict[str, Any], horiz
         "anchor_close": np.asarray(anchor_close, dtype=np.float64),
         "past_return": (last / close[:, past_start] - 1.0).numpy(),
     })
-    frame[pred_columns(horizon)] = pred_close.astype(np.float64)
-    return frame
+    summary = summarize_paths(raw[..., close_index], raw[..., deal_index], last.numpy())
+    return pd.concat([frame, pd.DataFrame(summary, index=frame.index)], axis=1)
 
 
 def _select(batch: dict[str, Any], keep: np.ndarray) -> dict[str, Any]:
@@ -106,7 +138,7 @@ def _select(batch: dict[str, Any], keep: np.ndarray) -> dict[str, Any]:
 def forecast_split(predictor: NormalizedForecaster, datamodule: Any, *, sample_count: int, T: float, top_k: int,
                    top_p: float, batch_size: int, split: str = "test", start: str | pd.Timestamp | None = None,
                    end: str | pd.Timestamp | None = None, progress: bool = True,
-                   anchor: str = "last_close") -> pd.DataFrame:
+                   anchor: str = "last_close", deal_price: str = "close") -> pd.DataFrame:
     """Forecast every (decision date, member instrument) window of one split.
 
     Args:
@@ -123,16 +155,18 @@ def forecast_split(predictor: NormalizedForecaster, datamodule: Any, *, sample_c
         anchor: what predicted returns are measured from: ``last_close`` (the observed last close) or
             ``reconstructed`` (the last close as the tokenizer reconstructs it; the forecast is decoded by
             the same tokenizer, so its quantisation bias cancels instead of reading as a predicted move).
+        deal_price: the price field trades fill at (``close``/``open``): the traded interval's prices.
 
     Returns:
         Long DataFrame sorted by (datetime, instrument): ``datetime`` (decision time), ``instrument``,
         ``last_close``, ``anchor_close`` (the close predicted returns are measured from), ``past_return``
-        (close return over the H rows up to the decision) and ``pred_close_1..H`` (sample-averaged
-        predicted closes). Realised labels are not here: kronos.backtest.labels computes them from the
+        (close return over the H rows up to the decision) and the columns of :func:`summarize_paths`
+        (per step: mean, std and share-up of the paths' closes; the traded interval's predicted return). Realised labels are not here: kronos.backtest.labels computes them from the
         panel by (date, instrument), so nothing of the future passes through the forecasting path.
     """
     loader = datamodule.eval_dataloader(split, batch_size=batch_size)
     close_index = list(datamodule.features).index("close")
+    deal_index = list(datamodule.features).index(deal_price)
     lo = pd.Timestamp(start).value if start is not None else np.iinfo(np.int64).min
     hi = pd.Timestamp(end).value if end is not None else np.iinfo(np.int64).max
     frames = []
@@ -143,7 +177,7 @@ def forecast_split(predictor: NormalizedForecaster, datamodule: Any, *, sample_c
             if keep.any():
                 frames.append(forecast_batch(predictor, _select(batch, keep), datamodule.horizon, close_index,
                                              sample_count=sample_count, T=T, top_k=top_k, top_p=top_p,
-                                             anchor=anchor))
+                                             anchor=anchor, deal_index=deal_index))
             bar.update(len(stamps))
     if not frames:
         raise ValueError(f"split {split!r} has no windows between start={start} and end={end}: widen backtest.start/"

@@ -12,8 +12,17 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 ANCHORS = ("last_close", "reconstructed")
-SIGNALS = ("last", "mean", "max", "min")
-BASELINES = ("persistence", "reversal")
+# Signals from the sample paths (every one gets its rows in the report; ``backtest.signal`` picks the
+# headline): mean (predicted return averaged over steps 1..H), trade (predicted return over exactly the
+# headline label's interval), sharpe (trade's mean over its std across paths), prob_up (share of paths
+# in which trade is positive). last/max/min (the step-H / largest / smallest predicted return) may be
+# the headline too.
+PATH_SIGNALS = ("mean", "trade", "sharpe", "prob_up")
+SIGNALS = (*PATH_SIGNALS, "last", "max", "min")
+BASELINES = ("momentum", "reversal", "volume", "low_vol")
+# Older names still read (one release): ``persistence`` is ``momentum``.
+BASELINE_ALIASES = {"persistence": "momentum"}
+EXPOSURES = ("beta", "volatility", "size", "industry")
 DEAL_PRICES = ("close", "open")
 REGIONS = ("auto", "cn", "us", "none")
 LIMIT_RULES = ("region",)
@@ -38,10 +47,15 @@ class BacktestSettings:
 
     Attributes:
         topk, n_drop, hold_thresh: Qlib TopkDropoutStrategy (capped with a note when the universe is smaller).
-        signal: how predicted returns are reduced over the horizon (``last``/``mean``/``max``/``min``).
+        signal: the headline signal (:data:`SIGNALS`); every one of :data:`PATH_SIGNALS` gets its rows.
         anchor: what predicted returns are measured from: ``last_close`` (observed) or ``reconstructed``
             (the tokenizer's decode of the last candle; the report then adds the anchor-gap diagnostics).
         baselines: naive signals scored and traded beside the model (names in :data:`BASELINES`).
+        neutralize: exposures (:data:`EXPOSURES`) regressed out of every model signal per day, from the
+            lookback alone.
+        quantiles: groups per day of the factor analysis and the long-short portfolio.
+        risk_degree: share of the account the top-k portfolio invests (1.0: fully invested).
+        max_participation: cap on each order as a share of that day's volume (None: no cap).
         sample_count, T, top_k, top_p, batch_size, max_context, device: forecasting.
         seed: sampling seed; None = the experiment's ``seed`` (the stage fills it in; 0 without one).
         account, costs, deal_price: the simulated account and exchange.
@@ -64,6 +78,10 @@ class BacktestSettings:
     signal: str = "mean"
     anchor: str = "last_close"
     baselines: tuple[str, ...] = BASELINES
+    neutralize: tuple[str, ...] = ()
+    quantiles: int = 5
+    risk_degree: float = 1.0
+    max_participation: float | None = None
     sample_count: int = 5
     T: float = 0.6
     top_k: int = 0
@@ -102,15 +120,19 @@ class BacktestSettings:
             if bad:
                 raise BacktestSettingsError(f"unknown backtest.costs key(s) {bad}: use open_cost, close_cost, min_cost")
             data["costs"] = Costs(**{k: float(v) for k, v in costs.items()})
+        for key in ("baselines", "neutralize"):
+            if key in data:
+                value = data[key]
+                data[key] = (value,) if isinstance(value, str) else tuple(value or ())
         if "baselines" in data:
-            value = data["baselines"]
-            data["baselines"] = (value,) if isinstance(value, str) else tuple(value or ())
+            data["baselines"] = tuple(BASELINE_ALIASES.get(b, b) for b in data["baselines"])
         return cls(**data)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-able settings (for metrics.json)."""
         out = dataclasses.asdict(self)
         out["baselines"] = list(self.baselines)
+        out["neutralize"] = list(self.neutralize)
         return out
 
 
@@ -150,6 +172,16 @@ def _check(s: BacktestSettings) -> None:
         _choice("baselines", name, BASELINES)
     if len(set(s.baselines)) != len(s.baselines):
         raise BacktestSettingsError(f"backtest.baselines={list(s.baselines)} lists a baseline twice")
+    for name in s.neutralize:
+        _choice("neutralize", name, EXPOSURES)
+    if int(s.quantiles) < 2:
+        raise BacktestSettingsError(f"backtest.quantiles={s.quantiles} must be at least 2 (top and bottom groups)")
+    if not 0.0 < s.risk_degree <= 1.0:
+        raise BacktestSettingsError(f"backtest.risk_degree={s.risk_degree} must be in (0, 1] (1.0: fully invested)")
+    mp = s.max_participation
+    if mp is not None and not (isinstance(mp, (int, float)) and 0.0 < float(mp) <= 1.0):
+        raise BacktestSettingsError(f"backtest.max_participation={mp!r}: use a share of the day's volume in (0, 1] "
+                                    "(e.g. 0.1) or null for no cap")
     for key in ("topk", "n_drop", "sample_count", "batch_size", "max_context"):
         if int(getattr(s, key)) < 1:
             raise BacktestSettingsError(f"backtest.{key}={getattr(s, key)} must be a positive integer")

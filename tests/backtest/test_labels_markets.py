@@ -66,20 +66,31 @@ def test_panel_labels_use_the_markets_calendar_not_the_stocks_own_rows() -> None
     assert out.loc[2, "trade_return"] == pytest.approx(6 / 5 - 1) and out.loc[2, "next_return"] == pytest.approx(5 / 4 - 1)
 
 
+RULE_DATES = pd.DatetimeIndex(["2019-07-19", "2020-08-21", "2020-08-24", "2024-01-02"])
+
+
 @pytest.mark.parametrize("code,limit", [
-    ("SZ300750", 0.20), ("SZ301001", 0.20), ("SH688981", 0.20), ("SH689009", 0.20),
-    ("SH600000", 0.10), ("SZ000001", 0.10), ("SZ002594", 0.10), ("SH601318", 0.10), ("SZ302132", 0.20), ("SZ303001", 0.10),
+    ("SZ300750", [0.10, 0.10, 0.20, 0.20]), ("SZ301001", [0.10, 0.10, 0.20, 0.20]),
+    ("SZ302132", [0.10, 0.10, 0.20, 0.20]), ("SH688981", [0.20] * 4), ("SH689009", [0.20] * 4),
+    ("BJ830799", [0.30] * 4), ("BJ430047", [0.30] * 4), ("BJ920002", [0.30] * 4),
+    ("SH600000", [0.10] * 4), ("SZ000001", [0.10] * 4), ("SZ002594", [0.10] * 4), ("SH601318", [0.10] * 4),
+    ("SZ303001", [0.10] * 4),
 ])
-def test_board_aware_cn_limits(code: str, limit: float) -> None:
-    assert cn_limit(code) == limit
+def test_board_and_date_aware_cn_limits(code: str, limit: list[float]) -> None:
+    # ChiNext: 10 % until the 2020-08-24 reform, 20 % from that day; STAR 20 %; Beijing 30 %; main board 10 %.
+    assert list(cn_limit(code, RULE_DATES)) == limit
 
 
 def test_limits_by_region_and_override() -> None:
     names = ["SZ300750", "SH600000"]
-    assert list(limits(names, "cn", "region")) == pytest.approx([0.195, 0.095])
-    assert np.isinf(limits(names, "us", "region")).all() and np.isinf(limits(names, "none", "region")).all()
-    assert list(limits(names, "cn", 0.05)) == [0.05, 0.05]
-    assert np.isinf(limits(names, "cn", None)).all()
+    dates = pd.DatetimeIndex(["2020-01-02", "2021-01-04"])
+    cn = limits(names, dates, "cn", "region")
+    assert cn.loc["2020-01-02"].tolist() == pytest.approx([0.095, 0.095])
+    assert cn.loc["2021-01-04"].tolist() == pytest.approx([0.195, 0.095])
+    assert np.isinf(limits(names, dates, "us", "region")).all().all()
+    assert np.isinf(limits(names, dates, "none", "region")).all().all()
+    assert (limits(names, dates, "cn", 0.05) == 0.05).all().all()
+    assert np.isinf(limits(names, dates, "cn", None)).all().all()
     assert resolve_region("auto", "cn") == "cn" and resolve_region("auto", None) == "none"
     assert resolve_region("us", "cn") == "us"
 

@@ -26,8 +26,11 @@ def test_code_defaults_are_the_yaml_defaults() -> None:
 
 def test_honest_defaults() -> None:
     s = BacktestSettings()
-    assert s.anchor == "last_close" and s.baselines == ("persistence", "reversal")
+    assert s.anchor == "last_close" and s.baselines == ("momentum", "reversal", "volume", "low_vol")
     assert s.region == "auto" and s.limit_threshold == "region"
+    assert s.risk_degree == 1.0 and s.max_participation is None and s.quantiles == 5 and s.neutralize == ()
+    # The old baseline name reads as the new one (one release).
+    assert BacktestSettings.from_config({"baselines": ["persistence"]}).baselines == ("momentum",)
 
 
 def test_from_config_takes_a_dict_a_node_or_a_full_config() -> None:
@@ -42,7 +45,13 @@ def test_from_config_takes_a_dict_a_node_or_a_full_config() -> None:
 
 @pytest.mark.parametrize("bad,match", [
     ({"anchor": "observed"}, r"backtest.anchor='observed' is not one of \['last_close', 'reconstructed'\]"),
-    ({"baselines": ["persistence", "momentum"]}, r"backtest.baselines='momentum'"),
+    ({"baselines": ["persistence", "momentum"]}, r"lists a baseline twice"),
+    ({"baselines": ["trend"]}, r"backtest.baselines='trend'"),
+    ({"neutralize": ["sector"]}, r"backtest.neutralize='sector'"),
+    ({"quantiles": 1}, r"backtest.quantiles=1"),
+    ({"risk_degree": 1.2}, r"backtest.risk_degree=1.2"),
+    ({"max_participation": 0}, r"backtest.max_participation=0"),
+    ({"signal": "median"}, r"backtest.signal='median'"),
     ({"baselines": []}, r"backtest.baselines is empty"),
     ({"region": "eu"}, r"backtest.region='eu'"),
     ({"limit_threshold": 1.5}, r"backtest.limit_threshold=1.5"),
