@@ -120,3 +120,32 @@ def test_data_without_any_volume_is_judged_by_price() -> None:
     volume = _wide({"X": [0, 0, 0, 0, 0, 0]})  # a CSV without a volume column
     halt = suspended(close, volume)
     assert list(halt["X"]) == [False, False, True, False, False, False]
+
+
+def test_a_label_whose_entry_is_at_limit_up_leaves_the_tradable_ic() -> None:
+    """SH600001 closes day 2 at +10 % (limit-up): the decision of day 1 (which buys at day 2's close) has
+    its trade_return masked; the ChiNext name's +10 % in 2024 is inside its 20 % limit; with deal=open
+    the limit is measured from the open against the previous close."""
+    from kronos.backtest.labels import entry_at_limit_up
+
+    t = DAYS.to_numpy()
+    up = np.array([10, 10, 11, 11, 11, 11], dtype=np.float32)
+    flat_open = np.array([10, 10, 10, 11, 11, 11], dtype=np.float32)  # day 2 opens flat, closes at limit-up
+    def candles(open_, close):
+        return np.stack([open_, close, open_, close, np.ones(6), np.ones(6)], axis=1).astype(np.float32)
+    panel = Panel(["SH600001", "SZ300001"], [t, t], [candles(flat_open, up), candles(flat_open, up)])
+    decisions = pd.DataFrame({"datetime": [DAYS[1], DAYS[1], DAYS[2]], "instrument": ["SH600001", "SZ300001", "SH600001"]})
+    at_close = entry_at_limit_up(panel, decisions, deal_price="close", region="cn", threshold="region")
+    assert at_close.tolist() == [True, False, False]
+    at_open = entry_at_limit_up(panel, decisions, deal_price="open", region="cn", threshold="region")
+    assert at_open.tolist() == [False, False, False]  # opened flat on day 2: buyable at the open
+    assert not entry_at_limit_up(panel, decisions, deal_price="close", region="none", threshold="region").any()
+
+
+def test_open_at_limit_up_blocks_buying_with_deal_price_open() -> None:
+    close = _wide({"SH600000": [10, 10, 10, 10, 10, 10]})
+    opened = _wide({"SH600000": [10, 10, 11, 10, 10, 10]})  # opens day 2 at +10 %, closes flat
+    volume = _wide({"SH600000": [1, 1, 1, 1, 1, 1]})
+    buy_close, _ = tradability(close, volume, "cn", "region")
+    buy_open, _ = tradability(close, volume, "cn", "region", deal=opened)
+    assert not buy_close.loc[DAYS[2], "SH600000"] and buy_open.loc[DAYS[2], "SH600000"]
