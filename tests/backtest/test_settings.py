@@ -64,3 +64,16 @@ def test_from_config_takes_a_dict_a_node_or_a_full_config() -> None:
 def test_bad_values_name_the_key(bad, match) -> None:
     with pytest.raises(BacktestSettingsError, match=match):
         BacktestSettings.from_config(bad)
+
+
+def test_paper_investment_preset_composes() -> None:
+    from tests.lightning.conftest import compose_config
+
+    cfg = compose_config(["experiment=paper_investment"])
+    s = BacktestSettings.from_config(cfg.backtest)
+    assert cfg.name == "paper_investment" and cfg.data.source.market == "csi300"
+    assert (cfg.data.lookback, cfg.data.horizon) == (90, 10)
+    assert (s.topk, s.n_drop, s.hold_thresh, s.signal) == (50, 5, 5, "mean")
+    assert s.costs.open_cost == s.costs.close_cost == 0.0015
+    assert (s.T, s.top_p, s.sample_count) == (0.6, 0.9, 10)
+    assert s.risk_degree == 1.0
