@@ -262,3 +262,22 @@ def test_bad_price_rows_are_flagged_and_optionally_dropped(tmp_path) -> None:
     assert bad["dropped"] == 3 and result["n_forecasts"] == total - 3
     assert any("price row(s) look wrong" in w for w in result["warnings"])
     assert "Flagged price rows" in (tmp_path / "e" / "backtest" / "report.html").read_text()
+
+
+def test_neutralised_signals_carry_none_of_the_exposures(tmp_path) -> None:
+    from kronos.backtest.exposures import lookback_features
+    from kronos.backtest.settings import BacktestSettingsError
+
+    dm = make_datamodule(n_instruments=10, n_steps=120)
+    out = tmp_path / "e" / "backtest"
+    result = run_backtest(DriftFake(), dm, _cfg(topk=3, sample_count=3, neutralize=["beta", "volatility", "size"],
+                                                **FAST), out)
+    assert "neutralised per day on beta, volatility, size" in result["signals"]["model"]
+    signals = pd.read_csv(out / "signals.csv", parse_dates=["datetime"])
+    features = lookback_features(dm.panel, signals)  # synthetic names are already Qlib symbols
+    frame = pd.concat([signals[["datetime", "model", "model_trade"]], features], axis=1).dropna()
+    for _, day in frame.groupby("datetime"):
+        for exposure in ("beta", "volatility", "size"):
+            assert abs(day["model"].corr(day[exposure])) < 1e-6 and abs(day["model_trade"].corr(day[exposure])) < 1e-6
+    with pytest.raises(BacktestSettingsError, match="industry"):
+        run_backtest(DriftFake(), dm, _cfg(neutralize=["industry"]), tmp_path / "f" / "backtest")
