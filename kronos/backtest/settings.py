@@ -75,7 +75,7 @@ class BacktestSettings:
     topk: int = 50
     n_drop: int = 5
     hold_thresh: int = 1
-    signal: str = "mean"
+    signal: str = "trade"
     anchor: str = "last_close"
     baselines: tuple[str, ...] = BASELINES
     neutralize: tuple[str, ...] = ()

@@ -16,7 +16,7 @@ from kronos.backtest.settings import BacktestSettings
 from tests.backtest.conftest import DriftFake, make_datamodule
 
 REPO = Path(__file__).resolve().parents[2]
-SIGNALS = ("model", "model_trade", "model_sharpe", "model_prob_up", "momentum", "reversal", "volume", "low_vol",
+SIGNALS = ("model", "model_mean", "model_sharpe", "model_prob_up", "momentum", "reversal", "volume", "low_vol",
            "oracle")
 FAST = {"baselines": ["momentum", "reversal"]}  # fewer portfolios where a test is about something else
 LABELS = ("trade_return", "next_return", "horizon_return")
@@ -66,7 +66,7 @@ def test_report_files_and_metrics(report, datamodule) -> None:
     # The contract other tools read.
     assert metrics["headline_label"] == "trade_return" and metrics["settings"]["anchor"] == "last_close"
     assert metrics["baselines"] == ["momentum", "reversal", "volume", "low_vol"]
-    assert metrics["signal"] == "mean" and metrics["model_signals"] == list(SIGNALS[:4])
+    assert metrics["signal"] == "trade" and metrics["model_signals"] == list(SIGNALS[:4])
     assert metrics["persistence"] == metrics["momentum"]  # the old name, readable for one release
     assert metrics["capture_ratio"] == pytest.approx(
         metrics["model"]["ic"]["trade_return"]["rank_ic"] / metrics["oracle"]["ic"]["trade_return"]["rank_ic"])
@@ -99,7 +99,7 @@ def test_report_files_and_metrics(report, datamodule) -> None:
     stats = metrics["statistics"]
     assert stats["rank_ic_ci"][0] < metrics["model"]["ic"]["trade_return"]["rank_ic"] < stats["rank_ic_ci"][1]
     assert 0 < stats["rank_ic_permutation_p"] <= 1
-    assert metrics["headline"][0].startswith("Headline signal: mean") and metrics["verdict"] in metrics["headline"]
+    assert metrics["headline"][0].startswith("Headline signal: trade") and metrics["verdict"] in metrics["headline"]
     assert metrics["settings"]["seed"] == 7 and metrics["settings"]["horizon"] == 3
     # Synthetic data: no membership, so the survivorship warning; no limits outside cn.
     assert any("survivorship" in w for w in metrics["warnings"]) and metrics["region"] == "none"
@@ -114,11 +114,11 @@ def test_signals_csv_and_html(report) -> None:
     assert not signals.duplicated(["datetime", "instrument"]).any()
     preds = signals.filter(like="pred_close_").to_numpy()
     # Predicted closes are float32 (the feature helpers' dtype): returns agree to ~1e-7 absolute.
-    np.testing.assert_allclose(signals["model"], (preds / signals[["last_close"]].to_numpy() - 1).mean(axis=1),
+    np.testing.assert_allclose(signals["model_mean"], (preds / signals[["last_close"]].to_numpy() - 1).mean(axis=1),
                                rtol=0, atol=5e-7)
-    assert signals["model"].std() > 1e-3
+    assert signals["model_mean"].std() > 1e-3 and signals["model"].std() > 1e-3
     np.testing.assert_allclose(signals["momentum"], signals["past_return"], rtol=1e-6)
-    np.testing.assert_allclose(signals["model_trade"], signals["trade_mean"], rtol=1e-6)
+    np.testing.assert_allclose(signals["model"], signals["trade_mean"], rtol=1e-6)  # the headline: trade
     np.testing.assert_allclose(signals["reversal"], -signals["past_return"], rtol=1e-6)
     # The last decision dates' futures lie beyond the data: their labels are missing, not invented.
     last = signals[signals["datetime"] == signals["datetime"].max()]
@@ -275,9 +275,9 @@ def test_neutralised_signals_carry_none_of_the_exposures(tmp_path) -> None:
     assert "neutralised per day on beta, volatility, size" in result["signals"]["model"]
     signals = pd.read_csv(out / "signals.csv", parse_dates=["datetime"])
     features = lookback_features(dm.panel, signals)  # synthetic names are already Qlib symbols
-    frame = pd.concat([signals[["datetime", "model", "model_trade"]], features], axis=1).dropna()
+    frame = pd.concat([signals[["datetime", "model", "model_mean"]], features], axis=1).dropna()
     for _, day in frame.groupby("datetime"):
         for exposure in ("beta", "volatility", "size"):
-            assert abs(day["model"].corr(day[exposure])) < 1e-6 and abs(day["model_trade"].corr(day[exposure])) < 1e-6
+            assert abs(day["model"].corr(day[exposure])) < 1e-6 and abs(day["model_mean"].corr(day[exposure])) < 1e-6
     with pytest.raises(BacktestSettingsError, match="industry"):
         run_backtest(DriftFake(), dm, _cfg(neutralize=["industry"]), tmp_path / "f" / "backtest")
