@@ -20,21 +20,25 @@ from kronos import stats
 from kronos.backtest.factor import quantile_groups
 
 COST_GRID_BPS = (0, 5, 10, 20, 50)
-# Trading days a year when the calendar is too short to measure it.
-REGION_BARS = {"cn": 242.0, "us": 252.0, "none": 252.0}
+# Trading days a year of a market, for calendars too short to measure it (holidays bias a few months).
+REGION_BARS = {"cn": 242.0, "us": 252.0}
+FALLBACK_BARS = 252.0
 MIN_BARS_TO_MEASURE = 20
 
 
 def bars_per_year(calendar: pd.DatetimeIndex, region: str = "none") -> float:
     """Bars per year measured from a calendar: (bars - 1) over the span in years of 365.25 days.
 
-    Calendars of fewer than 20 bars (or one instant) fall back to the region's trading days
-    (:data:`REGION_BARS`).
+    A calendar spanning less than a year uses its region's trading days (:data:`REGION_BARS`) when the
+    region is known (cn, us), else its measured rate; fewer than 20 bars give :data:`FALLBACK_BARS`
+    unless the region is known.
     """
     calendar = pd.DatetimeIndex(calendar).unique().sort_values()
     span = (calendar[-1] - calendar[0]).total_seconds() / (365.25 * 86400) if len(calendar) else 0.0
+    if span < 1.0 and region in REGION_BARS:
+        return REGION_BARS[region]
     if len(calendar) < MIN_BARS_TO_MEASURE or span <= 0:
-        return REGION_BARS.get(region, REGION_BARS["none"])
+        return FALLBACK_BARS
     return float((len(calendar) - 1) / span)
 
 

@@ -97,6 +97,10 @@ def test_bars_per_year_from_the_calendar() -> None:
     assert bars_per_year(pd.bdate_range("2020-01-01", "2023-12-31")) == pytest.approx(261, abs=1)
     assert bars_per_year(pd.date_range("2020-01-01", "2021-12-31", freq="D")) == pytest.approx(365.25, abs=0.5)
     assert bars_per_year(pd.bdate_range("2024-01-01", periods=5), "cn") == REGION_BARS["cn"]
+    # Under a year: the market's own count where known (a few months around a holiday mislead), else measured.
+    assert bars_per_year(pd.bdate_range("2024-01-01", periods=100), "cn") == REGION_BARS["cn"]
+    assert bars_per_year(pd.bdate_range("2024-01-01", periods=100), "none") == pytest.approx(261, abs=5)
+    assert bars_per_year(pd.bdate_range("2020-01-01", "2023-12-31"), "cn") == pytest.approx(261, abs=1)
 
 
 def _panel(values: dict[str, tuple[np.ndarray, np.ndarray]], days: pd.DatetimeIndex) -> Panel:
