@@ -73,10 +73,11 @@ def cap_portfolio(topk: int, n_drop: int, universe: int) -> tuple[int, int, str 
 
 
 def _headline(metrics: Mapping[str, Any]) -> dict[str, float]:
-    """Flat numbers for experiment loggers: IC family (headline label) and, when run, the portfolio."""
+    """Flat numbers for experiment loggers: IC family (headline label) and, when run, the portfolio, the
+    quantile spread and the top-k alpha."""
     flat: dict[str, float] = {}
     label = metrics["headline_label"]
-    for name in ["model", *metrics["baselines"]]:
+    for name in [*metrics.get("model_signals", ["model"]), *metrics["baselines"]]:
         ic = metrics[name]["ic"][label]
         flat.update({f"backtest/{name}_ic": ic["ic"], f"backtest/{name}_icir": ic["icir"],
                      f"backtest/{name}_rank_ic": ic["rank_ic"], f"backtest/{name}_rank_icir": ic["rank_icir"],
@@ -91,6 +92,10 @@ def _headline(metrics: Mapping[str, Any]) -> dict[str, float]:
             f"backtest/{name}_information_ratio": pf["excess_return_with_cost"]["information_ratio"],
             f"backtest/{name}_max_drawdown": pf["excess_return_with_cost"]["max_drawdown"],
             f"backtest/{name}_turnover": pf["turnover"],
+            f"backtest/{name}_spread": metrics[name]["factor"]["spread"]["mean"],
+            f"backtest/{name}_spread_t": metrics[name]["factor"]["spread"]["t"],
+            f"backtest/{name}_alpha": pf["alpha"]["annualized"],
+            f"backtest/{name}_alpha_after_cost": pf["alpha_after_cost"]["annualized"],
         })
     return {k: float(v) for k, v in flat.items()}
 

@@ -140,6 +140,8 @@ def test_logger_gets_headline_numbers_and_plots(report) -> None:
     assert logger.metrics["backtest/model_rank_ic"] == pytest.approx(result["model"]["ic"]["trade_return"]["rank_ic"])
     assert logger.metrics["backtest/reversal_excess_return_with_cost"] == pytest.approx(
         result["reversal"]["portfolio"]["excess_return_with_cost"]["annualized_return"])
+    assert logger.metrics["backtest/model_spread_t"] == pytest.approx(result["model"]["factor"]["spread"]["t"])
+    assert logger.metrics["backtest/model_mean_alpha"] == pytest.approx(result["model_mean"]["portfolio"]["alpha"]["annualized"])
     assert set(logger.experiment.images) == {f"backtest/{f}" for f in FIGURES}
     assert all(shape[2] == 3 for shape in logger.experiment.images.values())
 
