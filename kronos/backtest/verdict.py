@@ -71,6 +71,8 @@ def money_verdict(metrics: Mapping[str, Any]) -> str:
         b = money_row(metrics[best], label)
         tail += (f" Best baseline ({best}): RankIC {b['rank_ic']:+.4f} (t = {b['rank_ic_t']:.2f}), spread "
                  f"{b['spread']:+.5f}/day (t = {b['spread_t']:.2f}), top-k alpha {b['alpha']:+.1%}/yr.")
+        if b["rank_ic"] >= m["rank_ic"] or b["spread"] >= m["spread"]:
+            tail += f" The model does not beat this simple rule: {best} ranks or earns at least as much."
     return f"{head} {tail}"
 
 
