@@ -8,8 +8,13 @@ the group is validated: a bad value stops the run with the key named and what to
 from __future__ import annotations
 
 import dataclasses
+import logging
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Mapping
+
+from kronos.inference.settings import SamplingSettings, sampling_from_config
+from kronos.inference.validation import ForecastInputError
 
 ANCHORS = ("last_close", "reconstructed")
 # Signals from the sample paths (every one gets its rows in the report; ``backtest.signal`` picks the
@@ -20,11 +25,16 @@ ANCHORS = ("last_close", "reconstructed")
 PATH_SIGNALS = ("mean", "trade", "sharpe", "prob_up")
 SIGNALS = (*PATH_SIGNALS, "last", "max", "min")
 BASELINES = ("momentum", "reversal", "volume", "low_vol")
-# Older names still read (one release): ``persistence`` is ``momentum``.
+# Old baseline names still read for one release: {old: new}. ``persistence`` was the trend-following
+# baseline; "naive"/"persistence" now mean the last value carried forward everywhere else.
 BASELINE_ALIASES = {"persistence": "momentum"}
+ALIAS_NOTE = ("backtest.baselines: 'persistence' is now called 'momentum' (the recent trend continues); "
+              "'persistence' is read as 'momentum' and metrics.json repeats momentum's entry under "
+              "'persistence' for this release only")
 EXPOSURES = ("beta", "volatility", "size", "industry")
 DEAL_PRICES = ("close", "open")
 REGIONS = ("auto", "cn", "us", "none")
+log = logging.getLogger(__name__)
 LIMIT_RULES = ("region",)
 
 
@@ -56,8 +66,9 @@ class BacktestSettings:
         quantiles: groups per day of the factor analysis and the long-short portfolio.
         risk_degree: share of the account the top-k portfolio invests (1.0: fully invested).
         max_participation: cap on each order as a share of that day's volume (None: no cap).
-        sample_count, T, top_k, top_p, batch_size, max_context, device: forecasting.
-        seed: sampling seed; None = the experiment's ``seed`` (the stage fills it in; 0 without one).
+        sampling: the ``backtest.sampling`` block (T, top_k, top_p, sample_count, seed); its seed None = the
+            experiment's ``seed`` (the stage fills it in; 0 without one).
+        batch_size, max_context, device: forecasting.
         account, costs, deal_price: the simulated account and exchange.
         region: ``cn`` (lots of 100 shares, board-aware price limits), ``us`` (1 share, no limits),
             ``none`` (fractional, no limits: crypto/other) or ``auto`` (the data source's region,
@@ -82,14 +93,10 @@ class BacktestSettings:
     quantiles: int = 5
     risk_degree: float = 1.0
     max_participation: float | None = None
-    sample_count: int = 5
-    T: float = 0.6
-    top_k: int = 0
-    top_p: float = 0.9
+    sampling: SamplingSettings = SamplingSettings(T=0.6, top_k=0, top_p=0.9, sample_count=5, seed=None)
     batch_size: int = 256
     max_context: int = 512
     device: str | None = None
-    seed: int | None = None
     account: float = 100000000.0
     costs: Costs = field(default_factory=Costs)
     deal_price: str = "close"
@@ -103,6 +110,11 @@ class BacktestSettings:
     provider_uri: str | None = None
 
     def __post_init__(self) -> None:
+        renamed = tuple(BASELINE_ALIASES.get(name, name) for name in self.baselines)
+        if renamed != tuple(self.baselines):
+            warnings.warn(ALIAS_NOTE, FutureWarning, stacklevel=3)
+            log.warning("%s", ALIAS_NOTE)
+            object.__setattr__(self, "baselines", renamed)
         _check(self)
 
     @classmethod
@@ -110,6 +122,10 @@ class BacktestSettings:
         """Settings from the ``backtest`` group: an OmegaConf node or a plain mapping (missing keys take
         the defaults; unknown keys are refused so a typo never silently does nothing)."""
         data = _plain(node)
+        try:
+            data["sampling"] = sampling_from_config("backtest", data, defaults=cls.sampling)
+        except ForecastInputError as err:
+            raise BacktestSettingsError(str(err)) from None
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -124,8 +140,6 @@ class BacktestSettings:
             if key in data:
                 value = data[key]
                 data[key] = (value,) if isinstance(value, str) else tuple(value or ())
-        if "baselines" in data:
-            data["baselines"] = tuple(BASELINE_ALIASES.get(b, b) for b in data["baselines"])
         return cls(**data)
 
     def as_dict(self) -> dict[str, Any]:
@@ -182,16 +196,20 @@ def _check(s: BacktestSettings) -> None:
     if mp is not None and not (isinstance(mp, (int, float)) and 0.0 < float(mp) <= 1.0):
         raise BacktestSettingsError(f"backtest.max_participation={mp!r}: use a share of the day's volume in (0, 1] "
                                     "(e.g. 0.1) or null for no cap")
-    for key in ("topk", "n_drop", "sample_count", "batch_size", "max_context"):
+    if not isinstance(s.sampling, SamplingSettings):
+        raise BacktestSettingsError(f"backtest.sampling must be SamplingSettings, got {type(s.sampling).__name__}")
+    try:
+        s.sampling.validate(prefix="backtest.sampling.")
+    except ForecastInputError as err:
+        raise BacktestSettingsError(str(err)) from None
+    for key in ("topk", "n_drop", "batch_size", "max_context"):
         if int(getattr(s, key)) < 1:
             raise BacktestSettingsError(f"backtest.{key}={getattr(s, key)} must be a positive integer")
-    if s.hold_thresh < 0 or s.top_k < 0:
-        raise BacktestSettingsError("backtest.hold_thresh and backtest.top_k must be >= 0")
+    if s.hold_thresh < 0:
+        raise BacktestSettingsError("backtest.hold_thresh must be >= 0")
     if s.n_drop > s.topk:
         raise BacktestSettingsError(f"backtest.n_drop={s.n_drop} exceeds backtest.topk={s.topk}: "
                                     "at most topk names can be swapped a day")
-    if not 0.0 < s.top_p <= 1.0 or s.T <= 0:
-        raise BacktestSettingsError(f"backtest.top_p={s.top_p} must be in (0, 1] and backtest.T={s.T} > 0")
     if s.account <= 0:
         raise BacktestSettingsError(f"backtest.account={s.account} must be positive cash")
     lt = s.limit_threshold

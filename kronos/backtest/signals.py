@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from kronos.backtest.settings import BASELINE_ALIASES, BASELINES, SIGNALS
+from kronos.backtest.settings import BASELINES, SIGNALS
 
 
 def _indexed(frame: pd.DataFrame, values: pd.Series, name: str) -> pd.Series:
@@ -53,19 +53,18 @@ def baseline_signal(forecasts: pd.DataFrame, kind: str = "reversal",
 
     ``reversal`` ranks by minus the return over the H rows up to the decision date (short-term
     reversal, a well-documented effect in daily A-share returns, so a bar a forecaster must clear);
-    ``momentum`` (formerly ``persistence``) ranks by that return itself (the recent trend continues);
+    ``momentum`` ranks by that return itself (the recent trend continues);
     ``volume`` by today's log volume minus its trailing 20-day mean (abnormal volume); ``low_vol`` by
     minus the trailing 20-day volatility.
 
     Args:
         forecasts: output of ``forecast_split``.
-        kind: a name of :data:`BASELINES` (or an alias of one).
+        kind: a name of :data:`BASELINES` (the settings map old names).
         features: kronos.backtest.exposures.lookback_features of the same rows (``volume``/``low_vol``).
 
     Returns:
         float Series indexed by (datetime, instrument), named after ``kind``.
     """
-    kind = BASELINE_ALIASES.get(kind, kind)
     if kind not in BASELINES:
         raise ValueError(f"backtest.baselines entry {kind!r} is not one of {BASELINES}: "
                          "set backtest.baselines to a list of them")

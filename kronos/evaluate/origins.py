@@ -7,6 +7,9 @@ shared by every forecaster, so all rows of the report are measured on exactly th
 Stride rule: the split's distinct decision dates are sorted and every ``stride``-th one is kept,
 starting from the first; every series with a window at a kept date contributes an origin there
 (so series stay aligned in time and a stride of H gives non-overlapping forecast windows).
+
+Batches are read by :func:`kronos.inference.decisions.decision_arrays` (the one decision-batch layout) and
+:meth:`Origins.batches` hands the kept origins back in that layout to the decision forecasts.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import numpy as np
 import torch
 
 from kronos.data.errors import DataValidationError
+from kronos.inference.decisions import decision_arrays
 
 
 @dataclass
@@ -66,55 +70,24 @@ class Origins:
         for start in range(0, len(self), size):
             yield slice(start, min(start + size, len(self)))
 
-
-def _np(value: Any) -> np.ndarray:
-    return value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
-
-
-def split_batch(batch: dict[str, Any], lookback: int, horizon: int) -> dict[str, np.ndarray]:
-    """History and future of an evaluation batch, for either batch layout.
-
-    Layouts: ``x``/``stamp``/``close`` covering L + H rows (future rows may be NaN where the data
-    ends), or ``x``/``stamp`` covering the lookback with a separate ``y_stamp`` [B, H, 5] (and the
-    future closes either in ``close`` [B, L + H] or a separate ``y_close`` [B, H]).
-
-    Returns:
-        x_hist [B, L, F], x_stamp [B, L, 5], y_stamp [B, H, 5], hist_close [B, L], future_close [B, H].
-
-    Raises:
-        ValueError: the batch lacks the future calendar or closes (names the keys found).
-    """
-    x, stamp, close = _np(batch["x"]), _np(batch["stamp"]), _np(batch["close"]).astype(np.float64)
-    L, H = lookback, horizon
-    if "y_stamp" in batch:
-        y_stamp = _np(batch["y_stamp"])[:, :H]
-    elif stamp.shape[1] >= L + H:
-        y_stamp = stamp[:, L:L + H]
-    else:
-        raise ValueError(f"evaluation batch has stamp of {stamp.shape[1]} rows and no y_stamp: cannot place a "
-                         f"horizon of {H} after a lookback of {L} (keys: {sorted(batch)})")
-    if "y_close" in batch:
-        future = _np(batch["y_close"]).astype(np.float64)[:, :H]
-    elif close.shape[1] >= L + H:
-        future = close[:, L:L + H]
-    else:
-        raise ValueError(f"evaluation batch has close of {close.shape[1]} rows and no y_close: the realised "
-                         f"future of {H} rows is missing (keys: {sorted(batch)})")
-    if y_stamp.shape[1] < H or future.shape[1] < H:
-        raise ValueError(f"evaluation batch holds {y_stamp.shape[1]} future stamps and {future.shape[1]} future "
-                         f"closes; the horizon is {H}")
-    return {
-        "x_hist": x[:, :L].astype(np.float32),
-        "x_stamp": stamp[:, :L].astype(np.int64),
-        "y_stamp": y_stamp.astype(np.int64),
-        "hist_close": close[:, :L],
-        "future_close": future,
-    }
+    def batches(self, size: int) -> Iterator[dict[str, Any]]:
+        """The origins as decision batches of at most ``size`` (the layout kronos.inference.decisions reads)."""
+        for sl in self.chunks(size):
+            yield {
+                "x": torch.from_numpy(self.x_hist[sl]),
+                "stamp": torch.from_numpy(np.concatenate([self.x_stamp[sl], self.y_stamp[sl]], axis=1)),
+                "y_stamp": torch.from_numpy(self.y_stamp[sl]),
+                "instrument": list(self.instrument[sl]),
+                "datetime": torch.from_numpy(self.datetime[sl]),
+                "mean": torch.from_numpy(self.mean[sl]),
+                "std": torch.from_numpy(self.std[sl]),
+                "close": torch.from_numpy(np.concatenate([self.hist_close[sl], self.future_close[sl]], axis=1)),
+            }
 
 
 def kept_dates(datamodule: Any, split: str, stride: int, batch_size: int) -> np.ndarray:
     """Every ``stride``-th distinct decision time (int64 ns) of ``split``, from the first."""
-    dates = [_np(b["datetime"]).astype(np.int64) for b in datamodule.eval_dataloader(split, batch_size=batch_size)]
+    dates = [np.asarray(b["datetime"], dtype=np.int64) for b in datamodule.eval_dataloader(split, batch_size=batch_size)]
     if not dates:
         return np.zeros(0, np.int64)
     return np.unique(np.concatenate(dates))[::stride]
@@ -136,23 +109,22 @@ def collect_origins(datamodule: Any, split: str, stride: int, batch_size: int) -
                                                            "future_close", "mean", "std", "instrument", "datetime")}
     skipped = {"incomplete_future": 0, "bad_lookback": 0}
     for batch in datamodule.eval_dataloader(split, batch_size=batch_size):
-        when = _np(batch["datetime"]).astype(np.int64)
+        when = np.asarray(batch["datetime"], dtype=np.int64)
         at = np.isin(when, keep_at)
         if not at.any():
             continue
-        arrays = split_batch(batch, L, H)
+        arrays = decision_arrays(batch)
+        if arrays["x_hist"].shape[1] != L or arrays["y_stamp"].shape[1] != H:
+            raise ValueError(f"evaluation batch holds {arrays['x_hist'].shape[1]} lookback rows and "
+                             f"{arrays['y_stamp'].shape[1]} horizon steps; the datamodule says {L} and {H}")
         complete = np.isfinite(arrays["future_close"]).all(axis=1)
         hist = arrays["hist_close"]
         sane = np.isfinite(hist).all(axis=1) & (hist > 0).all(axis=1)
         skipped["incomplete_future"] += int((at & ~complete).sum())
         skipped["bad_lookback"] += int((at & complete & ~sane).sum())
         keep = at & complete & sane
-        for key, value in arrays.items():
-            parts[key].append(value[keep])
-        parts["mean"].append(_np(batch["mean"]).astype(np.float32)[keep])
-        parts["std"].append(_np(batch["std"]).astype(np.float32)[keep])
-        parts["instrument"].append(np.asarray(list(batch["instrument"]), dtype=object)[keep])
-        parts["datetime"].append(when[keep])
+        for key in parts:
+            parts[key].append(arrays[key][keep])
     total = sum(len(p) for p in parts["datetime"])
     if total == 0:
         raise DataValidationError(

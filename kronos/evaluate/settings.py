@@ -11,6 +11,8 @@ from typing import Any, Mapping
 import pandas as pd
 
 from kronos.evaluate.baselines import BASELINES
+from kronos.inference.settings import SamplingSettings, sampling_from_config
+from kronos.inference.validation import ForecastInputError
 
 COVERAGE_KEYS = ("0.5", "0.8", "0.9")  # the metrics.json contract's coverage keys
 
@@ -37,21 +39,20 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class EvaluateSettings:
-    """See conf/evaluate/default.yaml for the meaning of each field."""
+    """See conf/evaluate/default.yaml for the meaning of each field.
+
+    ``sampling`` is the ``evaluate.sampling`` block (its seed, always set, also breaks PIT ties).
+    """
 
     split: str
     stride: int
     baselines: tuple[str, ...]
     models: tuple[ModelSpec, ...]
     kronos_data_end: str | None
-    sample_count: int
-    T: float
-    top_k: int
-    top_p: float
+    sampling: SamplingSettings
     batch_size: int
     max_context: int
     device: str | None
-    seed: int
     coverage_levels: tuple[float, ...]
     quantile_levels: tuple[float, ...]
     pit_bins: int
@@ -77,6 +78,16 @@ class EvaluateSettings:
                                           "(see conf/evaluate/default.yaml)")
             return plain[key]
 
+        try:
+            sampling = sampling_from_config("evaluate", plain)
+        except ForecastInputError as err:
+            raise EvaluateConfigError(str(err)) from None
+        if sampling.seed is None:
+            raise EvaluateConfigError("evaluate.sampling.seed is null: set a seed (default ${seed}) so reports are "
+                                      "reproducible")
+        if sampling.sample_count < 2:
+            raise EvaluateConfigError(f"evaluate.sampling.sample_count={sampling.sample_count}: probabilistic metrics "
+                                      "need at least 2 sample paths (20 or more for stable 90 % intervals)")
         stride = int(need("stride"))
         if stride < 1:
             raise EvaluateConfigError(f"evaluate.stride={stride}: must be a positive number of rows between origins")
@@ -86,10 +97,6 @@ class EvaluateSettings:
             raise EvaluateConfigError(f"evaluate.baselines: unknown {unknown}; choose from {list(BASELINES)}")
         if "naive" not in baselines:
             raise EvaluateConfigError("evaluate.baselines must include naive: relative scores are measured against it")
-        sample_count = int(need("sample_count"))
-        if sample_count < 2:
-            raise EvaluateConfigError(f"evaluate.sample_count={sample_count}: probabilistic metrics need at least 2 "
-                                      "sample paths (20 or more for stable 90 % intervals)")
         levels = tuple(float(v) for v in need("coverage_levels"))
         missing = [k for k in COVERAGE_KEYS if float(k) not in levels]
         if missing or any(not 0.0 < v < 1.0 for v in levels):
@@ -105,9 +112,8 @@ class EvaluateSettings:
         kronos_data_end = _date_or_none(need("kronos_data_end"), "evaluate.kronos_data_end")
         return cls(
             split=str(need("split")), stride=stride, baselines=baselines, models=models,
-            kronos_data_end=kronos_data_end, sample_count=sample_count, T=float(need("T")),
-            top_k=int(need("top_k")), top_p=float(need("top_p")), batch_size=int(need("batch_size")),
-            max_context=int(need("max_context")), device=need("device"), seed=int(need("seed")),
+            kronos_data_end=kronos_data_end, sampling=sampling, batch_size=int(need("batch_size")),
+            max_context=int(need("max_context")), device=need("device"),
             coverage_levels=levels, quantile_levels=quantiles, pit_bins=int(need("pit_bins")),
             group_by=None if group_by in (None, "none") else str(group_by),
         )

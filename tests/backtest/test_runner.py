@@ -13,6 +13,7 @@ from omegaconf import OmegaConf
 from kronos.backtest import run_backtest
 from kronos.backtest.report import FIGURES
 from kronos.backtest.settings import BacktestSettings
+from kronos.inference.settings import SAMPLING_KEYS
 from tests.backtest.conftest import DriftFake, make_datamodule
 
 REPO = Path(__file__).resolve().parents[2]
@@ -25,7 +26,8 @@ LABELS = ("trade_return", "next_return", "horizon_return")
 def _cfg(**overrides) -> BacktestSettings:
     """The YAML's settings with small, fast overrides (as the stage builds them)."""
     cfg = OmegaConf.load(REPO / "conf" / "backtest" / "topk_dropout.yaml")
-    cfg.merge_with({"topk": 4, "n_drop": 1, "sample_count": 2, "batch_size": 128, "seed": 7, **overrides})
+    sampling = {"sample_count": 2, "seed": 7, **{k: overrides.pop(k) for k in list(overrides) if k in SAMPLING_KEYS}}
+    cfg.merge_with({"topk": 4, "n_drop": 1, "batch_size": 128, "sampling": sampling, **overrides})
     return BacktestSettings.from_config(cfg)
 
 
@@ -67,7 +69,6 @@ def test_report_files_and_metrics(report, datamodule) -> None:
     assert metrics["headline_label"] == "trade_return" and metrics["settings"]["anchor"] == "last_close"
     assert metrics["baselines"] == ["momentum", "reversal", "volume", "low_vol"]
     assert metrics["signal"] == "trade" and metrics["model_signals"] == list(SIGNALS[:4])
-    assert metrics["persistence"] == metrics["momentum"]  # the old name, readable for one release
     assert metrics["capture_ratio"] == pytest.approx(
         metrics["model"]["ic"]["trade_return"]["rank_ic"] / metrics["oracle"]["ic"]["trade_return"]["rank_ic"])
     assert metrics["bars_per_year"] == pytest.approx(261, abs=2)  # business days, measured from the calendar
@@ -100,10 +101,14 @@ def test_report_files_and_metrics(report, datamodule) -> None:
     assert stats["rank_ic_ci"][0] < metrics["model"]["ic"]["trade_return"]["rank_ic"] < stats["rank_ic_ci"][1]
     assert 0 < stats["rank_ic_permutation_p"] <= 1
     assert metrics["headline"][0].startswith("Headline signal: trade") and metrics["verdict"] in metrics["headline"]
-    assert metrics["settings"]["seed"] == 7 and metrics["settings"]["horizon"] == 3
+    assert metrics["settings"]["sampling"]["seed"] == 7 and metrics["settings"]["horizon"] == 3
     # Synthetic data: no membership, so the survivorship warning; no limits outside cn.
     assert any("survivorship" in w for w in metrics["warnings"]) and metrics["region"] == "none"
     assert "beat" in metrics["significance"]["momentum"]["verdict"]
+    # For one release: the old name 'persistence' repeats momentum's entry, and a note says so.
+    assert metrics["persistence"] == metrics["momentum"]
+    assert metrics["significance"]["persistence"] == metrics["significance"]["momentum"]
+    assert any("'persistence' is now called 'momentum'" in n for n in metrics["notes"])
     assert result["figures"]["daily_rank_ic"] == str(out / "daily_rank_ic.png")
 
 
@@ -236,7 +241,9 @@ def test_bad_price_rows_are_flagged_and_optionally_dropped(tmp_path) -> None:
     """A 2:1 split left in unadjusted prices (-50 % in a day) is far beyond a cn main-board limit."""
     from kronos.data.panel import Panel
 
-    class Fixed:
+    from kronos.data.source import SourceBase
+
+    class Fixed(SourceBase):
         def __init__(self, panel):
             self.panel = panel
 

@@ -45,8 +45,7 @@ def test_from_config_takes_a_dict_a_node_or_a_full_config() -> None:
 
 @pytest.mark.parametrize("bad,match", [
     ({"anchor": "observed"}, r"backtest.anchor='observed' is not one of \['last_close', 'reconstructed'\]"),
-    ({"baselines": ["persistence", "momentum"]}, r"lists a baseline twice"),
-    ({"baselines": ["trend"]}, r"backtest.baselines='trend'"),
+    ({"baselines": ["momentum", "trend"]}, r"backtest.baselines='trend'"),
     ({"neutralize": ["sector"]}, r"backtest.neutralize='sector'"),
     ({"quantiles": 1}, r"backtest.quantiles=1"),
     ({"risk_degree": 1.2}, r"backtest.risk_degree=1.2"),
@@ -75,5 +74,13 @@ def test_paper_investment_preset_composes() -> None:
     assert (cfg.data.lookback, cfg.data.horizon) == (90, 10)
     assert (s.topk, s.n_drop, s.hold_thresh, s.signal) == (50, 5, 5, "mean")
     assert s.costs.open_cost == s.costs.close_cost == 0.0015
-    assert (s.T, s.top_p, s.sample_count) == (0.6, 0.9, 10)
+    assert (s.sampling.T, s.sampling.top_p, s.sampling.sample_count) == (0.6, 0.9, 10)
     assert s.risk_degree == 1.0
+
+
+def test_persistence_is_read_as_momentum_for_one_release() -> None:
+    with pytest.warns(FutureWarning, match="'persistence' is now called 'momentum'"):
+        s = BacktestSettings.from_config({"baselines": ["persistence", "reversal"]})
+    assert s.baselines == ("momentum", "reversal")
+    with pytest.raises(BacktestSettingsError, match="twice"), pytest.warns(FutureWarning):
+        BacktestSettings.from_config({"baselines": ["persistence", "momentum"]})
