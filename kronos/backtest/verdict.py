@@ -100,7 +100,8 @@ def headline_lines(metrics: Mapping[str, Any]) -> list[str]:
              "per day (t)", "{:+.5f} ({:.2f})", ("spread", "spread_t")),
         line("Top-k alpha before cost, annualised (t)", "{:+.2%} ({:.2f})", ("alpha", "alpha_t")),
         line("Top-k alpha after cost, annualised (t)", "{:+.2%} ({:.2f})", ("alpha_after_cost", "alpha_after_cost_t")),
-        line("Break-even cost, bps one way", "{:.1f}", ("break_even_cost_bps",)),
+        line("Top-k break-even cost, bps one way (negative: loses before any cost)", "{:.1f}",
+             ("break_even_cost_bps",)),
     ]
     if "capture_ratio" in metrics:
         out.append(f"Capture ratio (model RankIC / oracle RankIC): {metrics['capture_ratio']:.3f}")

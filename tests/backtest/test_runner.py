@@ -133,7 +133,7 @@ def test_signals_csv_and_html(report) -> None:
     assert "equal-weighted universe" in html and "RankIC t" in html and "survivorship" in html
     # The first lines: the headline numbers beside the best baseline and the oracle.
     first = html[html.index("<body>"):][:3000]
-    assert "RankIC (t)" in first and "best baseline" in first and "oracle" in first and "Break-even" in first
+    assert "RankIC (t)" in first and "best baseline" in first and "oracle" in first and "break-even" in first
     assert "does not significantly beat" in html or "beats" in html
     for figure in FIGURES:
         assert (out / f"{figure}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
