@@ -20,9 +20,41 @@ from kronos.inference.decisions import DecisionForecast, NormalizedForecaster, i
 from kronos.inference.settings import SamplingSettings
 
 
-def pred_columns(horizon: int) -> list[str]:
-    """Names of the predicted-close columns: ``pred_close_1`` .. ``pred_close_H``."""
-    return [f"pred_close_{h}" for h in range(1, horizon + 1)]
+def pred_columns(horizon: int, stat: str = "close") -> list[str]:
+    """Names of one per-step column family: ``pred_<stat>_1`` .. ``pred_<stat>_H`` (``close``: the mean
+    of the paths' closes, ``std``: their standard deviation, ``up``: the share above the last close)."""
+    return [f"pred_{stat}_{h}" for h in range(1, horizon + 1)]
+
+
+# The per-path statistics of the predicted return over the headline label's interval,
+# deal(t+1) -> deal(t+2) (kronos.backtest.labels): mean, std across paths, share of paths above 0.
+TRADE_COLUMNS = ("trade_mean", "trade_std", "trade_up")
+
+
+def summarize_paths(close: np.ndarray, deal: np.ndarray, last_close: np.ndarray) -> dict[str, np.ndarray]:
+    """What the sample paths say, per window: per horizon step and over the traded interval.
+
+    Args:
+        close: de-normalised predicted closes [B, S, H].
+        deal: de-normalised predicted deal prices (close or open) [B, S, H].
+        last_close: the observed last close [B].
+
+    Returns:
+        {column: [B]}: ``pred_close_h`` (mean over paths), ``pred_std_h`` (std over paths, ddof 0),
+        ``pred_up_h`` (share of paths whose close is above ``last_close``) for h = 1..H, and
+        :data:`TRADE_COLUMNS` of the per-path return ``deal[:, :, 1] / deal[:, :, 0] - 1`` (NaN when H < 2).
+    """
+    horizon = close.shape[2]
+    out: dict[str, np.ndarray] = {}
+    for stat, values in (("close", close.mean(axis=1)), ("std", close.std(axis=1)),
+                         ("up", (close > last_close[:, None, None]).mean(axis=1))):
+        out.update({name: values[:, h].astype(np.float64) for h, name in enumerate(pred_columns(horizon, stat))})
+    if horizon >= 2:
+        trade = deal[:, :, 1].astype(np.float64) / deal[:, :, 0] - 1.0  # [B, S]
+        out |= {"trade_mean": trade.mean(axis=1), "trade_std": trade.std(axis=1), "trade_up": (trade > 0).mean(axis=1)}
+    else:
+        out |= {name: np.full(close.shape[0], np.nan) for name in TRADE_COLUMNS}
+    return out
 
 
 def reconstructed_history(predictor: Any, x_hist: torch.Tensor) -> torch.Tensor:
@@ -41,16 +73,19 @@ def reconstructed_history(predictor: Any, x_hist: torch.Tensor) -> torch.Tensor:
         return tokenizer.decode_ids(*tokenizer.encode_ids(window)).float().cpu()
 
 
-def reduce_forecast(forecast: DecisionForecast, close_index: int, anchor_close: np.ndarray) -> pd.DataFrame:
+def reduce_forecast(forecast: DecisionForecast, close_index: int, anchor_close: np.ndarray,
+                    deal_index: int | None = None) -> pd.DataFrame:
     """One row per window of ``forecast`` (B windows): the backtest's per-batch reduction of its sample paths.
 
     Args:
         forecast: the batch's sample paths (``paths`` [B, S, H, F] prices).
         close_index: the close column of the features.
         anchor_close: float64 [B] the close predicted returns are measured from.
+        deal_index: the deal-price column (close or open; default the close): the traded interval's prices.
     Returns:
         ``datetime``, ``instrument``, ``last_close``, ``anchor_close``, ``past_return`` (close return over the
-        H rows up to the decision, lookback only) and ``pred_close_1..H`` (sample-averaged predicted closes).
+        H rows up to the decision, lookback only) and the columns of :func:`summarize_paths` (per step the
+        paths' mean close ``pred_close_1..H``, std and share up; the traded interval's predicted return).
     """
     horizon = forecast.future_close.shape[1]
     hist = forecast.hist_close
@@ -63,8 +98,10 @@ def reduce_forecast(forecast: DecisionForecast, close_index: int, anchor_close: 
         "anchor_close": np.asarray(anchor_close, dtype=np.float64),
         "past_return": last / hist[:, past_start] - 1.0,
     })
-    frame[pred_columns(horizon)] = forecast.close_paths(close_index).mean(axis=1)
-    return frame
+    deal_index = close_index if deal_index is None else deal_index
+    paths = forecast.paths.astype(np.float64)
+    summary = summarize_paths(paths[..., close_index], paths[..., deal_index], last)
+    return pd.concat([frame, pd.DataFrame(summary, index=frame.index)], axis=1)
 
 
 def anchor_closes(predictor: Any, forecast: DecisionForecast, close_index: int, anchor: str) -> np.ndarray:
@@ -86,7 +123,7 @@ def _select(batch: dict[str, Any], keep: np.ndarray) -> dict[str, Any]:
 def forecast_split(predictor: NormalizedForecaster, datamodule: Any, *, sampling: SamplingSettings,
                    batch_size: int, split: str = "test", start: str | pd.Timestamp | None = None,
                    end: str | pd.Timestamp | None = None, progress: bool = True,
-                   anchor: str = "last_close") -> pd.DataFrame:
+                   anchor: str = "last_close", deal_price: str = "close") -> pd.DataFrame:
     """Forecast every (decision date, member instrument) window of one split.
 
     Args:
@@ -101,9 +138,11 @@ def forecast_split(predictor: NormalizedForecaster, datamodule: Any, *, sampling
         anchor: what predicted returns are measured from: ``last_close`` (the observed last close) or
             ``reconstructed`` (the last close as the tokenizer reconstructs it; the forecast is decoded by
             the same tokenizer, so its quantisation bias cancels instead of reading as a predicted move).
+        deal_price: the price field trades fill at (``close``/``open``): the traded interval's prices.
 
     Returns:
-        Long DataFrame sorted by (datetime, instrument), the rows of :func:`reduce_forecast`. Realised labels
+        Long DataFrame sorted by (datetime, instrument), the rows of :func:`reduce_forecast` (with
+        the columns of :func:`summarize_paths`). Realised labels
         are not here: kronos.backtest.labels computes them from the panel by (date, instrument), so nothing
         of the future passes through the forecasting path. Only the reduced rows of each batch are kept.
     """
@@ -111,6 +150,7 @@ def forecast_split(predictor: NormalizedForecaster, datamodule: Any, *, sampling
         raise ValueError(f"backtest.anchor={anchor!r} is not one of {ANCHORS}")
     loader = datamodule.eval_dataloader(split, batch_size=batch_size)
     close_index = list(datamodule.features).index("close")
+    deal_index = list(datamodule.features).index(deal_price)
     lo = pd.Timestamp(start).value if start is not None else np.iinfo(np.int64).min
     hi = pd.Timestamp(end).value if end is not None else np.iinfo(np.int64).max
     frames = []
@@ -126,7 +166,7 @@ def forecast_split(predictor: NormalizedForecaster, datamodule: Any, *, sampling
 
         for forecast in iter_decision_forecasts(predictor, kept(), sampling):
             anchor_close = anchor_closes(predictor, forecast, close_index, anchor)
-            frames.append(reduce_forecast(forecast, close_index, anchor_close))
+            frames.append(reduce_forecast(forecast, close_index, anchor_close, deal_index))
     if not frames:
         raise ValueError(f"split {split!r} has no windows between start={start} and end={end}: widen backtest.start/"
                          "end, lengthen the split or shorten data.lookback/horizon")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from kronos.backtest.markets import suspended
+from kronos.backtest.markets import limit_moves, suspended
 
 HEADLINE_LABEL = "trade_return"
 LABELS = ("trade_return", "next_return", "horizon_return")
@@ -78,6 +78,29 @@ def panel_labels(panel, decisions: pd.DataFrame, *, deal_price: str, horizon: in
     table = label_table(fields["close"], fields[deal_price], fields["volume"], horizon)
     keys = pd.MultiIndex.from_arrays([pd.DatetimeIndex(decisions["datetime"]), decisions["instrument"]])
     return table.reindex(keys).set_axis(decisions.index)
+
+
+def entry_at_limit_up(panel, decisions: pd.DataFrame, *, deal_price: str, region: str,
+                      threshold: float | str | None) -> pd.Series:
+    """True where the headline label's position cannot be opened: at the next session's deal price the
+    name is at limit-up (against the previous close; kronos.backtest.markets.limit_moves), so the
+    portfolio cannot buy it and its ``trade_return`` leaves the tradable IC.
+
+    Args:
+        panel, decisions: as :func:`panel_labels` (instrument names checked for their board in upper case).
+        deal_price, region, threshold: the backtest's ``deal_price``, resolved region and ``limit_threshold``.
+
+    Returns:
+        bool Series aligned with ``decisions``' rows.
+    """
+    names = sorted(set(decisions["instrument"]))
+    close, deal = wide_field(panel, names, "close"), wide_field(panel, names, deal_price)
+    halt = suspended(close, wide_field(panel, names, "volume"))
+    up, _ = limit_moves(close.mask(halt).rename(columns=str.upper), region, threshold,
+                        deal.mask(halt).rename(columns=str.upper))
+    entry = up.shift(-1, fill_value=False).set_axis(names, axis=1).stack(future_stack=True)
+    keys = pd.MultiIndex.from_arrays([pd.DatetimeIndex(decisions["datetime"]), decisions["instrument"]])
+    return entry.reindex(keys, fill_value=False).astype(bool).set_axis(decisions.index)
 
 
 def wide_field(panel, names: list[str], field: str) -> pd.DataFrame:

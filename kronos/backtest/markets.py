@@ -1,11 +1,13 @@
-"""Market rules: lot size, daily price limits by board, and when a stock cannot trade.
+"""Market rules: lot size, daily price limits by board and date, and when a stock cannot trade.
 
-``cn`` (China A-shares): lots of 100 shares; a close-to-close move at the board's limit blocks buying
-(limit-up) or selling (limit-down): 20 % for ChiNext (SZ300xxx, SZ301xxx, and SZ302xxx, the codes
-issued since 2025) and STAR (SH688xxx, SH689xxx), 10 % for the main board. ST stocks (5 %) cannot be told apart: the data carries no
-names or ST flags, so they are treated as main board (a 5 % ST limit-up is then not blocked).
-Beijing (BJ) and unknown codes get the main board's 10 %. ``us``: whole shares, no limits.
-``none`` (crypto and other markets): fractional amounts, no limits.
+``cn`` (China A-shares): lots of 100 shares; a move from the previous close to the deal price at the
+board's limit blocks buying (limit-up) or selling (limit-down). The limits follow the rule dates:
+ChiNext (SZ300xxx, SZ301xxx, and SZ302xxx, the codes issued since 2025) 10 % before 2020-08-24 and 20 %
+from that day; STAR (SH688xxx, SH689xxx) 20 % from its start (2019-07-22); Beijing (BJxxxxxx, or codes
+8xxxxx, 43xxxx, 92xxxx) 30 %; the main board and unknown codes 10 %. ST stocks (5 %) cannot be told
+apart: the data carries no names or ST flags, so they are treated as main board (a 5 % ST limit-up is
+then not blocked). ``us``: whole shares, no limits. ``none`` (crypto and other markets): fractional
+amounts, no limits.
 
 Whatever the rule, a day with zero or missing volume, or no price, is a suspension: nothing can be
 bought or sold that day (Qlib alone would trade it at a forward-filled stale close).
@@ -23,7 +25,10 @@ LOT_SIZE: dict[str, float | None] = {"cn": 100.0, "us": 1.0, "none": None}  # No
 # A limit move is detected slightly inside the nominal limit: prices are rounded to the tick (0.01),
 # so a 10 % limit-up of a cheap stock can print as +9.6 %.
 LIMIT_MARGIN = 0.005
-_BOARD_20 = re.compile(r"^(SZ30[0-2]|SH68[89])\d{3}$")
+_CHINEXT = re.compile(r"^SZ30[0-2]\d{3}$")
+_STAR = re.compile(r"^SH68[89]\d{3}$")
+_BEIJING = re.compile(r"^(BJ\d{6}|(?:[A-Z]{2})?(?:8\d{5}|43\d{4}|92\d{4}))$")
+CHINEXT_20_FROM = pd.Timestamp("2020-08-24")  # ChiNext's registration reform: 10 % -> 20 %
 
 
 def resolve_region(setting: str, source_region: str | None) -> str:
@@ -33,29 +38,39 @@ def resolve_region(setting: str, source_region: str | None) -> str:
     return source_region if source_region in ("cn", "us") else "none"
 
 
-def cn_limit(instrument: str) -> float:
-    """The nominal daily price limit of a China A-share code (e.g. ``SZ300750`` -> 0.20, ``SH600000`` -> 0.10).
+def cn_limit(instrument: str, dates: pd.DatetimeIndex) -> np.ndarray:
+    """The nominal daily price limit of a China A-share code on each of ``dates`` (float [len(dates)]),
+    e.g. ``SZ300750``: 0.10 before 2020-08-24, 0.20 from then; ``SH600000``: 0.10; ``BJ830799``: 0.30.
 
     Found on the shared CSI300 data: ChiNext codes continue in SZ302xxx (e.g. SZ302132, formerly SZ300114)."""
-    return 0.20 if _BOARD_20.match(str(instrument).upper()) else 0.10
+    code = str(instrument).upper()
+    dates = pd.DatetimeIndex(dates)
+    if _CHINEXT.match(code):
+        return np.where(dates >= CHINEXT_20_FROM, 0.20, 0.10)
+    if _STAR.match(code):
+        return np.full(len(dates), 0.20)
+    if _BEIJING.match(code):
+        return np.full(len(dates), 0.30)
+    return np.full(len(dates), 0.10)
 
 
-def limits(instruments: list[str] | pd.Index, region: str, threshold: float | str | None) -> pd.Series:
-    """Per instrument, the |close-to-close return| at which it is limit-up/down (inf: no limit).
+def limits(instruments: list[str] | pd.Index, dates: pd.DatetimeIndex, region: str,
+           threshold: float | str | None) -> pd.DataFrame:
+    """The |return from the previous close| at which each instrument is limit-up/down on each date
+    (inf: no limit), wide [dates x instruments].
 
     Args:
         instruments: Qlib symbols.
+        dates: the dates (rule changes apply from their day).
         region: ``cn``, ``us`` or ``none`` (resolved).
         threshold: ``region`` (the region's rule), a uniform fraction, or None (no limits).
     """
-    index = pd.Index(instruments, name="instrument")
-    if threshold is None:
-        return pd.Series(np.inf, index=index)
+    columns, index = pd.Index(instruments, name="instrument"), pd.DatetimeIndex(dates)
+    if threshold is None or (threshold == "region" and region != "cn"):
+        return pd.DataFrame(np.inf, index=index, columns=columns)
     if threshold != "region":
-        return pd.Series(float(threshold), index=index)
-    if region == "cn":
-        return pd.Series([cn_limit(i) - LIMIT_MARGIN for i in index], index=index, dtype=float)
-    return pd.Series(np.inf, index=index)
+        return pd.DataFrame(float(threshold), index=index, columns=columns)
+    return pd.DataFrame({c: cn_limit(c, index) - LIMIT_MARGIN for c in columns}, index=index, columns=columns)
 
 
 def suspended(close: pd.DataFrame, volume: pd.DataFrame) -> pd.DataFrame:
@@ -69,16 +84,24 @@ def suspended(close: pd.DataFrame, volume: pd.DataFrame) -> pd.DataFrame:
     return close.isna() | (no_volume & has_volume)
 
 
-def tradability(close: pd.DataFrame, volume: pd.DataFrame, region: str,
-                threshold: float | str | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def limit_moves(close: pd.DataFrame, region: str, threshold: float | str | None,
+                deal: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(limit-up, limit-down), wide bool [dates x instruments]: the deal price (``deal``, default the
+    close) against the previous row's close is at or beyond the board's limit of that date."""
+    deal = close if deal is None else deal
+    ret = deal / close.ffill().shift(1) - 1.0
+    lim = limits(list(close.columns), close.index, region, threshold)
+    return ret.ge(lim).fillna(False).astype(bool), ret.le(-lim).fillna(False).astype(bool)
+
+
+def tradability(close: pd.DataFrame, volume: pd.DataFrame, region: str, threshold: float | str | None,
+                deal: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(buy blocked, sell blocked), wide bool [dates x instruments].
 
-    Buying is blocked on a suspension or a limit-up close (return >= limit); selling on a suspension or a
-    limit-down close (return <= -limit). The return is taken from the previous row with a price.
+    Buying is blocked on a suspension or at limit-up (deal price over the previous close - 1 >= limit);
+    selling on a suspension or at limit-down. ``deal``: the deal-price field (default: the close; with
+    ``deal_price=open`` the open, so an opening at limit-up blocks the morning's buy).
     """
-    ret = close / close.ffill().shift(1) - 1.0
-    lim = limits(list(close.columns), region, threshold)
+    up, down = limit_moves(close, region, threshold, deal)
     halt = suspended(close, volume)
-    up = ret.ge(lim, axis=1).fillna(False)
-    down = ret.le(-lim, axis=1).fillna(False)
     return (halt | up).astype(bool), (halt | down).astype(bool)

@@ -11,7 +11,7 @@ with lag H - 1, which rejects a true null about 13 % of the time at a nominal 5 
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
@@ -88,31 +88,52 @@ def compare(model: pd.DataFrame, baseline: pd.DataFrame, overlap: int = 1) -> di
             "t": stat.t, "p": stat.p, "days": int(len(diff))}
 
 
-def verdict(model_name: str, baseline_name: str, label: str, result: Mapping[str, float]) -> str:
-    """One sentence saying whether ``model_name`` beats ``baseline_name`` significantly on ``label``."""
+def verdict(model_name: str, baseline_name: str, label: str, result: Mapping[str, float],
+            money: tuple[Mapping[str, float], Mapping[str, float]] | None = None) -> str:
+    """One sentence saying whether ``model_name`` beats ``baseline_name`` significantly on ``label``.
+
+    ``money``: (model, baseline) rows of kronos.backtest.verdict.money_row. With it, "beats" also needs
+    the money: the model's long-short spread significantly positive, its top-k alpha before cost
+    positive, and both above the baseline's; a better ranking without them is said as such.
+    """
     diff, t, days = result["rank_ic_diff"], result["t"], result["days"]
     if not np.isfinite(t):
         return f"Too few days ({days}) to compare {model_name} with {baseline_name} on {label}."
-    if t > T_CRITICAL:
-        word = "beats"
-    elif t < -T_CRITICAL:
-        word = "is significantly worse than"
-    else:
-        word = "does not significantly beat"
-    return (f"The {model_name} {word} {baseline_name} on {label}: mean daily RankIC difference "
-            f"{diff:+.4f}, t = {t:.2f} over {days} days (significant when |t| > {T_CRITICAL}).")
+    ranking = (f"mean daily RankIC difference {diff:+.4f}, t = {t:.2f} over {days} days "
+               f"(significant when |t| > {T_CRITICAL})")
+    if t < -T_CRITICAL:
+        return f"The {model_name} is significantly worse than {baseline_name} on {label}: {ranking}."
+    if t <= T_CRITICAL:
+        return f"The {model_name} does not significantly beat {baseline_name} on {label}: {ranking}."
+    if money is None:
+        return f"The {model_name} beats {baseline_name} on {label}: {ranking}."
+    mine, theirs = money
+    pays = (mine["spread_t"] > T_CRITICAL and mine["alpha"] > 0
+            and mine["spread"] > theirs["spread"] and mine["alpha"] > theirs["alpha"])
+    money_text = (f"long-short spread {mine['spread']:+.5f}/day (t = {mine['spread_t']:.2f}) vs "
+                  f"{theirs['spread']:+.5f}, top-k alpha before cost {mine['alpha']:+.1%}/yr vs {theirs['alpha']:+.1%}")
+    if pays:
+        return f"The {model_name} beats {baseline_name} on {label}: {ranking}; and in money: {money_text}."
+    return (f"The {model_name} ranks {label} better than {baseline_name} ({ranking}) but does not beat it in "
+            f"money: {money_text}.")
 
 
-def residual_signal(signal: pd.Series, control: pd.Series) -> pd.Series:
-    """``signal`` with ``control`` regressed out per date (OLS with intercept, cross-sectionally).
+def headline_statistics(signal: pd.Series, label: pd.Series, daily_rank_ic: pd.Series, spread: pd.Series, *,
+                        n_perm: int = 200, seed: int = 0) -> dict[str, Any]:
+    """Intervals and a permutation test for the headline row (kronos.stats).
 
-    Both Series on (datetime, instrument); dates where the control has no spread keep the demeaned
-    signal. Used to show the model's IC net of the reconstruction anchor's gap.
+    Args:
+        signal, label: the headline signal and label on (datetime, instrument).
+        daily_rank_ic: its daily RankIC; spread: its daily top-minus-bottom quantile return.
+
+    Returns:
+        ``rank_ic_ci`` and ``spread_ci`` (95 % moving-block bootstrap by date, [lo, hi]),
+        ``rank_ic_permutation_p`` (instruments shuffled within each date, ``n_perm`` times).
     """
-    frame = pd.DataFrame({"s": signal, "c": control}).dropna()
-    by = frame.groupby(level="datetime")
-    centred = frame - by.transform("mean")
-    cov = (centred["s"] * centred["c"]).groupby(level="datetime").transform("sum")
-    var = (centred["c"] ** 2).groupby(level="datetime").transform("sum")
-    beta = (cov / var.where(var > 0)).fillna(0.0)
-    return (centred["s"] - beta * centred["c"]).reindex(signal.index).rename(signal.name)
+    frame = pd.DataFrame({"signal": signal, "label": label}).dropna()
+    ci = {}
+    for key, series in (("rank_ic_ci", daily_rank_ic), ("spread_ci", spread)):
+        values = np.asarray(series.dropna(), dtype=np.float64)
+        ci[key] = list(stats.block_bootstrap_ci(values, seed=seed)) if len(values) > 2 else [float("nan")] * 2
+    p = stats.permutation_pvalue(frame, "signal", "label", n_perm=n_perm, seed=seed) if len(frame) else float("nan")
+    return ci | {"rank_ic_permutation_p": float(p), "n_perm": int(n_perm), "level": 0.95}

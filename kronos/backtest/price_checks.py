@@ -38,9 +38,9 @@ def flag_rows(close: pd.DataFrame, change: pd.DataFrame | None, region: str,
         frames.append(_rows(mismatch, ret, frac, "change_mismatch"))
     else:
         frac = pd.DataFrame(np.nan, index=close.index, columns=close.columns)
-    lim = limits(list(close.columns), region, limit_threshold)
+    lim = limits(list(close.columns), close.index, region, limit_threshold)
     if np.isfinite(lim.to_numpy()).any():
-        beyond = ret.abs().gt(lim + LIMIT_MARGIN, axis=1)
+        beyond = ret.abs().gt(lim + LIMIT_MARGIN)
         frames.append(_rows(beyond, ret, frac, "beyond_limit"))
     if not frames:
         return pd.DataFrame(columns=["datetime", "instrument", "return", "change", "reason"])

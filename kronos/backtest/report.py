@@ -19,8 +19,11 @@ import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first
 import pandas as pd  # noqa: E402
 
 from kronos.atomic import atomic_directory  # noqa: E402
+from kronos.backtest.performance import COST_GRID_BPS  # noqa: E402
 
-FIGURES = ("cumulative_return", "excess_return", "daily_rank_ic")
+FIGURES = ("cumulative_return", "excess_return", "daily_rank_ic", "quantile_returns", "cumulative_spread")
+# Figures drawn whether or not a portfolio was simulated (intraday data has no Qlib portfolio).
+SIGNAL_FIGURES = ("daily_rank_ic", "quantile_returns", "cumulative_spread")
 _PORTFOLIO_ROWS = (
     ("annualised return", "return_without_cost", "annualized_return"),
     ("annualised return (after cost)", "return_with_cost", "annualized_return"),
@@ -77,6 +80,32 @@ def _plot_rank_ic(daily_ics: Mapping[str, pd.DataFrame], path: Path) -> None:
     _finish(fig, ax, path)
 
 
+def _plot_quantiles(factors: Mapping[str, pd.DataFrame], path: Path) -> None:
+    """Mean daily headline-label return of each quantile group (bottom to top), bars per signal."""
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    width = 0.8 / max(len(factors), 1)
+    for i, (name, daily) in enumerate(factors.items()):
+        x = pd.RangeIndex(daily.shape[1]) + (i - (len(factors) - 1) / 2) * width
+        ax.bar(x, daily.mean().to_numpy() * 1e4, width=width, color=f"C{i}", label=name)
+    first = next(iter(factors.values()))
+    ax.set_xticks(range(first.shape[1]), [f"Q{c}" for c in first.columns])
+    ax.axhline(0.0, color="grey", linewidth=0.8)
+    ax.set(title="Mean daily return by signal quantile (Q1 lowest signal)", ylabel="bps per day")
+    _finish(fig, ax, path)
+
+
+def _plot_spread(long_short: Mapping[str, pd.Series], path: Path) -> None:
+    """Cumulative (summed) daily return of each signal's long-short quantile portfolio after cost."""
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    for i, (name, daily) in enumerate(long_short.items()):
+        ax.plot(daily.index, daily.cumsum(), color=f"C{i}", label=name)
+    ax.axhline(0.0, color="grey", linewidth=0.8)
+    ax.set(title="Cumulative long-short spread (top minus bottom quantile, after cost)",
+           ylabel="cumulative return (sum of daily)")
+    fig.autofmt_xdate()
+    _finish(fig, ax, path)
+
+
 def _finish(fig: plt.Figure, ax: plt.Axes, path: Path) -> None:
     """Grid, legend, save as PNG and free the figure (plots are made in loops over runs)."""
     ax.grid(alpha=0.3)
@@ -98,10 +127,15 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _rows(metrics: Mapping[str, Any]) -> list[str]:
+    """Every traded signal row: the model's signals, the baselines, the oracle where known."""
+    return [*metrics.get("model_signals", ["model"]), *metrics.get("baselines", []),
+            *(["oracle"] if isinstance(metrics.get("oracle"), Mapping) else [])]
+
+
 def _signal_names(metrics: Mapping[str, Any]) -> list[str]:
-    """The model, its baselines, then any diagnostics (anchor_gap, model_ex_gap), as present."""
-    names = ["model", *metrics.get("baselines", [])]
-    return names + [n for n in ("anchor_gap", "model_ex_gap") if n in metrics]
+    """Every signal row (:func:`_rows`), then any diagnostics (anchor_gap, model_ex_gap), as present."""
+    return _rows(metrics) + [n for n in ("anchor_gap", "model_ex_gap") if n in metrics]
 
 
 def _ic_table(metrics: Mapping[str, Any]) -> str:
@@ -120,16 +154,53 @@ def _ic_table(metrics: Mapping[str, Any]) -> str:
     return _table(header, rows)
 
 
+def _factor_table(metrics: Mapping[str, Any]) -> str:
+    """Per signal: quantile returns bottom to top (bps/day, with t), spread, monotonicity, decay, turnover."""
+    names = _rows(metrics)
+    q = metrics["model"]["factor"]["quantiles"]
+    header = ["signal"] + [f"Q{i} bps/day (t)" for i in range(1, q + 1)] + [
+        "spread bps/day", "spread t", "monotonicity", "IC decay (lags 1..H)", "autocorrelation", "top turnover"]
+    rows = []
+    for n in names:
+        f = metrics[n]["factor"]
+        cells = [f"{r * 1e4:+.2f} ({t:.1f})" for r, t in zip(f["quantile_returns"], f["quantile_t"])]
+        rows.append([n, *cells, f["spread"]["mean"] * 1e4, f["spread"]["t"], f["monotonicity"],
+                     " ".join(f"{x:+.3f}" for x in f["ic_decay"]), f["autocorrelation"], f["turnover"]])
+    return _table(header, rows)
+
+
+def _money_table(metrics: Mapping[str, Any]) -> str:
+    """Per signal: long-short portfolio, top-k alpha before/after cost, cost grid and break-even."""
+    names = _rows(metrics)
+    rows = []
+    for n in names:
+        ls, pf = metrics[n]["long_short"], metrics[n].get("portfolio") or {}
+        alpha, after = pf.get("alpha", {}), pf.get("alpha_after_cost", {})
+        grid = pf.get("excess_return_by_cost_bps", {})
+        rows.append([n, ls["annualized_return"], ls["information_ratio"], ls["t"], ls["break_even_cost_bps"],
+                     alpha.get("annualized", "-"), alpha.get("t", "-"), alpha.get("beta", "-"),
+                     after.get("annualized", "-"), after.get("t", "-"),
+                     *[grid.get(str(c), "-") for c in COST_GRID_BPS], pf.get("break_even_cost_bps", "-")])
+    header = ["signal", "long-short ann. return (after cost)", "long-short IR", "long-short t",
+              "long-short break-even bps", "top-k alpha", "alpha t", "beta", "alpha after cost", "t after cost",
+              *[f"top-k excess @{c} bps" for c in COST_GRID_BPS], "top-k break-even bps"]
+    return _table(header, rows)
+
+
 def _html(metrics: Mapping[str, Any], figures: Mapping[str, Path]) -> str:
-    """One self-contained page: warnings, the significance verdicts, the IC and portfolio tables, the
-    figures as base64 PNG, and the settings."""
-    names = ["model", *metrics.get("baselines", [])]
+    """One self-contained page: the headline lines, warnings, verdicts, the IC, factor, money and
+    portfolio tables, the figures as base64 PNG, and the settings."""
+    names = _rows(metrics)
     if all(metrics[n].get("portfolio") for n in names):
         pf_rows = [[title] + [metrics[name]["portfolio"][group][key] for name in names]
                    for title, group, key in _PORTFOLIO_ROWS]
         pf_rows.append(["benchmark annualised return"]
                        + [metrics[n]["portfolio"]["benchmark"]["annualized_return"] for n in names])
         pf_rows.append(["mean daily turnover"] + [metrics[n]["portfolio"]["turnover"] for n in names])
+        for key, title in (("blocked_buys_limit_up", "buys blocked at limit-up"),
+                           ("clipped_orders", "orders clipped by max_participation"),
+                           ("delisted_sales", "names sold on their last trading day")):
+            pf_rows.append([title] + [metrics[n]["portfolio"][key] for n in names])
         portfolio = _table(["metric"] + names, pf_rows)
     else:
         portfolio = f"<p>Not run: {html.escape(str(metrics.get('portfolio_skipped', 'no portfolio')))}</p>"
@@ -150,16 +221,25 @@ def _html(metrics: Mapping[str, Any], figures: Mapping[str, Path]) -> str:
                              [[e["datetime"], e["instrument"], e["return"], e["change"], e["reason"]]
                               for e in bad["examples"]]))
     weights = metrics.get("weights") or {}
+    headline = "".join(f"<li>{html.escape(line)}</li>" for line in metrics.get("headline", []))
+    st = metrics.get("statistics", {})
+    stats_html = (f"<p>Headline RankIC 95 % block-bootstrap interval (by date): {_fmt(st.get('rank_ic_ci'))}; "
+                  f"spread interval: {_fmt(st.get('spread_ci'))}; permutation p-value of the RankIC (instruments "
+                  f"shuffled within each date, {st.get('n_perm')} times): {_fmt(st.get('rank_ic_permutation_p'))}. "
+                  f"Labels masked because the entry was at limit-up: {metrics.get('limit_up', {}).get('labels_masked')}."
+                  "</p>")
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Kronos backtest: {html.escape(str(metrics['name']))}</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1100px}}table{{border-collapse:collapse;margin:1em 0}}
 td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child,th:first-child{{text-align:left}}
 .warn{{color:#a00}}img{{max-width:100%}}</style></head><body>
 <h1>Kronos backtest: {html.escape(str(metrics['name']))}</h1>
+<ul class="headline">{headline}</ul>
 <p>{metrics['n_forecasts']} forecasts, {metrics['n_instruments']} instruments, decision dates {metrics['start']} to
 {metrics['end']}. Market rules: {html.escape(str(metrics.get('region')))}. Benchmark:
 <b>{html.escape(str(metrics['benchmark']))}</b>. Qlib TopkDropoutStrategy, trading on day t+1 with day t's signal;
-returns accumulated by summation (Qlib's convention), annualised over 238 trading days.
+returns accumulated by summation (Qlib's convention), annualised over {metrics.get('bars_per_year', 0):.1f} bars a year
+(measured from the data's calendar).
 Weights: {html.escape(json.dumps(weights))}.</p>
 <h2>Warnings</h2><ul>{warnings or "<li>none</li>"}{notes}</ul>
 <h2>Does the model beat the baselines?</h2><ul>{verdicts}</ul>
@@ -168,6 +248,18 @@ Weights: {html.escape(json.dumps(weights))}.</p>
 {_ic_table(metrics)}
 <p>t: the mean daily (Rank)IC over its standard error; Hansen-Hodrick (uniform weights up to lag overlap - 1,
 small-sample degrees of freedom) where consecutive labels overlap. |t| &gt; 1.96 is significant at 5 %.</p>
+{stats_html}
+<h2>Factor analysis on {html.escape(metrics['headline_label'])}</h2>
+<p>Each day the names are split into equal groups by the signal (Q1 lowest); a group's return is the mean label of
+its names; t per group and for the spread (top minus bottom); monotonicity: Spearman correlation of the group number
+with its mean return; IC decay: RankIC with the label k-1 days later; turnover: share of the top group new each day.
+Computed in pandas (not alphalens).</p>
+{_factor_table(metrics)}
+<h2>Money: long-short quantile portfolio and top-k alpha</h2>
+<p>Long-short (pandas, from signals and realised trade returns): top group long, bottom group short,
+equal-weighted, dollar-neutral, costs (mean of open and close cost, one way) on both legs. Top-k alpha: OLS of the
+Qlib portfolio's daily return on the benchmark's, annualised, with its t. Costs are one way on each day's turnover.</p>
+{_money_table(metrics)}
 <h2>Top-k dropout portfolio</h2>
 {portfolio}
 {bad_html}
@@ -178,7 +270,8 @@ small-sample degrees of freedom) where consecutive labels overlap. |t| &gt; 1.96
 
 
 def write_report(out_dir: str | Path, metrics: Mapping[str, Any], signals: pd.DataFrame,
-                 portfolios: Mapping[str, pd.DataFrame], daily_ics: Mapping[str, pd.DataFrame],
+                 portfolios: Mapping[str, pd.DataFrame], daily_ics: Mapping[str, pd.DataFrame], *,
+                 factors: Mapping[str, pd.DataFrame], long_short: Mapping[str, pd.Series],
                  ) -> tuple[dict[str, Any], dict[str, Path]]:
     """Write the report directory atomically.
 
@@ -191,6 +284,8 @@ def write_report(out_dir: str | Path, metrics: Mapping[str, Any], signals: pd.Da
         portfolios: {signal name: Qlib daily portfolio report}; empty when the portfolio was skipped
             (intraday data), leaving the IC tables and the RankIC plot.
         daily_ics: {signal name: daily IC frame (``ic``, ``rank_ic``) for the headline label}.
+        factors: {signal name: daily quantile-group returns [dates x groups]} (kronos.backtest.factor).
+        long_short: {signal name: daily long-short return after cost} (kronos.backtest.performance).
 
     Returns:
         (metrics, {figure name: final PNG path}).
@@ -198,12 +293,14 @@ def write_report(out_dir: str | Path, metrics: Mapping[str, Any], signals: pd.Da
     out_dir = Path(out_dir)
     benchmark = str(metrics["benchmark"])
     with atomic_directory(out_dir) as tmp:
-        keys = FIGURES if portfolios else tuple(k for k in FIGURES if k == "daily_rank_ic")
+        keys = FIGURES if portfolios else SIGNAL_FIGURES
         figures = {key: tmp / f"{key}.png" for key in keys}
         if portfolios:
             _plot_cumulative(portfolios, benchmark, figures["cumulative_return"])
             _plot_excess(portfolios, benchmark, figures["excess_return"])
         _plot_rank_ic(daily_ics, figures["daily_rank_ic"])
+        _plot_quantiles(factors, figures["quantile_returns"])
+        _plot_spread(long_short, figures["cumulative_spread"])
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str) + "\n", encoding="utf-8")
         signals.to_csv(tmp / "signals.csv", index=False, float_format="%.10g")
         (tmp / "report.html").write_text(_html(metrics, figures), encoding="utf-8")

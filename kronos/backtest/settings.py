@@ -17,14 +17,21 @@ from kronos.inference.settings import SamplingSettings, sampling_from_config
 from kronos.inference.validation import ForecastInputError
 
 ANCHORS = ("last_close", "reconstructed")
-SIGNALS = ("last", "mean", "max", "min")
-BASELINES = ("momentum", "reversal")
+# Signals from the sample paths (every one gets its rows in the report; ``backtest.signal`` picks the
+# headline): mean (predicted return averaged over steps 1..H), trade (predicted return over exactly the
+# headline label's interval), sharpe (trade's mean over its std across paths), prob_up (share of paths
+# in which trade is positive). last/max/min (the step-H / largest / smallest predicted return) may be
+# the headline too.
+PATH_SIGNALS = ("mean", "trade", "sharpe", "prob_up")
+SIGNALS = (*PATH_SIGNALS, "last", "max", "min")
+BASELINES = ("momentum", "reversal", "volume", "low_vol")
 # Old baseline names still read for one release: {old: new}. ``persistence`` was the trend-following
 # baseline; "naive"/"persistence" now mean the last value carried forward everywhere else.
 BASELINE_ALIASES = {"persistence": "momentum"}
 ALIAS_NOTE = ("backtest.baselines: 'persistence' is now called 'momentum' (the recent trend continues); "
               "'persistence' is read as 'momentum' and metrics.json repeats momentum's entry under "
               "'persistence' for this release only")
+EXPOSURES = ("beta", "volatility", "size", "industry")
 DEAL_PRICES = ("close", "open")
 REGIONS = ("auto", "cn", "us", "none")
 log = logging.getLogger(__name__)
@@ -50,10 +57,15 @@ class BacktestSettings:
 
     Attributes:
         topk, n_drop, hold_thresh: Qlib TopkDropoutStrategy (capped with a note when the universe is smaller).
-        signal: how predicted returns are reduced over the horizon (``last``/``mean``/``max``/``min``).
+        signal: the headline signal (:data:`SIGNALS`); every one of :data:`PATH_SIGNALS` gets its rows.
         anchor: what predicted returns are measured from: ``last_close`` (observed) or ``reconstructed``
             (the tokenizer's decode of the last candle; the report then adds the anchor-gap diagnostics).
         baselines: naive signals scored and traded beside the model (names in :data:`BASELINES`).
+        neutralize: exposures (:data:`EXPOSURES`) regressed out of every model signal per day, from the
+            lookback alone.
+        quantiles: groups per day of the factor analysis and the long-short portfolio.
+        risk_degree: share of the account the top-k portfolio invests (1.0: fully invested).
+        max_participation: cap on each order as a share of that day's volume (None: no cap).
         sampling: the ``backtest.sampling`` block (T, top_k, top_p, sample_count, seed); its seed None = the
             experiment's ``seed`` (the stage fills it in; 0 without one).
         batch_size, max_context, device: forecasting.
@@ -74,9 +86,13 @@ class BacktestSettings:
     topk: int = 50
     n_drop: int = 5
     hold_thresh: int = 1
-    signal: str = "mean"
+    signal: str = "trade"
     anchor: str = "last_close"
     baselines: tuple[str, ...] = BASELINES
+    neutralize: tuple[str, ...] = ()
+    quantiles: int = 5
+    risk_degree: float = 1.0
+    max_participation: float | None = None
     sampling: SamplingSettings = SamplingSettings(T=0.6, top_k=0, top_p=0.9, sample_count=5, seed=None)
     batch_size: int = 256
     max_context: int = 512
@@ -120,15 +136,17 @@ class BacktestSettings:
             if bad:
                 raise BacktestSettingsError(f"unknown backtest.costs key(s) {bad}: use open_cost, close_cost, min_cost")
             data["costs"] = Costs(**{k: float(v) for k, v in costs.items()})
-        if "baselines" in data:
-            value = data["baselines"]
-            data["baselines"] = (value,) if isinstance(value, str) else tuple(value or ())
+        for key in ("baselines", "neutralize"):
+            if key in data:
+                value = data[key]
+                data[key] = (value,) if isinstance(value, str) else tuple(value or ())
         return cls(**data)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-able settings (for metrics.json)."""
         out = dataclasses.asdict(self)
         out["baselines"] = list(self.baselines)
+        out["neutralize"] = list(self.neutralize)
         return out
 
 
@@ -168,6 +186,16 @@ def _check(s: BacktestSettings) -> None:
         _choice("baselines", name, BASELINES)
     if len(set(s.baselines)) != len(s.baselines):
         raise BacktestSettingsError(f"backtest.baselines={list(s.baselines)} lists a baseline twice")
+    for name in s.neutralize:
+        _choice("neutralize", name, EXPOSURES)
+    if int(s.quantiles) < 2:
+        raise BacktestSettingsError(f"backtest.quantiles={s.quantiles} must be at least 2 (top and bottom groups)")
+    if not 0.0 < s.risk_degree <= 1.0:
+        raise BacktestSettingsError(f"backtest.risk_degree={s.risk_degree} must be in (0, 1] (1.0: fully invested)")
+    mp = s.max_participation
+    if mp is not None and not (isinstance(mp, (int, float)) and 0.0 < float(mp) <= 1.0):
+        raise BacktestSettingsError(f"backtest.max_participation={mp!r}: use a share of the day's volume in (0, 1] "
+                                    "(e.g. 0.1) or null for no cap")
     if not isinstance(s.sampling, SamplingSettings):
         raise BacktestSettingsError(f"backtest.sampling must be SamplingSettings, got {type(s.sampling).__name__}")
     try:

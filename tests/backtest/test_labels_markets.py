@@ -66,20 +66,31 @@ def test_panel_labels_use_the_markets_calendar_not_the_stocks_own_rows() -> None
     assert out.loc[2, "trade_return"] == pytest.approx(6 / 5 - 1) and out.loc[2, "next_return"] == pytest.approx(5 / 4 - 1)
 
 
+RULE_DATES = pd.DatetimeIndex(["2019-07-19", "2020-08-21", "2020-08-24", "2024-01-02"])
+
+
 @pytest.mark.parametrize("code,limit", [
-    ("SZ300750", 0.20), ("SZ301001", 0.20), ("SH688981", 0.20), ("SH689009", 0.20),
-    ("SH600000", 0.10), ("SZ000001", 0.10), ("SZ002594", 0.10), ("SH601318", 0.10), ("SZ302132", 0.20), ("SZ303001", 0.10),
+    ("SZ300750", [0.10, 0.10, 0.20, 0.20]), ("SZ301001", [0.10, 0.10, 0.20, 0.20]),
+    ("SZ302132", [0.10, 0.10, 0.20, 0.20]), ("SH688981", [0.20] * 4), ("SH689009", [0.20] * 4),
+    ("BJ830799", [0.30] * 4), ("BJ430047", [0.30] * 4), ("BJ920002", [0.30] * 4),
+    ("SH600000", [0.10] * 4), ("SZ000001", [0.10] * 4), ("SZ002594", [0.10] * 4), ("SH601318", [0.10] * 4),
+    ("SZ303001", [0.10] * 4),
 ])
-def test_board_aware_cn_limits(code: str, limit: float) -> None:
-    assert cn_limit(code) == limit
+def test_board_and_date_aware_cn_limits(code: str, limit: list[float]) -> None:
+    # ChiNext: 10 % until the 2020-08-24 reform, 20 % from that day; STAR 20 %; Beijing 30 %; main board 10 %.
+    assert list(cn_limit(code, RULE_DATES)) == limit
 
 
 def test_limits_by_region_and_override() -> None:
     names = ["SZ300750", "SH600000"]
-    assert list(limits(names, "cn", "region")) == pytest.approx([0.195, 0.095])
-    assert np.isinf(limits(names, "us", "region")).all() and np.isinf(limits(names, "none", "region")).all()
-    assert list(limits(names, "cn", 0.05)) == [0.05, 0.05]
-    assert np.isinf(limits(names, "cn", None)).all()
+    dates = pd.DatetimeIndex(["2020-01-02", "2021-01-04"])
+    cn = limits(names, dates, "cn", "region")
+    assert cn.loc["2020-01-02"].tolist() == pytest.approx([0.095, 0.095])
+    assert cn.loc["2021-01-04"].tolist() == pytest.approx([0.195, 0.095])
+    assert np.isinf(limits(names, dates, "us", "region")).all().all()
+    assert np.isinf(limits(names, dates, "none", "region")).all().all()
+    assert (limits(names, dates, "cn", 0.05) == 0.05).all().all()
+    assert np.isinf(limits(names, dates, "cn", None)).all().all()
     assert resolve_region("auto", "cn") == "cn" and resolve_region("auto", None) == "none"
     assert resolve_region("us", "cn") == "us"
 
@@ -109,3 +120,32 @@ def test_data_without_any_volume_is_judged_by_price() -> None:
     volume = _wide({"X": [0, 0, 0, 0, 0, 0]})  # a CSV without a volume column
     halt = suspended(close, volume)
     assert list(halt["X"]) == [False, False, True, False, False, False]
+
+
+def test_a_label_whose_entry_is_at_limit_up_leaves_the_tradable_ic() -> None:
+    """SH600001 closes day 2 at +10 % (limit-up): the decision of day 1 (which buys at day 2's close) has
+    its trade_return masked; the ChiNext name's +10 % in 2024 is inside its 20 % limit; with deal=open
+    the limit is measured from the open against the previous close."""
+    from kronos.backtest.labels import entry_at_limit_up
+
+    t = DAYS.to_numpy()
+    up = np.array([10, 10, 11, 11, 11, 11], dtype=np.float32)
+    flat_open = np.array([10, 10, 10, 11, 11, 11], dtype=np.float32)  # day 2 opens flat, closes at limit-up
+    def candles(open_, close):
+        return np.stack([open_, close, open_, close, np.ones(6), np.ones(6)], axis=1).astype(np.float32)
+    panel = Panel(["SH600001", "SZ300001"], [t, t], [candles(flat_open, up), candles(flat_open, up)])
+    decisions = pd.DataFrame({"datetime": [DAYS[1], DAYS[1], DAYS[2]], "instrument": ["SH600001", "SZ300001", "SH600001"]})
+    at_close = entry_at_limit_up(panel, decisions, deal_price="close", region="cn", threshold="region")
+    assert at_close.tolist() == [True, False, False]
+    at_open = entry_at_limit_up(panel, decisions, deal_price="open", region="cn", threshold="region")
+    assert at_open.tolist() == [False, False, False]  # opened flat on day 2: buyable at the open
+    assert not entry_at_limit_up(panel, decisions, deal_price="close", region="none", threshold="region").any()
+
+
+def test_open_at_limit_up_blocks_buying_with_deal_price_open() -> None:
+    close = _wide({"SH600000": [10, 10, 10, 10, 10, 10]})
+    opened = _wide({"SH600000": [10, 10, 11, 10, 10, 10]})  # opens day 2 at +10 %, closes flat
+    volume = _wide({"SH600000": [1, 1, 1, 1, 1, 1]})
+    buy_close, _ = tradability(close, volume, "cn", "region")
+    buy_open, _ = tradability(close, volume, "cn", "region", deal=opened)
+    assert not buy_close.loc[DAYS[2], "SH600000"] and buy_open.loc[DAYS[2], "SH600000"]

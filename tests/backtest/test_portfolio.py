@@ -41,7 +41,9 @@ def test_matches_qlib_backtest_called_directly(provider: Path, window: pd.DataFr
     from qlib.contrib.strategy import TopkDropoutStrategy
 
     signal = _signal(window.iloc[:-1], np.random.default_rng(0).normal(size=window.iloc[:-1].shape))
-    ours = run_topk_dropout(signal, provider, benchmark="SYN000", region="us", **SETTINGS)
+    # Qlib's own defaults: 95 % invested, 238 trading days a year.
+    ours = run_topk_dropout(signal, provider, benchmark="SYN000", region="us", risk_degree=0.95, bars=238,
+                            **SETTINGS)
 
     days = ours.report.index
     metrics, _ = backtest(
@@ -149,10 +151,20 @@ def test_provider_switch_reinitialises_qlib(provider: Path, tmp_path: Path) -> N
 def test_summarize_matches_hand_computed_values() -> None:
     report = pd.DataFrame({"return": [0.01, 0.02, -0.01], "cost": [0.001] * 3, "bench": [0.0, 0.01, 0.0],
                            "turnover": [1.0, 0.5, 0.0]}, index=pd.bdate_range("2024-01-01", periods=3))
-    summary = summarize(report)
-    assert summary["excess_return_without_cost"]["annualized_return"] == pytest.approx(np.mean([0.01, 0.01, -0.01]) * 238)
+    summary = summarize(report, 250.0)
+    assert summary["excess_return_without_cost"]["annualized_return"] == pytest.approx(np.mean([0.01, 0.01, -0.01]) * 250)
     assert summary["excess_return_with_cost"]["max_drawdown"] == pytest.approx(-0.011 - 0.0)
     assert summary["turnover"] == pytest.approx(0.5)
+    # Costs one way on each day's turnover: excess at 20 bps = mean(excess - turnover * 0.002) * 250.
+    excess, turnover = np.array([0.01, 0.01, -0.01]), np.array([1.0, 0.5, 0.0])
+    assert summary["excess_return_by_cost_bps"]["20"] == pytest.approx(np.mean(excess - turnover * 0.002) * 250)
+    assert summary["break_even_cost_bps"] == pytest.approx(excess.mean() / turnover.mean() * 1e4)
+    # Alpha/beta: OLS of the return on the benchmark; with 3 points the fit is exact in closed form.
+    r, m = np.array([0.01, 0.02, -0.01]), np.array([0.0, 0.01, 0.0])
+    beta = np.cov(r, m, ddof=1)[0, 1] / m.var(ddof=1)
+    assert summary["alpha"]["beta"] == pytest.approx(beta)
+    assert summary["alpha"]["annualized"] == pytest.approx((r.mean() - beta * m.mean()) * 250)
+    assert summary["alpha_after_cost"]["annualized"] == pytest.approx((r.mean() - 0.001 - beta * m.mean()) * 250)
 
 
 def test_reinitialised_elsewhere_is_noticed(provider: Path, tmp_path: Path) -> None:
@@ -249,3 +261,76 @@ def test_lot_size_follows_the_region(tmp_path: Path) -> None:
     crypto = run_topk_dropout(signal, provider, benchmark=None, region="none", **settings).report
     assert cn["turnover"].sum() == 0.0
     assert crypto["turnover"].iloc[0] > 0.9
+
+
+def test_a_delisted_name_is_sold_at_its_last_price(tmp_path: Path) -> None:
+    """GONE stops trading after day 5 (no rows at all afterwards): the portfolio sells it on day 5 at its
+    last close instead of holding it at that price forever."""
+    days = pd.bdate_range("2024-01-01", periods=10)
+    frames = {"GONE": pd.DataFrame({"open": 10.0, "high": 10.0, "low": 10.0, "close": 10.0, "volume": 1e6},
+                                   index=days[:6]),
+              "STAY": pd.DataFrame({"open": 10.0, "high": 10.0, "low": 10.0, "close": 10.0, "volume": 1e6},
+                                   index=days)}
+    frames["LOW"] = frames["STAY"].copy()
+    provider = build_provider(frames, tmp_path / "provider")
+    signal = _ranking(days[:5], ["GONE", "STAY", "LOW"], ["GONE"] * 5)
+    signal = pd.concat([signal, _ranking(days[5:], ["STAY", "LOW"], ["STAY"] * 5)]).sort_index()
+    settings = SETTINGS | {"topk": 1, "n_drop": 1, "limit_threshold": None,
+                           "costs": {"open_cost": 0.0, "close_cost": 0.0, "min_cost": 0.0}}
+    result = run_topk_dropout(signal, provider, benchmark="STAY", start=days[1], end=days[8], **settings)
+    assert result.summary["delisted_sales"] == 1
+    report = result.report
+    # Fully invested in GONE from day 1; on day 5 (its last trading day) it is sold: cash afterwards.
+    assert report["value"].loc[days[4]] == pytest.approx(1e8, rel=1e-6)
+    assert report["turnover"].loc[days[5]] > 0.9
+    assert report["value"].loc[days[7]] > 0.9e8  # STAY bought with the proceeds, not stuck in GONE
+    assert report["cash"].loc[days[7]] < 0.1e8
+
+
+def test_a_name_at_limit_up_is_not_bought_and_counted(tmp_path: Path) -> None:
+    """UP opens day 3 at +10 % (limit-up for a main-board stock) with deal_price=open: the buy of day 2's
+    signal is refused and counted; measured from the open, not the close (which is back to +0 %)."""
+    days = pd.bdate_range("2024-01-01", periods=8)
+    close = np.full(len(days), 10.0)
+    opened = close.copy()
+    opened[3] = 11.0
+    frames = {"SH600001": pd.DataFrame({"open": opened, "high": 11.0, "low": 10.0, "close": close, "volume": 1e6},
+                                       index=days),
+              "SH600002": pd.DataFrame({"open": 10.0, "high": 10.0, "low": 10.0, "close": 10.0, "volume": 1e6},
+                                       index=days)}
+    provider = build_provider(frames, tmp_path / "provider")
+    signal = _ranking(days, ["SH600001", "SH600002"], ["SH600001"] * len(days))
+    settings = SETTINGS | {"topk": 1, "n_drop": 1, "limit_threshold": "region", "deal_price": "open"}
+    result = run_topk_dropout(signal, provider, benchmark="SH600002", start=days[3], region="cn", **settings)
+    assert result.report["turnover"].loc[days[3]] == 0.0 and result.report["turnover"].loc[days[4]] > 0.9
+    assert result.summary["blocked_buys_limit_up"] == 1
+    at_close = run_topk_dropout(signal, provider, benchmark="SH600002", start=days[3], region="cn",
+                                **settings | {"deal_price": "close"})
+    assert at_close.report["turnover"].loc[days[3]] > 0.9 and at_close.summary["blocked_buys_limit_up"] == 0
+
+
+def test_orders_are_capped_by_participation_and_counted(tmp_path: Path) -> None:
+    days = pd.bdate_range("2024-01-01", periods=8)
+    provider = _provider(tmp_path, {"A": np.full(len(days), 10.0), "B": np.full(len(days), 10.0)}, days,
+                         {"A": np.full(len(days), 1000.0), "B": np.full(len(days), 1000.0)})
+    signal = _ranking(days, ["A", "B"], ["A"] * len(days))
+    settings = SETTINGS | {"topk": 1, "n_drop": 1, "account": 1e6, "limit_threshold": None,
+                           "costs": {"open_cost": 0.0, "close_cost": 0.0, "min_cost": 0.0}}
+    free = run_topk_dropout(signal, provider, benchmark=None, region="us", **settings)
+    capped = run_topk_dropout(signal, provider, benchmark=None, region="us", max_participation=0.1, **settings)
+    assert free.summary["clipped_orders"] == 0 and free.report["turnover"].iloc[0] > 0.9
+    # 10 % of 1,000 shares at 10 = 1,000 cash a day of a 1e6 account.
+    assert capped.report["turnover"].iloc[0] == pytest.approx(1000 / 1e6, rel=1e-6)
+    assert capped.summary["clipped_orders"] >= 1
+
+
+def test_equal_weighted_benchmark_holds_members_only(provider: Path, window: pd.DataFrame) -> None:
+    from kronos.backtest.portfolio import equal_weight_returns
+
+    days = window.index[-20:]
+    names = list(window.columns[:4])
+    members = _signal(window.loc[days, names[:2]], np.ones((len(days), 2)))
+    use_provider(provider)
+    ours = equal_weight_returns(names, days[1], days[-1], members=members)
+    expected = (window[names[:2]].pct_change().loc[days[1]:days[-1]]).mean(axis=1)
+    np.testing.assert_allclose(ours.to_numpy(), expected.to_numpy(), atol=1e-6)  # float32 storage

@@ -59,3 +59,7 @@ def test_csi300_backtest_report_names_sh000300(data_dir: Path, tmp_path: Path) -
     assert not any("survivorship" in w for w in metrics["warnings"])
     assert any("SH000300 is treated as a price index" in n for n in metrics["notes"])
     assert metrics["bad_prices"]["count"] >= 0 and "examples" in metrics["bad_prices"]
+    # Board- and date-aware limits at work: counts of labels masked and buys blocked at limit-up.
+    assert metrics["limit_up"]["labels_masked"] >= 0
+    assert set(metrics["limit_up"]["buys_blocked"]) >= {"model", "momentum", "reversal"}
+    assert metrics["bars_per_year"] == pytest.approx(242, abs=8)  # the CSI300 calendar's own trading days

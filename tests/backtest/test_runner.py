@@ -17,7 +17,9 @@ from kronos.inference.settings import SAMPLING_KEYS
 from tests.backtest.conftest import DriftFake, make_datamodule
 
 REPO = Path(__file__).resolve().parents[2]
-SIGNALS = ("model", "momentum", "reversal")
+SIGNALS = ("model", "model_mean", "model_sharpe", "model_prob_up", "momentum", "reversal", "volume", "low_vol",
+           "oracle")
+FAST = {"baselines": ["momentum", "reversal"]}  # fewer portfolios where a test is about something else
 LABELS = ("trade_return", "next_return", "horizon_return")
 
 
@@ -65,7 +67,11 @@ def test_report_files_and_metrics(report, datamodule) -> None:
     assert metrics["n_forecasts"] == len(datamodule.eval_dataloader("test").dataset)
     # The contract other tools read.
     assert metrics["headline_label"] == "trade_return" and metrics["settings"]["anchor"] == "last_close"
-    assert metrics["baselines"] == ["momentum", "reversal"]
+    assert metrics["baselines"] == ["momentum", "reversal", "volume", "low_vol"]
+    assert metrics["signal"] == "trade" and metrics["model_signals"] == list(SIGNALS[:4])
+    assert metrics["capture_ratio"] == pytest.approx(
+        metrics["model"]["ic"]["trade_return"]["rank_ic"] / metrics["oracle"]["ic"]["trade_return"]["rank_ic"])
+    assert metrics["bars_per_year"] == pytest.approx(261, abs=2)  # business days, measured from the calendar
     assert metrics["weights"] == {"tokenizer": None, "predictor": None}
     for name in SIGNALS:
         assert set(metrics[name]["ic"]) == set(LABELS)
@@ -78,6 +84,23 @@ def test_report_files_and_metrics(report, datamodule) -> None:
         assert pf["turnover"] > 0
         # Costs only ever lower the excess return.
         assert pf["excess_return_with_cost"]["annualized_return"] < pf["excess_return_without_cost"]["annualized_return"]
+        factor = metrics[name]["factor"]
+        assert len(factor["quantile_returns"]) == 5 and set(factor["spread"]) == {"mean", "t"}
+        assert -1 <= factor["monotonicity"] <= 1 and len(factor["ic_decay"]) == 3
+        assert set(pf["alpha"]) == set(pf["alpha_after_cost"]) == {"annualized", "t", "beta"}
+        assert pf["alpha_after_cost"]["annualized"] < pf["alpha"]["annualized"]
+        assert {"annualized_return", "information_ratio", "t"} <= set(pf["long_short"])
+        assert pf["long_short"]["annualized_return"] < pf["long_short"]["before_cost"]["annualized_return"]
+        assert np.isfinite(pf["break_even_cost_bps"])
+        assert list(pf["excess_return_by_cost_bps"]) == ["0", "5", "10", "20", "50"]
+    # The planted drift, known on synthetic data, ranks and earns.
+    oracle = metrics["oracle"]
+    assert oracle["ic"]["trade_return"]["rank_ic_t"] > 2 and oracle["factor"]["spread"]["t"] > 2
+    assert oracle["portfolio"]["long_short"]["annualized_return"] > 0
+    stats = metrics["statistics"]
+    assert stats["rank_ic_ci"][0] < metrics["model"]["ic"]["trade_return"]["rank_ic"] < stats["rank_ic_ci"][1]
+    assert 0 < stats["rank_ic_permutation_p"] <= 1
+    assert metrics["headline"][0].startswith("Headline signal: trade") and metrics["verdict"] in metrics["headline"]
     assert metrics["settings"]["sampling"]["seed"] == 7 and metrics["settings"]["horizon"] == 3
     # Synthetic data: no membership, so the survivorship warning; no limits outside cn.
     assert any("survivorship" in w for w in metrics["warnings"]) and metrics["region"] == "none"
@@ -92,14 +115,15 @@ def test_report_files_and_metrics(report, datamodule) -> None:
 def test_signals_csv_and_html(report) -> None:
     out, result, _ = report
     signals = pd.read_csv(out / "signals.csv", parse_dates=["datetime"])
-    assert list(signals.columns[:8]) == ["datetime", "instrument", *SIGNALS, *LABELS]
+    assert list(signals.columns[:14]) == ["datetime", "instrument", *SIGNALS, *LABELS]
     assert not signals.duplicated(["datetime", "instrument"]).any()
     preds = signals.filter(like="pred_close_").to_numpy()
     # Predicted closes are float32 (the feature helpers' dtype): returns agree to ~1e-7 absolute.
-    np.testing.assert_allclose(signals["model"], (preds / signals[["last_close"]].to_numpy() - 1).mean(axis=1),
+    np.testing.assert_allclose(signals["model_mean"], (preds / signals[["last_close"]].to_numpy() - 1).mean(axis=1),
                                rtol=0, atol=5e-7)
-    assert signals["model"].std() > 1e-3
+    assert signals["model_mean"].std() > 1e-3 and signals["model"].std() > 1e-3
     np.testing.assert_allclose(signals["momentum"], signals["past_return"], rtol=1e-6)
+    np.testing.assert_allclose(signals["model"], signals["trade_mean"], rtol=1e-6)  # the headline: trade
     np.testing.assert_allclose(signals["reversal"], -signals["past_return"], rtol=1e-6)
     # The last decision dates' futures lie beyond the data: their labels are missing, not invented.
     last = signals[signals["datetime"] == signals["datetime"].max()]
@@ -107,6 +131,9 @@ def test_signals_csv_and_html(report) -> None:
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") == len(FIGURES)
     assert "equal-weighted universe" in html and "RankIC t" in html and "survivorship" in html
+    # The first lines: the headline numbers beside the best baseline and the oracle.
+    first = html[html.index("<body>"):][:3000]
+    assert "RankIC (t)" in first and "best baseline" in first and "oracle" in first and "break-even" in first
     assert "does not significantly beat" in html or "beats" in html
     for figure in FIGURES:
         assert (out / f"{figure}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -118,6 +145,8 @@ def test_logger_gets_headline_numbers_and_plots(report) -> None:
     assert logger.metrics["backtest/model_rank_ic"] == pytest.approx(result["model"]["ic"]["trade_return"]["rank_ic"])
     assert logger.metrics["backtest/reversal_excess_return_with_cost"] == pytest.approx(
         result["reversal"]["portfolio"]["excess_return_with_cost"]["annualized_return"])
+    assert logger.metrics["backtest/model_spread_t"] == pytest.approx(result["model"]["factor"]["spread"]["t"])
+    assert logger.metrics["backtest/model_mean_alpha"] == pytest.approx(result["model_mean"]["portfolio"]["alpha"]["annualized"])
     assert set(logger.experiment.images) == {f"backtest/{f}" for f in FIGURES}
     assert all(shape[2] == 3 for shape in logger.experiment.images.values())
 
@@ -149,13 +178,15 @@ def test_intraday_data_reports_ic_without_portfolio(tmp_path) -> None:
     dm.setup("fit")
     out = tmp_path / "exp" / "backtest"
     logger = FakeLogger()
-    result = run_backtest(DriftFake(), dm, _cfg(topk=2), out, logger=logger)
+    result = run_backtest(DriftFake(), dm, _cfg(topk=2, **FAST), out, logger=logger)
     assert result["model"]["portfolio"] is None and "intraday" in result["portfolio_skipped"]
     assert any("No portfolio: intraday" in w for w in result["warnings"])  # in metrics.json, not only the log
     assert np.isfinite(result["model"]["ic"]["trade_return"]["rank_ic"])
     assert logger.metrics["backtest/model_rank_ic_t"] == pytest.approx(result["model"]["ic"]["trade_return"]["rank_ic_t"])
     assert not any(k.endswith("_turnover") for k in logger.metrics)
-    assert sorted(p.name for p in out.iterdir()) == ["daily_rank_ic.png", "metrics.json", "report.html", "signals.csv"]
+    assert sorted(p.name for p in out.iterdir()) == ["cumulative_spread.png", "daily_rank_ic.png", "metrics.json",
+                                                     "quantile_returns.png", "report.html", "signals.csv"]
+    assert result["model"]["factor"]["days"] > 0 and np.isfinite(result["model"]["long_short"]["t"])
     assert not (tmp_path / "exp" / "qlib_provider").exists()
     assert "Not run: intraday" in (out / "report.html").read_text()
 
@@ -181,7 +212,7 @@ def test_reconstructed_anchor_reports_the_gap_and_the_model_net_of_it(tmp_path, 
     dm = make_datamodule(n_instruments=8, n_steps=120)
     predictor = load_predictor(str(tiny_pair[0]), str(tiny_pair[1]), device="cpu", max_context=64)
     out = tmp_path / "exp" / "backtest"
-    result = run_backtest(predictor, dm, _cfg(topk=3, sample_count=1, anchor="reconstructed"), out)
+    result = run_backtest(predictor, dm, _cfg(topk=3, sample_count=1, anchor="reconstructed", **FAST), out)
     assert result["settings"]["anchor"] == "reconstructed"
     assert {"anchor_gap", "model_ex_gap"} <= set(result) and any("anchor_gap" in w for w in result["warnings"])
     signals = pd.read_csv(out / "signals.csv", parse_dates=["datetime"])
@@ -196,7 +227,7 @@ def test_reconstructed_anchor_reports_the_gap_and_the_model_net_of_it(tmp_path, 
 
 def test_topk_larger_than_the_universe_is_capped_with_a_note(tmp_path) -> None:
     dm = make_datamodule(n_instruments=6, n_steps=120)
-    result = run_backtest(DriftFake(), dm, _cfg(topk=50, n_drop=5, sample_count=1), tmp_path / "e" / "backtest")
+    result = run_backtest(DriftFake(), dm, _cfg(topk=50, n_drop=5, sample_count=1, **FAST), tmp_path / "e" / "backtest")
     assert result["settings"]["topk_used"] == 3 and result["settings"]["n_drop_used"] == 3
     assert any("backtest.topk=50" in n for n in result["notes"])
 
@@ -229,7 +260,8 @@ def test_bad_price_rows_are_flagged_and_optionally_dropped(tmp_path) -> None:
     dm = KronosDataModule(Fixed(panel), lookback=20, horizon=3, splits={"train": 0.6, "val": 0.1, "test": 0.3},
                           batch_size=16)
     total = len(dm.eval_dataloader("test").dataset)
-    result = run_backtest(DriftFake(), dm, _cfg(topk=2, n_drop=1, sample_count=1, region="cn", drop_bad_prices=True),
+    result = run_backtest(DriftFake(), dm, _cfg(topk=2, n_drop=1, sample_count=1, region="cn", drop_bad_prices=True,
+                                                **FAST),
                           tmp_path / "e" / "backtest")
     bad = result["bad_prices"]
     day = str(pd.Timestamp(panel.timestamps[0][split_day]).date())
@@ -239,3 +271,22 @@ def test_bad_price_rows_are_flagged_and_optionally_dropped(tmp_path) -> None:
     assert bad["dropped"] == 3 and result["n_forecasts"] == total - 3
     assert any("price row(s) look wrong" in w for w in result["warnings"])
     assert "Flagged price rows" in (tmp_path / "e" / "backtest" / "report.html").read_text()
+
+
+def test_neutralised_signals_carry_none_of_the_exposures(tmp_path) -> None:
+    from kronos.backtest.exposures import lookback_features
+    from kronos.backtest.settings import BacktestSettingsError
+
+    dm = make_datamodule(n_instruments=10, n_steps=120)
+    out = tmp_path / "e" / "backtest"
+    result = run_backtest(DriftFake(), dm, _cfg(topk=3, sample_count=3, neutralize=["beta", "volatility", "size"],
+                                                **FAST), out)
+    assert "neutralised per day on beta, volatility, size" in result["signals"]["model"]
+    signals = pd.read_csv(out / "signals.csv", parse_dates=["datetime"])
+    features = lookback_features(dm.panel, signals)  # synthetic names are already Qlib symbols
+    frame = pd.concat([signals[["datetime", "model", "model_mean"]], features], axis=1).dropna()
+    for _, day in frame.groupby("datetime"):
+        for exposure in ("beta", "volatility", "size"):
+            assert abs(day["model"].corr(day[exposure])) < 1e-6 and abs(day["model_mean"].corr(day[exposure])) < 1e-6
+    with pytest.raises(BacktestSettingsError, match="industry"):
+        run_backtest(DriftFake(), dm, _cfg(neutralize=["industry"]), tmp_path / "f" / "backtest")

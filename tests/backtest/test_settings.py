@@ -26,8 +26,11 @@ def test_code_defaults_are_the_yaml_defaults() -> None:
 
 def test_honest_defaults() -> None:
     s = BacktestSettings()
-    assert s.anchor == "last_close" and s.baselines == ("momentum", "reversal")
+    assert s.anchor == "last_close" and s.baselines == ("momentum", "reversal", "volume", "low_vol")
     assert s.region == "auto" and s.limit_threshold == "region"
+    assert s.risk_degree == 1.0 and s.max_participation is None and s.quantiles == 5 and s.neutralize == ()
+    # The old baseline name reads as the new one (one release).
+    assert BacktestSettings.from_config({"baselines": ["persistence"]}).baselines == ("momentum",)
 
 
 def test_from_config_takes_a_dict_a_node_or_a_full_config() -> None:
@@ -43,6 +46,11 @@ def test_from_config_takes_a_dict_a_node_or_a_full_config() -> None:
 @pytest.mark.parametrize("bad,match", [
     ({"anchor": "observed"}, r"backtest.anchor='observed' is not one of \['last_close', 'reconstructed'\]"),
     ({"baselines": ["momentum", "trend"]}, r"backtest.baselines='trend'"),
+    ({"neutralize": ["sector"]}, r"backtest.neutralize='sector'"),
+    ({"quantiles": 1}, r"backtest.quantiles=1"),
+    ({"risk_degree": 1.2}, r"backtest.risk_degree=1.2"),
+    ({"max_participation": 0}, r"backtest.max_participation=0"),
+    ({"signal": "median"}, r"backtest.signal='median'"),
     ({"baselines": []}, r"backtest.baselines is empty"),
     ({"region": "eu"}, r"backtest.region='eu'"),
     ({"limit_threshold": 1.5}, r"backtest.limit_threshold=1.5"),
@@ -55,6 +63,19 @@ def test_from_config_takes_a_dict_a_node_or_a_full_config() -> None:
 def test_bad_values_name_the_key(bad, match) -> None:
     with pytest.raises(BacktestSettingsError, match=match):
         BacktestSettings.from_config(bad)
+
+
+def test_paper_investment_preset_composes() -> None:
+    from tests.lightning.conftest import compose_config
+
+    cfg = compose_config(["experiment=paper_investment"])
+    s = BacktestSettings.from_config(cfg.backtest)
+    assert cfg.name == "paper_investment" and cfg.data.source.market == "csi300"
+    assert (cfg.data.lookback, cfg.data.horizon) == (90, 10)
+    assert (s.topk, s.n_drop, s.hold_thresh, s.signal) == (50, 5, 5, "mean")
+    assert s.costs.open_cost == s.costs.close_cost == 0.0015
+    assert (s.sampling.T, s.sampling.top_p, s.sampling.sample_count) == (0.6, 0.9, 10)
+    assert s.risk_degree == 1.0
 
 
 def test_persistence_is_read_as_momentum_for_one_release() -> None:

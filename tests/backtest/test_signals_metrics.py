@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 from qlib.contrib.eva.alpha import calc_ic
 
-from kronos.backtest.metrics import compare, daily_ic, ic_report, ic_summary, residual_signal, verdict
+from kronos.backtest.exposures import neutralize
+from kronos.backtest.metrics import compare, daily_ic, ic_report, ic_summary, verdict
 from kronos.stats import mean_t
 from kronos.backtest.signals import baseline_signal, model_signal
 
@@ -39,6 +40,27 @@ def test_model_signal_reduces_predicted_return(kind: str, expected_a: float, exp
     assert sig.loc[(pd.Timestamp("2024-01-02"), "B")] == pytest.approx(expected_b)
 
 
+def test_signals_from_the_paths_summary() -> None:
+    # summarize_paths on two windows of 4 paths, H = 2, deal = close: the trade interval is step 1 -> 2.
+    from kronos.backtest.forecast import summarize_paths
+
+    close = np.array([[[10.0, 11.0], [10.0, 9.0], [10.0, 10.5], [10.0, 10.2]],
+                      [[20.0, 20.0], [20.0, 20.0], [20.0, 20.0], [20.0, 20.0]]])     # [B=2, S=4, H=2]
+    summary = summarize_paths(close, close, np.array([10.5, 19.0]))
+    trade = np.array([0.1, -0.1, 0.05, 0.02])
+    assert summary["trade_mean"][0] == pytest.approx(trade.mean())
+    assert summary["trade_std"][0] == pytest.approx(trade.std())
+    assert summary["trade_up"][0] == pytest.approx(0.75)
+    assert summary["pred_close_2"][0] == pytest.approx(np.mean([11.0, 9.0, 10.5, 10.2]))
+    assert summary["pred_up_2"][0] == pytest.approx(0.25)  # only 11.0 is above the last close 10.5
+    assert summary["pred_up_1"][1] == 1.0 and summary["trade_std"][1] == 0.0
+    frame = _forecasts().iloc[:0].reindex(range(2)).assign(
+        datetime=pd.Timestamp("2024-01-02"), instrument=["A", "B"], **{k: v for k, v in summary.items()})
+    assert model_signal(frame, "trade").tolist() == pytest.approx([trade.mean(), 0.0])
+    assert model_signal(frame, "sharpe").tolist() == pytest.approx([trade.mean() / trade.std(), 0.0])
+    assert model_signal(frame, "prob_up").tolist() == pytest.approx([0.75, 0.0])
+
+
 def test_baselines_are_opposite_and_use_the_past_return() -> None:
     momentum, reversal = baseline_signal(_forecasts(), "momentum"), baseline_signal(_forecasts(), "reversal")
     assert list(momentum) == [0.05, -0.02]
@@ -49,7 +71,7 @@ def test_unknown_kinds_name_the_config_key() -> None:
     with pytest.raises(ValueError, match="backtest.signal"):
         model_signal(_forecasts(), "median")
     with pytest.raises(ValueError, match="backtest.baselines"):
-        baseline_signal(_forecasts(), "persistence")  # the settings map the old name
+        baseline_signal(_forecasts(), "trend")
 
 
 def _panel(seed: int = 0, days: int = 30, names: int = 25) -> tuple[pd.Series, pd.Series]:
@@ -140,7 +162,7 @@ def test_compare_and_verdict_say_whether_the_model_beats_the_baseline() -> None:
 def test_residual_signal_removes_the_control_per_day() -> None:
     signal, control = _panel(seed=4)
     mixed = signal + 2.0 * control
-    resid = residual_signal(mixed, control)
+    resid = neutralize(mixed, control.to_frame("control"))
     ic = daily_ic(resid, control)
     assert np.abs(ic["ic"]).max() < 1e-10
     assert daily_ic(mixed, control)["ic"].mean() > 0.5
