@@ -7,6 +7,11 @@ shared by every forecaster, so all rows of the report are measured on exactly th
 Stride rule: the split's distinct decision dates are sorted and every ``stride``-th one is kept,
 starting from the first; every series with a window at a kept date contributes an origin there
 (so series stay aligned in time and a stride of H gives non-overlapping forecast windows).
+
+Origins are never chosen by what happens after them: a series whose future is partly missing (a
+suspension, a delisting) keeps its origin, the steps that exist are scored and the missing ones are
+counted (``missing``). Only a date beyond which the data holds no close at all for any series (the end
+of the data) is left out, since nothing can be scored there.
 """
 
 from __future__ import annotations
@@ -31,7 +36,12 @@ class Origins:
         mean, std: float32 [N, F] the lookback statistics (to de-normalise forecasts).
         hist_close: float64 [N, L] raw lookback closes; future_close: float64 [N, H] realised closes.
         instrument: object [N] series names; datetime: int64 [N] decision time (ns).
+        hist_raw: float64 [N, L, F] raw lookback features; future_raw: float64 [N, H, F] raw realised
+            features (NaN where missing); None when the batches carry no ``raw`` key.
+        features: the F feature names of ``hist_raw``/``future_raw``.
         skipped: origins dropped at the kept dates, by reason.
+        missing: kept origins with a partly missing future (``origins_with_missing_future``) and the
+            future closes missing over all kept origins (``missing_future_steps``).
     """
 
     x_hist: np.ndarray
@@ -43,7 +53,11 @@ class Origins:
     future_close: np.ndarray
     instrument: np.ndarray
     datetime: np.ndarray
+    hist_raw: np.ndarray | None = None
+    future_raw: np.ndarray | None = None
+    features: tuple[str, ...] = ()
     skipped: dict[str, int] = field(default_factory=dict)
+    missing: dict[str, int] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.instrument)
@@ -79,7 +93,8 @@ def split_batch(batch: dict[str, Any], lookback: int, horizon: int) -> dict[str,
     future closes either in ``close`` [B, L + H] or a separate ``y_close`` [B, H]).
 
     Returns:
-        x_hist [B, L, F], x_stamp [B, L, 5], y_stamp [B, H, 5], hist_close [B, L], future_close [B, H].
+        x_hist [B, L, F], x_stamp [B, L, 5], y_stamp [B, H, 5], hist_close [B, L], future_close [B, H],
+        and, when the batch has ``raw`` [B, L + H, F], hist_raw [B, L, F] and future_raw [B, H, F].
 
     Raises:
         ValueError: the batch lacks the future calendar or closes (names the keys found).
@@ -103,13 +118,17 @@ def split_batch(batch: dict[str, Any], lookback: int, horizon: int) -> dict[str,
     if y_stamp.shape[1] < H or future.shape[1] < H:
         raise ValueError(f"evaluation batch holds {y_stamp.shape[1]} future stamps and {future.shape[1]} future "
                          f"closes; the horizon is {H}")
-    return {
+    out = {
         "x_hist": x[:, :L].astype(np.float32),
         "x_stamp": stamp[:, :L].astype(np.int64),
         "y_stamp": y_stamp.astype(np.int64),
         "hist_close": close[:, :L],
         "future_close": future,
     }
+    if "raw" in batch:
+        raw = _np(batch["raw"]).astype(np.float64)
+        out["hist_raw"], out["future_raw"] = raw[:, :L], raw[:, L:L + H]
+    return out
 
 
 def kept_dates(datamodule: Any, split: str, stride: int, batch_size: int) -> np.ndarray:
@@ -123,45 +142,54 @@ def kept_dates(datamodule: Any, split: str, stride: int, batch_size: int) -> np.
 def collect_origins(datamodule: Any, split: str, stride: int, batch_size: int) -> Origins:
     """The rolling origins of ``split`` (see the module docstring for the stride rule).
 
-    Origins are skipped (counted in ``skipped``) when the realised future is incomplete
-    (``incomplete_future``: non-finite closes beyond the data) or the lookback closes are not all
-    finite and positive (``bad_lookback``: the log-normal baseline and MASE need them).
+    An origin is skipped (counted in ``skipped``) when its lookback closes are not all finite and
+    positive (``bad_lookback``: the log-normal baseline and MASE need them), or when no series has any
+    realised close after its date (``beyond_data``: the data ends there). A partly missing future
+    keeps the origin (see ``Origins.missing``).
 
     Raises:
         DataValidationError: no origin is left (names the split and what to change).
     """
     L, H = int(datamodule.lookback), int(datamodule.horizon)
     keep_at = kept_dates(datamodule, split, stride, batch_size)
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("x_hist", "x_stamp", "y_stamp", "hist_close",
-                                                           "future_close", "mean", "std", "instrument", "datetime")}
-    skipped = {"incomplete_future": 0, "bad_lookback": 0}
+    keys = ("x_hist", "x_stamp", "y_stamp", "hist_close", "future_close", "hist_raw", "future_raw", "mean", "std",
+            "instrument", "datetime")
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in keys}
+    skipped = {"bad_lookback": 0, "beyond_data": 0}
     for batch in datamodule.eval_dataloader(split, batch_size=batch_size):
         when = _np(batch["datetime"]).astype(np.int64)
         at = np.isin(when, keep_at)
         if not at.any():
             continue
         arrays = split_batch(batch, L, H)
-        complete = np.isfinite(arrays["future_close"]).all(axis=1)
         hist = arrays["hist_close"]
         sane = np.isfinite(hist).all(axis=1) & (hist > 0).all(axis=1)
-        skipped["incomplete_future"] += int((at & ~complete).sum())
-        skipped["bad_lookback"] += int((at & complete & ~sane).sum())
-        keep = at & complete & sane
+        skipped["bad_lookback"] += int((at & ~sane).sum())
+        keep = at & sane
         for key, value in arrays.items():
             parts[key].append(value[keep])
         parts["mean"].append(_np(batch["mean"]).astype(np.float32)[keep])
         parts["std"].append(_np(batch["std"]).astype(np.float32)[keep])
         parts["instrument"].append(np.asarray(list(batch["instrument"]), dtype=object)[keep])
         parts["datetime"].append(when[keep])
-    total = sum(len(p) for p in parts["datetime"])
+    joined = {k: np.concatenate(v) for k, v in parts.items() if v}
+    if joined:
+        # A date is scorable when some series has a realised close after it; which series do is not asked.
+        some = np.isfinite(joined["future_close"]).any(axis=1)
+        live = np.isin(joined["datetime"], np.unique(joined["datetime"][some]))
+        skipped["beyond_data"] = int((~live).sum())
+        joined = {k: v[live] for k, v in joined.items()}
+    total = len(joined["datetime"]) if joined else 0
     if total == 0:
         raise DataValidationError(
-            f"split {split!r} has no complete evaluation origin (kept dates: {len(keep_at)}, skipped: {skipped}): "
-            "lengthen the split, lower evaluate.stride or shorten data.lookback/horizon"
+            f"split {split!r} has no evaluation origin with a realised future (kept dates: {len(keep_at)}, "
+            f"skipped: {skipped}): lengthen the split, lower evaluate.stride or shorten data.lookback/horizon"
         )
-    joined = {k: np.concatenate(v) for k, v in parts.items()}
     order = np.lexsort((joined["instrument"].astype(str), joined["datetime"]))
-    return Origins(**{k: v[order] for k, v in joined.items()}, skipped=skipped)
+    ordered = {k: v[order] for k, v in joined.items()}
+    gaps = ~np.isfinite(ordered["future_close"])
+    missing = {"origins_with_missing_future": int(gaps.any(axis=1).sum()), "missing_future_steps": int(gaps.sum())}
+    return Origins(**ordered, features=tuple(str(f) for f in datamodule.features), skipped=skipped, missing=missing)
 
 
 _PREFIX = re.compile(r"^([A-Za-z]{2})\d+$")            # SH600000, SZ000001, BJ430047

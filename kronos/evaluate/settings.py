@@ -11,6 +11,7 @@ from typing import Any, Mapping
 import pandas as pd
 
 from kronos.evaluate.baselines import BASELINES
+from kronos.evaluate.tasks import TASKS
 
 COVERAGE_KEYS = ("0.5", "0.8", "0.9")  # the metrics.json contract's coverage keys
 
@@ -36,6 +37,34 @@ class ModelSpec:
 
 
 @dataclass(frozen=True)
+class TaskSampling:
+    """How one task's forecasts are drawn (an ``evaluate.task_sampling.<task>`` block)."""
+
+    T: float
+    top_k: int
+    top_p: float
+    sample_count: int
+    seed: int
+
+    def key(self) -> tuple[float, int, float, int, int]:
+        """Tasks whose keys are equal share one forecast pass."""
+        return (self.T, self.top_k, self.top_p, self.sample_count, self.seed)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"T": self.T, "top_k": self.top_k, "top_p": self.top_p, "sample_count": self.sample_count,
+                "seed": self.seed}
+
+
+@dataclass(frozen=True)
+class TaskOptions:
+    """``evaluate.task_options``: cost bounds of the task suite (see conf/evaluate/default.yaml)."""
+
+    garch_refit_every: int
+    classifier_epochs: int
+    max_windows: int
+
+
+@dataclass(frozen=True)
 class EvaluateSettings:
     """See conf/evaluate/default.yaml for the meaning of each field."""
 
@@ -56,6 +85,9 @@ class EvaluateSettings:
     quantile_levels: tuple[float, ...]
     pit_bins: int
     group_by: str | None
+    tasks: tuple[str, ...] | None
+    task_sampling: Mapping[str, TaskSampling]
+    task_options: TaskOptions
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> "EvaluateSettings":
@@ -103,6 +135,7 @@ class EvaluateSettings:
             raise EvaluateConfigError(f"evaluate.group_by={group_by!r}: use exchange or null")
         models = _model_specs(need("models") or [], baselines)
         kronos_data_end = _date_or_none(need("kronos_data_end"), "evaluate.kronos_data_end")
+        tasks, task_sampling, task_options = _task_settings(plain)
         return cls(
             split=str(need("split")), stride=stride, baselines=baselines, models=models,
             kronos_data_end=kronos_data_end, sample_count=sample_count, T=float(need("T")),
@@ -110,7 +143,57 @@ class EvaluateSettings:
             max_context=int(need("max_context")), device=need("device"), seed=int(need("seed")),
             coverage_levels=levels, quantile_levels=quantiles, pit_bins=int(need("pit_bins")),
             group_by=None if group_by in (None, "none") else str(group_by),
+            tasks=tasks, task_sampling=task_sampling, task_options=task_options,
         )
+
+
+def _task_settings(plain: Mapping[str, Any]) -> tuple[tuple[str, ...] | None, dict[str, TaskSampling], TaskOptions]:
+    """``evaluate.tasks``, ``evaluate.task_sampling`` and ``evaluate.task_options``, checked."""
+    from kronos.inference.settings import SamplingSettings
+    from kronos.inference.validation import ForecastInputError
+
+    for key in ("tasks", "task_sampling", "task_options"):
+        if key not in plain:
+            raise EvaluateConfigError(f"evaluate.{key} is missing: add it to the evaluate config "
+                                      "(see conf/evaluate/default.yaml)")
+    raw_tasks = plain["tasks"]
+    tasks = None if raw_tasks is None else tuple(str(t) for t in raw_tasks)
+    unknown = [t for t in tasks or () if t not in TASKS]
+    if unknown:
+        raise EvaluateConfigError(f"evaluate.tasks: unknown {unknown}; choose from {list(TASKS)} (null: every task "
+                                  "the data allows, []: none)")
+    blocks = plain["task_sampling"] or {}
+    extra = sorted(set(blocks) - set(TASKS))
+    if extra:
+        raise EvaluateConfigError(f"evaluate.task_sampling has unknown tasks {extra}; the tasks are {list(TASKS)}")
+    sampling: dict[str, TaskSampling] = {}
+    for task in TASKS:
+        block = blocks.get(task)
+        fields = ("T", "top_k", "top_p", "sample_count", "seed")
+        if not isinstance(block, Mapping) or sorted(block) != sorted(fields):
+            raise EvaluateConfigError(f"evaluate.task_sampling.{task} must set exactly {list(fields)}, got "
+                                      f"{dict(block) if isinstance(block, Mapping) else block!r}")
+        try:
+            checked = SamplingSettings(T=block["T"], top_k=block["top_k"], top_p=block["top_p"],
+                                       sample_count=block["sample_count"], seed=block["seed"]).validate(pred_len=1)
+        except ForecastInputError as err:
+            raise EvaluateConfigError(f"evaluate.task_sampling.{task}: {err}") from None
+        if checked.seed is None:
+            raise EvaluateConfigError(f"evaluate.task_sampling.{task}.seed must be a whole number: the suite's "
+                                      "scores are reproducible")
+        sampling[task] = TaskSampling(float(checked.T), int(checked.top_k), float(checked.top_p),
+                                      int(checked.sample_count), int(checked.seed))
+    opts = plain["task_options"] or {}
+    values = {}
+    for key, low in (("garch_refit_every", 1), ("classifier_epochs", 1), ("max_windows", 20)):
+        value = opts.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise EvaluateConfigError(f"evaluate.task_options.{key}={value!r}: give a whole number of at least {low}")
+        values[key] = value
+    unknown_opts = sorted(set(opts) - set(values))
+    if unknown_opts:
+        raise EvaluateConfigError(f"evaluate.task_options has unknown keys {unknown_opts}; allowed are {list(values)}")
+    return tasks, sampling, TaskOptions(**values)
 
 
 def _date_or_none(value: Any, key: str) -> str | None:
