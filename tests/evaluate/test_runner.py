@@ -151,6 +151,12 @@ def test_a_failing_model_leaves_the_previous_report(tmp_path: Path) -> None:
     ({"models": [{"name": "naive", "tokenizer": "a", "predictor": "b"}]}, "already used"),
     ({"models": [{"name": "x", "tokenizer": "a"}]}, "lacks \\['predictor'\\]"),
     ({"models": [{"name": "x", "tokenizer": "a", "predictor": "b", "data_end": "mid 2024"}]}, "not a date"),
+    ({"tasks": ["price", "sharpe"]}, "evaluate.tasks: unknown \\['sharpe'\\]"),
+    ({"task_sampling": {**SETTINGS["task_sampling"], "price": {"T": 0, "top_k": 0, "top_p": 0.9, "sample_count": 10,
+                                                               "seed": 0}}}, "evaluate.task_sampling.price: T must"),
+    ({"task_sampling": {**SETTINGS["task_sampling"], "return": {"T": 0.6}}}, "evaluate.task_sampling.return must set"),
+    ({"task_options": {"garch_refit_every": 0, "classifier_epochs": 5, "max_windows": 100}},
+     "evaluate.task_options.garch_refit_every=0"),
 ])
 def test_bad_settings_are_named(change: dict, message: str) -> None:
     with pytest.raises(EvaluateConfigError, match=message):
