@@ -25,7 +25,7 @@ from kronos.evaluate.tasks import generation as gen
 from kronos.evaluate.tasks import price as price_task
 from kronos.evaluate.tasks import returns as return_task
 from kronos.evaluate.tasks import volatility as vol
-from kronos.evaluate.tasks.comparison import dm_against, per_date, verdict, window_overlap
+from kronos.evaluate.tasks.comparison import best, dm_against, per_date, verdict, window_overlap
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +97,6 @@ def _strip(row: Mapping[str, Any]) -> dict[str, Any]:
 def _compare(task: str, rows: dict[str, dict[str, Any]], models: Sequence[str], baselines: Sequence[str],
              overlap: int) -> dict[str, Any]:
     """The DM tests of each model against the best baseline, and the verdict sentence."""
-    from kronos.evaluate.tasks.comparison import best
-
     metric, label, higher, relative = HEADLINE[task]
     target = best(rows, list(baselines), metric, higher)
     dm = {}
@@ -123,8 +121,6 @@ def accuracy_verdict(per_origin_losses: Mapping[str, Mapping[str, np.ndarray]], 
         rows = {name: {metric: table[name].get(metric),
                        "_loss": dict(zip(*[a.tolist() for a in per_date(per_origin_losses[name][loss], dates)]))}
                 for name in table}
-        from kronos.evaluate.tasks.comparison import best
-
         target = best(rows, list(baselines), metric, False)
         dm = {name: {"against": target, **dm_against(rows[name]["_loss"], rows[target]["_loss"], overlap)}
               for name in models if target is not None}
