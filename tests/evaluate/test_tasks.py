@@ -158,3 +158,59 @@ def test_predictive_score_rewards_a_generator_with_the_real_dynamics() -> None:
     wrong[:, -1, 3] = -wrong[:, -2, 3] * 0.8 + rng.normal(0, 0.3, n)  # reversal where the market continues
     assert gen.predictive(real, faithful, seed=0, epochs=20) > 0.8
     assert gen.predictive(real, wrong, seed=0, epochs=20) < -0.5
+
+
+def _origins(n_dates: int = 40, n_series: int = 5, L: int = 30, H: int = 6):
+    from kronos.evaluate.origins import Origins
+
+    rng = np.random.default_rng(7)
+    hist, real = _candle_market(n_dates * n_series, L, H, rng)
+    n = len(hist)
+    future_close = real[..., 3].copy()
+    real[2, 3:] = np.nan                                      # a delisting: kept, its missing steps counted
+    future_close[2, 3:] = np.nan
+    return Origins(
+        x_hist=np.zeros((n, L, 6), np.float32), x_stamp=np.zeros((n, L, 5), np.int64),
+        y_stamp=np.zeros((n, H, 5), np.int64), mean=np.zeros((n, 6), np.float32), std=np.ones((n, 6), np.float32),
+        hist_close=hist[..., 3], future_close=future_close,
+        instrument=np.tile(np.array([f"S{i}" for i in range(n_series)], dtype=object), n_dates),
+        datetime=np.repeat(np.arange(n_dates, dtype=np.int64) * 86_400 * 10**9, n_series),
+        hist_raw=hist, future_raw=real, features=FEATURES, missing={"origins_with_missing_future": 1})
+
+
+def test_the_suite_scores_an_oracle_as_perfect_and_shares_forecast_passes() -> None:
+    from kronos.evaluate.settings import EvaluateSettings
+    from kronos.evaluate.tasks.suite import run_tasks
+
+    origins = _origins()
+    calls = []
+
+    def oracle(name, sampling):
+        calls.append((name, sampling.key()))
+        paths = np.repeat(origins.future_raw[:, None], sampling.sample_count, axis=1)
+        return np.where(np.isfinite(paths), paths, 1.0)      # missing steps: any value, they are not scored
+
+    sampling = {t: {"T": 0.6, "top_k": 0, "top_p": 0.9, "sample_count": 3, "seed": 0} for t in ("price", "return")}
+    sampling["volatility"] = {"T": 0.9, "top_k": 0, "top_p": 0.9, "sample_count": 2, "seed": 0}
+    sampling["generation"] = {"T": 1.0, "top_k": 0, "top_p": 0.95, "sample_count": 1, "seed": 0}
+    settings = EvaluateSettings.from_config(dict(
+        split="test", stride=6, baselines=["naive", "drift", "hist_vol"], models=[], kronos_data_end=None,
+        sample_count=4, T=1.0, top_k=0, top_p=1.0, batch_size=64, max_context=512, device="cpu", seed=0,
+        coverage_levels=[0.5, 0.8, 0.9], quantile_levels=[0.5], pit_bins=5, group_by=None, tasks=None,
+        task_sampling=sampling, task_options={"garch_refit_every": 10, "classifier_epochs": 5, "max_windows": 4000}))
+    result = run_tasks(["kronos"], oracle, origins, settings, stride=6)
+    tasks = result.tasks
+    assert len(calls) == 3                                    # price and return share one pass
+    assert tasks["price"]["models"]["kronos"]["rank_ic"] == pytest.approx(1.0)
+    assert tasks["return"]["models"]["kronos"]["rank_ic"] == pytest.approx(1.0)
+    assert tasks["volatility"]["models"]["kronos"]["qlike"] == pytest.approx(0.0, abs=1e-12)
+    assert tasks["volatility"]["models"]["kronos"]["mz_beta"] == pytest.approx(1.0)
+    for task in ("price", "return", "volatility"):
+        assert tasks[task]["verdict"].startswith("kronos beats "), tasks[task]["verdict"]
+        assert tasks[task]["dm"]["kronos"]["t"] > 2
+    # The real continuations themselves are indistinguishable from the real windows: error 0.5 exactly.
+    assert tasks["generation"]["models"]["kronos"]["discriminative_score"] == pytest.approx(0.5)
+    assert set(tasks["generation"]["models"]) == {"kronos", "bootstrap", "garch_sim", "random_walk"}
+    facts = tasks["generation"]["models"]["kronos"]["stylized_facts"]
+    assert facts["return_kurtosis"]["distance"] == pytest.approx(0.0)
+    assert result.summary["missing"] == {"origins_with_missing_future": 1}
