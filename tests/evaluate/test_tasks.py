@@ -104,7 +104,8 @@ def test_on_a_garch_market_the_fitted_garch_beats_hist_vol_on_qlike() -> None:
     realised = vol.realised_variance(hist[:, -1], future, observed)
     garch = vol.GarchBaseline(refit_every=10)
     rows = {
-        "hist_vol": vol.score_volatility(vol.horizon_variance(vol.hist_vol_variance(hist, H), observed), realised, dates),
+        "hist_vol": vol.score_volatility(vol.horizon_variance(vol.hist_vol_variance(hist, H), observed), realised,
+                                         dates),
         "garch": vol.score_volatility(
             vol.horizon_variance(vol.garch_variance(garch, names, dates, hist, H), observed), realised, dates),
     }

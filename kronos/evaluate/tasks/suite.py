@@ -108,7 +108,8 @@ def _compare(task: str, rows: dict[str, dict[str, Any]], models: Sequence[str], 
 
 
 def accuracy_verdict(per_origin_losses: Mapping[str, Mapping[str, np.ndarray]], table: Mapping[str, Mapping[str, Any]],
-                     models: Sequence[str], baselines: Sequence[str], dates: np.ndarray, overlap: int) -> dict[str, Any]:
+                     models: Sequence[str], baselines: Sequence[str], dates: np.ndarray,
+                     overlap: int) -> dict[str, Any]:
     """The accuracy task's verdict: each model against the best baseline on relative CRPS and relative MASE.
 
     Args:
