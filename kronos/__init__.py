@@ -1,7 +1,7 @@
 """Kronos: tokenizer, autoregressive predictor and fast inference for K-line (OHLCV) data."""
 
 from kronos.inference.predictor import KronosPredictor
-from kronos.models.predictor import Kronos
+from kronos.models.kronos_model import Kronos
 from kronos.models.tokenizer import KronosTokenizer
 
 __all__ = ["Kronos", "KronosTokenizer", "KronosPredictor"]

@@ -165,9 +165,26 @@ def hydra_main(cfg: DictConfig) -> float | None:
     return result.get(metric) if metric else None
 
 
+def moved_overrides(argv: list[str]) -> str | None:
+    """The message for command-line overrides of old flat sampling keys (``backtest.T=0.6``), which Hydra
+    would otherwise refuse in its own words (not in struct) before any config is read; None when there is none."""
+    from kronos.inference.settings import SAMPLING_KEYS, moved_sampling_message
+
+    for stage in ("backtest", "evaluate"):
+        keys = [key.partition(".")[2] for key in (arg.split("=", 1)[0].lstrip("+~") for arg in argv)
+                if key.partition(".")[0] == stage and key.partition(".")[2] in SAMPLING_KEYS]
+        if keys:
+            return moved_sampling_message(stage, keys)
+    return None
+
+
 def main() -> None:
     """Console entry (``python -m kronos.train``, ``kronos-train``): read ``.env``, then run Hydra."""
     load_dotenv(find_dotenv(usecwd=True))  # secrets and paths from .env; the environment wins
+    moved = moved_overrides(sys.argv[1:])
+    if moved:
+        print(f"error: {moved}", file=sys.stderr)
+        sys.exit(2)
     hydra_main()
 
 

@@ -36,7 +36,8 @@ from kronos.data.datamodule import KronosDataModule  # noqa: E402
 from kronos.data.features import time_features  # noqa: E402
 from kronos.data.qlib_source import QlibSource  # noqa: E402
 from kronos.inference.predictor import KronosPredictor  # noqa: E402
-from kronos.models.predictor import Kronos  # noqa: E402
+from kronos.inference.settings import SamplingSettings  # noqa: E402
+from kronos.models.kronos_model import Kronos  # noqa: E402
 from kronos.models.tokenizer import KronosTokenizer  # noqa: E402
 
 TOKENIZER_BASE = dict(d_in=6, d_model=256, n_heads=4, ff_dim=512, n_enc_layers=4, n_dec_layers=4, ffn_dropout_p=0.0,
@@ -71,9 +72,9 @@ def throughput(model: str, device: str, batch: int, lookback: int, horizon: int,
                            "sample_count": samples}
     for cached in (True, False):
         predictor = build(model, device, cached)
-        predictor.forecast_normalized(x[:2], x_stamp[:2], y_stamp[:2], T=0.6, top_p=0.9, sample_count=1)  # warm-up
+        predictor.forecast_normalized(x[:2], x_stamp[:2], y_stamp[:2], SamplingSettings(T=0.6, top_p=0.9))  # warm-up
         start = time.perf_counter()
-        predictor.forecast_normalized(x, x_stamp, y_stamp, T=0.6, top_k=0, top_p=0.9, sample_count=samples)
+        predictor.forecast_normalized(x, x_stamp, y_stamp, SamplingSettings(T=0.6, top_k=0, top_p=0.9, sample_count=samples))
         seconds = time.perf_counter() - start
         out["cached" if cached else "uncached"] = {"seconds": round(seconds, 3),
                                                    "forecasts_per_s": round(batch / seconds, 2)}
@@ -92,7 +93,7 @@ def end_to_end(data_dir: Path, model: str, device: str, quick: bool, samples: in
     datamodule.setup()
     t_load = time.perf_counter() - t0
     cfg = OmegaConf.load(REPO / "conf" / "backtest" / "topk_dropout.yaml")
-    cfg.merge_with({"seed": 0, "benchmark": "SH000300", "sample_count": samples, "start": first, "end": last})
+    cfg.merge_with({"sampling": {"seed": 0, "sample_count": samples}, "benchmark": "SH000300", "start": first, "end": last})
     settings = BacktestSettings.from_config(cfg)
     with tempfile.TemporaryDirectory() as tmp:
         t1 = time.perf_counter()

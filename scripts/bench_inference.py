@@ -55,6 +55,7 @@ QUICK = {
 def run_one(case: Case, mode: str, repeats: int) -> dict:
     """Time ``repeats`` forecasts of ``case`` (after one warm-up) in this process."""
     from kronos import Kronos, KronosPredictor, KronosTokenizer
+    from kronos.inference.settings import SamplingSettings
 
     torch.manual_seed(0)
     predictor = KronosPredictor(Kronos(**SMALL), KronosTokenizer(**TOKENIZER_BASE), device="cpu",
@@ -68,8 +69,8 @@ def run_one(case: Case, mode: str, repeats: int) -> dict:
     x_stamp, y_stamp = stamp[:, : case.history], stamp[:, case.history :]
 
     def forecast(horizon: int = case.pred_len) -> torch.Tensor:
-        return predictor.forecast_normalized(x, x_stamp, y_stamp[:, :horizon], case.T, case.top_k, case.top_p,
-                                             case.sample_count, generator=torch.Generator().manual_seed(2))
+        sampling = SamplingSettings(T=case.T, top_k=case.top_k, top_p=case.top_p, sample_count=case.sample_count, seed=2)
+        return predictor.forecast_normalized(x, x_stamp, y_stamp[:, :horizon], sampling)
 
     forecast(horizon=2)  # warm-up (allocator, kernels) without paying for a whole uncached run
     times = []

@@ -26,9 +26,9 @@ from torch.utils.data import DataLoader, Dataset
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from kronos.lightning.finetune import apply_finetune  # noqa: E402
-from kronos.lightning.predictor_module import PredictorModule  # noqa: E402
-from kronos.lightning.tokenizer_module import TokenizerModule  # noqa: E402
-from kronos.models.predictor import Kronos  # noqa: E402
+from kronos.lightning.predictor_training import PredictorModule  # noqa: E402
+from kronos.lightning.tokenizer_training import TokenizerModule  # noqa: E402
+from kronos.models.kronos_model import Kronos  # noqa: E402
 from kronos.models.tokenizer import KronosTokenizer  # noqa: E402
 
 TOKENIZER_BASE = dict(
@@ -66,7 +66,7 @@ def make_module(stage: str, finetune: str = "full") -> pl.LightningModule:
     if stage == "tokenizer":
         module = TokenizerModule(tokenizer, optimizer)
     else:
-        module = PredictorModule(Kronos(**KRONOS_SMALL), tokenizer, optimizer)
+        module = PredictorModule(tokenizer, Kronos(**KRONOS_SMALL), optimizer)
     return apply_finetune(module, {"mode": finetune})
 
 

@@ -31,9 +31,9 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig
 
-from kronos.lightning.predictor_module import PredictorModule
-from kronos.lightning.tokenizer_module import TokenizerModule
-from kronos.models.predictor import Kronos
+from kronos.lightning.predictor_training import PredictorModule
+from kronos.lightning.tokenizer_training import TokenizerModule
+from kronos.models.kronos_model import Kronos
 from kronos.models.tokenizer import KronosTokenizer
 from kronos.train import CONFIG_DIR, train
 
@@ -103,7 +103,7 @@ def zero_shot_loss(cfg: DictConfig, stage: str, tokenizer_dir: Path, predictor_d
     if stage == "tokenizer":
         module = TokenizerModule(tokenizer, torch.optim.AdamW)
     else:
-        module = PredictorModule(Kronos.from_pretrained(predictor_dir), tokenizer, torch.optim.AdamW)
+        module = PredictorModule(tokenizer, Kronos.from_pretrained(predictor_dir), torch.optim.AdamW)
     trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
                          enable_model_summary=False, limit_val_batches=cfg.trainer.limit_val_batches)
     (metrics,) = trainer.validate(module, datamodule=datamodule, verbose=False)

@@ -31,20 +31,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from kronos.stats import daily_ic, mean_t, newey_west_t
+
 LABELS = ("next_return", "tradable_return")
-
-
-def newey_west_t(x: np.ndarray, lags: int) -> float:
-    """t-statistic of mean(x) with a Newey-West (Bartlett kernel) long-run variance; x [days]."""
-    x = np.asarray(x, dtype=np.float64)
-    n = len(x)
-    if n < 2:
-        return float("nan")
-    d = x - x.mean()
-    var = d @ d / n
-    for lag in range(1, min(lags, n - 1) + 1):
-        var += 2.0 * (1.0 - lag / (lags + 1)) * (d[lag:] @ d[:-lag]) / n
-    return float(x.mean() / np.sqrt(var / n)) if var > 0 else float("nan")
 
 
 def with_tradable_return(signals: pd.DataFrame) -> pd.DataFrame:
@@ -58,15 +47,6 @@ def with_tradable_return(signals: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values(["datetime", "instrument"], ignore_index=True)
 
 
-def daily_rank_ic(signals: pd.DataFrame, column: str, label: str) -> pd.Series:
-    """Per datetime, Spearman correlation across instruments of ``column`` with ``label`` [days]."""
-    frame = signals[["datetime", column, label]].dropna()
-    ranks = frame.groupby("datetime")[[column, label]].rank()
-    ranks["datetime"] = frame["datetime"]
-    ic = ranks.groupby("datetime").apply(lambda g: g[column].corr(g[label]), include_groups=False)
-    return ic.dropna()
-
-
 def signal_skill(signals_csv: str | Path, columns: tuple[str, ...] = ("model", "baseline"),
                  nw_lags: int = 5) -> dict[str, dict[str, dict[str, float]]]:
     """``{column: {label: {rank_ic, t, t_nw, days}}}`` from a backtest's signals.csv."""
@@ -75,10 +55,9 @@ def signal_skill(signals_csv: str | Path, columns: tuple[str, ...] = ("model", "
     for column in columns:
         out[column] = {}
         for label in LABELS:
-            ic = daily_rank_ic(signals, column, label).to_numpy()
-            days = len(ic)
-            t = float(ic.mean() / ic.std(ddof=1) * np.sqrt(days)) if days > 1 and ic.std(ddof=1) > 0 else float("nan")
-            out[column][label] = {"rank_ic": float(ic.mean()), "t": t, "t_nw": newey_west_t(ic, nw_lags), "days": days}
+            ic = daily_ic(signals, column, label).to_numpy()
+            out[column][label] = {"rank_ic": float(ic.mean()), "t": mean_t(ic).t, "t_nw": newey_west_t(ic, nw_lags).t,
+                                  "days": len(ic)}
     return out
 
 

@@ -1,13 +1,13 @@
 """Forecast every (decision date, instrument) of an evaluation split in large batches.
 
-The datamodule's evaluation batches carry lookback-normalised decision windows and calendar stamps for
-the horizon; the predictor samples normalised horizon paths, which are de-normalised with the same
-lookback statistics and reduced to predicted closes, one row per window.
+The datamodule's decision batches are forecast by kronos.inference.decisions (sample paths in prices);
+each batch is reduced at once by :func:`reduce_forecast` to one row per window, so only those rows are
+kept whatever the split's size.
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
@@ -16,15 +16,8 @@ from tqdm.auto import tqdm
 
 from kronos.backtest.settings import ANCHORS
 from kronos.data.features import denormalize
-
-
-class NormalizedForecaster(Protocol):
-    """What the backtest needs from ``KronosPredictor``."""
-
-    def forecast_normalized(self, x: torch.Tensor, x_stamp: torch.Tensor, y_stamp: torch.Tensor, T: float,
-                            top_k: int, top_p: float, sample_count: int,
-                            lengths: torch.Tensor | None = None) -> torch.Tensor:
-        """x [B,L,6], x_stamp [B,L,5], y_stamp [B,H,5] -> normalised sample paths [B,S,H,6]."""
+from kronos.inference.decisions import DecisionForecast, NormalizedForecaster, iter_decision_forecasts
+from kronos.inference.settings import SamplingSettings
 
 
 def pred_columns(horizon: int) -> list[str]:
@@ -48,53 +41,40 @@ def reconstructed_history(predictor: Any, x_hist: torch.Tensor) -> torch.Tensor:
         return tokenizer.decode_ids(*tokenizer.encode_ids(window)).float().cpu()
 
 
-def forecast_batch(predictor: NormalizedForecaster, batch: dict[str, Any], horizon: int, close_index: int, *,
-                   sample_count: int, T: float, top_k: int, top_p: float,
-                   anchor: str = "last_close") -> pd.DataFrame:
-    """Forecast one evaluation batch (``close_index``: the close column of ``x``); one row per window
-    (see :func:`forecast_split`).
+def reduce_forecast(forecast: DecisionForecast, close_index: int, anchor_close: np.ndarray) -> pd.DataFrame:
+    """One row per window of ``forecast`` (B windows): the backtest's per-batch reduction of its sample paths.
 
-    Accepts decision batches (``x`` [B,L,F] lookback only with ``y_stamp`` [B,H,5], see
-    kronos.data.eval_windows) and the older layout (``x`` [B,L+H,F], future stamps in ``stamp``).
+    Args:
+        forecast: the batch's sample paths (``paths`` [B, S, H, F] prices).
+        close_index: the close column of the features.
+        anchor_close: float64 [B] the close predicted returns are measured from.
+    Returns:
+        ``datetime``, ``instrument``, ``last_close``, ``anchor_close``, ``past_return`` (close return over the
+        H rows up to the decision, lookback only) and ``pred_close_1..H`` (sample-averaged predicted closes).
     """
-    x, stamp, close = batch["x"], batch["stamp"], batch["close"].double()
-    if "y_stamp" in batch:
-        lookback, y_stamp = x.shape[1], batch["y_stamp"]
-    else:
-        lookback = x.shape[1] - horizon
-        y_stamp = stamp[:, lookback:]
-    if lookback < 2:
-        raise ValueError(f"evaluation windows of {x.shape[1]} rows leave no lookback before a horizon of {horizon}")
-    with torch.inference_mode():
-        paths = predictor.forecast_normalized(
-            x[:, :lookback], stamp[:, :lookback], y_stamp,
-            T=T, top_k=top_k, top_p=top_p, sample_count=sample_count, lengths=None,
-        )
-    if tuple(paths.shape) != (x.shape[0], sample_count, horizon, x.shape[2]):
-        raise ValueError(f"forecast_normalized returned shape {tuple(paths.shape)}; expected "
-                         f"[{x.shape[0]}, {sample_count}, {horizon}, {x.shape[2]}]")
-    # Averaging normalised paths then de-normalising equals de-normalising each path (affine map).
-    mean_path = paths.float().mean(dim=1).cpu().numpy()                                  # [B, H, 6]
-    pred_close = denormalize(mean_path, batch["mean"].cpu().numpy(), batch["std"].cpu().numpy())[..., close_index]
-    last = close[:, lookback - 1]
-    if anchor == "reconstructed":
-        recon = reconstructed_history(predictor, x[:, :lookback])[:, -1:].numpy()          # [B, 1, 6]
-        anchor_close = denormalize(recon, batch["mean"].cpu().numpy(), batch["std"].cpu().numpy())[:, 0, close_index]
-    elif anchor == "last_close":
-        anchor_close = last.numpy()
-    else:
-        raise ValueError(f"backtest.anchor={anchor!r} is not one of {ANCHORS}")
-    # Persistence/reversal baselines need the return over the H rows up to the decision (lookback only).
-    past_start = max(lookback - 1 - horizon, 0)
+    horizon = forecast.future_close.shape[1]
+    hist = forecast.hist_close
+    last = forecast.last_close
+    past_start = max(hist.shape[1] - 1 - horizon, 0)
     frame = pd.DataFrame({
-        "datetime": pd.to_datetime(np.asarray(batch["datetime"]).astype("int64"), unit="ns"),
-        "instrument": list(batch["instrument"]),
-        "last_close": last.numpy(),
+        "datetime": pd.to_datetime(forecast.datetime, unit="ns"),
+        "instrument": [str(n) for n in forecast.instrument],
+        "last_close": last,
         "anchor_close": np.asarray(anchor_close, dtype=np.float64),
-        "past_return": (last / close[:, past_start] - 1.0).numpy(),
+        "past_return": last / hist[:, past_start] - 1.0,
     })
-    frame[pred_columns(horizon)] = pred_close.astype(np.float64)
+    frame[pred_columns(horizon)] = forecast.close_paths(close_index).mean(axis=1)
     return frame
+
+
+def anchor_closes(predictor: Any, forecast: DecisionForecast, close_index: int, anchor: str) -> np.ndarray:
+    """float64 [B]: the observed last close (``last_close``) or the tokenizer's view of it (``reconstructed``)."""
+    if anchor == "last_close":
+        return forecast.last_close
+    if anchor != "reconstructed":
+        raise ValueError(f"backtest.anchor={anchor!r} is not one of {ANCHORS}")
+    recon = reconstructed_history(predictor, torch.from_numpy(forecast.x_hist))[:, -1:].numpy()     # [B, 1, F]
+    return denormalize(recon, forecast.mean, forecast.std)[:, 0, close_index].astype(np.float64)
 
 
 def _select(batch: dict[str, Any], keep: np.ndarray) -> dict[str, Any]:
@@ -103,8 +83,8 @@ def _select(batch: dict[str, Any], keep: np.ndarray) -> dict[str, Any]:
     return {k: v[torch.from_numpy(idx)] if isinstance(v, torch.Tensor) else [v[i] for i in idx] for k, v in batch.items()}
 
 
-def forecast_split(predictor: NormalizedForecaster, datamodule: Any, *, sample_count: int, T: float, top_k: int,
-                   top_p: float, batch_size: int, split: str = "test", start: str | pd.Timestamp | None = None,
+def forecast_split(predictor: NormalizedForecaster, datamodule: Any, *, sampling: SamplingSettings,
+                   batch_size: int, split: str = "test", start: str | pd.Timestamp | None = None,
                    end: str | pd.Timestamp | None = None, progress: bool = True,
                    anchor: str = "last_close") -> pd.DataFrame:
     """Forecast every (decision date, member instrument) window of one split.
@@ -112,10 +92,8 @@ def forecast_split(predictor: NormalizedForecaster, datamodule: Any, *, sample_c
     Args:
         predictor: exposes ``forecast_normalized`` (KronosPredictor; its cache setting is its own).
         datamodule: ``KronosDataModule``; its ``eval_dataloader(split, batch_size)`` batches are the
-            decision windows of kronos.data.eval_windows (``x`` [B,L,6], ``stamp`` [B,L+H,5],
-            ``y_stamp`` [B,H,5], ``instrument``, ``datetime`` int64 ns [B], ``mean``/``std`` [B,6], raw
-            ``close`` [B,L+H]).
-        sample_count, T, top_k, top_p: sampling settings passed to the predictor.
+            decision windows read by kronos.inference.decisions.
+        sampling: validated sampling settings (one generator from its seed draws every batch in turn).
         batch_size: windows per predictor call (inference fits far larger batches than training).
         split: which split to forecast.
         start, end: keep only decision dates in [start, end] (None: the whole split).
@@ -125,26 +103,30 @@ def forecast_split(predictor: NormalizedForecaster, datamodule: Any, *, sample_c
             the same tokenizer, so its quantisation bias cancels instead of reading as a predicted move).
 
     Returns:
-        Long DataFrame sorted by (datetime, instrument): ``datetime`` (decision time), ``instrument``,
-        ``last_close``, ``anchor_close`` (the close predicted returns are measured from), ``past_return``
-        (close return over the H rows up to the decision) and ``pred_close_1..H`` (sample-averaged
-        predicted closes). Realised labels are not here: kronos.backtest.labels computes them from the
-        panel by (date, instrument), so nothing of the future passes through the forecasting path.
+        Long DataFrame sorted by (datetime, instrument), the rows of :func:`reduce_forecast`. Realised labels
+        are not here: kronos.backtest.labels computes them from the panel by (date, instrument), so nothing
+        of the future passes through the forecasting path. Only the reduced rows of each batch are kept.
     """
+    if anchor not in ANCHORS:
+        raise ValueError(f"backtest.anchor={anchor!r} is not one of {ANCHORS}")
     loader = datamodule.eval_dataloader(split, batch_size=batch_size)
     close_index = list(datamodule.features).index("close")
     lo = pd.Timestamp(start).value if start is not None else np.iinfo(np.int64).min
     hi = pd.Timestamp(end).value if end is not None else np.iinfo(np.int64).max
     frames = []
     with tqdm(total=len(loader.dataset), desc="backtest forecasts", unit="win", disable=not progress) as bar:
-        for batch in loader:
-            stamps = np.asarray(batch["datetime"], dtype=np.int64)
-            keep = (stamps >= lo) & (stamps <= hi)
-            if keep.any():
-                frames.append(forecast_batch(predictor, _select(batch, keep), datamodule.horizon, close_index,
-                                             sample_count=sample_count, T=T, top_k=top_k, top_p=top_p,
-                                             anchor=anchor))
-            bar.update(len(stamps))
+
+        def kept() -> Iterator[Mapping[str, Any]]:
+            for batch in loader:
+                stamps = np.asarray(batch["datetime"], dtype=np.int64)
+                keep = (stamps >= lo) & (stamps <= hi)
+                bar.update(len(stamps))
+                if keep.any():
+                    yield _select(batch, keep)
+
+        for forecast in iter_decision_forecasts(predictor, kept(), sampling):
+            anchor_close = anchor_closes(predictor, forecast, close_index, anchor)
+            frames.append(reduce_forecast(forecast, close_index, anchor_close))
     if not frames:
         raise ValueError(f"split {split!r} has no windows between start={start} and end={end}: widen backtest.start/"
                          "end, lengthen the split or shorten data.lookback/horizon")

@@ -33,7 +33,7 @@ def describe(deal_price: str, horizon: int) -> dict[str, str]:
 
 
 def overlaps(horizon: int) -> dict[str, int]:
-    """{label: consecutive decision dates one label spans} (Newey-West lag = overlap - 1)."""
+    """{label: consecutive decision dates one label spans} (the ``overlap`` of :func:`kronos.stats.mean_t`)."""
     return {"trade_return": 1, "next_return": 1, "horizon_return": max(int(horizon), 1)}
 
 

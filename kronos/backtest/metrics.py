@@ -1,10 +1,12 @@
-"""Information coefficients and their significance.
+"""Information coefficients of backtest signals and their significance (formulas in :mod:`kronos.stats`).
 
 IC = per decision date, the cross-sectional Pearson correlation of a signal with a realised label;
 RankIC = the same on within-date ranks (Spearman). Their daily series are summarised by the mean, the
-information ratio (mean / std) and a t-statistic of the mean: plain (i.i.d. days) for labels that do not
-overlap from one decision date to the next, Newey-West with lag = overlap - 1 for multi-day labels
-(the H-day label of consecutive dates shares H-1 days of returns, so its daily ICs are autocorrelated).
+information ratio (mean / std) and a t-statistic of the mean from :func:`kronos.stats.mean_t`: the
+classical t for labels that do not overlap from one decision date to the next, Hansen–Hodrick (with its
+small-sample degrees of freedom) for multi-day labels, whose daily ICs are autocorrelated because the
+H-day label of consecutive dates shares H - 1 days of returns. (Before, multi-day labels used Newey–West
+with lag H - 1, which rejects a true null about 13 % of the time at a nominal 5 % for H = 5 over 140 days.)
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from typing import Mapping
 
 import numpy as np
 import pandas as pd
+
+from kronos import stats
 
 # Two-sided 5 % critical value of the normal distribution: the report's "significant".
 T_CRITICAL = 1.96
@@ -28,68 +32,24 @@ def daily_ic(signal: pd.Series, label: pd.Series) -> pd.DataFrame:
         DataFrame indexed by datetime with columns ``ic`` and ``rank_ic``; dates with fewer than two
         valid instruments or a constant cross-section are dropped (their correlation is undefined).
     """
-    frame = pd.DataFrame({"signal": signal, "label": label}).dropna()
-    by_date = frame.groupby(level="datetime")
-    # Spearman = Pearson of the within-date ranks (average ranks for ties).
-    ranks = by_date.rank()
-    out = pd.DataFrame({"ic": _pearson(frame), "rank_ic": _pearson(ranks)})
-    return out.replace([np.inf, -np.inf], np.nan).dropna()
+    frame = pd.DataFrame({"signal": signal, "label": label})
+    out = pd.DataFrame({"ic": stats.daily_ic(frame, "signal", "label", method="pearson"),
+                        "rank_ic": stats.daily_ic(frame, "signal", "label", method="spearman")})
+    return out.dropna()
 
 
-def _pearson(frame: pd.DataFrame) -> pd.Series:
-    """Per-date Pearson correlation of the ``signal`` and ``label`` columns (vectorised over dates)."""
-    by_date = frame.groupby(level="datetime")
-    centred = frame - by_date.transform("mean")
-    sums = (centred["signal"] * centred["label"]).groupby(level="datetime").sum()
-    var_s = (centred["signal"] ** 2).groupby(level="datetime").sum()
-    var_l = (centred["label"] ** 2).groupby(level="datetime").sum()
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return sums / np.sqrt(var_s * var_l)
-
-
-def t_statistic(series: pd.Series | np.ndarray, lag: int = 0) -> float:
-    """t-statistic of the mean of a daily series.
-
-    ``lag == 0``: the plain ``mean / (std(ddof=1) / sqrt(n))``. ``lag > 0``: Newey-West (Bartlett
-    kernel): the long-run variance ``g0 + 2 * sum_{k=1..lag} (1 - k / (lag + 1)) * g_k`` with
-    autocovariances ``g_k = sum_t (x_t - m)(x_{t-k} - m) / n``, and ``t = m / sqrt(lrv / n)``.
-    NaN when fewer than 3 values or no variance.
-    """
-    x = np.asarray(series, dtype=np.float64)
-    x = x[np.isfinite(x)]
-    n = len(x)
-    if n < 3:
-        return float("nan")
-    mean = x.mean()
-    if lag <= 0:
-        sd = x.std(ddof=1)
-        return float(mean / (sd / np.sqrt(n))) if sd > 0 else float("nan")
-    d = x - mean
-    lrv = d @ d / n
-    for k in range(1, min(int(lag), n - 1) + 1):
-        lrv += 2.0 * (1.0 - k / (lag + 1.0)) * (d[k:] @ d[:-k]) / n
-    return float(mean / np.sqrt(lrv / n)) if lrv > 0 else float("nan")
-
-
-def ic_summary(daily: pd.DataFrame, lag: int = 0) -> dict[str, float]:
-    """Means, information ratios (mean / std, ddof=1, not annualised), t-statistics and the day count.
+def ic_summary(daily: pd.DataFrame, overlap: int = 1) -> dict[str, float]:
+    """Means, information ratios (mean / std, ddof=1, not annualised), t-statistics, p-values and days.
 
     Args:
         daily: output of :func:`daily_ic`.
-        lag: Newey-West lag for the t-statistics (label overlap - 1; 0 = plain t).
+        overlap: how many decision dates one label spans (1 = no overlap), for :func:`kronos.stats.mean_t`.
     """
-    def ratio(x: pd.Series) -> float:
-        return float(x.mean() / x.std()) if len(x) > 1 and x.std() > 0 else float("nan")
-
-    return {
-        "ic": float(daily["ic"].mean()),
-        "icir": ratio(daily["ic"]),
-        "ic_t": t_statistic(daily["ic"], lag),
-        "rank_ic": float(daily["rank_ic"].mean()),
-        "rank_icir": ratio(daily["rank_ic"]),
-        "rank_ic_t": t_statistic(daily["rank_ic"], lag),
-        "days": int(len(daily)),
-    }
+    ic = stats.ic_summary(daily["ic"], overlap)
+    rank = stats.ic_summary(daily["rank_ic"], overlap)
+    return {"ic": ic["ic"], "icir": ic["icir"], "ic_t": ic["t"], "ic_p": ic["p"],
+            "rank_ic": rank["ic"], "rank_icir": rank["icir"], "rank_ic_t": rank["t"], "rank_ic_p": rank["p"],
+            "days": int(len(daily))}
 
 
 def ic_report(signal: pd.Series, labels: pd.DataFrame, overlaps: Mapping[str, int],
@@ -99,8 +59,7 @@ def ic_report(signal: pd.Series, labels: pd.DataFrame, overlaps: Mapping[str, in
     Args:
         signal: Series on (datetime, instrument).
         labels: DataFrame on the same index, one column per label.
-        overlaps: {label: how many decision dates one label spans} (1 = no overlap); the t-statistic's
-            Newey-West lag is overlap - 1.
+        overlaps: {label: how many decision dates one label spans} (1 = no overlap).
 
     Returns:
         ({label: ic_summary}, {label: daily_ic frame}).
@@ -108,24 +67,25 @@ def ic_report(signal: pd.Series, labels: pd.DataFrame, overlaps: Mapping[str, in
     summaries, dailies = {}, {}
     for label in labels.columns:
         daily = daily_ic(signal, labels[label])
-        summaries[label] = ic_summary(daily, lag=int(overlaps.get(label, 1)) - 1)
+        summaries[label] = ic_summary(daily, overlap=int(overlaps.get(label, 1)))
         dailies[label] = daily
     return summaries, dailies
 
 
-def compare(model: pd.DataFrame, baseline: pd.DataFrame, lag: int = 0) -> dict[str, float]:
+def compare(model: pd.DataFrame, baseline: pd.DataFrame, overlap: int = 1) -> dict[str, float]:
     """The model's daily RankIC minus a baseline's on the days both have, and its t-statistic.
 
     Args:
         model, baseline: :func:`daily_ic` frames of the same label.
-        lag: Newey-West lag (label overlap - 1).
+        overlap: how many decision dates the label spans (for :func:`kronos.stats.mean_t`).
 
     Returns:
-        ``rank_ic_diff`` (mean daily difference), ``t`` and ``days``.
+        ``rank_ic_diff`` (mean daily difference), ``t``, ``p`` (two-sided) and ``days``.
     """
     diff = (model["rank_ic"] - baseline["rank_ic"]).dropna()
+    stat = stats.mean_t(diff, overlap)
     return {"rank_ic_diff": float(diff.mean()) if len(diff) else float("nan"),
-            "t": t_statistic(diff, lag), "days": int(len(diff))}
+            "t": stat.t, "p": stat.p, "days": int(len(diff))}
 
 
 def verdict(model_name: str, baseline_name: str, label: str, result: Mapping[str, float]) -> str:

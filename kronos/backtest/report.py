@@ -110,9 +110,9 @@ def _ic_table(metrics: Mapping[str, Any]) -> str:
     header = ["label", "signal", "IC", "ICIR", "IC t", "RankIC", "RankICIR", "RankIC t", "days"]
     rows = []
     for label in labels:
-        lag = int(metrics.get("label_overlap", {}).get(label, 1)) - 1
+        overlap = int(metrics.get("label_overlap", {}).get(label, 1))
         title = f"{label}{' (headline)' if label == metrics['headline_label'] else ''}"
-        title += f" [Newey-West lag {lag}]" if lag else ""
+        title += f" [Hansen-Hodrick, overlap {overlap}]" if overlap > 1 else ""
         for name in _signal_names(metrics):
             s = metrics[name]["ic"][label]
             rows.append([title, name, s["ic"], s["icir"], s["ic_t"], s["rank_ic"], s["rank_icir"], s["rank_ic_t"],
@@ -166,8 +166,8 @@ Weights: {html.escape(json.dumps(weights))}.</p>
 <h2>Information coefficient: model vs baselines</h2>
 <p>Labels:</p><ul>{labels}</ul><p>Signals:</p><ul>{signals}</ul>
 {_ic_table(metrics)}
-<p>t: the mean daily (Rank)IC over its standard error; Newey-West where consecutive labels overlap. |t| &gt; 1.96
-is significant at 5 %.</p>
+<p>t: the mean daily (Rank)IC over its standard error; Hansen-Hodrick (uniform weights up to lag overlap - 1,
+small-sample degrees of freedom) where consecutive labels overlap. |t| &gt; 1.96 is significant at 5 %.</p>
 <h2>Top-k dropout portfolio</h2>
 {portfolio}
 {bad_html}

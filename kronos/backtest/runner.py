@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import pandas as pd
-import torch
 from lightning.pytorch.loggers import MLFlowLogger
 
 from kronos.backtest import labels as label_defs
@@ -28,6 +27,7 @@ from kronos.backtest.forecast import forecast_split
 from kronos.backtest.markets import resolve_region
 from kronos.backtest.metrics import compare, ic_report, residual_signal, verdict
 from kronos.backtest.report import write_report
+from kronos.backtest.settings import ALIAS_NOTE, BASELINE_ALIASES
 from kronos.backtest.settings import BacktestSettings
 from kronos.backtest.signals import anchor_gap_signal, baseline_signal, model_signal
 from kronos.data.qlib_provider import build_provider_from_panel, qlib_symbol
@@ -47,11 +47,10 @@ def resolve_provider(datamodule: Any, provider_uri: str | None, provider_dir: Pa
     ``provider_uri`` wins; a Qlib-sourced datamodule reuses its own provider; any other source
     (CSV, synthetic) is written to ``provider_dir`` with ``build_provider_from_panel``.
     """
-    source = getattr(datamodule, "source", None)
     if provider_uri:
         return Path(provider_uri).expanduser()
-    if getattr(source, "provider_uri", None) is not None:
-        return Path(source.provider_uri).expanduser()
+    if datamodule.source.provider_uri is not None:
+        return Path(datamodule.source.provider_uri).expanduser()
     return build_provider_from_panel(datamodule.panel, provider_dir, overwrite=True)
 
 
@@ -138,15 +137,12 @@ def run_backtest(predictor: Any, datamodule: Any, settings: BacktestSettings, ou
         raise TypeError("run_backtest takes BacktestSettings: use BacktestSettings.from_config(cfg.backtest)")
     out_dir = Path(out_dir)
     provider_dir = Path(provider_dir) if provider_dir is not None else out_dir.parent / "qlib_provider"
-    seed = 0 if settings.seed is None else int(settings.seed)
+    sampling = settings.sampling
+    if sampling.seed is None:  # reproducible without an experiment seed too
+        sampling = dataclasses.replace(sampling, seed=0)
     horizon = int(datamodule.horizon)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        forecasts = forecast_split(
-            predictor, datamodule, sample_count=settings.sample_count, T=settings.T, top_k=settings.top_k,
-            top_p=settings.top_p, batch_size=settings.batch_size, start=settings.start, end=settings.end,
-            anchor=settings.anchor,
-        )
+    forecasts = forecast_split(predictor, datamodule, sampling=sampling, batch_size=settings.batch_size,
+                               start=settings.start, end=settings.end, anchor=settings.anchor)
     panel = datamodule.panel
     labels = label_defs.panel_labels(panel, forecasts, deal_price=settings.deal_price, horizon=horizon)
     forecasts["instrument"] = forecasts["instrument"].map(qlib_symbol)
@@ -156,8 +152,7 @@ def run_backtest(predictor: Any, datamodule: Any, settings: BacktestSettings, ou
     notes: list[str] = []
 
     daily = is_daily(panel)
-    source = getattr(datamodule, "source", None)
-    region = resolve_region(settings.region, getattr(source, "region", None))
+    region = resolve_region(settings.region, datamodule.source.region)
     provider = resolve_provider(datamodule, settings.provider_uri, provider_dir) if daily else None
 
     bad = None
@@ -218,7 +213,7 @@ def run_backtest(predictor: Any, datamodule: Any, settings: BacktestSettings, ou
 
     significance: dict[str, Any] = {}
     for name in settings.baselines:
-        significance[name] = {label: compare(daily_ics["model"][label], daily_ics[name][label], overlaps[label] - 1)
+        significance[name] = {label: compare(daily_ics["model"][label], daily_ics[name][label], overlaps[label])
                               for label in labels.columns}
         significance[name]["verdict"] = verdict("model", name, HEADLINE_LABEL, significance[name][HEADLINE_LABEL])
     metrics["significance"] = significance
@@ -253,11 +248,12 @@ def run_backtest(predictor: Any, datamodule: Any, settings: BacktestSettings, ou
             metrics["benchmark"] = result.benchmark
             portfolios[name] = result.report
     metrics["bad_prices"] = bad
+    _keep_old_names(metrics, notes)
     metrics["warnings"] = warnings
     metrics["notes"] = notes
-    metrics["settings"] = settings.as_dict() | {"seed": seed, "region_resolved": region, "topk_used": topk,
-                                                "n_drop_used": n_drop, "lookback": int(datamodule.lookback),
-                                                "horizon": horizon}
+    used = dataclasses.replace(settings, sampling=sampling)  # the seed the forecasts were drawn with
+    metrics["settings"] = used.as_dict() | {"region_resolved": region, "topk_used": topk, "n_drop_used": n_drop,
+                                            "lookback": int(datamodule.lookback), "horizon": horizon}
     for text in warnings + notes:
         log.warning("backtest: %s", text)
 
@@ -276,7 +272,20 @@ def run_backtest(predictor: Any, datamodule: Any, settings: BacktestSettings, ou
     return metrics | {"figures": {k: str(v) for k, v in figures.items()}}
 
 
-_BASELINE_TEXT = {"persistence": "return over the last H rows (the recent trend continues)",
+def _keep_old_names(metrics: dict[str, Any], notes: list[str]) -> None:
+    """For one release: repeat each renamed baseline's entry under its old name (``persistence`` = a copy of
+    ``momentum``'s IC, portfolio and significance), and say so in ``notes``."""
+    import copy
+
+    for old, new in BASELINE_ALIASES.items():
+        if new in metrics:
+            metrics[old] = copy.deepcopy(metrics[new])
+            if new in metrics.get("significance", {}):
+                metrics["significance"][old] = copy.deepcopy(metrics["significance"][new])
+            notes.append(ALIAS_NOTE)
+
+
+_BASELINE_TEXT = {"momentum": "return over the last H rows (the recent trend continues)",
                   "reversal": "minus the return over the last H rows (it reverses)"}
 
 

@@ -8,14 +8,26 @@ the group is validated: a bad value stops the run with the key named and what to
 from __future__ import annotations
 
 import dataclasses
+import logging
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from kronos.inference.settings import SamplingSettings, sampling_from_config
+from kronos.inference.validation import ForecastInputError
+
 ANCHORS = ("last_close", "reconstructed")
 SIGNALS = ("last", "mean", "max", "min")
-BASELINES = ("persistence", "reversal")
+BASELINES = ("momentum", "reversal")
+# Old baseline names still read for one release: {old: new}. ``persistence`` was the trend-following
+# baseline; "naive"/"persistence" now mean the last value carried forward everywhere else.
+BASELINE_ALIASES = {"persistence": "momentum"}
+ALIAS_NOTE = ("backtest.baselines: 'persistence' is now called 'momentum' (the recent trend continues); "
+              "'persistence' is read as 'momentum' and metrics.json repeats momentum's entry under "
+              "'persistence' for this release only")
 DEAL_PRICES = ("close", "open")
 REGIONS = ("auto", "cn", "us", "none")
+log = logging.getLogger(__name__)
 LIMIT_RULES = ("region",)
 
 
@@ -42,8 +54,9 @@ class BacktestSettings:
         anchor: what predicted returns are measured from: ``last_close`` (observed) or ``reconstructed``
             (the tokenizer's decode of the last candle; the report then adds the anchor-gap diagnostics).
         baselines: naive signals scored and traded beside the model (names in :data:`BASELINES`).
-        sample_count, T, top_k, top_p, batch_size, max_context, device: forecasting.
-        seed: sampling seed; None = the experiment's ``seed`` (the stage fills it in; 0 without one).
+        sampling: the ``backtest.sampling`` block (T, top_k, top_p, sample_count, seed); its seed None = the
+            experiment's ``seed`` (the stage fills it in; 0 without one).
+        batch_size, max_context, device: forecasting.
         account, costs, deal_price: the simulated account and exchange.
         region: ``cn`` (lots of 100 shares, board-aware price limits), ``us`` (1 share, no limits),
             ``none`` (fractional, no limits: crypto/other) or ``auto`` (the data source's region,
@@ -64,14 +77,10 @@ class BacktestSettings:
     signal: str = "mean"
     anchor: str = "last_close"
     baselines: tuple[str, ...] = BASELINES
-    sample_count: int = 5
-    T: float = 0.6
-    top_k: int = 0
-    top_p: float = 0.9
+    sampling: SamplingSettings = SamplingSettings(T=0.6, top_k=0, top_p=0.9, sample_count=5, seed=None)
     batch_size: int = 256
     max_context: int = 512
     device: str | None = None
-    seed: int | None = None
     account: float = 100000000.0
     costs: Costs = field(default_factory=Costs)
     deal_price: str = "close"
@@ -85,6 +94,11 @@ class BacktestSettings:
     provider_uri: str | None = None
 
     def __post_init__(self) -> None:
+        renamed = tuple(BASELINE_ALIASES.get(name, name) for name in self.baselines)
+        if renamed != tuple(self.baselines):
+            warnings.warn(ALIAS_NOTE, FutureWarning, stacklevel=3)
+            log.warning("%s", ALIAS_NOTE)
+            object.__setattr__(self, "baselines", renamed)
         _check(self)
 
     @classmethod
@@ -92,6 +106,10 @@ class BacktestSettings:
         """Settings from the ``backtest`` group: an OmegaConf node or a plain mapping (missing keys take
         the defaults; unknown keys are refused so a typo never silently does nothing)."""
         data = _plain(node)
+        try:
+            data["sampling"] = sampling_from_config("backtest", data, defaults=cls.sampling)
+        except ForecastInputError as err:
+            raise BacktestSettingsError(str(err)) from None
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -150,16 +168,20 @@ def _check(s: BacktestSettings) -> None:
         _choice("baselines", name, BASELINES)
     if len(set(s.baselines)) != len(s.baselines):
         raise BacktestSettingsError(f"backtest.baselines={list(s.baselines)} lists a baseline twice")
-    for key in ("topk", "n_drop", "sample_count", "batch_size", "max_context"):
+    if not isinstance(s.sampling, SamplingSettings):
+        raise BacktestSettingsError(f"backtest.sampling must be SamplingSettings, got {type(s.sampling).__name__}")
+    try:
+        s.sampling.validate(prefix="backtest.sampling.")
+    except ForecastInputError as err:
+        raise BacktestSettingsError(str(err)) from None
+    for key in ("topk", "n_drop", "batch_size", "max_context"):
         if int(getattr(s, key)) < 1:
             raise BacktestSettingsError(f"backtest.{key}={getattr(s, key)} must be a positive integer")
-    if s.hold_thresh < 0 or s.top_k < 0:
-        raise BacktestSettingsError("backtest.hold_thresh and backtest.top_k must be >= 0")
+    if s.hold_thresh < 0:
+        raise BacktestSettingsError("backtest.hold_thresh must be >= 0")
     if s.n_drop > s.topk:
         raise BacktestSettingsError(f"backtest.n_drop={s.n_drop} exceeds backtest.topk={s.topk}: "
                                     "at most topk names can be swapped a day")
-    if not 0.0 < s.top_p <= 1.0 or s.T <= 0:
-        raise BacktestSettingsError(f"backtest.top_p={s.top_p} must be in (0, 1] and backtest.T={s.T} > 0")
     if s.account <= 0:
         raise BacktestSettingsError(f"backtest.account={s.account} must be positive cash")
     lt = s.limit_threshold

@@ -40,7 +40,7 @@ def baseline_signal(forecasts: pd.DataFrame, kind: str = "reversal") -> pd.Serie
 
     ``reversal`` ranks by minus the return over the H rows up to the decision date (short-term
     reversal, a well-documented effect in daily A-share returns, so a bar a forecaster must clear);
-    ``persistence`` ranks by that return itself (the recent trend continues).
+    ``momentum`` ranks by that return itself (the recent trend continues).
 
     Returns:
         float Series indexed by (datetime, instrument), named after ``kind``.

@@ -38,7 +38,7 @@ from kronos.inference.frame import (
 )
 from kronos.inference.generate import generated_frames, long_table
 from kronos.inference.pair import check_device, context_limit, load_pair
-from kronos.inference.settings import SAMPLE_COUNT_MAX, SamplingSettings
+from kronos.inference.settings import SAMPLE_COUNT_MAX, SamplingSettings, check_context
 from kronos.inference.validation import ForecastInputError
 from kronos.models.hub import CheckpointError
 
@@ -106,15 +106,15 @@ def run(args: argparse.Namespace) -> None:
     limit, why = context_limit(args.model)
     max_context = args.max_context if args.max_context is not None else min(DEFAULT_MAX_CONTEXT, limit)
     settings = SamplingSettings(T=args.T, top_k=args.top_k, top_p=args.top_p, sample_count=sample_count,
-                                seed=args.seed, max_context=max_context)
-    settings.validate(args.pred_len, limit, flag="--", reason=why)
+                                seed=args.seed).validate(flag="--")
+    check_context(max_context, args.pred_len, limit, flag="--", reason=why)
     if not args.csv.is_file():
         raise ForecastInputError(f"--csv {args.csv}: no such file")
     df = read_series(args.csv, args.symbol)
     if args.lookback > len(df):
         raise ForecastInputError(f"--lookback {args.lookback} is longer than the {len(df)} rows of {args.csv}: pass a smaller --lookback")
-    window = plan_forecast(df, len(df) - args.lookback, args.lookback, args.pred_len, settings, context=limit,
-                           context_reason=why, flag="--")
+    window = plan_forecast(df, len(df) - args.lookback, args.lookback, args.pred_len, settings,
+                           max_context=max_context, context=limit, context_reason=why, flag="--")
     if len(window.history) < args.lookback:
         print(f"note: --lookback {args.lookback} is longer than --max-context {max_context}: "
               f"the last {len(window.history)} rows are used", file=sys.stderr)

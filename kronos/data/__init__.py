@@ -19,6 +19,8 @@ _EXPORTS = {
     "Panel": "kronos.data.panel",
     "ParquetSource": "kronos.data.parquet_source",
     "QlibSource": "kronos.data.qlib_source",
+    "Source": "kronos.data.source",
+    "SourceBase": "kronos.data.source",
     "SyntheticSource": "kronos.data.synthetic",
 }
 __all__ = sorted(_EXPORTS)

@@ -27,6 +27,7 @@ from kronos.data.ohlcv import (  # noqa: F401  (aliases re-exported: data_pipeli
 )
 from kronos.data.panel import Panel
 from kronos.data.series import SeriesItem, iter_panel
+from kronos.data.source import SourceBase
 
 def banner_lines(path_or_buffer: str | Path | io.IOBase) -> int:
     """1 when the file starts with a one-field banner line before its header, else 0.
@@ -98,7 +99,7 @@ def read_ohlcv_csv(
     return out
 
 
-class CSVSource:
+class CSVSource(SourceBase):
     """OHLCV from CSV: one file (one series), a folder of per-symbol files, or one long file.
 
     Args:
@@ -148,6 +149,11 @@ class CSVSource:
         if "symbol" not in df.columns:
             return {self.path.stem: df}
         return {str(s): g.drop(columns="symbol").reset_index(drop=True) for s, g in df.groupby("symbol", sort=False)}
+
+    @property
+    def origin(self) -> str:
+        """``CSVSource(<path>)``, for messages."""
+        return f"CSVSource({self.path})"
 
     def load(self) -> Panel:
         """All series as a Panel (origin = the path, for messages)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Protocol, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -13,15 +13,10 @@ from torch.utils.data import DataLoader, Sampler
 from kronos.data.errors import DataValidationError
 from kronos.data.features import FEATURES
 from kronos.data.panel import Panel
+from kronos.data.source import Source, check_source, is_mixture
 from kronos.data.splits import resolve_splits
-from kronos.data.sampling import EpochWindowSampler, ShardSampler
+from kronos.data.window_sampler import EpochWindowSampler, ShardSampler
 from kronos.data.windows import WindowDataset, WindowIndex, WindowStore, collate_windows
-
-
-class Source(Protocol):
-    """Anything with ``load() -> Panel`` (SyntheticSource, CSVSource, QlibSource, ParquetSource, MixtureSource)."""
-
-    def load(self) -> Panel: ...
 
 
 def per_device_batch_size(batch_size: int, world_size: int = 1, accumulate_grad_batches: int = 1) -> int:
@@ -60,8 +55,9 @@ class KronosDataModule(LightningDataModule):
     """Windows of L lookback + H horizon rows from a source, split by time.
 
     Args:
-        source: object with ``load() -> Panel`` (and, for large data, ``iter_series()``); a
-            ``MixtureSource`` makes each group of its series a component drawn by weight.
+        source: a :class:`kronos.data.source.Source` (every ability declared there; subclass
+            ``SourceBase`` for the defaults); a ``MixtureSource`` makes each group of its series a
+            component drawn by weight.
         lookback: L, history rows per window.
         horizon: H, forecast rows per window.
         features: feature columns, a subset of FEATURES in any order.
@@ -98,7 +94,7 @@ class KronosDataModule(LightningDataModule):
         train_members_only: bool = True,
     ) -> None:
         super().__init__()
-        self.source = source
+        self.source = check_source(source)
         self.lookback, self.horizon = int(lookback), int(horizon)
         self.features = tuple(features)
         self.clip = float(clip)
@@ -137,13 +133,15 @@ class KronosDataModule(LightningDataModule):
     def _open_store(self) -> WindowStore:
         """The source's rows: streamed once into the memory-mapped store, or loaded into RAM."""
         if self.mmap:
-            from kronos.data.store import ensure_store, open_store, source_parts  # only for memory-mapped data
+            from kronos.data.store import ensure_store, open_store  # only for memory-mapped data
 
             path = ensure_store(self.source, self.store_dir)
-            weights = [w for _, _, w in source_parts(self.source)]  # today's weights, not the build's
+            weights = [w for _, _, w in self.source.parts()]  # today's weights, not the build's
             return open_store(path, self.lookback, self.horizon, self.features, self.clip, weights)
-        load_parts = getattr(self.source, "load_parts", None)
-        parts = load_parts() if callable(load_parts) else [(self.source.load(), 1.0)]
+        parts = self.source.load_parts()
+        if not parts:
+            raise DataValidationError(f"{self.source.origin}: the data source returned no series (no group of "
+                                      "series to split). Check the source's path, market or date range.")
         return WindowStore.from_panels(parts, self.lookback, self.horizon, self.features, self.clip)
 
     def setup(self, stage: str | None = None) -> None:
@@ -257,7 +255,7 @@ class KronosDataModule(LightningDataModule):
 
         self.setup()
         # One {split: (start, end)} per series group (a mixture's components), or one for the whole store.
-        per_group = getattr(self, "_group_bounds", None) or [self._bounds]
+        per_group = self._group_bounds
         if split not in per_group[0]:
             raise KeyError(f"unknown split '{split}'; configured: {list(per_group[0])}")
         bounds = [b[split] for b in per_group]
@@ -301,7 +299,7 @@ class KronosDataModule(LightningDataModule):
             "train_members_only": self.train_members_only,
             "store": {"kind": "mmap" if store.location else "ram", "path": store.location},
         }
-        if len(store.groups) > 1 or hasattr(self.source, "parts"):
+        if len(store.groups) > 1 or is_mixture(self.source):
             total = sum(g.weight for g in store.groups)
             info["mixture"] = [
                 {

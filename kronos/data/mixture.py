@@ -16,9 +16,10 @@ import numpy as np
 
 from kronos.data.errors import DataValidationError
 from kronos.data.panel import Panel
+from kronos.data.source import SourceBase, check_source
 
 
-class MixtureSource:
+class MixtureSource(SourceBase):
     """Weighted components, each a source.
 
     Args:
@@ -46,7 +47,7 @@ class MixtureSource:
                 raise DataValidationError(f"data.source.components.{name}.weight={weight}: use a number >= 0.")
             if ":" in str(name):
                 raise DataValidationError(f"data.source.components.{name}: a component name cannot contain ':'.")
-            self.components[str(name)] = (spec["source"], weight)
+            self.components[str(name)] = (check_source(spec["source"]), weight)
         if sum(w for _, w in self.components.values()) <= 0:
             raise DataValidationError("data.source.components: all mixture weights are 0; give one a positive weight.")
 
@@ -83,10 +84,8 @@ class MixtureSource:
 
     def iter_series(self) -> Iterator[tuple[str, np.ndarray, np.ndarray, np.ndarray | None]]:
         """Every component's series in order, named ``<component>:<symbol>``."""
-        from kronos.data.store import iter_series
-
         for name, src, _ in self.parts():
-            for symbol, ts, values, member in iter_series(src):
+            for symbol, ts, values, member in src.iter_series():
                 yield f"{name}:{symbol}", ts, values, member
 
     def fingerprint(self) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from kronos.data.ohlcv import (
 )
 from kronos.data.panel import Panel
 from kronos.data.series import SeriesItem
+from kronos.data.source import SourceBase
 
 PARQUET_HINT = "Fix the data at its source (for missing values: data.source.on_nan=drop skips those rows)."
 
@@ -61,7 +62,7 @@ class _Chunk:
         return [(str(n), int(a), int(b)) for n, a, b in zip(names, starts, ends)]
 
 
-class ParquetSource:
+class ParquetSource(SourceBase):
     """OHLCV from Parquet: one long file (a symbol column) or a folder of files.
 
     Args:
@@ -90,6 +91,11 @@ class ParquetSource:
         self.on_nan = on_nan
         self.glob = glob
         self.batch_rows = int(batch_rows)
+
+    @property
+    def origin(self) -> str:
+        """``ParquetSource(<path>)``, for messages."""
+        return f"ParquetSource({self.path})"
 
     def files(self) -> list[Path]:
         """The Parquet files read, in name order."""

@@ -14,6 +14,7 @@ from kronos.data.features import FEATURES
 from kronos.data.panel import Panel
 from kronos.data.qlib_provider import init_qlib
 from kronos.data.series import SeriesItem, iter_panel
+from kronos.data.source import SourceBase
 
 DEFAULT_PROVIDER = "~/.qlib/qlib_data/cn_data"
 PREPARE_HINT = (
@@ -23,7 +24,7 @@ PREPARE_HINT = (
 )
 
 
-class QlibSource:
+class QlibSource(SourceBase):
     """Instruments of a Qlib market with their membership spans.
 
     Loads every instrument that belongs to ``market`` at some time in [start, end], over its whole
@@ -58,6 +59,11 @@ class QlibSource:
         self.region, self.market, self.freq = region, market, freq
         self.fields = list(fields) if fields is not None else None
         self.start, self.end = start, end
+
+    @property
+    def origin(self) -> str:
+        """``QlibSource(<provider>)``, for messages."""
+        return f"QlibSource({self.provider_uri})"
 
     def _check_provider(self) -> None:
         p = self.provider_uri

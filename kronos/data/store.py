@@ -16,7 +16,7 @@ shape the window index, a few integers per series computed when the store is ope
 (:meth:`WindowStore.runs`), so changing them never rebuilds the store; changing an input file
 or the source's settings gives a new key and so a new store.
 
-Building streams ``iter_series()`` (a source's own, or its Panel's): one series in memory at a
+Building streams the source's ``iter_series()`` (:class:`kronos.data.source.Source`): one series in memory at a
 time, appended to the files with buffered writes (page cache, not process memory). It is
 written under a temporary name and renamed into place, and guarded by an exclusive lock file, so
 of several processes started together (DDP ranks of a node) one builds while the others wait
@@ -41,6 +41,7 @@ import pandas as pd
 
 from kronos.data.errors import DataValidationError
 from kronos.data.features import FEATURES, time_features
+from kronos.data.source import Source
 from kronos.data.windows import SeriesGroup, WindowStore
 
 STORE_VERSION = 1
@@ -52,38 +53,6 @@ _FILES: dict[str, tuple[str, tuple[int, ...]]] = {
     "stamps.u8": ("uint8", (5,)),
     "member.bool": ("bool", ()),
 }
-
-Series = tuple[str, np.ndarray, np.ndarray, "np.ndarray | None"]
-
-
-def source_parts(source: Any) -> list[tuple[str | None, Any, float]]:
-    """(component name or None, source, weight) per group: a mixture's components, else the source itself."""
-    parts = getattr(source, "parts", None)
-    return list(parts()) if callable(parts) else [(None, source, 1.0)]
-
-
-def open_series(source: Any) -> tuple[Iterator[Series], str]:
-    """(series iterator, origin): the source's own streaming ``iter_series()`` when it has one, else
-    its Panel's (loaded here, so the Panel's origin names the data)."""
-    if hasattr(source, "iter_series"):
-        return source.iter_series(), source_origin(source)
-    panel = source.load()
-    return panel.iter_series(), panel.origin
-
-
-def iter_series(source: Any) -> Iterator[Series]:
-    """(symbol, timestamps datetime64[ns] [T], values float32 [T, 6], member bool [T] | None) per
-    series, in the source's order (see ``open_series``)."""
-    return open_series(source)[0]
-
-
-def source_origin(source: Any) -> str:
-    """A short name of a source for messages: its ``origin``, else class and path."""
-    origin = getattr(source, "origin", None)
-    if origin:
-        return str(origin)
-    path = getattr(source, "path", None) or getattr(source, "provider_uri", None)
-    return f"{type(source).__name__}({path})" if path is not None else type(source).__name__
 
 
 def _files_of(path: Path) -> list[list[Any]]:
@@ -194,7 +163,7 @@ class _StoreWriter:
             f.close()
 
 
-def build_store(source: Any, directory: str | Path, inputs: Mapping[str, Any] | None = None) -> Path:
+def build_store(source: Source, directory: str | Path, inputs: Mapping[str, Any] | None = None) -> Path:
     """Stream ``source`` into a new store at ``directory`` (which must not exist).
 
     Raises:
@@ -204,17 +173,17 @@ def build_store(source: Any, directory: str | Path, inputs: Mapping[str, Any] | 
     directory = Path(directory)
     directory.mkdir(parents=True)
     t0 = time.perf_counter()
-    parts = source_parts(source)
-    origin = source_origin(source)
+    parts = source.parts()
+    origin = source.origin
     writer = _StoreWriter(directory, origin)
     groups, calendars, cal_len = [], [], 0
     try:
         for name, part, weight in parts:
             first = len(writer.instruments)
             calendar = np.zeros(0, np.int64)
-            series, part_origin = open_series(part)
+            series = part.iter_series()
             if len(parts) == 1:
-                origin = writer.origin = part_origin
+                origin = writer.origin = part.origin
             for symbol, ts, vals, member in series:
                 writer.add(str(symbol) if name is None else f"{name}:{symbol}", ts, vals, member)
                 t = np.asarray(ts).astype("datetime64[ns]").astype(np.int64)
@@ -257,7 +226,7 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
-def ensure_store(source: Any, root: str | Path) -> Path:
+def ensure_store(source: Source, root: str | Path) -> Path:
     """The store of ``source`` under ``root``: opened if built, else built once.
 
     The first process to take ``<root>/<key>.lock`` builds into ``<root>/.<key>.tmp-<pid>`` and

@@ -18,7 +18,7 @@ Each instrument i has daily log-returns
 
   (``level_i``: the instrument's volatility level). Each shock moves a single day's return and
   nothing before it, so no two returns share a planted shock: returns stay serially uncorrelated
-  at every lag, and a trailing-return baseline (persistence or reversal) has no information at
+  at every lag, and a trailing-return baseline (momentum or reversal) has no information at
   all, while at any decision date the volume of the last ``signal_lag`` days predicts the next
   ``signal_lag`` returns. With the defaults (0.6, lag 2) the oracle (the drift itself) ranks both
   the next-day return close(t) -> close(t+1) and the one after, close(t+1) -> close(t+2) (what a
@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 
 from kronos.data.panel import Panel
+from kronos.data.source import SourceBase
 
 
 @dataclass
@@ -61,7 +62,7 @@ def _student_t(rng: np.random.Generator, shape: tuple[int, ...], dof: float = 4.
     return rng.standard_t(dof, size=shape) / np.sqrt(dof / (dof - 2.0))
 
 
-class SyntheticSource:
+class SyntheticSource(SourceBase):
     """Built-in synthetic market (see module docstring); same seed, same data.
 
     Defaults equal conf/data/synthetic.yaml's (the main job's market).

@@ -10,7 +10,7 @@ A window is (series, start row within the series). Within one series and one spl
 starts are contiguous (timestamps are sorted), or a few spells of contiguous starts when only
 universe members count, so a split's windows are held as *runs* (series, first start, count):
 a few integers per series, never one integer per window. The samplers of
-``kronos.data.sampling`` draw flat window numbers and ``WindowIndex.locate`` maps them to
+``kronos.data.window_sampler`` draw flat window numbers and ``WindowIndex.locate`` maps them to
 (series, start) with ``searchsorted`` over the runs' cumulative counts.
 
 Normalisation uses the lookback rows only, so nothing of the horizon reaches the inputs or

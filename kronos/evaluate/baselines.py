@@ -15,13 +15,14 @@ from typing import Callable
 
 import numpy as np
 
+from kronos import scores
+
 BASELINES = ("naive", "drift", "hist_vol")
 
 
 def naive_paths(hist_close: np.ndarray, horizon: int, samples: int, rng: np.random.Generator) -> np.ndarray:
     """hist_close [N, L] -> [N, 1, H]: the last close at every step."""
-    last = np.asarray(hist_close, dtype=np.float64)[:, -1]
-    return np.repeat(last[:, None, None], horizon, axis=2)
+    return scores.naive_paths(np.asarray(hist_close, dtype=np.float64)[:, -1], horizon)
 
 
 def drift_paths(hist_close: np.ndarray, horizon: int, samples: int, rng: np.random.Generator) -> np.ndarray:

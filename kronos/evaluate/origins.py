@@ -12,6 +12,9 @@ Origins are never chosen by what happens after them: a series whose future is pa
 suspension, a delisting) keeps its origin, the steps that exist are scored and the missing ones are
 counted (``missing``). Only a date beyond which the data holds no close at all for any series (the end
 of the data) is left out, since nothing can be scored there.
+
+Batches are read by :func:`kronos.inference.decisions.decision_arrays` (the one decision-batch layout) and
+:meth:`Origins.batches` hands the kept origins back in that layout to the decision forecasts.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import numpy as np
 import torch
 
 from kronos.data.errors import DataValidationError
+from kronos.inference.decisions import decision_arrays
 
 
 @dataclass
@@ -80,60 +84,24 @@ class Origins:
         for start in range(0, len(self), size):
             yield slice(start, min(start + size, len(self)))
 
-
-def _np(value: Any) -> np.ndarray:
-    return value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
-
-
-def split_batch(batch: dict[str, Any], lookback: int, horizon: int) -> dict[str, np.ndarray]:
-    """History and future of an evaluation batch, for either batch layout.
-
-    Layouts: ``x``/``stamp``/``close`` covering L + H rows (future rows may be NaN where the data
-    ends), or ``x``/``stamp`` covering the lookback with a separate ``y_stamp`` [B, H, 5] (and the
-    future closes either in ``close`` [B, L + H] or a separate ``y_close`` [B, H]).
-
-    Returns:
-        x_hist [B, L, F], x_stamp [B, L, 5], y_stamp [B, H, 5], hist_close [B, L], future_close [B, H],
-        and, when the batch has ``raw`` [B, L + H, F], hist_raw [B, L, F] and future_raw [B, H, F].
-
-    Raises:
-        ValueError: the batch lacks the future calendar or closes (names the keys found).
-    """
-    x, stamp, close = _np(batch["x"]), _np(batch["stamp"]), _np(batch["close"]).astype(np.float64)
-    L, H = lookback, horizon
-    if "y_stamp" in batch:
-        y_stamp = _np(batch["y_stamp"])[:, :H]
-    elif stamp.shape[1] >= L + H:
-        y_stamp = stamp[:, L:L + H]
-    else:
-        raise ValueError(f"evaluation batch has stamp of {stamp.shape[1]} rows and no y_stamp: cannot place a "
-                         f"horizon of {H} after a lookback of {L} (keys: {sorted(batch)})")
-    if "y_close" in batch:
-        future = _np(batch["y_close"]).astype(np.float64)[:, :H]
-    elif close.shape[1] >= L + H:
-        future = close[:, L:L + H]
-    else:
-        raise ValueError(f"evaluation batch has close of {close.shape[1]} rows and no y_close: the realised "
-                         f"future of {H} rows is missing (keys: {sorted(batch)})")
-    if y_stamp.shape[1] < H or future.shape[1] < H:
-        raise ValueError(f"evaluation batch holds {y_stamp.shape[1]} future stamps and {future.shape[1]} future "
-                         f"closes; the horizon is {H}")
-    out = {
-        "x_hist": x[:, :L].astype(np.float32),
-        "x_stamp": stamp[:, :L].astype(np.int64),
-        "y_stamp": y_stamp.astype(np.int64),
-        "hist_close": close[:, :L],
-        "future_close": future,
-    }
-    if "raw" in batch:
-        raw = _np(batch["raw"]).astype(np.float64)
-        out["hist_raw"], out["future_raw"] = raw[:, :L], raw[:, L:L + H]
-    return out
+    def batches(self, size: int) -> Iterator[dict[str, Any]]:
+        """The origins as decision batches of at most ``size`` (the layout kronos.inference.decisions reads)."""
+        for sl in self.chunks(size):
+            yield {
+                "x": torch.from_numpy(self.x_hist[sl]),
+                "stamp": torch.from_numpy(np.concatenate([self.x_stamp[sl], self.y_stamp[sl]], axis=1)),
+                "y_stamp": torch.from_numpy(self.y_stamp[sl]),
+                "instrument": list(self.instrument[sl]),
+                "datetime": torch.from_numpy(self.datetime[sl]),
+                "mean": torch.from_numpy(self.mean[sl]),
+                "std": torch.from_numpy(self.std[sl]),
+                "close": torch.from_numpy(np.concatenate([self.hist_close[sl], self.future_close[sl]], axis=1)),
+            }
 
 
 def kept_dates(datamodule: Any, split: str, stride: int, batch_size: int) -> np.ndarray:
     """Every ``stride``-th distinct decision time (int64 ns) of ``split``, from the first."""
-    dates = [_np(b["datetime"]).astype(np.int64) for b in datamodule.eval_dataloader(split, batch_size=batch_size)]
+    dates = [np.asarray(b["datetime"], dtype=np.int64) for b in datamodule.eval_dataloader(split, batch_size=batch_size)]
     if not dates:
         return np.zeros(0, np.int64)
     return np.unique(np.concatenate(dates))[::stride]
@@ -157,21 +125,23 @@ def collect_origins(datamodule: Any, split: str, stride: int, batch_size: int) -
     parts: dict[str, list[np.ndarray]] = {k: [] for k in keys}
     skipped = {"bad_lookback": 0, "beyond_data": 0}
     for batch in datamodule.eval_dataloader(split, batch_size=batch_size):
-        when = _np(batch["datetime"]).astype(np.int64)
+        when = np.asarray(batch["datetime"], dtype=np.int64)
         at = np.isin(when, keep_at)
         if not at.any():
             continue
-        arrays = split_batch(batch, L, H)
+        arrays = decision_arrays(batch)
+        if arrays["x_hist"].shape[1] != L or arrays["y_stamp"].shape[1] != H:
+            raise ValueError(f"evaluation batch holds {arrays['x_hist'].shape[1]} lookback rows and "
+                             f"{arrays['y_stamp'].shape[1]} horizon steps; the datamodule says {L} and {H}")
+        if "raw" in batch:
+            raw = np.asarray(batch["raw"], dtype=np.float64)
+            arrays["hist_raw"], arrays["future_raw"] = raw[:, :L], raw[:, L:L + H]
         hist = arrays["hist_close"]
         sane = np.isfinite(hist).all(axis=1) & (hist > 0).all(axis=1)
         skipped["bad_lookback"] += int((at & ~sane).sum())
         keep = at & sane
         for key, value in arrays.items():
             parts[key].append(value[keep])
-        parts["mean"].append(_np(batch["mean"]).astype(np.float32)[keep])
-        parts["std"].append(_np(batch["std"]).astype(np.float32)[keep])
-        parts["instrument"].append(np.asarray(list(batch["instrument"]), dtype=object)[keep])
-        parts["datetime"].append(when[keep])
     joined = {k: np.concatenate(v) for k, v in parts.items() if v}
     if joined:
         # A date is scorable when some series has a realised close after it; which series do is not asked.

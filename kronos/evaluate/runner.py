@@ -13,22 +13,22 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-import torch
 
-from kronos.data.features import denormalize
-from kronos.evaluate import metrics as m
+from kronos import scores as m
 from kronos.evaluate.baselines import baseline_paths
 from kronos.evaluate.origins import Origins, collect_origins, exchange_group
 from kronos.evaluate.scoring import Scores, per_origin, score_paths, summarise
-from kronos.evaluate.settings import EvaluateSettings, TaskSampling
+from kronos.evaluate.settings import EvaluateSettings
 from kronos.evaluate.tasks.comparison import window_overlap
 from kronos.evaluate.tasks.suite import DEFINITIONS as TASK_DEFINITIONS
 from kronos.evaluate.tasks.suite import accuracy_verdict, run_tasks
+from kronos.inference.decisions import iter_decision_forecasts
+from kronos.inference.settings import SamplingSettings
 
 log = logging.getLogger(__name__)
 
 DEFINITIONS = {
-    "point_forecast": "per-step median of a forecaster's sample paths (naive and drift: their single path)",
+    "point_forecast": f"per step, the {m.POINT_FORECAST_NAME} (naive and drift: their single path)",
     "mae": "mean |point - realised close| over origins x horizon steps, in price units",
     "mase": "mean of |point - realised| / s, s = mean |c_t - c_(t-1)| over the origin's lookback closes "
             "(the naive in-sample one-step error); origins with s = 0 are left out",
@@ -65,8 +65,8 @@ class ModelForecaster:
 
     Attributes:
         name: its row name (``kronos`` for the experiment's pair).
-        predictor: exposes ``forecast_normalized(x, x_stamp, y_stamp, T, top_k, top_p, sample_count,
-            generator=...) -> [B, S, H, F]`` normalised paths, and ``device``.
+        predictor: exposes ``forecast_normalized(x, x_stamp, y_stamp, sampling, generator=...) -> [B, S, H, F]``
+            normalised paths, and ``device`` (see kronos.inference.decisions).
         weights: what was loaded, e.g. ``{tokenizer: {location, origin}, predictor: {...}}``.
         data_end: last date of its training data (ISO) when known, for the overlap warning.
         notes: warnings about this model found while loading it (e.g. a pair that does not belong together),
@@ -80,25 +80,13 @@ class ModelForecaster:
     notes: tuple[str, ...] = ()
 
 
-def model_paths(model: ModelForecaster, origins: Origins, *, T: float, top_k: int, top_p: float, sample_count: int,
-                seed: int, batch_size: int) -> np.ndarray:
+def model_paths(model: ModelForecaster, origins: Origins, sampling: SamplingSettings, batch_size: int) -> np.ndarray:
     """Sample paths [N, S, H, F] (price units, float32) of a sampled model on every origin."""
-    device = getattr(model.predictor, "device", "cpu")
-    generator = torch.Generator(device=device).manual_seed(seed)
-    out = []
-    for sl in origins.chunks(batch_size):
-        with torch.inference_mode():
-            z = model.predictor.forecast_normalized(
-                torch.from_numpy(origins.x_hist[sl]), torch.from_numpy(origins.x_stamp[sl]),
-                torch.from_numpy(origins.y_stamp[sl]), T=T, top_k=top_k, top_p=top_p,
-                sample_count=sample_count, generator=generator,
-            )
-        z = z.float().cpu().numpy()                                           # [n, S, H, F]
-        expected = (sl.stop - sl.start, sample_count, origins.horizon)
-        if z.shape[:3] != expected:
-            raise ValueError(f"{model.name}: forecast_normalized returned {z.shape}; expected {expected + ('F',)}")
-        out.append(denormalize(z, origins.mean[sl][:, None, :], origins.std[sl][:, None, :]).astype(np.float32))
-    return np.concatenate(out)
+    try:
+        parts = [fc.paths for fc in iter_decision_forecasts(model.predictor, origins.batches(batch_size), sampling)]
+    except ValueError as err:
+        raise ValueError(f"{model.name}: {err}") from None
+    return np.concatenate(parts)
 
 
 def overlap_warning(name: str, data_end: str | None, origins: Origins) -> str | None:
@@ -173,14 +161,12 @@ def run_evaluate(models: Sequence[ModelForecaster], datamodule: Any, settings: E
     log.info("evaluate: %d origins on %d series (stride %d, split %s, skipped %s, missing %s)", len(origins),
              len(set(origins.instrument)), settings.stride, settings.split, origins.skipped, origins.missing)
     levels, qlevels = settings.coverage_levels, settings.quantile_levels
-    rng = np.random.default_rng(settings.seed)
+    rng = np.random.default_rng(settings.sampling.seed)
     scores: dict[str, Scores] = {}
     warnings: list[str] = []
     for model in models:
-        log.info("evaluate: forecasting with %s (%d sample paths)", model.name, settings.sample_count)
-        paths = model_paths(model, origins, T=settings.T, top_k=settings.top_k, top_p=settings.top_p,
-                            sample_count=settings.sample_count, seed=settings.seed,
-                            batch_size=settings.batch_size)[..., close_index]
+        log.info("evaluate: forecasting with %s (%d sample paths)", model.name, settings.sampling.sample_count)
+        paths = model_paths(model, origins, settings.sampling, settings.batch_size)[..., close_index]
         scores[model.name] = score_paths(paths, origins.hist_close, origins.future_close, coverage_levels=levels,
                                          quantile_levels=qlevels, rng=rng)
         for warning in (*model.notes, overlap_warning(model.name, model.data_end, origins)):
@@ -188,7 +174,7 @@ def run_evaluate(models: Sequence[ModelForecaster], datamodule: Any, settings: E
                 warnings.append(warning)
                 log.warning(warning)
     for name in settings.baselines:
-        paths = baseline_paths(name, origins.hist_close, origins.horizon, settings.sample_count, rng)
+        paths = baseline_paths(name, origins.hist_close, origins.horizon, settings.sampling.sample_count, rng)
         scores[name] = score_paths(paths, origins.hist_close, origins.future_close, coverage_levels=levels,
                                    quantile_levels=qlevels, rng=rng)
 
@@ -217,11 +203,10 @@ def run_evaluate(models: Sequence[ModelForecaster], datamodule: Any, settings: E
 
     by_name = {mdl.name: mdl for mdl in models}
 
-    def forecast(name: str, sampling: TaskSampling) -> np.ndarray:
+    def forecast(name: str, sampling: SamplingSettings) -> np.ndarray:
         log.info("evaluate: forecasting with %s for the tasks (T %g, top_p %g, %d paths)", name, sampling.T,
                  sampling.top_p, sampling.sample_count)
-        return model_paths(by_name[name], origins, T=sampling.T, top_k=sampling.top_k, top_p=sampling.top_p,
-                           sample_count=sampling.sample_count, seed=sampling.seed, batch_size=settings.batch_size)
+        return model_paths(by_name[name], origins, sampling, settings.batch_size)
 
     suite = run_tasks([mdl.name for mdl in models], forecast, origins, settings, settings.stride)
     accuracy = accuracy_verdict({name: per_origin(sc) for name, sc in scores.items()}, table,
@@ -240,8 +225,8 @@ def run_evaluate(models: Sequence[ModelForecaster], datamodule: Any, settings: E
         "stride": settings.stride,
         "lookback": origins.lookback,
         "horizon": origins.horizon,
-        "sample_count": settings.sample_count,
-        "sampling": {"T": settings.T, "top_k": settings.top_k, "top_p": settings.top_p, "seed": settings.seed},
+        "sample_count": settings.sampling.sample_count,
+        "sampling": {k: getattr(settings.sampling, k) for k in ("T", "top_k", "top_p", "seed")},
         "skipped": origins.skipped,
         "missing": origins.missing,
         "weights": dict(weights) if weights is not None else {"tokenizer": None, "predictor": None},

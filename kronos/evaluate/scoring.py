@@ -2,7 +2,7 @@
 
 ``score_paths`` turns one forecaster's paths into per-element score arrays [N, H]; ``summarise``
 averages them over any subset of origins into the numbers of ``metrics.json`` (see
-:mod:`kronos.evaluate.metrics` for every definition).
+:mod:`kronos.scores` for every definition; the direction t comes from :func:`kronos.stats.mean_t`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from kronos.evaluate import metrics as m
+from kronos import scores as m
+from kronos.stats import mean_t
 
 
 @dataclass
@@ -67,9 +68,9 @@ def score_paths(paths: np.ndarray, hist_close: np.ndarray, future_close: np.ndar
         raise ValueError(f"{bad} forecast values are not finite (NaN/inf): the model diverged on these windows")
     samples_last = np.moveaxis(paths, 1, -1)                    # [N, H, S]
     scale = m.mase_scale(hist_close)[:, None]                   # [N, 1]
-    point = m.point_forecast(paths)                             # [N, H]
+    point = m.point_forecast(paths, axis=1)                     # [N, H]
     abs_err = np.abs(point - future_close)
-    crps = m.crps_from_samples(samples_last, future_close)
+    crps = m.crps_samples(samples_last, future_close)
     probabilistic = paths.shape[1] > 1
     observed = np.isfinite(future_close)
     pit = np.where(observed, m.pit_values(samples_last, future_close, rng), np.nan) if probabilistic else None
@@ -80,12 +81,30 @@ def score_paths(paths: np.ndarray, hist_close: np.ndarray, future_close: np.ndar
         scaled_err=abs_err / scale,
         crps=crps,
         scaled_crps=crps / scale,
-        quantiles=m.sample_quantiles(samples_last, quantile_levels),
-        covered=({lv: np.where(observed, m.pit_covered(pit, lv), np.nan) for lv in coverage_levels}
+        quantiles=m.quantiles_from_samples(samples_last, quantile_levels),
+        covered=({lv: np.where(observed, m.covered(pit, *m.central_bounds(lv)), np.nan) for lv in coverage_levels}
                  if pit is not None else None),
         pit=pit,
         direction=m.direction_hits(point, hist_close[:, -1], future_close),
     )
+
+
+def direction_t_by_date(hits: np.ndarray, dates: np.ndarray) -> float:
+    """t-statistic of direction accuracy against 0.5, clustered by decision date.
+
+    hits [N, H] (1 / 0 / NaN), dates [N]. Moves on one date are shared across series (the market),
+    so the hit rate is averaged per date first and the classical t (:func:`kronos.stats.mean_t`) runs
+    over the dates' ``r_d - 0.5``. NaN with fewer than 3 dates or no spread.
+    """
+    hits = np.asarray(hits, dtype=np.float64)
+    dates = np.asarray(dates)
+    rates = []
+    for d in np.unique(dates):
+        v = hits[dates == d]
+        v = v[np.isfinite(v)]
+        if v.size:
+            rates.append(v.mean())
+    return mean_t(np.asarray(rates) - m.DIRECTION_REFERENCE).t
 
 
 def _level_key(level: float) -> str:
@@ -116,7 +135,7 @@ def summarise(scores: Scores, future_close: np.ndarray, rows: np.ndarray | slice
         "wql": m.weighted_quantile_loss(scores.quantiles[rows][seen], y[seen], quantile_levels),
         "direction_accuracy": m.nanmean(direction),
         "direction_n": int(np.isfinite(direction).sum()),
-        "direction_t": (m.direction_t_by_date(direction, np.asarray(dates)[rows]) if dates is not None
+        "direction_t": (direction_t_by_date(direction, np.asarray(dates)[rows]) if dates is not None
                         else float("nan")),
         "coverage": ({_level_key(lv): m.nanmean(scores.covered[lv][rows]) for lv in coverage_levels}
                      if scores.covered is not None else {_level_key(lv): None for lv in coverage_levels}),

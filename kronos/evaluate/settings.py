@@ -12,6 +12,8 @@ import pandas as pd
 
 from kronos.evaluate.baselines import BASELINES
 from kronos.evaluate.tasks import TASKS
+from kronos.inference.settings import SAMPLING_KEYS, SamplingSettings, sampling_from_config
+from kronos.inference.validation import ForecastInputError
 
 COVERAGE_KEYS = ("0.5", "0.8", "0.9")  # the metrics.json contract's coverage keys
 
@@ -37,25 +39,6 @@ class ModelSpec:
 
 
 @dataclass(frozen=True)
-class TaskSampling:
-    """How one task's forecasts are drawn (an ``evaluate.task_sampling.<task>`` block)."""
-
-    T: float
-    top_k: int
-    top_p: float
-    sample_count: int
-    seed: int
-
-    def key(self) -> tuple[float, int, float, int, int]:
-        """Tasks whose keys are equal share one forecast pass."""
-        return (self.T, self.top_k, self.top_p, self.sample_count, self.seed)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"T": self.T, "top_k": self.top_k, "top_p": self.top_p, "sample_count": self.sample_count,
-                "seed": self.seed}
-
-
-@dataclass(frozen=True)
 class TaskOptions:
     """``evaluate.task_options``: cost bounds of the task suite (see conf/evaluate/default.yaml)."""
 
@@ -66,27 +49,26 @@ class TaskOptions:
 
 @dataclass(frozen=True)
 class EvaluateSettings:
-    """See conf/evaluate/default.yaml for the meaning of each field."""
+    """See conf/evaluate/default.yaml for the meaning of each field.
+
+    ``sampling`` is the ``evaluate.sampling`` block (its seed, always set, also breaks PIT ties).
+    """
 
     split: str
     stride: int
     baselines: tuple[str, ...]
     models: tuple[ModelSpec, ...]
     kronos_data_end: str | None
-    sample_count: int
-    T: float
-    top_k: int
-    top_p: float
+    sampling: SamplingSettings
     batch_size: int
     max_context: int
     device: str | None
-    seed: int
     coverage_levels: tuple[float, ...]
     quantile_levels: tuple[float, ...]
     pit_bins: int
     group_by: str | None
     tasks: tuple[str, ...] | None
-    task_sampling: Mapping[str, TaskSampling]
+    task_sampling: Mapping[str, SamplingSettings]
     task_options: TaskOptions
 
     @classmethod
@@ -109,6 +91,16 @@ class EvaluateSettings:
                                           "(see conf/evaluate/default.yaml)")
             return plain[key]
 
+        try:
+            sampling = sampling_from_config("evaluate", plain)
+        except ForecastInputError as err:
+            raise EvaluateConfigError(str(err)) from None
+        if sampling.seed is None:
+            raise EvaluateConfigError("evaluate.sampling.seed is null: set a seed (default ${seed}) so reports are "
+                                      "reproducible")
+        if sampling.sample_count < 2:
+            raise EvaluateConfigError(f"evaluate.sampling.sample_count={sampling.sample_count}: probabilistic metrics "
+                                      "need at least 2 sample paths (20 or more for stable 90 % intervals)")
         stride = int(need("stride"))
         if stride < 1:
             raise EvaluateConfigError(f"evaluate.stride={stride}: must be a positive number of rows between origins")
@@ -118,10 +110,6 @@ class EvaluateSettings:
             raise EvaluateConfigError(f"evaluate.baselines: unknown {unknown}; choose from {list(BASELINES)}")
         if "naive" not in baselines:
             raise EvaluateConfigError("evaluate.baselines must include naive: relative scores are measured against it")
-        sample_count = int(need("sample_count"))
-        if sample_count < 2:
-            raise EvaluateConfigError(f"evaluate.sample_count={sample_count}: probabilistic metrics need at least 2 "
-                                      "sample paths (20 or more for stable 90 % intervals)")
         levels = tuple(float(v) for v in need("coverage_levels"))
         missing = [k for k in COVERAGE_KEYS if float(k) not in levels]
         if missing or any(not 0.0 < v < 1.0 for v in levels):
@@ -138,20 +126,16 @@ class EvaluateSettings:
         tasks, task_sampling, task_options = _task_settings(plain)
         return cls(
             split=str(need("split")), stride=stride, baselines=baselines, models=models,
-            kronos_data_end=kronos_data_end, sample_count=sample_count, T=float(need("T")),
-            top_k=int(need("top_k")), top_p=float(need("top_p")), batch_size=int(need("batch_size")),
-            max_context=int(need("max_context")), device=need("device"), seed=int(need("seed")),
+            kronos_data_end=kronos_data_end, sampling=sampling, batch_size=int(need("batch_size")),
+            max_context=int(need("max_context")), device=need("device"),
             coverage_levels=levels, quantile_levels=quantiles, pit_bins=int(need("pit_bins")),
             group_by=None if group_by in (None, "none") else str(group_by),
             tasks=tasks, task_sampling=task_sampling, task_options=task_options,
         )
 
 
-def _task_settings(plain: Mapping[str, Any]) -> tuple[tuple[str, ...] | None, dict[str, TaskSampling], TaskOptions]:
+def _task_settings(plain: Mapping[str, Any]) -> tuple[tuple[str, ...] | None, dict[str, SamplingSettings], TaskOptions]:
     """``evaluate.tasks``, ``evaluate.task_sampling`` and ``evaluate.task_options``, checked."""
-    from kronos.inference.settings import SamplingSettings
-    from kronos.inference.validation import ForecastInputError
-
     for key in ("tasks", "task_sampling", "task_options"):
         if key not in plain:
             raise EvaluateConfigError(f"evaluate.{key} is missing: add it to the evaluate config "
@@ -166,23 +150,19 @@ def _task_settings(plain: Mapping[str, Any]) -> tuple[tuple[str, ...] | None, di
     extra = sorted(set(blocks) - set(TASKS))
     if extra:
         raise EvaluateConfigError(f"evaluate.task_sampling has unknown tasks {extra}; the tasks are {list(TASKS)}")
-    sampling: dict[str, TaskSampling] = {}
+    sampling: dict[str, SamplingSettings] = {}
     for task in TASKS:
         block = blocks.get(task)
-        fields = ("T", "top_k", "top_p", "sample_count", "seed")
-        if not isinstance(block, Mapping) or sorted(block) != sorted(fields):
-            raise EvaluateConfigError(f"evaluate.task_sampling.{task} must set exactly {list(fields)}, got "
+        if not isinstance(block, Mapping) or sorted(block) != sorted(SAMPLING_KEYS):
+            raise EvaluateConfigError(f"evaluate.task_sampling.{task} must set exactly {list(SAMPLING_KEYS)}, got "
                                       f"{dict(block) if isinstance(block, Mapping) else block!r}")
         try:
-            checked = SamplingSettings(T=block["T"], top_k=block["top_k"], top_p=block["top_p"],
-                                       sample_count=block["sample_count"], seed=block["seed"]).validate(pred_len=1)
+            sampling[task] = SamplingSettings(**block).validate(prefix=f"evaluate.task_sampling.{task}.")
         except ForecastInputError as err:
-            raise EvaluateConfigError(f"evaluate.task_sampling.{task}: {err}") from None
-        if checked.seed is None:
+            raise EvaluateConfigError(str(err)) from None
+        if sampling[task].seed is None:
             raise EvaluateConfigError(f"evaluate.task_sampling.{task}.seed must be a whole number: the suite's "
                                       "scores are reproducible")
-        sampling[task] = TaskSampling(float(checked.T), int(checked.top_k), float(checked.top_p),
-                                      int(checked.sample_count), int(checked.seed))
     opts = plain["task_options"] or {}
     values = {}
     for key, low in (("garch_refit_every", 1), ("classifier_epochs", 1), ("max_windows", 20)):

@@ -25,7 +25,7 @@ from kronos.inference.generation import cancel_when
 from kronos.inference.predictor import KronosPredictor
 from kronos.inference.samples import sample_quantiles
 from kronos.inference.sessions import FutureIndex, future_index
-from kronos.inference.settings import SamplingSettings, check_work_budget
+from kronos.inference.settings import SamplingSettings, check_context, check_work_budget
 from kronos.inference.validation import ForecastInputError
 
 TIME_COLUMN = "timestamps"
@@ -327,21 +327,23 @@ def plan_forecast(
     pred_len: int,
     settings: SamplingSettings,
     *,
+    max_context: int,
     context: int | None = None,
     context_reason: str | None = None,
     budget: int | None = None,
     flag: str = "",
 ) -> Window:
-    """Validate a request before any model work: settings, window and work budget; the window to forecast.
+    """Validate a request before any model work: settings, context, window and work budget; the window to forecast.
 
     The history is cut to its last ``max_context`` rows (the predictor never sees more), so the budget and
     memory follow what is computed, not what was typed.
     """
-    settings.validate(pred_len, context, flag, context_reason)
+    settings.validate(flag)
+    check_context(max_context, pred_len, context, flag, context_reason)
     window = cut_window(frame, start_row, lookback, pred_len)
     history = window.history
-    if len(history) > settings.max_context:
-        history = history.iloc[-settings.max_context:].reset_index(drop=True)
+    if len(history) > max_context:
+        history = history.iloc[-max_context:].reset_index(drop=True)
     check_work_budget(len(history), pred_len, settings.sample_count, budget, flag)
     return Window(history=history, actual=window.actual, calendar=window.calendar)
 
@@ -373,12 +375,8 @@ def forecast_frame(
             x_timestamp=history[TIME_COLUMN],
             y_timestamp=pd.Series(future.index),
             pred_len=pred_len,
-            T=settings.T,
-            top_k=settings.top_k,
-            top_p=settings.top_p,
-            sample_count=settings.sample_count,
             verbose=False,
-            generator=settings.generator(predictor.device),
+            sampling=settings,
         )
     paths = np.asarray(samples.paths, dtype=np.float64)
     if not np.all(np.isfinite(paths)):

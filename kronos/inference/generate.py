@@ -63,10 +63,8 @@ def generate(predictor: KronosPredictor, df: pd.DataFrame, x_timestamp: Any, y_t
         index = pd.DatetimeIndex(pd.to_datetime(y_timestamp))
         if pred_len is not None and int(pred_len) != len(index):
             raise ForecastInputError(f"pred_len {pred_len} differs from the {len(index)} y_timestamp values")
-    sampling.validate(len(index))
-    samples = predictor.predict_samples(
-        df, x_timestamp, pd.Series(index), len(index), T=sampling.T, top_k=sampling.top_k, top_p=sampling.top_p,
-        sample_count=sampling.sample_count, verbose=False, generator=sampling.generator(predictor.device))
+    samples = predictor.predict_samples(df, x_timestamp, pd.Series(index), len(index), verbose=False,
+                                        sampling=sampling.validate())
     paths = np.asarray(samples.paths, dtype=np.float64)
     if not np.isfinite(paths).all():
         raise ForecastInputError("the generated rows hold non-finite values: check the context for extreme values")

@@ -18,17 +18,17 @@ from __future__ import annotations
 
 import contextlib
 from contextvars import ContextVar
-from dataclasses import dataclass
 from typing import Callable, Iterator
 
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from kronos.inference.kv_cache import KVCache
-from kronos.inference.sampling import sample_from_logits
+from kronos.inference.token_sampling import sample_from_logits
+from kronos.inference.settings import SamplingSettings
+from kronos.models.kv_cache import KVCache
 from kronos.models.layers import padded_causal_mask, padded_positions
-from kronos.models.predictor import Kronos
+from kronos.models.kronos_model import Kronos
 from kronos.models.tokenizer import KronosTokenizer
 
 
@@ -48,16 +48,6 @@ def cancel_when(check: Callable[[], bool]) -> Iterator[None]:
         yield
     finally:
         _cancel_check.reset(token)
-
-
-@dataclass(frozen=True)
-class SamplingConfig:
-    """How each token is drawn (see :func:`~kronos.inference.sampling.sample_from_logits`)."""
-
-    T: float = 1.0
-    top_k: int = 0
-    top_p: float = 1.0
-    generator: torch.Generator | None = None
 
 
 def window_inputs(starts: Tensor, window_start: int, width: int) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
@@ -81,8 +71,8 @@ def generate_tokens(
     starts: Tensor,
     pred_len: int,
     max_context: int,
-    sample_count: int,
-    sampling: SamplingConfig,
+    sampling: SamplingSettings,
+    generator: torch.Generator | None = None,
     use_cache: bool = True,
     progress: bool = False,
     rolling: bool = False,
@@ -93,13 +83,16 @@ def generate_tokens(
         s1_hist, s2_hist: history tokens [B, L], left-padded.
         stamps: time stamps of history and future [B, L + H, 5].
         starts: padding columns per series, int64 [B].
+        sampling: how tokens are drawn (``sample_count`` paths S per series); generator: its draws (None:
+            torch's global generator).
         rolling: with ``use_cache``, keep decoding from a ring-buffer cache once the window slides
             (approximate, see the module docstring) instead of recomputing the window (exact).
     Returns:
         (s1, s2) int64 [B*S, L + H]: histories repeated S times, then the generated tokens.
     """
     B, L = s1_hist.shape
-    S, N = sample_count, s1_hist.shape[0] * sample_count
+    S = sampling.sample_count
+    N = B * S
     device = s1_hist.device
     total = L + pred_len
     s1_all = torch.zeros(N, total, dtype=torch.long, device=device)
@@ -108,11 +101,10 @@ def generate_tokens(
     s2_all[:, :L] = s2_hist.repeat_interleave(S, 0)
     stamps_n = stamps.repeat_interleave(S, 0)
     starts_n = starts.repeat_interleave(S, 0)
-    cache = KVCache() if use_cache else None
+    cache: KVCache | None = None  # set by the prefill; dropped once the exact window slides
     padded, base = False, 0  # base: first token of the cached window (rolling may start past 0)
     capacity = min(total - 1, max_context)
     ring_token = torch.arange(capacity, device=device)  # token index held by each cache column (rolling)
-    dep_proj = model.dep_layer.cross_attn.project_context
     cancelled = _cancel_check.get()
 
     for i in tqdm(range(pred_len), disable=not progress, desc="Kronos decoding", leave=False):
@@ -122,15 +114,15 @@ def generate_tokens(
         # Step 0 depends only on the history: compute it once per series, then copy to the S paths.
         first = i == 0
         tok1, tok2, st, rows_starts = (s1_hist, s2_hist, stamps, starts) if first else (s1_all, s2_all, stamps_n, starts_n)
-        if cache is not None and (end <= max_context or rolling):
+        if use_cache and (end <= max_context or rolling):
             if first:
-                cache.set(model, B, capacity, device, model.norm.weight.dtype)
+                cache = model.new_kv_cache(B, capacity, device)
                 # Exact mode only gets here with end <= max_context (base 0); rolling prefills the last window.
                 base = end - min(end, capacity)
                 ring_token += base
                 positions, mask, key_mask = window_inputs(starts, base, end - base)
-                h = model.hidden(tok1[:, base:end], tok2[:, base:end], st[:, base:end], positions, mask, cache.layers, 0)
-                keys, values = cache.write_dep(*dep_proj(h), 0)
+                h, keys, values = model.decode_step(tok1[:, base:end], tok2[:, base:end], st[:, base:end], positions,
+                                                    mask, cache, 0)
                 padded = key_mask is not None
             else:
                 c = end - 1
@@ -142,30 +134,25 @@ def generate_tokens(
                     ring_token[col] = c
                 used = ring_token[: col + 1] if kv_len is None else ring_token
                 key_mask = (used[None, :] >= starts_n[:, None])[:, None, None] if padded else None
-                h = model.hidden(s1_all[:, c:end], s2_all[:, c:end], stamps_n[:, c:end], positions, key_mask,
-                                 cache.layers, col, kv_len)
-                keys, values = cache.write_dep(*dep_proj(h), col, kv_len)
+                h, keys, values = model.decode_step(s1_all[:, c:end], s2_all[:, c:end], stamps_n[:, c:end],
+                                                    positions, key_mask, cache, col, kv_len)
         else:
-            if cache is not None and cache.is_set:
-                cache.clear()  # the window slid: cached columns no longer match any position
+            cache = None  # the window slid: cached columns no longer match any position
             width = min(end, max_context)
             ws = end - width
             positions, mask, key_mask = window_inputs(rows_starts, ws, width)
-            h = model.hidden(tok1[:, ws:end], tok2[:, ws:end], st[:, ws:end], positions, mask)
-            keys, values = dep_proj(h)
+            h, keys, values = model.decode_step(tok1[:, ws:end], tok2[:, ws:end], st[:, ws:end], positions, mask)
         h_last = h[:, -1:]
         if first and S > 1:
             h_last, keys, values = (t.repeat_interleave(S, 0) for t in (h_last, keys, values))
             key_mask = None if key_mask is None else key_mask.repeat_interleave(S, 0)
-            if cache is not None and cache.is_set:
+            if cache is not None:
                 cache.repeat_rows(S)
-        s1 = sample_from_logits(model.s1_logits(h_last[:, 0]), sampling.T, sampling.top_k, sampling.top_p, sampling.generator)
+        s1 = sample_from_logits(model.s1_logits(h_last[:, 0]), sampling, generator)
         s2_logits = model.s2_logits_at(h_last, s1, keys, values, key_mask)
-        s2 = sample_from_logits(s2_logits, sampling.T, sampling.top_k, sampling.top_p, sampling.generator)
+        s2 = sample_from_logits(s2_logits, sampling, generator)
         s1_all[:, end] = s1
         s2_all[:, end] = s2
-    if cache is not None:
-        cache.clear()
     return s1_all, s2_all
 
 

@@ -10,7 +10,7 @@ import torch
 
 from kronos.inference.predictor import KronosPredictor
 from kronos.inference.validation import ForecastInputError
-from kronos.models.predictor import Kronos
+from kronos.models.kronos_model import Kronos
 from kronos.models.tokenizer import KronosTokenizer
 
 

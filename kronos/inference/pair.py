@@ -10,12 +10,10 @@ import torch
 from kronos.inference.loading import load_predictor
 from kronos.inference.predictor import KronosPredictor, usable_device
 from kronos.inference.validation import ForecastInputError
+from kronos.models import registry
 from kronos.models.hub import CheckpointError
+from kronos.training_info import FILE_NAME, TrainingInfo
 
-# Context each published predictor was trained with (KRONOS_SPEC.md); a local checkpoint without a
-# training record is allowed the longest of them.
-PUBLISHED_CONTEXT = {"NeoQuasar/Kronos-mini": 2048, "NeoQuasar/Kronos-small": 512, "NeoQuasar/Kronos-base": 512}
-LONGEST_PUBLISHED_CONTEXT = max(PUBLISHED_CONTEXT.values())
 # config.json keys that only one of the two model kinds has: how a swapped pair is recognised.
 _KIND_MARKERS = {"tokenizer": ("d_in", "n_enc_layers", "n_dec_layers"), "predictor": ("n_layers", "learn_te")}
 
@@ -46,24 +44,20 @@ def context_limit(predictor: str) -> tuple[int, str]:
 
     A checkpoint exported by this project records its training window in ``training_info.json``
     (``config.data.lookback + config.data.horizon``); fine-tuning from a published model keeps that
-    model's context as well. Published hub ids have known contexts. Anything else gets the longest
-    published context.
+    model's context as well. Published hub ids have their context in :mod:`kronos.models.registry`.
+    Anything else gets the longest published context.
     """
-    if predictor in PUBLISHED_CONTEXT:
-        return PUBLISHED_CONTEXT[predictor], f"{predictor} was published with context {PUBLISHED_CONTEXT[predictor]}"
-    try:
-        info_path = Path(predictor).expanduser() / "training_info.json"
-        info = json.loads(info_path.read_text()) if info_path.is_file() else None
-    except (OSError, ValueError, RuntimeError):
-        info = None
-    data = (info or {}).get("config", {}).get("data", {}) if isinstance(info, dict) else {}
-    if isinstance(data, dict) and isinstance(data.get("lookback"), int) and isinstance(data.get("horizon"), int):
-        window = data["lookback"] + data["horizon"]
-        start = (info.get("config", {}).get("model", {}).get("predictor", {}) or {}).get("pretrained")
-        if start in PUBLISHED_CONTEXT and PUBLISHED_CONTEXT[start] > window:
-            return PUBLISHED_CONTEXT[start], f"fine-tuned from {start} (context {PUBLISHED_CONTEXT[start]})"
-        return window, f"trained on windows of {window} rows (training_info.json)"
-    return LONGEST_PUBLISHED_CONTEXT, "no training record: the longest published Kronos context"
+    published = registry.by_predictor(predictor)
+    if published is not None:
+        return published.context, f"{predictor} was published with context {published.context}"
+    info = TrainingInfo.read(predictor)
+    window = info.window() if info is not None else None
+    if info is not None and window is not None:
+        start = registry.by_predictor(info.pretrained("predictor"))
+        if start is not None and start.context > window:
+            return start.context, f"fine-tuned from {start.predictor} (context {start.context})"
+        return window, f"trained on windows of {window} rows ({FILE_NAME})"
+    return registry.LONGEST_CONTEXT, "no training record: the longest published Kronos context"
 
 
 def load_pair(

@@ -15,10 +15,11 @@ import torch
 from torch import Tensor
 
 from kronos.data.features import denormalize, lookback_stats, normalize, time_features
-from kronos.inference.generation import SamplingConfig, decode_forecast, generate_tokens, window_inputs
+from kronos.inference.generation import decode_forecast, generate_tokens, window_inputs
 from kronos.inference.samples import ForecastSamples
+from kronos.inference.settings import SamplingSettings
 from kronos.inference.validation import ForecastInputError, history_matrix, timestamp_index
-from kronos.models.predictor import Kronos
+from kronos.models.kronos_model import Kronos
 from kronos.models.tokenizer import KronosTokenizer
 
 
@@ -49,8 +50,29 @@ def default_device() -> torch.device:
     return torch.device("cpu")
 
 
+REFERENCE_SAMPLING = SamplingSettings(T=1.0, top_k=0, top_p=0.9, sample_count=1)  # the keyword defaults below
+
+
+def sampling_of(sampling: SamplingSettings | None, T: float, top_k: int, top_p: float, sample_count: int
+                ) -> SamplingSettings:
+    """``sampling`` when given (the keywords must then keep their defaults), else the reference's keywords
+    as one SamplingSettings (unseeded: the ``generator`` argument or torch's global generator draws)."""
+    if sampling is None:
+        return SamplingSettings(T=T, top_k=top_k, top_p=top_p, sample_count=sample_count)
+    if not isinstance(sampling, SamplingSettings):
+        raise TypeError(f"sampling must be a SamplingSettings, got {type(sampling).__name__}")
+    loose = SamplingSettings(T=T, top_k=top_k, top_p=top_p, sample_count=sample_count)
+    if loose != REFERENCE_SAMPLING:
+        raise ForecastInputError("pass the sampling either whole (sampling=SamplingSettings(...)) or as T, top_k, "
+                                 "top_p, sample_count keywords, not both")
+    return sampling
+
+
 class KronosPredictor:
     """Forecast K-lines with a Kronos predictor and its tokenizer (reference semantics, exact fast decoding).
+
+    The (model, tokenizer) argument order is the reference's public API and stays so; every internal function
+    of this framework takes (tokenizer, predictor).
 
     Args:
         model: the predictor; tokenizer: the tokenizer it was trained with (same bit widths).
@@ -103,14 +125,19 @@ class KronosPredictor:
         sample_count: int = 1,
         verbose: bool = True,
         generator: torch.Generator | None = None,
+        *,
+        sampling: SamplingSettings | None = None,
     ) -> pd.DataFrame:
         """Mean forecast [pred_len, 6] of one series, indexed by ``y_timestamp``.
 
         df: history rows with open, high, low, close (volume, amount optional); x_timestamp: its
-        len(df) datetimes; y_timestamp: the pred_len future datetimes.
+        len(df) datetimes; y_timestamp: the pred_len future datetimes. Sampling is given either whole
+        (``sampling=SamplingSettings(...)``) or by the reference's keywords ``T``, ``top_k``, ``top_p``,
+        ``sample_count``; ``generator`` (default: one made from ``sampling.seed``) draws the tokens.
         """
         return self.predict_samples(
-            df, x_timestamp, y_timestamp, pred_len, T, top_k, top_p, sample_count, verbose, generator
+            df, x_timestamp, y_timestamp, pred_len, T, top_k, top_p, sample_count, verbose, generator,
+            sampling=sampling,
         ).mean()
 
     def predict_samples(
@@ -125,11 +152,12 @@ class KronosPredictor:
         sample_count: int = 1,
         verbose: bool = True,
         generator: torch.Generator | None = None,
+        *,
+        sampling: SamplingSettings | None = None,
     ) -> ForecastSamples:
         """Like :meth:`predict`, but every sample path: ``paths`` [sample_count, pred_len, 6]."""
-        return self._forecast(
-            [df], [x_timestamp], [y_timestamp], pred_len, T, top_k, top_p, sample_count, verbose, generator, batch=False
-        )[0]
+        settings = sampling_of(sampling, T, top_k, top_p, sample_count)
+        return self._forecast([df], [x_timestamp], [y_timestamp], pred_len, settings, verbose, generator, batch=False)[0]
 
     def predict_batch(
         self,
@@ -143,6 +171,8 @@ class KronosPredictor:
         sample_count: int = 1,
         verbose: bool = True,
         generator: torch.Generator | None = None,
+        *,
+        sampling: SamplingSettings | None = None,
     ) -> list[pd.DataFrame]:
         """Mean forecasts of several series in one batch; histories may differ in length.
 
@@ -151,7 +181,8 @@ class KronosPredictor:
         return [
             s.mean()
             for s in self.predict_batch_samples(
-                df_list, x_timestamp_list, y_timestamp_list, pred_len, T, top_k, top_p, sample_count, verbose, generator
+                df_list, x_timestamp_list, y_timestamp_list, pred_len, T, top_k, top_p, sample_count, verbose,
+                generator, sampling=sampling,
             )
         ]
 
@@ -167,22 +198,28 @@ class KronosPredictor:
         sample_count: int = 1,
         verbose: bool = True,
         generator: torch.Generator | None = None,
+        *,
+        sampling: SamplingSettings | None = None,
     ) -> list[ForecastSamples]:
         """Like :meth:`predict_batch`, returning every sample path per series."""
-        return self._forecast(
-            df_list, x_timestamp_list, y_timestamp_list, pred_len, T, top_k, top_p, sample_count, verbose, generator,
-            batch=True,
-        )
+        settings = sampling_of(sampling, T, top_k, top_p, sample_count)
+        return self._forecast(df_list, x_timestamp_list, y_timestamp_list, pred_len, settings, verbose, generator,
+                              batch=True)
+
+    def generate(self, df: pd.DataFrame, x_timestamp: Any, y_timestamp: Any = None, pred_len: int | None = None,
+                 sampling: SamplingSettings | None = None) -> list[pd.DataFrame]:
+        """Generated OHLCV continuations of ``df`` (one frame per ``sampling.sample_count``); see
+        :func:`kronos.inference.generate.generate` (default sampling: the paper's T 1.0, top-p 0.95)."""
+        from kronos.inference.generate import GENERATION_SAMPLING, generate
+
+        return generate(self, df, x_timestamp, y_timestamp, pred_len, sampling or GENERATION_SAMPLING)
 
     def forecast_normalized(
         self,
         x: Tensor | np.ndarray,
         x_stamp: Tensor | np.ndarray,
         y_stamp: Tensor | np.ndarray,
-        T: float = 1.0,
-        top_k: int = 0,
-        top_p: float = 0.9,
-        sample_count: int = 1,
+        sampling: SamplingSettings,
         lengths: Tensor | None = None,
         generator: torch.Generator | None = None,
         verbose: bool = False,
@@ -192,10 +229,16 @@ class KronosPredictor:
         Args:
             x: [B, L, 6] normalised history (clipped here to +-clip), left-padded when ``lengths`` is given.
             x_stamp: [B, L, 5] and y_stamp: [B, H, 5] integer calendar fields.
+            sampling: how paths are drawn (validated here); S = ``sampling.sample_count``.
             lengths: int64 [B] real history rows per series (default: all L).
+            generator: draws the tokens (default: ``sampling.generator(device)``, from its seed); pass one
+                generator to several calls to continue one stream.
         Returns:
             float32 [B, S, H, 6] on the CPU.
         """
+        if not isinstance(sampling, SamplingSettings):
+            raise TypeError(f"sampling must be a SamplingSettings, got {type(sampling).__name__}")
+        sampling.validate()
         x = torch.as_tensor(x, dtype=torch.float32, device=self.device)
         x_stamp = torch.as_tensor(x_stamp, device=self.device).long()
         y_stamp = torch.as_tensor(y_stamp, device=self.device).long()
@@ -204,10 +247,10 @@ class KronosPredictor:
                 f"expected x [B, L, 6], x_stamp [B, L, 5], y_stamp [B, H, 5]; got {tuple(x.shape)}, "
                 f"{tuple(x_stamp.shape)}, {tuple(y_stamp.shape)}"
             )
-        if sample_count < 1 or y_stamp.shape[1] < 1:
-            raise ForecastInputError(f"sample_count ({sample_count}) and pred_len ({y_stamp.shape[1]}) must be >= 1")
+        if y_stamp.shape[1] < 1:
+            raise ForecastInputError(f"pred_len ({y_stamp.shape[1]}) must be >= 1")
         B, L, _ = x.shape
-        pred_len = y_stamp.shape[1]
+        S, pred_len = sampling.sample_count, y_stamp.shape[1]
         if pred_len > self.max_context:
             # the decoded tokens are the last max_context of the window: more rows than that cannot come back
             raise ForecastInputError(
@@ -221,20 +264,21 @@ class KronosPredictor:
             if lengths.shape != (B,) or bool(((lengths < 1) | (lengths > L)).any()):
                 raise ForecastInputError(f"lengths must be [B={B}] values in 1..{L}, got {lengths.tolist()}")
             starts = L - lengths
+        if generator is None:
+            generator = sampling.generator(self.device)
         # Padding columns are masked out, but must hold finite values and valid stamp indices.
         pad = (torch.arange(L, device=self.device)[None, :] < starts[:, None])[..., None]
         x = x.clamp(-self.clip, self.clip).masked_fill(pad, 0.0)
         x_stamp = x_stamp.masked_fill(pad, 0)
-        sampling = SamplingConfig(T, top_k, top_p, generator)
         with torch.inference_mode():
             positions, mask, _ = window_inputs(starts, 0, L)
             s1_hist, s2_hist = self.tokenizer.encode_ids(x, positions, mask)
             s1, s2 = generate_tokens(
                 self.model, s1_hist, s2_hist, torch.cat([x_stamp, y_stamp], dim=1), starts, pred_len,
-                self.max_context, sample_count, sampling, self.use_cache, verbose, self.rolling_cache,
+                self.max_context, sampling, generator, self.use_cache, verbose, self.rolling_cache,
             )
-            z = decode_forecast(self.tokenizer, s1, s2, starts.repeat_interleave(sample_count), pred_len, self.max_context)
-        return z.reshape(B, sample_count, pred_len, -1).float().cpu()
+            z = decode_forecast(self.tokenizer, s1, s2, starts.repeat_interleave(S), pred_len, self.max_context)
+        return z.reshape(B, S, pred_len, -1).float().cpu()
 
     def _forecast(
         self,
@@ -242,16 +286,14 @@ class KronosPredictor:
         x_timestamp_list: Sequence[Any],
         y_timestamp_list: Sequence[Any],
         pred_len: int,
-        T: float,
-        top_k: int,
-        top_p: float,
-        sample_count: int,
+        sampling: SamplingSettings,
         verbose: bool,
         generator: torch.Generator | None,
         batch: bool,
     ) -> list[ForecastSamples]:
         if not isinstance(pred_len, (int, np.integer)) or pred_len < 1:
             raise ForecastInputError(f"pred_len must be a positive integer, got {pred_len!r}")
+        sampling.validate()
         if batch and isinstance(df_list, pd.DataFrame):
             raise ForecastInputError(
                 "df_list must be a list of DataFrames, got one DataFrame; pass [df], [x_timestamp], [y_timestamp] "
@@ -278,9 +320,7 @@ class KronosPredictor:
             x[b, L - len(h):] = normalize(h, mean, std, self.clip)
             x_stamp[b, L - len(h):] = x_stamps[b]
         y_stamp = np.stack([time_features(idx) for idx in y_indexes])
-        paths = self.forecast_normalized(
-            x, x_stamp, y_stamp, T, top_k, top_p, sample_count, torch.as_tensor(lengths), generator, verbose
-        ).numpy()
+        paths = self.forecast_normalized(x, x_stamp, y_stamp, sampling, torch.as_tensor(lengths), generator, verbose).numpy()
         return [
             ForecastSamples(denormalize(paths[b], mean, std), y_indexes[b]) for b, (mean, std) in enumerate(stats)
         ]

@@ -1,14 +1,17 @@
-"""One sampling settings object with one validation, shared by the CLI, the web UI and its JSON API.
+"""One sampling settings object with one validation and one seeding mechanism, and the request checks.
 
-Every front end builds a :class:`SamplingSettings` and calls :meth:`SamplingSettings.validate`; the
-limits below are the only place that says what a forecast request may ask for, so a bad value gets the
-same one-line message everywhere (and never reaches the generation loop, where it would fail deep
+Every front end (Python API, CLI, web UI, backtest and evaluate config) builds a :class:`SamplingSettings`
+and calls :meth:`SamplingSettings.validate`; the limits below are the only place that says what a forecast
+request may ask for, so a bad value gets the same one-line message everywhere (and never reaches the generation loop, where it would fail deep
 inside torch: ``T=1e-300`` overflows the logits, a seed of 2**70 overflows the generator).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import numbers
 from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
@@ -27,7 +30,7 @@ DEFAULT_WORK_BUDGET = 2**20
 
 @dataclass(frozen=True)
 class SamplingSettings:
-    """How a forecast is drawn.
+    """How a forecast is drawn: the only sampling type (Python API, CLI, web UI, backtest, evaluate).
 
     Attributes:
         T: temperature in [T_MIN, T_MAX]; use ``top_k=1`` for greedy decoding.
@@ -35,7 +38,6 @@ class SamplingSettings:
         top_p: nucleus mass in (0, 1] (ignored when top_k > 0).
         sample_count: sample paths drawn, 1..SAMPLE_COUNT_MAX.
         seed: seed of the sampling generator (None: a different draw each time), 0..SEED_MAX.
-        max_context: longest token window the predictor sees (history rows beyond it are dropped).
     """
 
     T: float = 1.0
@@ -43,23 +45,18 @@ class SamplingSettings:
     top_p: float = 0.9
     sample_count: int = 1
     seed: int | None = None
-    max_context: int = 512
 
-    def validate(
-        self, pred_len: int, context_limit: int | None = None, flag: str = "", reason: str | None = None
-    ) -> "SamplingSettings":
-        """Check every field (and ``pred_len`` against ``max_context``); return self or raise ForecastInputError.
+    def validate(self, flag: str = "", prefix: str = "") -> "SamplingSettings":
+        """Check every field; return self or raise ForecastInputError.
 
         Args:
-            pred_len: rows to forecast.
-            context_limit: the longest context the model was trained for (None: not known).
             flag: prefix of the names in messages: ``"--"`` for the CLI (``--top-p``), ``""`` for JSON keys.
-            reason: where ``context_limit`` comes from, added to its message.
+            prefix: a config path put before each key (``"backtest.sampling."``).
         """
-        name = (lambda key: flag + key.replace("_", "-")) if flag else (lambda key: key)
+        name = _namer(flag, prefix)
 
         def number(value: object, key: str) -> float:
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
                 raise ForecastInputError(f"{name(key)} must be a number, got {value!r}")
             return float(value)
 
@@ -69,8 +66,8 @@ class SamplingSettings:
                 f"{name('T')} must be between {T_MIN:g} and {T_MAX:g}, got {self.T!r}; for greedy decoding pass "
                 f"{name('top_k')} 1 instead of a tiny temperature"
             )
-        for key, value in (("top_k", self.top_k), ("sample_count", self.sample_count), ("max_context", self.max_context)):
-            if isinstance(value, bool) or not isinstance(value, int):
+        for key, value in (("top_k", self.top_k), ("sample_count", self.sample_count)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
                 raise ForecastInputError(f"{name(key)} must be a whole number, got {value!r}")
         if self.top_k < 0:
             raise ForecastInputError(f"{name('top_k')} must be 0 (off) or positive, got {self.top_k}")
@@ -84,33 +81,63 @@ class SamplingSettings:
         seed = self.seed
         if isinstance(seed, float) and seed.is_integer():  # JSON numbers from a browser arrive as floats
             seed = int(seed)
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX):
+        elif isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
+            seed = int(seed)  # numpy integers: torch.Generator.manual_seed wants a Python int
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
+                                 or not 0 <= seed <= SEED_MAX):
             raise ForecastInputError(
                 f"{name('seed')} must be a whole number from 0 to 2**63-1 ({SEED_MAX}), got {self.seed!r}; "
                 f"leave it empty for a different draw each time"
-            )
-        if self.max_context < MIN_CONTEXT:
-            raise ForecastInputError(f"{name('max_context')} must be at least {MIN_CONTEXT}, got {self.max_context}")
-        if context_limit is not None and self.max_context > context_limit:
-            raise ForecastInputError(
-                f"{name('max_context')} {self.max_context} is longer than the {context_limit} rows this model was "
-                f"trained for: lower {name('max_context')} to {context_limit} or less"
-                + (f" ({reason})" if reason else "")
-            )
-        if pred_len > self.max_context:
-            raise ForecastInputError(
-                f"{name('pred_len')} {pred_len} is longer than {name('max_context')} {self.max_context}: the predictor "
-                f"decodes at most max_context rows, so lower {name('pred_len')} to {self.max_context} or less"
             )
         if seed is not self.seed:
             object.__setattr__(self, "seed", seed)  # frozen: normalise 7.0 to 7 in place, once validated
         return self
 
     def generator(self, device: torch.device | str) -> torch.Generator | None:
-        """A generator seeded with ``seed`` on ``device`` (None when unseeded)."""
+        """The one seeding mechanism: a generator seeded with ``seed`` on ``device`` (None when unseeded,
+        i.e. torch's global generator draws)."""
         if self.seed is None:
             return None
         return torch.Generator(device=device).manual_seed(self.seed)
+
+
+def _namer(flag: str, prefix: str = "") -> Callable[[str], str]:
+    """How a key is named in messages: ``--top-p`` (CLI flag), ``backtest.sampling.top_p`` or ``top_p``."""
+    if flag:
+        return lambda key: flag + key.replace("_", "-")
+    return lambda key: prefix + key
+
+
+def check_context(
+    max_context: int, pred_len: int, context_limit: int | None = None, flag: str = "", reason: str | None = None
+) -> None:
+    """Check a request's ``max_context`` (the predictor's token window) and ``pred_len`` against it.
+
+    Args:
+        max_context: longest token window the predictor sees (history rows beyond it are dropped).
+        pred_len: rows to forecast.
+        context_limit: the longest context the model was trained for (None: not known).
+        flag: see :meth:`SamplingSettings.validate`.
+        reason: where ``context_limit`` comes from, added to its message.
+    Raises:
+        ForecastInputError: naming the key and the largest value that works.
+    """
+    name = _namer(flag)
+    if isinstance(max_context, bool) or not isinstance(max_context, numbers.Integral):
+        raise ForecastInputError(f"{name('max_context')} must be a whole number, got {max_context!r}")
+    if max_context < MIN_CONTEXT:
+        raise ForecastInputError(f"{name('max_context')} must be at least {MIN_CONTEXT}, got {max_context}")
+    if context_limit is not None and max_context > context_limit:
+        raise ForecastInputError(
+            f"{name('max_context')} {max_context} is longer than the {context_limit} rows this model was "
+            f"trained for: lower {name('max_context')} to {context_limit} or less"
+            + (f" ({reason})" if reason else "")
+        )
+    if pred_len > max_context:
+        raise ForecastInputError(
+            f"{name('pred_len')} {pred_len} is longer than {name('max_context')} {max_context}: the predictor "
+            f"decodes at most max_context rows, so lower {name('pred_len')} to {max_context} or less"
+        )
 
 
 def check_work_budget(rows: int, pred_len: int, sample_count: int, budget: int | None, flag: str = "") -> int:
@@ -141,3 +168,44 @@ def check_work_budget(rows: int, pred_len: int, sample_count: int, budget: int |
         f"this forecast is too much work for one request: {rows} history rows x {pred_len} steps x {sample_count} "
         f"samples = {work:,} exceeds the budget of {budget:,}; {advice}"
     )
+
+
+SAMPLING_KEYS = ("T", "top_k", "top_p", "sample_count", "seed")
+
+
+def moved_sampling_message(stage: str, keys: Sequence[str]) -> str:
+    """What to write instead of the old flat keys ``<stage>.<key>`` (``keys`` in SAMPLING_KEYS)."""
+    moved = ", ".join(f"{stage}.{k} -> {stage}.sampling.{k}" for k in keys)
+    return f"{stage}.{keys[0]} moved into the {stage}.sampling block: write {moved}"
+
+
+def sampling_from_config(stage: str, data: Mapping[str, Any], defaults: SamplingSettings | None = None
+                         ) -> SamplingSettings:
+    """The ``<stage>.sampling`` block of a config as validated SamplingSettings.
+
+    Args:
+        stage: the config group (``backtest``, ``evaluate``), named in messages.
+        data: the whole group as a plain mapping; its old flat keys (``<stage>.T``, ...) are refused with
+            the new key named, its ``sampling`` block read.
+        defaults: fields the block may leave out (None: every key is required).
+    Raises:
+        ForecastInputError: a flat key, an unknown or missing key in the block, or a bad value.
+    """
+    flat = [k for k in SAMPLING_KEYS if k in data]
+    if flat:
+        raise ForecastInputError(moved_sampling_message(stage, flat))
+    block = data.get("sampling")
+    if block is None and defaults is not None:
+        block = {}
+    if not isinstance(block, Mapping):
+        raise ForecastInputError(f"{stage}.sampling must be a block of {list(SAMPLING_KEYS)}, got {block!r}")
+    unknown = sorted(set(block) - set(SAMPLING_KEYS))
+    if unknown:
+        raise ForecastInputError(f"unknown {stage}.sampling key(s) {unknown}: valid keys are {list(SAMPLING_KEYS)}")
+    values = {k: block[k] for k in SAMPLING_KEYS if k in block}
+    if defaults is None:
+        missing = [k for k in SAMPLING_KEYS if k not in values]
+        if missing:
+            raise ForecastInputError(f"{stage}.sampling.{missing[0]} is missing: add it to the {stage} config")
+        return SamplingSettings(**values).validate(prefix=f"{stage}.sampling.")
+    return dataclasses.replace(defaults, **values).validate(prefix=f"{stage}.sampling.")

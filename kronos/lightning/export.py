@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import importlib.metadata
 import logging
@@ -14,8 +15,9 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
-from kronos.atomic import atomic_directory, atomic_write_json
+from kronos.atomic import atomic_directory
 from kronos.lightning.finetune import count_parameters, published_copy
+from kronos.training_info import TrainingInfo
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +72,8 @@ class ExportCallback(Callback):
         self.mode = mode
         self.best_score: float | None = None
         self.best_state: dict[str, torch.Tensor] | None = None
-        self.run_info: dict[str, Any] = {}
+        # What the run knows before training (config, data, starting weights): set by the fit stage.
+        self.run_info = TrainingInfo()
         self.exported: Path | None = None
 
     def _improved(self, score: float) -> bool:
@@ -122,27 +125,27 @@ class ExportCallback(Callback):
         # LoRA adapters are merged here, so the export has the published key names and no adapter tensors.
         export = published_copy(model, weights)
         finetune = getattr(pl_module, "finetune", None)
-        info = {
-            "stage": getattr(pl_module, "stage", None),
-            "exported_at": dt.datetime.now(dt.timezone.utc).isoformat(),
-            "weights": source,
-            "best_validation": {"metric": self.monitor, "mode": self.mode, "value": score},
-            "global_step": trainer.global_step,
-            "epochs_completed": trainer.current_epoch,
-            "world_size": trainer.world_size,
-            "num_nodes": trainer.num_nodes,
-            "precision": str(trainer.precision),
-            "strategy": type(trainer.strategy).__name__,
-            "model_config": dict(model.config),
-            "parameters": sum(p.numel() for p in export.parameters()),
-            "trainable_parameters": count_parameters(model)[1],
-            "finetune": finetune.describe() if finetune is not None else {"mode": "full"},
-            "versions": package_versions(),
-            "git": git_commit(),
-            **self.run_info,
-        }
+        info = dataclasses.replace(
+            self.run_info,
+            stage=getattr(pl_module, "stage", None),
+            exported_at=dt.datetime.now(dt.timezone.utc).isoformat(),
+            weights=source,
+            best_validation={"metric": self.monitor, "mode": self.mode, "value": score},
+            global_step=trainer.global_step,
+            epochs_completed=trainer.current_epoch,
+            world_size=trainer.world_size,
+            num_nodes=trainer.num_nodes,
+            precision=str(trainer.precision),
+            strategy=type(trainer.strategy).__name__,
+            model_config=dict(model.config),
+            parameters=sum(p.numel() for p in export.parameters()),
+            trainable_parameters=count_parameters(model)[1],
+            finetune=finetune.describe() if finetune is not None else {"mode": "full"},
+            versions=package_versions(),
+            git=git_commit(),
+        )
         with atomic_directory(self.export_dir) as tmp:
             export.save_pretrained(tmp)
-            atomic_write_json(tmp / "training_info.json", info)
+            info.write(tmp)
         self.exported = self.export_dir
-        log.info("exported %s (%s, %s=%s) to %s", info["stage"], source, self.monitor, score, self.export_dir)
+        log.info("exported %s (%s, %s=%s) to %s", info.stage, source, self.monitor, score, self.export_dir)

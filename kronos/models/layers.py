@@ -3,7 +3,7 @@
 Shapes: B batch, T query length, S key length, D d_model, H heads, hd = D / H.
 Attention layers take optional rotary ``positions`` [B, T] (default 0..T-1), an optional boolean
 ``attn_mask`` [B, 1, T, S] (True = may attend) and, for cached decoding, preallocated key/value
-buffers [B, H, capacity, hd] written at columns ``start .. start+T`` (see kronos.inference.kv_cache).
+buffers [B, H, capacity, hd] written at columns ``start .. start+T`` (see kronos.models.kv_cache).
 """
 
 from __future__ import annotations

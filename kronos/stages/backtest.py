@@ -27,8 +27,8 @@ def backtest_stage(cfg: DictConfig, datamodule: Any, experiment: Experiment,
     from kronos.lightning.tracking import log_report_artifacts
 
     settings = BacktestSettings.from_config(cfg.backtest)
-    if settings.seed is None:  # the backtest's sampling follows the experiment's seed unless set
-        settings = dataclasses.replace(settings, seed=int(cfg.seed))
+    if settings.sampling.seed is None:  # the backtest's sampling follows the experiment's seed unless set
+        settings = dataclasses.replace(settings, sampling=dataclasses.replace(settings.sampling, seed=int(cfg.seed)))
     sources = {kind: weight_source(cfg, kind, experiment, produced) for kind in ("tokenizer", "predictor")}
     predictor = load_predictor(sources["tokenizer"].location, sources["predictor"].location, device=settings.device,
                                max_context=settings.max_context, clip=float(cfg.data.clip))

@@ -9,7 +9,6 @@ Writes ``outputs/<name>/evaluate/`` (``Experiment.evaluate_dir``). Runs on rank 
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any, Mapping
@@ -21,32 +20,11 @@ from kronos.evaluate.runner import ModelForecaster, run_evaluate
 from kronos.evaluate.settings import EvaluateSettings, ModelSpec
 from kronos.experiment import MODEL_KINDS, Experiment, WeightSource, WeightsNotFoundError
 from kronos.inference.loading import load_predictor
+from kronos.models import registry
 from kronos.stages.common import build_loggers, finish_loggers, weight_source
+from kronos.training_info import TrainingInfo
 
 log = logging.getLogger(__name__)
-
-
-def _cfg_get(node: Any, *keys: str) -> Any:
-    """``node[k1][k2]...`` or None when any level is missing (configs and plain dicts alike)."""
-    for key in keys:
-        if node is None:
-            return None
-        try:
-            node = node.get(key) if hasattr(node, "get") else None
-        except Exception:  # an interpolation that cannot resolve here counts as missing
-            return None
-    return node
-
-
-def _training_info(location: str) -> dict[str, Any]:
-    """``<location>/training_info.json`` of an export (empty for hub ids or published checkpoints)."""
-    path = Path(location) / "training_info.json"
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
 
 
 def _same_location(a: str, b: str) -> bool:
@@ -63,7 +41,8 @@ def pair_warning(name: str, tokenizer: str, predictor: str) -> str | None:
     A predictor only reads the token ids of the tokenizer it was trained with; paired with another one its
     forecasts are noise, whatever the scores say.
     """
-    trained_on = (_training_info(predictor).get("tokenizer_source") or {}).get("location")
+    info = TrainingInfo.read(predictor)
+    trained_on = info.tokenizer_location() if info is not None else None
     if not trained_on or _same_location(str(trained_on), tokenizer):
         return None
     return (f"{name}: the predictor {predictor} was trained on the tokens of tokenizer {trained_on}, but is "
@@ -79,42 +58,33 @@ def _later(*dates: str | None) -> str | None:
     return latest.date().isoformat() if latest == latest.normalize() else latest.isoformat(sep=" ")
 
 
-def published_data_end(model_cfg: Any, location: str | None) -> str | None:
-    """The pretraining cutoff when ``location`` is the config's published predictor, else None.
-
-    The cutoff is data in the model config (``model.predictor.published_data_end`` beside
-    ``model.predictor.published``), never a constant in code.
-    """
-    published = _cfg_get(model_cfg, "predictor", "published")
-    if location and published and str(location) == str(published):
-        return _cfg_get(model_cfg, "predictor", "published_data_end")
-    return None
+def published_data_end(location: str | None) -> str | None:
+    """The pretraining cutoff when ``location`` is a published predictor's hub id, else None
+    (from the registry of published models, :mod:`kronos.models.registry`)."""
+    published = registry.by_predictor(location)
+    return published.data_end if published is not None else None
 
 
-def kronos_data_end(cfg: DictConfig, settings: EvaluateSettings, predictor: WeightSource) -> str | None:
+def kronos_data_end(settings: EvaluateSettings, predictor: WeightSource) -> str | None:
     """Last date of the data the experiment's predictor learnt from (for the overlap warning).
 
     ``evaluate.kronos_data_end`` when set; otherwise the later of: the published cutoff when the
-    weights are, or were fine-tuned from, the published predictor (read from the export's
-    ``training_info.json`` config, else from this config), and the end of the export's own training
-    split.
+    weights are, or were fine-tuned from (the export's ``training_info.json``), a published predictor,
+    and the end of the export's own training split.
     """
     if settings.kronos_data_end:
         return settings.kronos_data_end
-    info = _training_info(predictor.location)
-    trained_cfg = _cfg_get(info, "config", "model")
-    started_from = _cfg_get(trained_cfg, "predictor", "pretrained")
-    pretrain_end = (published_data_end(cfg.model, predictor.location)
-                    or published_data_end(trained_cfg, started_from)
-                    or published_data_end(cfg.model, started_from))
-    train_end = _cfg_get(info, "data", "splits", "train", "end")
-    return _later(pretrain_end, train_end)
+    info = TrainingInfo.read(predictor.location)
+    started_from = info.pretrained("predictor") if info is not None else None
+    pretrain_end = published_data_end(predictor.location) or published_data_end(started_from)
+    return _later(pretrain_end, info.train_end() if info is not None else None)
 
 
-def _spec_data_end(cfg: DictConfig, spec: ModelSpec) -> str | None:
-    """An ``evaluate.models`` entry's cutoff: its ``data_end``, else the published one if it is the published pair."""
-    return spec.data_end or published_data_end(cfg.model, spec.predictor) or _later(
-        _cfg_get(_training_info(spec.predictor), "data", "splits", "train", "end"))
+def _spec_data_end(spec: ModelSpec) -> str | None:
+    """An ``evaluate.models`` entry's cutoff: its ``data_end``, else the published one if it is a published
+    predictor, else the end of its own training split."""
+    info = TrainingInfo.read(spec.predictor)
+    return spec.data_end or published_data_end(spec.predictor) or _later(info.train_end() if info is not None else None)
 
 
 def evaluate_stage(cfg: DictConfig, datamodule: Any, experiment: Experiment,
@@ -146,14 +116,14 @@ def evaluate_stage(cfg: DictConfig, datamodule: Any, experiment: Experiment,
         predictor = load_predictor(sources["tokenizer"].location, sources["predictor"].location, **loader_kw)
         note = pair_warning("kronos", sources["tokenizer"].location, sources["predictor"].location)
         models.append(ModelForecaster("kronos", predictor, weights,
-                                      kronos_data_end(cfg, settings, sources["predictor"]),
+                                      kronos_data_end(settings, sources["predictor"]),
                                       notes=(note,) if note else ()))
     for spec in settings.models:
         predictor = load_predictor(spec.tokenizer, spec.predictor, **loader_kw)
         spec_weights = {"tokenizer": {"location": spec.tokenizer, "origin": "evaluate.models"},
                         "predictor": {"location": spec.predictor, "origin": "evaluate.models"}}
         note = pair_warning(spec.name, spec.tokenizer, spec.predictor)
-        models.append(ModelForecaster(spec.name, predictor, spec_weights, _spec_data_end(cfg, spec),
+        models.append(ModelForecaster(spec.name, predictor, spec_weights, _spec_data_end(spec),
                                       notes=(note,) if note else ()))
     from kronos.lightning.tracking import log_report_artifacts
 

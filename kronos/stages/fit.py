@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Mapping
 
 import lightning.pytorch as pl
 from hydra.utils import instantiate
@@ -21,11 +21,12 @@ from kronos.lightning.base import KronosStageModule
 from kronos.lightning.comet import end_comet_runs
 from kronos.lightning.export import ExportCallback
 from kronos.lightning.finetune import apply_finetune
-from kronos.lightning.predictor_module import PredictorModule
-from kronos.lightning.tokenizer_module import TokenizerModule
-from kronos.models.predictor import Kronos
+from kronos.lightning.predictor_training import PredictorModule
+from kronos.lightning.tokenizer_training import TokenizerModule
+from kronos.models.kronos_model import Kronos
 from kronos.models.tokenizer import KronosTokenizer
 from kronos.stages.common import StageInputError, build_loggers, instantiate_keyed, weight_source
+from kronos.training_info import TrainingInfo
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ def build_module(
         tokenizer = build_tokenizer(cfg, source.location)
         predictor = build_predictor(cfg, cfg.model.predictor.get("pretrained"))
         module = PredictorModule(
-            predictor, tokenizer, optimizer, scheduler,
+            tokenizer, predictor, optimizer, scheduler,
             sampled_s1=bool(cfg.stage.get("sampled_s1", False)), compile=cfg.compile,
             loss_targets=str(cfg.stage.get("loss_targets", "all")), lookback=int(cfg.data.lookback),
         )
@@ -110,13 +111,12 @@ def fit_stage(
     callbacks = instantiate_keyed(cfg.get("callbacks"))
     loggers = build_loggers(cfg)
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    run_info: dict[str, Any] = {
-        "config": resolved,
-        "data": datamodule.describe(),
-        "started_from": cfg.model[stage].get("pretrained"),  # null: trained from scratch
-    }
-    if tokenizer_source is not None:
-        run_info["tokenizer_source"] = tokenizer_source.as_dict()
+    run_info = TrainingInfo(
+        config=resolved,
+        data=datamodule.describe(),
+        started_from=cfg.model[stage].get("pretrained"),  # null: trained from scratch
+        tokenizer_source=tokenizer_source.as_dict() if tokenizer_source is not None else None,
+    )
     for cb in callbacks.values():
         if isinstance(cb, ExportCallback):
             cb.run_info = run_info

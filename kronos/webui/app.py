@@ -121,7 +121,7 @@ class SamplingFields(BaseModel):
 
     def settings(self) -> SamplingSettings:
         return SamplingSettings(T=self.T, top_k=self.top_k, top_p=self.top_p, sample_count=self.sample_count,
-                                seed=self.seed, max_context=self.max_context)
+                                seed=self.seed)
 
 
 class ForecastBody(SamplingFields):
@@ -150,6 +150,7 @@ class Plan:
     predictor: str
     tokenizer: str
     settings: SamplingSettings
+    max_context: int
     window: Window
     pred_len: int
     start_row: int
@@ -314,17 +315,18 @@ def create_app(
         settings = body.settings()
         check_band(body.band_low, body.band_high)
         start_row = resolve_start(frame, body.start, body.lookback, body.pred_len)
-        window = plan_forecast(frame, start_row, body.lookback, body.pred_len, settings, context=limit,
-                               context_reason=why, budget=work_budget)
-        return dataset, Plan(predictor_dir, tokenizer_dir, settings, window, body.pred_len, start_row, body.lookback, True)
+        window = plan_forecast(frame, start_row, body.lookback, body.pred_len, settings,
+                               max_context=body.max_context, context=limit, context_reason=why, budget=work_budget)
+        return dataset, Plan(predictor_dir, tokenizer_dir, settings, body.max_context, window, body.pred_len, start_row,
+                             body.lookback, True)
 
     def _compute(plan: Plan, cancelled: Cancelled) -> FrameForecast:
-        predictor = models.get(plan.predictor, plan.tokenizer, device, plan.settings.max_context)
+        predictor = models.get(plan.predictor, plan.tokenizer, device, plan.max_context)
         return forecast_frame(predictor, plan.window, plan.pred_len, plan.settings, start_row=plan.start_row,
                               requested_lookback=plan.lookback, cancel=cancelled, known_future=plan.known_future)
 
     def _page_answer(body: ForecastBody, dataset: Dataset, plan: Plan, result: FrameForecast) -> dict[str, object]:
-        payload, table = forecast_payload(result, plan.settings.max_context, plan.settings.sample_count,
+        payload, table = forecast_payload(result, plan.max_context, plan.settings.sample_count,
                                           (body.band_low, body.band_high))
         stem = Path(dataset.name).name.removesuffix(".gz").removesuffix(".csv")
         forecast_id = forecasts.add((f"{stem}_forecast.csv", table))
@@ -354,9 +356,10 @@ def create_app(
         if lookback > len(frame):
             raise ForecastInputError(f"lookback {lookback} is longer than the {len(frame)} candles sent")
         start_row = len(frame) - lookback
-        window = plan_forecast(frame, start_row, lookback, body.pred_len, settings, context=limit,
-                               context_reason=why, budget=work_budget)
-        return quantiles, Plan(predictor_dir, tokenizer_dir, settings, window, body.pred_len, start_row, lookback, False)
+        window = plan_forecast(frame, start_row, lookback, body.pred_len, settings,
+                               max_context=body.max_context, context=limit, context_reason=why, budget=work_budget)
+        return quantiles, Plan(predictor_dir, tokenizer_dir, settings, body.max_context, window, body.pred_len,
+                               start_row, lookback, False)
 
     def _inline_answer(plan: Plan, result: FrameForecast, quantiles: tuple[float, ...]) -> dict[str, object]:
         table = forecast_table(result.paths, result.future.index, quantiles)
@@ -366,7 +369,7 @@ def create_app(
             "future_timestamps": result.future.kind,
             "future_note": result.future.note,
             "window": {"lookback": plan.lookback, "used_rows": len(result.history), "truncated": result.truncated,
-                       "max_context": plan.settings.max_context, "pred_len": plan.pred_len,
+                       "max_context": plan.max_context, "pred_len": plan.pred_len,
                        "sample_count": plan.settings.sample_count},
             "forecast_id": forecast_id,
             "csv_url": f"/api/forecasts/{forecast_id}.csv",

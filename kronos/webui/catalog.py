@@ -13,9 +13,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from kronos.experiment import Experiment
-from kronos.inference.pair import LONGEST_PUBLISHED_CONTEXT, PUBLISHED_CONTEXT, context_limit, load_pair
+from kronos.inference.pair import context_limit, load_pair
 from kronos.inference.predictor import KronosPredictor
 from kronos.inference.validation import ForecastInputError
+from kronos.models import registry
 from kronos.models.hub import fetch_hub_checkpoint
 
 CSV_SUFFIXES = (".csv", ".csv.gz")
@@ -42,15 +43,9 @@ class ModelChoice:
         return asdict(self)
 
 
-def _hub(name: str, predictor: str, tokenizer: str) -> ModelChoice:
-    return ModelChoice("hub", name, predictor, tokenizer, context_limit(predictor)[0])
-
-
-HUB_CHOICES: tuple[ModelChoice, ...] = (
-    _hub("Kronos-mini (hub)", "NeoQuasar/Kronos-mini", "NeoQuasar/Kronos-Tokenizer-2k"),
-    _hub("Kronos-small (hub)", "NeoQuasar/Kronos-small", "NeoQuasar/Kronos-Tokenizer-base"),
-    _hub("Kronos-base (hub)", "NeoQuasar/Kronos-base", "NeoQuasar/Kronos-Tokenizer-base"),
-)
+# The published pairs, from the registry of published models (kronos/models/registry.py).
+HUB_CHOICES: tuple[ModelChoice, ...] = tuple(
+    ModelChoice("hub", f"{m.name} (hub)", m.predictor, m.tokenizer, m.context) for m in registry.PUBLISHED)
 
 
 class OutsideDataDirError(ValueError):
@@ -129,8 +124,8 @@ def is_hub_location(location: str) -> bool:
 
 def located_context_limit(location: str) -> tuple[int, str]:
     """``context_limit`` of a resolved location; a hub id is never read as a local directory."""
-    if is_hub_location(location) and location not in PUBLISHED_CONTEXT:
-        return LONGEST_PUBLISHED_CONTEXT, f"{location} has no published context: the longest published Kronos context"
+    if is_hub_location(location) and registry.by_predictor(location) is None:
+        return registry.LONGEST_CONTEXT, f"{location} has no published context: the longest published Kronos context"
     return context_limit(location)
 
 

@@ -58,8 +58,7 @@ def forecast_payload(
     last_close = float(history["close"].iloc[-1])
     metrics = None
     if len(actual):
-        metrics = score_forecast(last_close, table["close"].to_numpy(), actual["close"].to_numpy(),
-                                 close_samples=paths[:, :, j], band=(low, high, lower, upper))
+        metrics = score_forecast(last_close, paths[:, :, j], actual["close"].to_numpy(), band=(low, high))
     payload: dict[str, object] = {
         "history": _series(history, history[TIME_COLUMN]),
         "forecast": _series(display_candles(table), index),

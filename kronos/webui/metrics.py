@@ -1,12 +1,14 @@
-"""Forecast quality against the realised future, beside the naive (persistence) forecast.
+"""Forecast quality against the realised future, beside the naive forecast (the last close carried forward).
 
-What a trader reads off these numbers:
+Every score is :mod:`kronos.scores`'s, so the page, the CLI and the evaluate stage agree on the same
+samples. What a trader reads off these numbers:
+- the point forecast is the median of the sample paths (``point``, named on the page);
 - direction accuracy is scored only on steps where both the forecast and the market moved away from
-  the last close; a forecast with no direction (persistence: every step equals the last close) gets
+  the last close; a forecast with no direction (naive: every step equals the last close) gets
   ``None`` ("n/a"), not 0 %. Its reference is a coin flip, 50 %.
-- MAE of the close beside the naive forecast's MAE (every future close = last close).
-- CRPS of the close (sample-based; for the single-valued naive forecast it equals its MAE) and how
-  often the actual close fell inside the quantile band, beside the band's nominal coverage.
+- MAE of the close beside the naive forecast's MAE;
+- the fair CRPS of the close (for the single-valued naive forecast it equals its MAE) and how often
+  the actual close fell inside the band's quantile interval (from the PIT), beside its nominal coverage;
 - ``beats`` says, per measure, whether the model did better than its reference: only then the page
   highlights it.
 """
@@ -15,87 +17,63 @@ from __future__ import annotations
 
 import numpy as np
 
-DIRECTION_REFERENCE = 0.5
+from kronos import scores
+
+# Ties of the actual with a sample are broken at random in the PIT; a fixed seed keeps a page's
+# numbers reproducible.
+PIT_SEED = 0
 
 
-def direction_accuracy(last_close: float, predicted: np.ndarray, actual: np.ndarray) -> tuple[float | None, int]:
-    """Share of steps whose predicted move since ``last_close`` has the sign of the actual move.
-
-    Steps where either side did not move have no direction and are left out; with none left the
-    accuracy is None. Returns (accuracy or None, number of steps scored).
-    """
-    pred_move = np.sign(np.asarray(predicted, dtype=np.float64) - last_close)
-    act_move = np.sign(np.asarray(actual, dtype=np.float64) - last_close)
-    scored = (pred_move != 0) & (act_move != 0)
-    n = int(scored.sum())
-    return (float(np.mean(pred_move[scored] == act_move[scored])) if n else None), n
-
-
-def crps_samples(samples: np.ndarray, actual: np.ndarray) -> float:
-    """Mean over steps of the sample CRPS, E|X - y| - 0.5 E|X - X'|: samples [S, h], actual [h].
-
-    Uses the sorted-sample identity E|X - X'| = 2/S^2 * sum_i (2i - S - 1) x_(i), O(S log S) per step.
-    """
-    x = np.sort(np.asarray(samples, dtype=np.float64), axis=0)
-    y = np.asarray(actual, dtype=np.float64)
-    s = x.shape[0]
-    term1 = np.mean(np.abs(x - y[None, :]), axis=0)
-    weights = (2 * np.arange(1, s + 1) - s - 1)[:, None]
-    term2 = np.sum(weights * x, axis=0) / (s * s)  # = 0.5 * E|X - X'|
-    return float(np.mean(term1 - term2))
-
-
-def close_metrics(last_close: float, predicted: np.ndarray, actual: np.ndarray) -> dict[str, object]:
-    """MAE and direction accuracy of a close forecast over the rows where the actual is known.
+def close_metrics(last_close: float, close_samples: np.ndarray, actual: np.ndarray) -> dict[str, object]:
+    """MAE of the point forecast, fair CRPS and direction accuracy of one forecaster.
 
     Args:
         last_close: close of the last history row.
-        predicted: forecast closes [H].
-        actual: realised closes [h], h <= H (only the first h forecasts are scored).
+        close_samples: sample paths of the close [S, h] (S = 1: a deterministic forecast).
+        actual: realised closes [h].
     """
-    h = len(actual)
-    pred = np.asarray(predicted, dtype=np.float64)[:h]
+    samples = np.asarray(close_samples, dtype=np.float64)
     act = np.asarray(actual, dtype=np.float64)
-    accuracy, steps = direction_accuracy(last_close, pred, act)
-    return {"mae_close": float(np.mean(np.abs(pred - act))), "direction_accuracy": accuracy, "direction_steps": steps}
+    point = scores.point_forecast(samples, axis=0)
+    accuracy, steps = scores.direction_accuracy(point, last_close, act)
+    return {
+        "mae_close": float(np.mean(np.abs(point - act))),
+        "crps_close": float(np.mean(scores.crps_samples(samples.T, act))),
+        "direction_accuracy": accuracy if np.isfinite(accuracy) else None,
+        "direction_steps": steps,
+    }
 
 
 def score_forecast(
     last_close: float,
-    predicted: np.ndarray,
+    close_samples: np.ndarray,
     actual: np.ndarray,
-    close_samples: np.ndarray | None = None,
-    band: tuple[float, float, np.ndarray, np.ndarray] | None = None,
+    band: tuple[float, float] | None = None,
 ) -> dict[str, object]:
-    """Metrics of the model and of persistence on the rows with an actual, and which of them the model beats.
+    """Scores of the model and of the naive forecast on the rows with an actual, and which the model beats.
 
     Args:
-        predicted: the model's point forecast of the close [H]; actual: realised closes [h <= H].
-        close_samples: the model's sample paths of the close [S, H] (adds CRPS).
-        band: (low level, high level, lower [H], upper [H]) (adds band coverage).
+        last_close: close of the last history row.
+        close_samples: the model's sample paths of the close [S, H]; only the first h steps are scored.
+        actual: realised closes [h <= H].
+        band: (low level, high level) of the page's band (adds its coverage from the PIT).
     """
-    h = len(actual)
     act = np.asarray(actual, dtype=np.float64)
-    persistence = np.full(h, last_close, dtype=np.float64)
-    model = close_metrics(last_close, predicted, act)
-    naive = close_metrics(last_close, persistence, act)
-    if close_samples is not None:
-        model["crps_close"] = crps_samples(np.asarray(close_samples)[:, :h], act)
-        naive["crps_close"] = naive["mae_close"]  # CRPS of a single value is its absolute error
-    out: dict[str, object] = {"rows": h, "model": model, "persistence": naive, "direction_reference": DIRECTION_REFERENCE}
+    h = len(act)
+    samples = np.asarray(close_samples, dtype=np.float64)[:, :h]
+    model = close_metrics(last_close, samples, act)
+    naive = close_metrics(last_close, scores.naive_paths(np.array([last_close]), h)[0], act)
+    out: dict[str, object] = {"rows": h, "point": scores.POINT_FORECAST_NAME, "model": model, "naive": naive,
+                              "direction_reference": scores.DIRECTION_REFERENCE}
     if band is not None:
-        low, high, lower, upper = band
-        inside = (act >= np.asarray(lower)[:h]) & (act <= np.asarray(upper)[:h])
-        out["band"] = {"low": low, "high": high, "nominal": high - low, "coverage": float(np.mean(inside))}
+        low, high = band
+        pit = scores.pit_values(samples.T, act, np.random.default_rng(PIT_SEED))
+        out["band"] = {"low": low, "high": high, "nominal": high - low,
+                       "coverage": scores.interval_coverage(pit, low, high)}
     accuracy = model["direction_accuracy"]
     out["beats"] = {
         "mae": model["mae_close"] < naive["mae_close"],
-        "direction": accuracy is not None and accuracy > DIRECTION_REFERENCE,
-        "crps": "crps_close" in model and model["crps_close"] < naive["crps_close"],
+        "direction": accuracy is not None and accuracy > scores.DIRECTION_REFERENCE,
+        "crps": model["crps_close"] < naive["crps_close"],
     }
     return out
-
-
-def compare_with_persistence(last_close: float, predicted: np.ndarray, actual: np.ndarray) -> dict[str, object]:
-    """Point-forecast metrics of the model and of persistence on the same rows (no CRPS, no band)."""
-    return score_forecast(last_close, predicted, actual)

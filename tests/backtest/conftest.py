@@ -22,9 +22,10 @@ class PersistenceFake:
         self.spread = spread
         self.calls: list[dict[str, object]] = []
 
-    def forecast_normalized(self, x, x_stamp, y_stamp, T, top_k, top_p, sample_count, lengths=None):
+    def forecast_normalized(self, x, x_stamp, y_stamp, sampling, lengths=None, generator=None):
+        sample_count = sampling.sample_count
         self.calls.append({"x": tuple(x.shape), "x_stamp": tuple(x_stamp.shape), "y_stamp": y_stamp.clone(),
-                           "sample_count": sample_count, "T": T, "top_k": top_k, "top_p": top_p})
+                           "sampling": sampling, "generator": generator})
         horizon = y_stamp.shape[1]
         last = x[:, -1:, :].unsqueeze(1).expand(-1, sample_count, horizon, -1)
         offsets = (torch.arange(sample_count, dtype=torch.float32) - (sample_count - 1) / 2) * self.spread
@@ -50,9 +51,9 @@ def provider(datamodule: KronosDataModule, tmp_path_factory: pytest.TempPathFact
 
 
 class DriftFake(PersistenceFake):
-    """Persistence plus a random per-window drift (torch's global RNG), identical across samples."""
+    """Persistence plus a random per-window drift (drawn by the sampling generator), identical across samples."""
 
-    def forecast_normalized(self, x, x_stamp, y_stamp, T, top_k, top_p, sample_count, lengths=None):
-        paths = super().forecast_normalized(x, x_stamp, y_stamp, T, top_k, top_p, sample_count, lengths)
+    def forecast_normalized(self, x, x_stamp, y_stamp, sampling, lengths=None, generator=None):
+        paths = super().forecast_normalized(x, x_stamp, y_stamp, sampling, lengths, generator)
         steps = torch.arange(1, y_stamp.shape[1] + 1, dtype=torch.float32).view(1, 1, -1, 1)
-        return paths + 0.2 * torch.randn(x.shape[0], 1, 1, 1) * steps
+        return paths + 0.2 * torch.randn(x.shape[0], 1, 1, 1, generator=generator) * steps

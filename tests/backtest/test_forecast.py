@@ -7,12 +7,14 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from kronos.backtest.forecast import forecast_split
 from kronos.data.features import time_features
+from kronos.inference.settings import SamplingSettings
 from tests.backtest.conftest import HORIZON, LOOKBACK, PersistenceFake
 
-SETTINGS = dict(sample_count=4, T=0.6, top_k=0, top_p=0.9)
+SETTINGS = dict(sampling=SamplingSettings(sample_count=4, T=0.6, top_k=0, top_p=0.9, seed=0))
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +40,7 @@ def test_predictor_sees_history_only_and_future_stamps(run, datamodule) -> None:
     call = fake.calls[0]
     assert call["x"][1] == LOOKBACK and call["x_stamp"][1] == LOOKBACK
     assert call["y_stamp"].shape[1] == HORIZON
-    assert (call["sample_count"], call["T"], call["top_k"], call["top_p"]) == (4, 0.6, 0, 0.9)
+    assert call["sampling"] == SETTINGS["sampling"] and isinstance(call["generator"], torch.Generator)
     # The first window's future stamps are the calendar fields of the H rows after its decision date.
     row = frame.iloc[0]
     stamps = pd.DatetimeIndex(datamodule.panel.frame(row["instrument"]).index)
@@ -92,8 +94,6 @@ def test_results_do_not_depend_on_batch_size(run, datamodule) -> None:
 def test_reconstructed_anchor_is_the_tokenizers_view_of_the_last_close(datamodule) -> None:
     """anchor=reconstructed measures returns from the decoded last candle, so a forecast equal to the
     decoded history reads as no move even when the tokenizer misses the observed close."""
-    import torch
-
     from kronos import Kronos, KronosPredictor, KronosTokenizer
     from kronos.data.features import denormalize
 
@@ -104,7 +104,7 @@ def test_reconstructed_anchor_is_the_tokenizers_view_of_the_last_close(datamodul
     model = Kronos(s1_bits=4, s2_bits=4, n_layers=1, d_model=16, n_heads=2, ff_dim=32, ffn_dropout_p=0.0,
                    attn_dropout_p=0.0, resid_dropout_p=0.0, token_dropout_p=0.0, learn_te=True)
     predictor = KronosPredictor(model, tok, device="cpu", max_context=64)
-    kw = dict(sample_count=1, T=1.0, top_k=1, top_p=1.0, batch_size=64, progress=False)
+    kw = dict(sampling=SamplingSettings(sample_count=1, T=1.0, top_k=1, top_p=1.0), batch_size=64, progress=False)
     observed = forecast_split(predictor, datamodule, anchor="last_close", **kw)
     recon = forecast_split(predictor, datamodule, anchor="reconstructed", **kw)
     assert np.allclose(observed["anchor_close"], observed["last_close"])

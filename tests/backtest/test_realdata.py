@@ -15,7 +15,7 @@ from kronos.backtest.settings import BacktestSettings
 from kronos.data.datamodule import KronosDataModule
 from kronos.data.qlib_source import QlibSource
 from kronos.inference.predictor import KronosPredictor
-from kronos.models.predictor import Kronos
+from kronos.models.kronos_model import Kronos
 from kronos.models.tokenizer import KronosTokenizer
 
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]  # ~35 s: loads the CSI300 panel
@@ -36,7 +36,7 @@ def test_csi300_backtest_report_names_sh000300(data_dir: Path, tmp_path: Path) -
     datamodule = KronosDataModule(source, lookback=20, horizon=2, batch_size=64,
                                   splits={"train": ["2025-12-01", "2026-01-31"], "test": ["2026-02-01", "2026-02-27"]})
     cfg = OmegaConf.load(REPO / "conf" / "backtest" / "topk_dropout.yaml")
-    cfg.merge_with({"sample_count": 1, "batch_size": 512, "start": "2026-02-02", "end": "2026-02-06",
+    cfg.merge_with({"sampling": {"sample_count": 1}, "batch_size": 512, "start": "2026-02-02", "end": "2026-02-06",
                     "benchmark": "SH000300"})
     out = tmp_path / "csi300" / "backtest"
     result = run_backtest(tiny_predictor(), datamodule, BacktestSettings.from_config(cfg), out)
@@ -47,7 +47,7 @@ def test_csi300_backtest_report_names_sh000300(data_dir: Path, tmp_path: Path) -
     assert metrics["provider_uri"] == str(data_dir / "qlib_cn_csi300")
     assert 200 <= metrics["n_instruments"] <= 300   # point-in-time CSI300 members
     assert metrics["start"] == "2026-02-02" and metrics["end"] <= "2026-02-06"
-    for name in ("model", "persistence", "reversal"):
+    for name in ("model", "momentum", "reversal"):
         pf = metrics[name]["portfolio"]
         assert pf["days"] >= 3 and 0 < pf["turnover"] <= 1.0
         assert pf["excess_return_with_cost"]["annualized_return"] < pf["excess_return_without_cost"]["annualized_return"]

@@ -13,17 +13,19 @@ from omegaconf import OmegaConf
 from kronos.backtest import run_backtest
 from kronos.backtest.report import FIGURES
 from kronos.backtest.settings import BacktestSettings
+from kronos.inference.settings import SAMPLING_KEYS
 from tests.backtest.conftest import DriftFake, make_datamodule
 
 REPO = Path(__file__).resolve().parents[2]
-SIGNALS = ("model", "persistence", "reversal")
+SIGNALS = ("model", "momentum", "reversal")
 LABELS = ("trade_return", "next_return", "horizon_return")
 
 
 def _cfg(**overrides) -> BacktestSettings:
     """The YAML's settings with small, fast overrides (as the stage builds them)."""
     cfg = OmegaConf.load(REPO / "conf" / "backtest" / "topk_dropout.yaml")
-    cfg.merge_with({"topk": 4, "n_drop": 1, "sample_count": 2, "batch_size": 128, "seed": 7, **overrides})
+    sampling = {"sample_count": 2, "seed": 7, **{k: overrides.pop(k) for k in list(overrides) if k in SAMPLING_KEYS}}
+    cfg.merge_with({"topk": 4, "n_drop": 1, "batch_size": 128, "sampling": sampling, **overrides})
     return BacktestSettings.from_config(cfg)
 
 
@@ -63,7 +65,7 @@ def test_report_files_and_metrics(report, datamodule) -> None:
     assert metrics["n_forecasts"] == len(datamodule.eval_dataloader("test").dataset)
     # The contract other tools read.
     assert metrics["headline_label"] == "trade_return" and metrics["settings"]["anchor"] == "last_close"
-    assert metrics["baselines"] == ["persistence", "reversal"]
+    assert metrics["baselines"] == ["momentum", "reversal"]
     assert metrics["weights"] == {"tokenizer": None, "predictor": None}
     for name in SIGNALS:
         assert set(metrics[name]["ic"]) == set(LABELS)
@@ -76,10 +78,14 @@ def test_report_files_and_metrics(report, datamodule) -> None:
         assert pf["turnover"] > 0
         # Costs only ever lower the excess return.
         assert pf["excess_return_with_cost"]["annualized_return"] < pf["excess_return_without_cost"]["annualized_return"]
-    assert metrics["settings"]["seed"] == 7 and metrics["settings"]["horizon"] == 3
+    assert metrics["settings"]["sampling"]["seed"] == 7 and metrics["settings"]["horizon"] == 3
     # Synthetic data: no membership, so the survivorship warning; no limits outside cn.
     assert any("survivorship" in w for w in metrics["warnings"]) and metrics["region"] == "none"
-    assert "beat" in metrics["significance"]["persistence"]["verdict"]
+    assert "beat" in metrics["significance"]["momentum"]["verdict"]
+    # For one release: the old name 'persistence' repeats momentum's entry, and a note says so.
+    assert metrics["persistence"] == metrics["momentum"]
+    assert metrics["significance"]["persistence"] == metrics["significance"]["momentum"]
+    assert any("'persistence' is now called 'momentum'" in n for n in metrics["notes"])
     assert result["figures"]["daily_rank_ic"] == str(out / "daily_rank_ic.png")
 
 
@@ -93,7 +99,7 @@ def test_signals_csv_and_html(report) -> None:
     np.testing.assert_allclose(signals["model"], (preds / signals[["last_close"]].to_numpy() - 1).mean(axis=1),
                                rtol=0, atol=5e-7)
     assert signals["model"].std() > 1e-3
-    np.testing.assert_allclose(signals["persistence"], signals["past_return"], rtol=1e-6)
+    np.testing.assert_allclose(signals["momentum"], signals["past_return"], rtol=1e-6)
     np.testing.assert_allclose(signals["reversal"], -signals["past_return"], rtol=1e-6)
     # The last decision dates' futures lie beyond the data: their labels are missing, not invented.
     last = signals[signals["datetime"] == signals["datetime"].max()]
@@ -204,7 +210,9 @@ def test_bad_price_rows_are_flagged_and_optionally_dropped(tmp_path) -> None:
     """A 2:1 split left in unadjusted prices (-50 % in a day) is far beyond a cn main-board limit."""
     from kronos.data.panel import Panel
 
-    class Fixed:
+    from kronos.data.source import SourceBase
+
+    class Fixed(SourceBase):
         def __init__(self, panel):
             self.panel = panel
 

@@ -26,7 +26,7 @@ def test_code_defaults_are_the_yaml_defaults() -> None:
 
 def test_honest_defaults() -> None:
     s = BacktestSettings()
-    assert s.anchor == "last_close" and s.baselines == ("persistence", "reversal")
+    assert s.anchor == "last_close" and s.baselines == ("momentum", "reversal")
     assert s.region == "auto" and s.limit_threshold == "region"
 
 
@@ -42,7 +42,7 @@ def test_from_config_takes_a_dict_a_node_or_a_full_config() -> None:
 
 @pytest.mark.parametrize("bad,match", [
     ({"anchor": "observed"}, r"backtest.anchor='observed' is not one of \['last_close', 'reconstructed'\]"),
-    ({"baselines": ["persistence", "momentum"]}, r"backtest.baselines='momentum'"),
+    ({"baselines": ["momentum", "trend"]}, r"backtest.baselines='trend'"),
     ({"baselines": []}, r"backtest.baselines is empty"),
     ({"region": "eu"}, r"backtest.region='eu'"),
     ({"limit_threshold": 1.5}, r"backtest.limit_threshold=1.5"),
@@ -55,3 +55,11 @@ def test_from_config_takes_a_dict_a_node_or_a_full_config() -> None:
 def test_bad_values_name_the_key(bad, match) -> None:
     with pytest.raises(BacktestSettingsError, match=match):
         BacktestSettings.from_config(bad)
+
+
+def test_persistence_is_read_as_momentum_for_one_release() -> None:
+    with pytest.warns(FutureWarning, match="'persistence' is now called 'momentum'"):
+        s = BacktestSettings.from_config({"baselines": ["persistence", "reversal"]})
+    assert s.baselines == ("momentum", "reversal")
+    with pytest.raises(BacktestSettingsError, match="twice"), pytest.warns(FutureWarning):
+        BacktestSettings.from_config({"baselines": ["persistence", "momentum"]})

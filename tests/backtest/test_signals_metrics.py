@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 from qlib.contrib.eva.alpha import calc_ic
 
-from kronos.backtest.metrics import compare, daily_ic, ic_report, ic_summary, residual_signal, t_statistic, verdict
+from kronos.backtest.metrics import compare, daily_ic, ic_report, ic_summary, residual_signal, verdict
+from kronos.stats import mean_t
 from kronos.backtest.signals import baseline_signal, model_signal
 
 
@@ -39,8 +40,8 @@ def test_model_signal_reduces_predicted_return(kind: str, expected_a: float, exp
 
 
 def test_baselines_are_opposite_and_use_the_past_return() -> None:
-    persistence, reversal = baseline_signal(_forecasts(), "persistence"), baseline_signal(_forecasts(), "reversal")
-    assert list(persistence) == [0.05, -0.02]
+    momentum, reversal = baseline_signal(_forecasts(), "momentum"), baseline_signal(_forecasts(), "reversal")
+    assert list(momentum) == [0.05, -0.02]
     assert list(reversal) == [-0.05, 0.02]
 
 
@@ -48,7 +49,7 @@ def test_unknown_kinds_name_the_config_key() -> None:
     with pytest.raises(ValueError, match="backtest.signal"):
         model_signal(_forecasts(), "median")
     with pytest.raises(ValueError, match="backtest.baselines"):
-        baseline_signal(_forecasts(), "momentum")
+        baseline_signal(_forecasts(), "persistence")  # the settings map the old name
 
 
 def _panel(seed: int = 0, days: int = 30, names: int = 25) -> tuple[pd.Series, pd.Series]:
@@ -100,42 +101,24 @@ def test_ic_report_scores_every_label_with_its_overlap() -> None:
     assert set(summaries) == {"next_return", "horizon_return"}
     assert summaries["next_return"]["days"] == 30 == len(dailies["horizon_return"])
     daily = dailies["horizon_return"]["rank_ic"]
-    assert summaries["horizon_return"]["rank_ic_t"] == pytest.approx(t_statistic(daily, lag=2))
-    assert summaries["next_return"]["rank_ic_t"] == pytest.approx(t_statistic(dailies["next_return"]["rank_ic"], 0))
+    assert summaries["horizon_return"]["rank_ic_t"] == pytest.approx(mean_t(daily, overlap=3).t)
+    assert summaries["horizon_return"]["rank_ic_p"] == pytest.approx(mean_t(daily, overlap=3).p)
+    assert summaries["next_return"]["rank_ic_t"] == pytest.approx(mean_t(dailies["next_return"]["rank_ic"]).t)
     assert summaries["next_return"]["rank_ic_t"] > 5  # the planted loading is highly significant
 
 
-def test_plain_t_statistic_on_a_known_series() -> None:
-    # mean 3, sample std sqrt(2.5), n 5: t = 3 / (sqrt(2.5) / sqrt(5)) = 3 * sqrt(2) = 4.2426...
-    assert t_statistic(np.array([1.0, 2.0, 3.0, 4.0, 5.0])) == pytest.approx(3 * np.sqrt(2))
-    assert np.isnan(t_statistic(np.array([1.0, 1.0, 1.0])))  # no variance
-    assert np.isnan(t_statistic(np.array([1.0, 2.0])))       # too short
-
-
-def test_newey_west_t_statistic_by_hand() -> None:
-    x = np.array([0.1, 0.3, -0.2, 0.4, 0.0, 0.2])
-    n, m = len(x), x.mean()
-    d = x - m
-    g0 = (d * d).sum() / n
-    g1 = (d[1:] * d[:-1]).sum() / n
-    g2 = (d[2:] * d[:-2]).sum() / n
-    lrv = g0 + 2 * (1 - 1 / 3) * g1 + 2 * (1 - 2 / 3) * g2   # Bartlett weights, lag 2
-    assert t_statistic(x, lag=2) == pytest.approx(m / np.sqrt(lrv / n), rel=1e-12)
-    lrv1 = g0 + 2 * (1 - 1 / 2) * g1
-    assert t_statistic(x, lag=1) == pytest.approx(m / np.sqrt(lrv1 / n), rel=1e-12)
-
-
-def test_newey_west_corrects_overlap_inflation() -> None:
+def test_overlap_t_corrects_overlap_inflation() -> None:
     """Daily ICs of an H-day label are an H-term moving sum of independent shocks: the plain t overstates
-    the evidence by about sqrt(H); Newey-West with lag H-1 brings it back near the i.i.d. scale."""
+    the evidence by about sqrt(H); the overlap-aware t (kronos.stats, formulas tested in tests/test_stats.py)
+    brings it back near the i.i.d. scale."""
     rng = np.random.default_rng(0)
     H, n, trials = 5, 2000, 200
     plain, nw = [], []
     for _ in range(trials):
         shocks = rng.normal(size=n + H - 1)
         x = np.convolve(shocks, np.ones(H), mode="valid")  # zero mean, overlapping
-        plain.append(t_statistic(x, 0))
-        nw.append(t_statistic(x, H - 1))
+        plain.append(mean_t(x).t)
+        nw.append(mean_t(x, overlap=H).t)
     assert np.std(plain) > 1.8          # ~sqrt(5) = 2.2: false "significance" everywhere
     assert 0.8 < np.std(nw) < 1.25      # ~1 under the null
 
@@ -147,7 +130,7 @@ def test_compare_and_verdict_say_whether_the_model_beats_the_baseline() -> None:
     better = base.assign(rank_ic=base["rank_ic"] + 0.05 + rng.normal(0.0, 0.01, len(days)))
     result = compare(better, base)
     assert result["days"] == 40 and result["rank_ic_diff"] == pytest.approx(0.05, abs=0.01) and result["t"] > 10
-    assert verdict("model", "persistence", "trade_return", result).startswith("The model beats persistence")
+    assert verdict("model", "momentum", "trade_return", result).startswith("The model beats momentum")
     same = compare(base, base.assign(rank_ic=base["rank_ic"] + rng.normal(0.0, 0.01, len(days))))
     assert "does not significantly beat" in verdict("model", "reversal", "trade_return", same)
     worse = compare(base, better)

@@ -36,6 +36,9 @@ def test_generate_returns_one_frame_per_continuation(tiny_pair: tuple[Path, Path
     again = generate(predictor, df[["open", "high", "low", "close", "volume"]], df["timestamps"], pred_len=7,
                      sampling=SamplingSettings(T=1.0, top_p=0.95, sample_count=3, seed=5))
     assert all(a.equals(b) for a, b in zip(frames, again))          # seeded: reproducible
+    via_method = predictor.generate(df[["open", "high", "low", "close", "volume"]], df["timestamps"], pred_len=7,
+                                    sampling=SamplingSettings(T=1.0, top_p=0.95, sample_count=3, seed=5))
+    assert all(a.equals(b) for a, b in zip(frames, via_method))
     with pytest.raises(ForecastInputError, match="y_timestamp or pred_len"):
         generate(predictor, df[["open", "high", "low", "close"]], df["timestamps"])
 

@@ -17,6 +17,7 @@ from kronos.data.datamodule import KronosDataModule
 from kronos.data.errors import DataValidationError
 from kronos.data.panel import Panel
 from kronos.data.parquet_source import ParquetSource
+from kronos.data.source import SourceBase
 from kronos.data.store import META, ensure_store, fingerprint, open_store
 from kronos.data.synthetic import SyntheticSource
 from tests.data.panel_source import PanelSource
@@ -98,8 +99,8 @@ def test_fingerprint_follows_input_files(tmp_path: Path) -> None:
     assert fingerprint(CSVSource(csv))[0] != key1
 
 
-class ListSource:
-    """A streaming source yielding given series (and recording that it was asked)."""
+class ListSource(SourceBase):
+    """A streaming source yielding given series (and recording that it was asked); it cannot ``load()``."""
 
     def __init__(self, series: list[tuple[str, np.ndarray, np.ndarray, np.ndarray | None]], log: str | None = None,
                  fail_after: int | None = None, delay: float = 0.0) -> None:
@@ -235,7 +236,7 @@ def test_building_streams_one_series_at_a_time(tmp_path: Path) -> None:
     alive: list[weakref.ref] = []
     peaks: list[int] = []
 
-    class Streaming:
+    class Streaming(SourceBase):
         def iter_series(self) -> Iterator[tuple[str, np.ndarray, np.ndarray, None]]:
             for k in range(6):
                 gc.collect()

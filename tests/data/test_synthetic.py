@@ -62,23 +62,23 @@ def _signals_and_labels(source: SyntheticSource) -> dict[str, np.ndarray]:
         "oracle_tradable": latent.drift[:, t + 2],
         "abnormal_volume": abnormal_volume(t),
         "abnormal_volume_yesterday": abnormal_volume(t - 1),
-        "persistence": log_close[:, t] - log_close[:, t - 5],
+        "momentum": log_close[:, t] - log_close[:, t - 5],
         "next": log_close[:, t + 1] - log_close[:, t],
         "tradable": log_close[:, t + 2] - log_close[:, t + 1],
     }
 
 
 def test_planted_signal_predicts_next_returns_and_trailing_returns_cannot_see_it() -> None:
-    """The oracle and the volume candle rank both labels; persistence/reversal rank neither (~0)."""
+    """The oracle and the volume candle rank both labels; momentum/reversal rank neither (~0)."""
     out = _signals_and_labels(SyntheticSource(n_instruments=48, n_steps=1200, seed=0))
-    signals = ("oracle_next", "oracle_tradable", "abnormal_volume", "abnormal_volume_yesterday", "persistence")
+    signals = ("oracle_next", "oracle_tradable", "abnormal_volume", "abnormal_volume_yesterday", "momentum")
     ic = {(s, lab): _daily_rank_ic(out[s], out[lab]).mean() for s in signals for lab in ("next", "tradable")}
     assert ic["oracle_next", "next"] > 0.5 and ic["oracle_tradable", "tradable"] > 0.5, ic
     # What a model can read from the candles alone (signal_lag=2): yesterday's volume announces
     # tomorrow's return, today's volume the return after it.
     assert ic["abnormal_volume_yesterday", "next"] > 0.4 and ic["abnormal_volume", "tradable"] > 0.4, ic
     # Returns share no planted shock, so the trailing return (reversal is its negative) sees nothing.
-    assert abs(ic["persistence", "next"]) < 0.015 and abs(ic["persistence", "tradable"]) < 0.015, ic
+    assert abs(ic["momentum", "next"]) < 0.015 and abs(ic["momentum", "tradable"]) < 0.015, ic
 
 
 def test_signal_strength_zero_removes_the_planted_component() -> None:

@@ -11,7 +11,7 @@ from kronos.data.datamodule import KronosDataModule, per_device_batch_size
 from kronos.data.features import lookback_stats, normalize
 from kronos.data.panel import Panel
 from kronos.data.synthetic import SyntheticSource
-from kronos.data.sampling import EpochWindowSampler, permute
+from kronos.data.window_sampler import EpochWindowSampler, permute
 from kronos.data.windows import WindowStore
 from lightning.fabric.utilities.distributed import DistributedSamplerWrapper
 

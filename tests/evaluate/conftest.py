@@ -17,7 +17,7 @@ FAST_EVALUATE = [
     "data.lookback=24",
     "data.horizon=4",
     "data.batch_size=16",
-    "evaluate.sample_count=4",
+    "evaluate.sampling.sample_count=4",
     "evaluate.stride=2",
     "evaluate.device=cpu",
 ]

@@ -1,4 +1,4 @@
-"""Score definitions against closed forms and hand-computed examples."""
+"""Score definitions (kronos.scores) against closed forms and hand-computed examples, as evaluate uses them."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from kronos.evaluate import metrics as m
+from kronos import scores as m
 from kronos.evaluate.baselines import drift_paths, hist_vol_paths, naive_paths
-from kronos.evaluate.scoring import score_paths, summarise
+from kronos.evaluate.scoring import direction_t_by_date, score_paths, summarise
 
 LEVELS = (0.5, 0.8, 0.9)
 QUANTILES = (0.1, 0.5, 0.9)
@@ -27,7 +27,7 @@ def test_crps_matches_gaussian_closed_form_with_many_samples() -> None:
     mu, sigma = 1.5, 2.0
     y = np.array([-3.0, 0.0, 1.5, 2.2, 7.0])
     samples = rng.normal(mu, sigma, size=(len(y), 40_000))
-    got = m.crps_from_samples(samples, y)
+    got = m.crps_samples(samples, y)
     np.testing.assert_allclose(got, gaussian_crps(mu, sigma, y), rtol=0.01, atol=0.01)
 
 
@@ -37,7 +37,7 @@ def test_fair_crps_is_unbiased_for_few_samples() -> None:
     rng = np.random.default_rng(1)
     reps, s, y = 100_000, 4, 0.3
     samples = rng.standard_normal((reps, s))
-    fair = m.crps_from_samples(samples, np.full(reps, y)).mean()
+    fair = m.crps_samples(samples, np.full(reps, y)).mean()
     truth = float(gaussian_crps(0.0, 1.0, np.array([y]))[0])
     assert abs(fair - truth) < 0.01
     plain = np.abs(samples - y).mean(axis=1) - np.abs(samples[:, :, None] - samples[:, None, :]).sum(axis=(1, 2)) / (2 * s * s)
@@ -49,9 +49,9 @@ def test_crps_sorted_identity_equals_pairwise_sum() -> None:
     x, y = rng.normal(size=(7, 9)), rng.normal(size=7)
     s = x.shape[1]
     brute = np.abs(x - y[:, None]).mean(1) - np.abs(x[:, :, None] - x[:, None, :]).sum((1, 2)) / (2 * s * (s - 1))
-    np.testing.assert_allclose(m.crps_from_samples(x, y), brute, rtol=1e-12)
+    np.testing.assert_allclose(m.crps_samples(x, y), brute, rtol=1e-12)
     # A single path is a point forecast: CRPS = absolute error.
-    np.testing.assert_allclose(m.crps_from_samples(x[:, :1], y), np.abs(x[:, 0] - y))
+    np.testing.assert_allclose(m.crps_samples(x[:, :1], y), np.abs(x[:, 0] - y))
 
 
 def _score(paths: np.ndarray, hist: np.ndarray, future: np.ndarray) -> dict:
@@ -142,5 +142,5 @@ def test_direction_t_is_clustered_by_date() -> None:
     # per-date hit rates 1, 0.5, 1 -> mean 0.8333, sd 0.2887 over 3 dates -> t = 0.3333 / (0.2887 / sqrt 3) = 2
     hits = np.array([[1.0], [1.0], [1.0], [0.0], [1.0], [np.nan]])
     dates = np.array([1, 1, 2, 2, 3, 3])
-    assert m.direction_t_by_date(hits, dates) == pytest.approx(2.0)
-    assert math.isnan(m.direction_t_by_date(hits[:2], dates[:2]))     # one date: no test
+    assert direction_t_by_date(hits, dates) == pytest.approx(2.0)
+    assert math.isnan(direction_t_by_date(hits[:2], dates[:2]))     # one date: no test

@@ -18,7 +18,8 @@ from kronos.evaluate.settings import EvaluateConfigError, EvaluateSettings
 
 L, H, F = 8, 3, 6
 SETTINGS = dict(split="test", stride=1, baselines=["naive", "drift", "hist_vol"], models=[], kronos_data_end=None,
-                sample_count=8, T=1.0, top_k=0, top_p=1.0, batch_size=5, max_context=512, device="cpu", seed=0,
+                sampling=dict(sample_count=8, T=1.0, top_k=0, top_p=1.0, seed=0), batch_size=5, max_context=512,
+                device="cpu",
                 coverage_levels=[0.5, 0.8, 0.9], quantile_levels=[0.1, 0.5, 0.9], pit_bins=5, group_by="exchange",
                 tasks=[], task_options={"garch_refit_every": 10, "classifier_epochs": 5, "max_windows": 4000},
                 task_sampling={task: {"T": 1.0, "top_k": 0, "top_p": 1.0, "sample_count": 4, "seed": 0}
@@ -28,14 +29,15 @@ SETTINGS = dict(split="test", stride=1, baselines=["naive", "drift", "hist_vol"]
 class FakeDataModule:
     """Eval batches of random-walk windows for two series on each of ``n_dates`` decision dates.
 
-    ``layout="split"`` gives the lookback-only x/stamp with a separate ``y_stamp`` (and closes of
-    L + H rows); ``nan_future`` puts NaN closes (and raw rows) after the first future step for the last
-    ``nan_future`` dates (``all_missing``: from the first future step on, as at the end of the data).
+    Decision batches (kronos.data.eval_windows): lookback-only ``x``, ``stamp`` and ``close`` of L + H rows,
+    ``y_stamp`` the horizon's stamps, ``raw`` the raw features of L + H rows; ``nan_future`` puts NaN closes
+    (and raw rows) after the first future step for the last ``nan_future`` dates (``all_missing``: from the
+    first future step on, as at the end of the data).
     """
 
     lookback, horizon, features = L, H, ("open", "high", "low", "close", "volume", "amount")
 
-    def __init__(self, n_dates: int = 6, layout: str = "joined", nan_future: int = 0,
+    def __init__(self, n_dates: int = 6, nan_future: int = 0,
                  instruments: tuple[str, ...] = ("SH600000", "SZ000001"), all_missing: bool = False) -> None:
         rng = np.random.default_rng(0)
         self.batches: list[dict[str, Any]] = []
@@ -55,9 +57,8 @@ class FakeDataModule:
                      "datetime": torch.full((len(instruments),), np.datetime64(f"2025-01-{d + 1:02d}", "ns").astype(np.int64)),
                      "mean": torch.from_numpy(mean), "std": torch.from_numpy(std), "close": torch.from_numpy(close),
                      "raw": torch.from_numpy(future)}
-            if layout == "split":
-                batch["y_stamp"] = batch["stamp"][:, L:]
-                batch["x"], batch["stamp"] = batch["x"][:, :L], batch["stamp"][:, :L]
+            batch["y_stamp"] = batch["stamp"][:, L:]
+            batch["x"] = batch["x"][:, :L]
             self.batches.append(batch)
 
     def eval_dataloader(self, split: str = "test", batch_size: int | None = None) -> list[dict[str, Any]]:
@@ -72,20 +73,19 @@ class GaussianPredictor:
     def __init__(self) -> None:
         self.calls = 0
 
-    def forecast_normalized(self, x, x_stamp, y_stamp, T, top_k, top_p, sample_count, generator=None, **_):
+    def forecast_normalized(self, x, x_stamp, y_stamp, sampling, generator=None, **_):
         self.calls += 1
         assert x.shape[1] == L and y_stamp.shape[1] == H
-        return torch.randn(x.shape[0], sample_count, y_stamp.shape[1], F, generator=generator)
+        return torch.randn(x.shape[0], sampling.sample_count, y_stamp.shape[1], F, generator=generator)
 
 
 class BrokenPredictor(GaussianPredictor):
-    def forecast_normalized(self, x, *args, **kwargs):
-        return torch.full((x.shape[0], kwargs["sample_count"], H, F), float("nan"))
+    def forecast_normalized(self, x, x_stamp, y_stamp, sampling, **_):
+        return torch.full((x.shape[0], sampling.sample_count, H, F), float("nan"))
 
 
-@pytest.mark.parametrize("layout", ["joined", "split"])
-def test_origins_keep_partly_missing_futures_and_count_them(layout: str) -> None:
-    dm = FakeDataModule(n_dates=6, layout=layout, nan_future=2)
+def test_origins_keep_partly_missing_futures_and_count_them() -> None:
+    dm = FakeDataModule(n_dates=6, nan_future=2)
     origins = collect_origins(dm, "test", stride=1, batch_size=16)
     # The last two dates' series stop after one future step: their origins stay, their missing steps count.
     assert len(origins) == 12 and origins.skipped["beyond_data"] == 0
@@ -114,6 +114,26 @@ def test_missing_future_steps_are_left_out_of_the_scores(tmp_path: Path) -> None
     # Step 1 exists for every origin, steps 2..H for 8 of 12: per-step scores average what exists.
     assert all(v is not None for v in row["per_horizon"]["crps"])
     assert "kronos" in metrics["tasks"]["accuracy"]["verdict"]
+
+
+def test_the_older_batch_layout_is_refused_by_name() -> None:
+    """x over L + H rows without y_stamp (no longer produced) is named, not silently misread."""
+    dm = FakeDataModule(n_dates=2)
+    for batch in dm.batches:
+        del batch["y_stamp"]
+    with pytest.raises(ValueError, match=r"decision batch lacks \['y_stamp'\]"):
+        collect_origins(dm, "test", stride=1, batch_size=16)
+
+
+def test_origins_as_batches_round_trip() -> None:
+    """Origins.batches gives back the decision layout the origins were read from."""
+    origins = collect_origins(FakeDataModule(n_dates=3), "test", stride=1, batch_size=16)
+    parts = list(origins.batches(4))
+    assert [len(b["instrument"]) for b in parts] == [4, 2]
+    first = parts[0]
+    assert first["x"].shape == (4, L, F) and first["stamp"].shape == (4, L + H, 5) and first["close"].shape == (4, L + H)
+    np.testing.assert_array_equal(first["close"][:, L:].numpy(), origins.future_close[:4])
+    np.testing.assert_array_equal(first["y_stamp"].numpy(), first["stamp"][:, L:].numpy())
 
 
 def test_run_evaluate_groups_by_exchange_and_reports(tmp_path: Path) -> None:
@@ -146,14 +166,16 @@ def test_a_failing_model_leaves_the_previous_report(tmp_path: Path) -> None:
     ({"baselines": ["naive", "arima"]}, "unknown \\['arima'\\]"),
     ({"baselines": ["drift"]}, "must include naive"),
     ({"stride": 0}, "evaluate.stride=0"),
-    ({"sample_count": 1}, "at least 2"),
+    ({"sampling": {**SETTINGS["sampling"], "sample_count": 1}}, "at least 2"),
+    ({"sampling": {**SETTINGS["sampling"], "T": 0}}, "evaluate.sampling.T must be between"),
+    ({"T": 1.0}, "evaluate.T moved into the evaluate.sampling block: write evaluate.T -> evaluate.sampling.T"),
     ({"coverage_levels": [0.5, 0.9]}, "coverage_levels"),
     ({"models": [{"name": "naive", "tokenizer": "a", "predictor": "b"}]}, "already used"),
     ({"models": [{"name": "x", "tokenizer": "a"}]}, "lacks \\['predictor'\\]"),
     ({"models": [{"name": "x", "tokenizer": "a", "predictor": "b", "data_end": "mid 2024"}]}, "not a date"),
     ({"tasks": ["price", "sharpe"]}, "evaluate.tasks: unknown \\['sharpe'\\]"),
     ({"task_sampling": {**SETTINGS["task_sampling"], "price": {"T": 0, "top_k": 0, "top_p": 0.9, "sample_count": 10,
-                                                               "seed": 0}}}, "evaluate.task_sampling.price: T must"),
+                                                               "seed": 0}}}, "evaluate.task_sampling.price.T must"),
     ({"task_sampling": {**SETTINGS["task_sampling"], "return": {"T": 0.6}}}, "evaluate.task_sampling.return must set"),
     ({"task_options": {"garch_refit_every": 0, "classifier_epochs": 5, "max_windows": 100}},
      "evaluate.task_options.garch_refit_every=0"),

@@ -187,7 +187,7 @@ def test_the_suite_scores_an_oracle_as_perfect_and_shares_forecast_passes() -> N
     calls = []
 
     def oracle(name, sampling):
-        calls.append((name, sampling.key()))
+        calls.append((name, sampling))
         paths = np.repeat(origins.future_raw[:, None], sampling.sample_count, axis=1)
         return np.where(np.isfinite(paths), paths, 1.0)      # missing steps: any value, they are not scored
 
@@ -196,7 +196,8 @@ def test_the_suite_scores_an_oracle_as_perfect_and_shares_forecast_passes() -> N
     sampling["generation"] = {"T": 1.0, "top_k": 0, "top_p": 0.95, "sample_count": 1, "seed": 0}
     settings = EvaluateSettings.from_config(dict(
         split="test", stride=6, baselines=["naive", "drift", "hist_vol"], models=[], kronos_data_end=None,
-        sample_count=4, T=1.0, top_k=0, top_p=1.0, batch_size=64, max_context=512, device="cpu", seed=0,
+        sampling=dict(sample_count=4, T=1.0, top_k=0, top_p=1.0, seed=0), batch_size=64, max_context=512,
+        device="cpu",
         coverage_levels=[0.5, 0.8, 0.9], quantile_levels=[0.5], pit_bins=5, group_by=None, tasks=None,
         task_sampling=sampling, task_options={"garch_refit_every": 10, "classifier_epochs": 5, "max_windows": 4000}))
     result = run_tasks(["kronos"], oracle, origins, settings, stride=6)

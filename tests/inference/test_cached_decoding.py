@@ -7,15 +7,15 @@ import pytest
 import torch
 
 from kronos import KronosPredictor
-from kronos.inference.generation import SamplingConfig, generate_tokens, window_inputs
+from kronos.inference.generation import generate_tokens, window_inputs
+from kronos.inference.settings import SamplingSettings
 from tests.inference.conftest import future_timestamps, make_series
 
-GREEDY = SamplingConfig(T=1.0, top_k=1, top_p=1.0)
+GREEDY = SamplingSettings(T=1.0, top_k=1, top_p=1.0)
 
 
 def _tokens(models, lengths: list[int], pred_len: int, max_context: int, use_cache: bool,
-            sample_count: int = 1, sampling: SamplingConfig = GREEDY,
-            rolling: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+            sampling: SamplingSettings = GREEDY, rolling: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     model, tokenizer = models
     model.eval(), tokenizer.eval()
     L = max(lengths)
@@ -26,8 +26,8 @@ def _tokens(models, lengths: list[int], pred_len: int, max_context: int, use_cac
     with torch.inference_mode():
         positions, mask, _ = window_inputs(starts, 0, L)
         s1, s2 = tokenizer.encode_ids(x, positions, mask)
-        return generate_tokens(model, s1, s2, stamps, starts, pred_len, max_context, sample_count, sampling, use_cache,
-                               rolling=rolling)
+        return generate_tokens(model, s1, s2, stamps, starts, pred_len, max_context, sampling,
+                               sampling.generator("cpu"), use_cache, rolling=rolling)
 
 
 @pytest.mark.parametrize(
@@ -42,9 +42,9 @@ def test_cached_equals_uncached_greedy(tiny_models, lengths, pred_len, max_conte
 
 
 def test_cached_equals_uncached_when_sampling_paths(tiny_models) -> None:
-    sampling = lambda: SamplingConfig(T=0.8, top_k=0, top_p=0.9, generator=torch.Generator().manual_seed(5))  # noqa: E731
-    cached = _tokens(tiny_models, [15, 9], 7, 18, True, sample_count=3, sampling=sampling())
-    uncached = _tokens(tiny_models, [15, 9], 7, 18, False, sample_count=3, sampling=sampling())
+    sampling = SamplingSettings(T=0.8, top_k=0, top_p=0.9, sample_count=3, seed=5)
+    cached = _tokens(tiny_models, [15, 9], 7, 18, True, sampling=sampling)
+    uncached = _tokens(tiny_models, [15, 9], 7, 18, False, sampling=sampling)
     assert torch.equal(cached[0], uncached[0]) and torch.equal(cached[1], uncached[1])
     generated = cached[0][:, 15:]
     assert len({tuple(row.tolist()) for row in generated}) > 1, "sample paths should differ"

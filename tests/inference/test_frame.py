@@ -25,7 +25,7 @@ from kronos.inference.pair import check_device, check_pair_kinds, context_limit,
 from kronos.inference.sessions import future_index, learn_sessions
 from kronos.inference.generation import GenerationCancelled
 from kronos.inference.samples import ForecastSamples, sample_quantiles
-from kronos.inference.settings import DEFAULT_WORK_BUDGET, SamplingSettings, check_work_budget
+from kronos.inference.settings import DEFAULT_WORK_BUDGET, SamplingSettings, check_context, check_work_budget
 from kronos.inference.validation import ForecastInputError
 
 
@@ -92,20 +92,31 @@ def test_start_rows_and_dates() -> None:
     ({"top_k": -2}, "top_k"),
     ({"sample_count": 0}, "sample_count must be between 1 and 256"),
     ({"sample_count": 257}, "sample_count"),
-    ({"max_context": 1}, "max_context must be at least 2"),
-    ({"max_context": 3}, "pred_len 4 is longer than max_context 3"),
 ])
 def test_sampling_settings_have_one_validation(change: dict, message: str) -> None:
     with pytest.raises(ForecastInputError, match=message):
-        SamplingSettings(**{"max_context": 64, **change}).validate(pred_len=4)
+        SamplingSettings(**change).validate()
+
+
+@pytest.mark.parametrize(("max_context", "message"), [
+    (1, "max_context must be at least 2"),
+    (3, "pred_len 4 is longer than max_context 3"),
+    (64.0, "max_context must be a whole number"),
+])
+def test_context_is_its_own_check(max_context, message: str) -> None:
+    with pytest.raises(ForecastInputError, match=message):
+        check_context(max_context, pred_len=4)
 
 
 def test_cli_flags_and_context_limit_in_messages() -> None:
     with pytest.raises(ForecastInputError, match="--top-p must be"):
-        SamplingSettings(top_p=2.0).validate(4, flag="--")
+        SamplingSettings(top_p=2.0).validate(flag="--")
     with pytest.raises(ForecastInputError, match=r"max_context 1024 is longer than the 512 rows .* \(why\)"):
-        SamplingSettings(max_context=1024).validate(4, context_limit=512, reason="why")
-    assert SamplingSettings(max_context=512, seed=2**63 - 1).validate(4, context_limit=512).seed == 2**63 - 1
+        check_context(1024, 4, context_limit=512, reason="why")
+    with pytest.raises(ForecastInputError, match="--max-context 1024 is longer"):
+        check_context(1024, 4, context_limit=512, flag="--")
+    check_context(512, 4, context_limit=512)
+    assert SamplingSettings(seed=2**63 - 1).validate().seed == 2**63 - 1
 
 
 def test_seeded_generator_is_repeatable() -> None:
@@ -128,12 +139,12 @@ def test_work_budget_refuses_and_says_what_to_lower() -> None:
 
 def test_plan_caps_history_at_max_context_and_budgets_what_is_seen() -> None:
     frame = _frame(rows=200)
-    window = plan_forecast(frame, 0, 150, 4, SamplingSettings(max_context=64), budget=64 * 4)
+    window = plan_forecast(frame, 0, 150, 4, SamplingSettings(), max_context=64, budget=64 * 4)
     assert len(window.history) == 64
     assert window.history["timestamps"].iloc[-1] == frame["timestamps"].iloc[149]  # the last rows are kept
     assert len(window.actual) == 4
     with pytest.raises(ForecastInputError, match="budget"):
-        plan_forecast(frame, 0, 150, 4, SamplingSettings(max_context=64), budget=64 * 4 - 1)
+        plan_forecast(frame, 0, 150, 4, SamplingSettings(), max_context=64, budget=64 * 4 - 1)
 
 
 # ---------------------------------------------------------------- quantiles, tables, candles
@@ -258,8 +269,8 @@ def test_forecast_frame_samples_and_cancel_stops_within_a_step(tiny_pair: tuple[
     tokenizer, predictor = tiny_pair
     model = load_pair(str(tokenizer), str(predictor), device="cpu", max_context=64)
     frame = _frame(rows=120)
-    settings = SamplingSettings(sample_count=3, seed=1, max_context=64)
-    window = plan_forecast(frame, 0, 100, 6, settings)
+    settings = SamplingSettings(sample_count=3, seed=1)
+    window = plan_forecast(frame, 0, 100, 6, settings, max_context=64)
     result = forecast_frame(model, window, 6, settings, requested_lookback=100)
     assert result.paths.shape == (3, 6, 6) and result.truncated and len(result.history) == 64
     assert list(result.future.index) == list(frame["timestamps"].iloc[100:106])  # known future first
@@ -278,11 +289,11 @@ def test_forecast_frame_samples_and_cancel_stops_within_a_step(tiny_pair: tuple[
 
 
 def test_seed_sent_as_a_float_by_a_browser() -> None:
-    assert SamplingSettings(seed=7.0).validate(4).seed == 7
+    assert SamplingSettings(seed=7.0).validate().seed == 7
     with pytest.raises(ForecastInputError, match="seed must be a whole number"):
-        SamplingSettings(seed=1.1805916207174113e21).validate(4)
+        SamplingSettings(seed=1.1805916207174113e21).validate()
     with pytest.raises(ForecastInputError, match="seed must be a whole number"):
-        SamplingSettings(seed=1.5).validate(4)
+        SamplingSettings(seed=1.5).validate()
 
 
 def test_cut_window_names_what_does_not_fit() -> None:
@@ -301,7 +312,7 @@ def test_sessions_come_from_the_data_before_a_short_window() -> None:
     frame["timestamps"] = stamps.as_unit("ns")
     # 40 rows of history span less than a day: on their own too short to learn sessions from, but the
     # file before them shows the A-share day, and nothing after the window's end is used.
-    window = plan_forecast(frame, len(frame) - 40, 40, 30, SamplingSettings(max_context=64))
+    window = plan_forecast(frame, len(frame) - 40, 40, 30, SamplingSettings(), max_context=64)
     assert len(window.calendar) == len(frame)
     future = future_index(window.history["timestamps"], 30, calendar=window.calendar)
     assert future.kind == "sessions"

@@ -10,6 +10,7 @@ import torch
 from kronos import Kronos, KronosPredictor
 from kronos.data.features import FEATURES
 from kronos.inference import ForecastInputError, ForecastSamples
+from kronos.inference.settings import SamplingSettings
 from tests.inference.conftest import TINY_PREDICTOR, future_timestamps, make_series
 
 
@@ -39,10 +40,24 @@ def test_predict_samples_paths_mean_quantiles(predictor: KronosPredictor) -> Non
     np.testing.assert_allclose(again.to_numpy(), samples.mean().to_numpy(), rtol=1e-6)
 
 
+def test_sampling_whole_equals_the_reference_keywords(predictor: KronosPredictor) -> None:
+    """``sampling=SamplingSettings(...)`` and the reference's T/top_p/sample_count keywords draw the same paths;
+    a seed in the settings makes the generator, so no generator argument is needed."""
+    df, ts = make_series(30, 0)
+    y = future_timestamps(ts, 5)
+    loose = predictor.predict_samples(df, ts, y, 5, T=0.8, top_p=0.9, sample_count=3, verbose=False,
+                                      generator=torch.Generator().manual_seed(11))
+    whole = predictor.predict_samples(df, ts, y, 5, verbose=False,
+                                      sampling=SamplingSettings(T=0.8, top_p=0.9, sample_count=3, seed=11))
+    np.testing.assert_array_equal(loose.paths, whole.paths)
+    with pytest.raises(ForecastInputError, match="either whole"):
+        predictor.predict(df, ts, y, 5, T=0.5, sampling=SamplingSettings(), verbose=False)
+
+
 def test_forecast_normalized_shape(predictor: KronosPredictor) -> None:
     x = torch.randn(3, 10, 6)
     stamps = torch.randint(0, 7, (3, 14, 5))
-    out = predictor.forecast_normalized(x, stamps[:, :10], stamps[:, 10:], top_k=1, sample_count=2,
+    out = predictor.forecast_normalized(x, stamps[:, :10], stamps[:, 10:], SamplingSettings(top_k=1, sample_count=2),
                                         lengths=torch.tensor([10, 4, 7]))
     assert out.shape == (3, 2, 4, 6) and torch.isfinite(out).all()
     torch.testing.assert_close(out[:, 0], out[:, 1])  # greedy paths are identical

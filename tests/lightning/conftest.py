@@ -22,7 +22,7 @@ FAST_RUN = [
     "trainer.limit_train_batches=3",
     "trainer.limit_val_batches=2",
     "callbacks.progress=null",
-    "backtest.sample_count=1",
+    "backtest.sampling.sample_count=1",
     "backtest.topk=2",
     "backtest.n_drop=1",
 ]

@@ -20,9 +20,9 @@ from kronos.lightning.finetune import (
     depth_levels,
     published_copy,
 )
-from kronos.lightning.predictor_module import PredictorModule
+from kronos.lightning.predictor_training import PredictorModule
 from kronos.lightning.schedules import warmup_cosine
-from kronos.lightning.tokenizer_module import TokenizerModule
+from kronos.lightning.tokenizer_training import TokenizerModule
 from kronos.train import train
 from tests.conftest import TINY_PREDICTOR_CONFIG, TINY_TOKENIZER_CONFIG
 
@@ -83,7 +83,7 @@ def test_bad_targets_name_what_the_model_has() -> None:
     model = Kronos(**TINY_PREDICTOR_CONFIG)
     with pytest.raises(FinetuneConfigError, match=r"target_modules \['qkv'\].*'q_proj'"):
         add_lora(model, LoraSettings(target_modules=("q_proj", "qkv")))
-    module = PredictorModule(model, KronosTokenizer(**TINY_TOKENIZER_CONFIG), partial(torch.optim.AdamW, lr=1e-3))
+    module = PredictorModule(KronosTokenizer(**TINY_TOKENIZER_CONFIG), model, partial(torch.optim.AdamW, lr=1e-3))
     with pytest.raises(FinetuneConfigError, match="froze nothing in Kronos.*transformer.0"):
         apply_finetune(module, {"mode": "freeze", "freeze": ["encoder*"], "freeze_first_n_blocks": 0})
     with pytest.raises(FinetuneConfigError, match="freeze_first_n_blocks=5 but Kronos has 2 blocks"):

@@ -35,7 +35,7 @@ def test_each_stage_with_fast_dev_run(make_cfg) -> None:
     bt = train(make_cfg("stage=backtest"))
     metrics = json.loads((tok_dir.parent / "backtest" / "metrics.json").read_text())
     assert metrics["n_forecasts"] == bt["backtest"]["n_forecasts"] > 0
-    for signal in ("model", "persistence", "reversal"):
+    for signal in ("model", "momentum", "reversal"):
         assert metrics[signal]["ic"][metrics["headline_label"]]["days"] > 0
         assert "annualized_return" in metrics[signal]["portfolio"]["excess_return_with_cost"]
 

@@ -85,10 +85,10 @@ def test_predictor_loss_restricted_to_horizon_targets() -> None:
 def test_predictor_module_loss_targets_option() -> None:
     from functools import partial
 
-    from kronos.lightning.predictor_module import PredictorModule
+    from kronos.lightning.predictor_training import PredictorModule
     from tests.inference.conftest import TINY_TOKENIZER
 
-    args = (Kronos(**TINY_PREDICTOR), KronosTokenizer(**TINY_TOKENIZER), partial(torch.optim.AdamW, lr=1e-3))
+    args = (KronosTokenizer(**TINY_TOKENIZER), Kronos(**TINY_PREDICTOR), partial(torch.optim.AdamW, lr=1e-3))
     assert PredictorModule(*args).target_start == 1
     assert PredictorModule(*args, loss_targets="horizon", lookback=9).target_start == 9
     with pytest.raises(ValueError, match="stage.loss_targets='future'"):

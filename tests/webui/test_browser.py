@@ -101,7 +101,7 @@ def test_page_end_to_end(sync_playwright, fixtures_dir: Path, tmp_path: Path) ->
             assert axis["type"] == "category"
             assert all(t.startswith("2024-") and "<br>" in t for t in axis["ticktext"])
             table = page.inner_text("#metrics-table")
-            assert "persistence" in table and "coin flip" in table and "CRPS" in table and "band" in table
+            assert "naive" in table and "median of the sample paths" in table and "coin flip" in table and "CRPS" in table and "band" in table
             assert page.get_attribute("#download", "href").endswith(".csv")
             _shot(page, "webui-intraday-candles.png")
 

@@ -334,12 +334,12 @@ def test_forecast_payload_has_fan_median_consistent_candles_and_scores(served: d
     fan = np.array(body["fan"]["close"])
     assert fan.shape == (5, 6) and np.all(np.diff(fan, axis=0) >= 0)
     metrics = body["metrics"]
-    assert metrics["direction_reference"] == 0.5
-    assert metrics["persistence"]["direction_accuracy"] is None  # no direction: n/a, not 0 %
-    assert metrics["persistence"]["crps_close"] == pytest.approx(metrics["persistence"]["mae_close"])
+    assert metrics["direction_reference"] == 0.5 and metrics["point"] == "median of the sample paths"
+    assert metrics["naive"]["direction_accuracy"] is None  # no direction: n/a, not 0 %
+    assert metrics["naive"]["crps_close"] == pytest.approx(metrics["naive"]["mae_close"])
     assert metrics["model"]["crps_close"] >= 0 and 0 <= metrics["band"]["coverage"] <= 1
     assert metrics["band"]["nominal"] == pytest.approx(0.8)
-    assert metrics["beats"]["mae"] == (metrics["model"]["mae_close"] < metrics["persistence"]["mae_close"])
+    assert metrics["beats"]["mae"] == (metrics["model"]["mae_close"] < metrics["naive"]["mae_close"])
     table = pd.read_csv(io.StringIO(client.get(body["csv_url"]).text))
     np.testing.assert_allclose(table["open"], forecast["open"], rtol=1e-6)  # raw values kept in the CSV
     assert body["window"]["future_timestamps"] == "known"

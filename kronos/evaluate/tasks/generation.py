@@ -40,6 +40,7 @@ from scipy.stats import kurtosis, spearmanr, wasserstein_distance
 from torch import nn
 
 from kronos.evaluate.tasks.comparison import per_date
+from kronos.stats import moving_block_indices
 
 GEN_BASELINES: tuple[str, ...] = ("bootstrap", "garch_sim", "random_walk")
 ACF_LAGS = 10
@@ -265,10 +266,11 @@ def bootstrap_windows(hist_raw: np.ndarray, length: int, features: Sequence[str]
     """
     rel = _relative_rows(hist_raw, features)
     n, m = rel.shape[:2]
-    block = block or max(2, int(np.ceil(m ** (1 / 3))))
-    block = min(block, m)
-    starts = rng.integers(0, m - block + 1, size=(n, int(np.ceil(length / block))))
-    idx = (starts[..., None] + np.arange(block)).reshape(n, -1)[:, :length]
+    if length > m:
+        raise ValueError(f"the bootstrap baseline draws {length} rows from a lookback of {m + 1}: the lookback must be "
+                         "longer than the generated window")
+    block = min(block or max(2, int(np.ceil(m ** (1 / 3)))), m)
+    idx = moving_block_indices(m, block, n, rng)[:, :length]                    # [N, G] lookback rows
     picked = np.take_along_axis(rel, idx[..., None], axis=1)
     return _rebuild(picked, hist_raw[:, -1, list(features).index("close")], features)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, astuple, dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -19,17 +19,18 @@ import pandas as pd
 
 from kronos.evaluate.baselines import baseline_paths
 from kronos.evaluate.origins import Origins
-from kronos.evaluate.settings import EvaluateSettings, TaskSampling
+from kronos.evaluate.settings import EvaluateSettings
 from kronos.evaluate.tasks import TASKS
 from kronos.evaluate.tasks import generation as gen
 from kronos.evaluate.tasks import price as price_task
 from kronos.evaluate.tasks import returns as return_task
 from kronos.evaluate.tasks import volatility as vol
 from kronos.evaluate.tasks.comparison import best, dm_against, per_date, verdict, window_overlap
+from kronos.inference.settings import SamplingSettings
 
 log = logging.getLogger(__name__)
 
-Forecast = Callable[[str, TaskSampling], np.ndarray]  # (model name, sampling) -> [N, S, H, F] price units
+Forecast = Callable[[str, SamplingSettings], np.ndarray]  # (model name, sampling) -> [N, S, H, F] price units
 
 # Per task: the headline metric, its label in the verdict, whether higher is better, whether the margin is relative.
 HEADLINE: dict[str, tuple[str, str, bool, bool]] = {
@@ -85,8 +86,9 @@ def allowed_tasks(origins: Origins) -> dict[str, str | None]:
         "return": (None if per_date_series.max() >= 3 else
                    "needs at least 3 series on one date (a cross-sectional IC)"),
         "volatility": None if origins.lookback >= 3 else "needs a lookback of at least 3 rows",
-        "generation": (None if candles and origins.horizon >= gen.MIN_LENGTH and complete >= 10 else
-                       f"needs raw candles, a horizon of at least {gen.MIN_LENGTH} rows and 10 complete futures"),
+        "generation": (None if candles and gen.MIN_LENGTH <= origins.horizon < origins.lookback and complete >= 10
+                       else f"needs raw candles, a horizon of {gen.MIN_LENGTH} rows or more (shorter than the "
+                            "lookback) and 10 complete futures"),
     }
 
 
@@ -167,7 +169,7 @@ def run_tasks(model_names: Sequence[str], forecast: Forecast, origins: Origins, 
     def paths_for(name: str, task: str) -> np.ndarray:
         nonlocal pass_seconds
         sampling = settings.task_sampling[task]
-        store = passes.setdefault(sampling.key(), {})
+        store = passes.setdefault(astuple(sampling), {})  # equal settings share one pass
         if name not in store:
             t0 = time.perf_counter()
             store[name] = forecast(name, sampling)
@@ -257,7 +259,7 @@ def run_tasks(model_names: Sequence[str], forecast: Forecast, origins: Origins, 
         out[task] = {
             "models": {name: _strip(row) for name, row in rows.items()},
             "baselines": baselines,
-            "sampling": sampling.as_dict(),
+            "sampling": asdict(sampling),
             "overlap": overlap,
             **compared,
             **extra,

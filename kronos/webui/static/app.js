@@ -397,7 +397,7 @@ function showMetrics(metrics) {
     box.append(div);
     return;
   }
-  const m = metrics.model, p = metrics.persistence, beats = metrics.beats;
+  const m = metrics.model, p = metrics.naive, beats = metrics.beats;
   const asPct = (v) => (v === null || v === undefined ? "n/a" : `${(v * 100).toFixed(1)}%`);
   const table = document.createElement("table");
   table.id = "metrics-table";
@@ -405,11 +405,11 @@ function showMetrics(metrics) {
   head.innerHTML = "<tr><th></th><th>Kronos</th><th>Reference</th></tr>";
   head.querySelector("th").textContent = `vs actual (${metrics.rows} rows)`;
   const rows = [
-    ["MAE of close", fmt(m.mae_close), beats.mae, `${fmt(p.mae_close)} (persistence)`],
+    [`MAE of close (${metrics.point})`, fmt(m.mae_close), beats.mae, `${fmt(p.mae_close)} (naive: last close)`],
     ["Direction accuracy", m.direction_accuracy === null ? "n/a" : `${asPct(m.direction_accuracy)} of ${m.direction_steps}`,
-      beats.direction, `${asPct(metrics.direction_reference)} (coin flip; persistence: n/a)`],
+      beats.direction, `${asPct(metrics.direction_reference)} (coin flip; naive: n/a)`],
   ];
-  if (m.crps_close !== undefined) rows.push(["CRPS of close", fmt(m.crps_close), beats.crps, `${fmt(p.crps_close)} (persistence)`]);
+  rows.push(["CRPS of close (fair)", fmt(m.crps_close), beats.crps, `${fmt(p.crps_close)} (naive: last close)`]);
   if (metrics.band) {
     rows.push([`Actual inside ${pct(metrics.band.low)}–${pct(metrics.band.high)}% band`, asPct(metrics.band.coverage), false,
       `${asPct(metrics.band.nominal)} (nominal)`]);

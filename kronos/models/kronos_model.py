@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from kronos.models.embedding import HierarchicalEmbedding, TemporalEmbedding
 from kronos.models.hub import HubModel
+from kronos.models.kv_cache import KVCache
 from kronos.models.layers import CrossAttention, KVBuffers, RMSNorm, TransformerBlock, causal_padding_mask
 
 DEP_LAYER_HEADS = 4  # the published dependency-aware layer uses 4 heads whatever n_heads is
@@ -96,6 +97,53 @@ class Kronos(HubModel):
             x = block(x, positions, attn_mask, None if kv is None else kv[i], start, kv_len)
         return self.norm(x)
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype of the weights (hidden states and cache buffers use it)."""
+        return self.norm.weight.dtype
+
+    def new_kv_cache(self, batch: int, capacity: int, device: torch.device | str | None = None) -> KVCache:
+        """An empty cache for ``batch`` rows and ``capacity`` window columns, sized from this model's config
+        (``n_layers``, ``n_heads``, ``d_model`` and the dependency layer's heads), on ``device`` (default: the
+        model's)."""
+        return KVCache.allocate(n_layers=self.n_layers, n_heads=self.n_heads, dep_heads=DEP_LAYER_HEADS,
+                                d_model=self.d_model, batch=batch, capacity=capacity,
+                                device=self.norm.weight.device if device is None else device, dtype=self.dtype)
+
+    def dependency_context(self, h: Tensor) -> KVBuffers:
+        """Keys/values of the dependency layer over hidden states h [B, T, D] -> ([B, 4, T, D/4], [B, 4, T, D/4])
+        (no rotary): what :meth:`s2_logits_at` attends."""
+        return self.dep_layer.cross_attn.project_context(h)
+
+    def decode_step(
+        self,
+        s1_ids: Tensor,
+        s2_ids: Tensor,
+        stamp: Tensor | None,
+        positions: Tensor | None = None,
+        attn_mask: Tensor | None = None,
+        cache: KVCache | None = None,
+        start: int = 0,
+        kv_len: int | None = None,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """One decoding step over T new tokens [B, T] (a prefill, one cached token, or a whole window).
+
+        Args:
+            positions: rotary positions [B, T] (None: 0..T-1); attn_mask: [B, 1, T, S] bool, or the key mask
+                [B, 1, 1, S] of a cached step (None: plain causal attention).
+            cache: from :meth:`new_kv_cache`; the tokens' keys/values are written at columns
+                ``start .. start+T`` and columns ``0 .. kv_len`` (default start+T) are attended. None: no cache.
+        Returns:
+            (hidden states [B, T, D], dependency keys, dependency values [B, 4, S, D/4]) over the attended
+            columns (the T new ones without a cache).
+        """
+        h = self.hidden(s1_ids, s2_ids, stamp, positions, attn_mask, None if cache is None else cache.layers,
+                        start, kv_len)
+        keys, values = self.dependency_context(h)
+        if cache is not None:
+            keys, values = cache.write_dep(keys, values, start, kv_len)
+        return h, keys, values
+
     def s1_logits(self, h: Tensor) -> Tensor:
         """h [..., D] -> s1 logits [..., V1]."""
         return self.head.proj_s1(h)
@@ -106,7 +154,7 @@ class Kronos(HubModel):
         """Inference s2 logits for the newest position.
 
         h_last [B, 1, D]; s1_ids [B] the chosen s1; keys/values [B, 4, S, D/4] from
-        ``dep_layer.cross_attn.project_context(h)`` over the whole window (no rotary, no causal
+        :meth:`dependency_context` (or :meth:`decode_step`) over the whole window (no rotary, no causal
         mask); key_mask bool [B, 1, 1, S] or None -> [B, V2].
         """
         sibling = self.embedding.emb_s1(s1_ids)[:, None]

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 
 from kronos.lightning.base import KronosStageModule, OptimizerFactory, SchedulerFactory
-from kronos.models.predictor import Kronos
+from kronos.models.kronos_model import Kronos
 from kronos.models.tokenizer import KronosTokenizer
 
 LOSS_TARGETS = ("all", "horizon")
@@ -20,8 +20,8 @@ class PredictorModule(KronosStageModule):
     ``x`` into s1/s2 ids [B, T] and the model learns ids t=1..T-1 from ids and stamps t=0..T-2.
 
     Args:
-        predictor: the network to train (fresh or pretrained).
         tokenizer: the tokenizer whose ids are the targets; frozen and kept in eval mode.
+        predictor: the network to train (fresh or pretrained).
         sampled_s1: condition s2 on a sampled s1 (the reference fine-tuning scripts) instead of the
             true s1 (teacher forcing, the paper's objective and the default).
         loss_targets: ``all`` (every next-token target of the window, the reference objective) or
@@ -34,8 +34,8 @@ class PredictorModule(KronosStageModule):
 
     def __init__(
         self,
-        predictor: Kronos,
         tokenizer: KronosTokenizer,
+        predictor: Kronos,
         optimizer: OptimizerFactory,
         scheduler: SchedulerFactory | None = None,
         sampled_s1: bool = False,

@@ -5,23 +5,19 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from kronos.inference.settings import SamplingSettings
 
-def sample_from_logits(
-    logits: Tensor,
-    T: float = 1.0,
-    top_k: int = 0,
-    top_p: float = 1.0,
-    generator: torch.Generator | None = None,
-) -> Tensor:
-    """Sample one token per row: logits [N, V] -> int64 [N].
 
+def sample_from_logits(logits: Tensor, sampling: SamplingSettings, generator: torch.Generator | None = None) -> Tensor:
+    """Sample one token per row: logits [N, V] -> int64 [N], as ``sampling`` (validated) says.
+
+    ``generator``: made once per forecast by ``sampling.generator(device)`` (None: torch's global one).
     Logits are divided by ``T``. If ``top_k > 0`` only the top_k logits are kept (``top_p`` is then
     ignored); else if ``top_p < 1`` tokens are kept, in descending order, while the probability of the
     tokens before them is at most top_p (the most likely token always stays). ``top_k == 1`` is
     greedy: the arg-max, with no randomness drawn.
     """
-    if T <= 0:
-        raise ValueError(f"temperature T must be > 0, got {T}; use top_k=1 for greedy decoding")
+    T, top_k, top_p = sampling.T, sampling.top_k, sampling.top_p
     if top_k == 1:
         return logits.argmax(dim=-1)
     scaled = logits.float() / T
