@@ -13,6 +13,10 @@ Example::
     kronos-predict --model NeoQuasar/Kronos-small --tokenizer NeoQuasar/Kronos-Tokenizer-base \\
         --csv prices.csv --lookback 400 --pred-len 120 --sample-count 20 \\
         --quantiles 0.1,0.5,0.9 --out forecast.csv --plot forecast.png
+
+``--generate N`` writes N generated continuations instead of the forecast: every sample path in full, one
+row per (path, timestamp), columns ``path,timestamps,open,high,low,close,volume,amount`` (pass the paper's
+generation settings with ``--T 1.0 --top-p 0.95``).
 """
 
 from __future__ import annotations
@@ -32,8 +36,9 @@ from kronos.inference.frame import (
     price_band,
     read_series,
 )
+from kronos.inference.generate import generated_frames, long_table
 from kronos.inference.pair import check_device, context_limit, load_pair
-from kronos.inference.settings import SamplingSettings, check_context
+from kronos.inference.settings import SAMPLE_COUNT_MAX, SamplingSettings, check_context
 from kronos.inference.validation import ForecastInputError
 from kronos.models.hub import CheckpointError
 
@@ -56,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=0, help="keep the k most likely tokens (0: off; 1: greedy)")
     p.add_argument("--top-p", type=float, default=0.9, help="nucleus sampling mass (ignored when --top-k > 0)")
     p.add_argument("--sample-count", type=int, default=1, help="sample paths drawn; the forecast is their mean")
+    p.add_argument("--generate", type=int, default=None, metavar="N",
+                   help="write N generated continuations (every sample path, column path) instead of the forecast")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: the best available)")
     p.add_argument("--max-context", type=int, default=None,
                    help=f"longest token window the predictor sees (default: {DEFAULT_MAX_CONTEXT}, or less when the "
@@ -95,10 +102,15 @@ def run(args: argparse.Namespace) -> None:
     """Forecast and write the outputs; bad input raises DataValidationError, ForecastInputError or CheckpointError."""
     _check_paths(args)
     quantiles = parse_quantiles(args.quantiles) if args.quantiles else ()
+    if args.generate is not None and quantiles:
+        raise ForecastInputError("--quantiles summarise a forecast and --generate writes every path: give one of them")
+    if args.generate is not None and not 1 <= args.generate <= SAMPLE_COUNT_MAX:
+        raise ForecastInputError(f"--generate {args.generate}: draw from 1 to {SAMPLE_COUNT_MAX} continuations")
+    sample_count = args.sample_count if args.generate is None else args.generate
     check_device(args.device)
     limit, why = context_limit(args.model)
     max_context = args.max_context if args.max_context is not None else min(DEFAULT_MAX_CONTEXT, limit)
-    settings = SamplingSettings(T=args.T, top_k=args.top_k, top_p=args.top_p, sample_count=args.sample_count,
+    settings = SamplingSettings(T=args.T, top_k=args.top_k, top_p=args.top_p, sample_count=sample_count,
                                 seed=args.seed).validate(flag="--")
     check_context(max_context, args.pred_len, limit, flag="--", reason=why)
     if not args.csv.is_file():
@@ -116,11 +128,13 @@ def run(args: argparse.Namespace) -> None:
                             requested_lookback=args.lookback)
     print(f"note: {result.future.note}", file=sys.stderr)
     table = forecast_table(result.paths, result.future.index, quantiles)
+    written = table if args.generate is None else long_table(generated_frames(result.paths, result.future.index))
     if args.out is None:
-        table.to_csv(sys.stdout, index=False)
+        written.to_csv(sys.stdout, index=False)
     else:
-        atomic_write_text(args.out, table.to_csv(index=False))
-        print(f"wrote {len(table)} forecast rows to {args.out}", file=sys.stderr)
+        atomic_write_text(args.out, written.to_csv(index=False))
+        what = "forecast rows" if args.generate is None else f"rows of {args.generate} generated continuations"
+        print(f"wrote {len(written)} {what} to {args.out}", file=sys.stderr)
     if args.plot is not None:
         from kronos.cli.plot import plot_forecast  # matplotlib only when a plot is asked for
 

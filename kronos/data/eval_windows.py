@@ -15,6 +15,8 @@ Batch layout (``EvalWindowDataset``; every consumer reads these keys):
 - ``mean`` / ``std`` float32 [B, F]: the lookback statistics (for de-normalising forecasts).
 - ``close`` float32 [B, L+H]: raw closes, the lookback then the next H calendar steps; NaN where the
   instrument has no row at a future step (suspended, delisted, or past the end of the data).
+- ``raw`` float32 [B, L+H, F]: the raw (unnormalised, unclipped) features on the same rows as ``close``
+  (NaN at the same missing future steps), for scores of whole candles (the evaluate stage's tasks).
 """
 
 from __future__ import annotations
@@ -135,8 +137,15 @@ class DecisionWindows:
             cal_pos[sel] = np.searchsorted(self.calendars[g], times[sel])
             future_stamps[sel] = self.calendar_stamps[g][cal_pos[sel][:, None] + np.arange(1, H + 1)]
         stamp = np.concatenate([np.asarray(s.stamps[hist], dtype=np.int64), future_stamps], axis=1)
-        close = np.concatenate([np.asarray(s.close[hist], dtype=np.float32),
-                                self._future_close(inst, row, group, cal_pos)], axis=1)
+        future_row = self._future_rows(inst, row, group, cal_pos)                       # [B, H], -1 missing
+        there = future_row >= 0
+        future_close = np.full(future_row.shape, np.nan, dtype=np.float32)
+        future_close[there] = np.asarray(s.close[future_row[there]], dtype=np.float32)
+        future_raw = np.full((*future_row.shape, raw.shape[-1]), np.nan, dtype=np.float32)
+        if there.any():
+            values = np.asarray(s.values[future_row[there]], dtype=np.float32)
+            future_raw[there] = values[:, self.cols] if self.cols is not None else values
+        close = np.concatenate([np.asarray(s.close[hist], dtype=np.float32), future_close], axis=1)
         return {
             "x": torch.from_numpy(normalize(raw, mean, std, s.clip)),
             "stamp": torch.from_numpy(stamp),
@@ -146,13 +155,14 @@ class DecisionWindows:
             "mean": torch.from_numpy(mean),
             "std": torch.from_numpy(std),
             "close": torch.from_numpy(close),
+            "raw": torch.from_numpy(np.concatenate([raw, future_raw], axis=1)),
         }
 
-    def _future_close(self, inst: np.ndarray, row: np.ndarray, group: np.ndarray, cal_pos: np.ndarray) -> np.ndarray:
-        """float32 [B, H]: the close at calendar step c+h (c = the decision's calendar index), NaN where
+    def _future_rows(self, inst: np.ndarray, row: np.ndarray, group: np.ndarray, cal_pos: np.ndarray) -> np.ndarray:
+        """int64 [B, H]: the store row at calendar step c+h (c = the decision's calendar index), -1 where
         the instrument has no row there. Rows are sorted, so step c+h can only be row + m, m <= h."""
         s, H = self.store, self.horizon
-        out = np.full((len(row), H), np.nan, dtype=np.float32)
+        out = np.full((len(row), H), -1, dtype=np.int64)
         end = np.asarray(s.offsets, dtype=np.int64)[inst + 1]                            # [B] exclusive
         for m in range(1, H + 1):
             cand = row + m
@@ -166,7 +176,7 @@ class DecisionWindows:
                 pos[sel] = np.searchsorted(self.calendars[g], t[sel])
             step = pos - cal_pos[ok]                                                     # >= m
             hit = step <= H
-            out[ok[hit], step[hit] - 1] = np.asarray(s.close[cand[ok[hit]]], dtype=np.float32)
+            out[ok[hit], step[hit] - 1] = cand[ok[hit]]
         return out
 
 

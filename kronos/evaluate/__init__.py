@@ -2,7 +2,8 @@
 
 Modules: ``settings`` (the ``evaluate`` config), ``origins`` (which windows are scored), ``baselines``
 (naive, drift, hist_vol), ``metrics`` (pure score functions), ``scoring`` (per-element scores and
-summaries), ``runner`` (``run_evaluate``) and ``report`` (metrics.json, origins.csv, plots, report.html).
+summaries), ``tasks`` (the paper's price, return, volatility and generation tasks on the same origins),
+``runner`` (``run_evaluate``) and ``report`` (metrics.json, origins.csv, plots, report.html).
 """
 
 from kronos.evaluate.runner import ModelForecaster, run_evaluate

@@ -8,6 +8,11 @@ Stride rule: the split's distinct decision dates are sorted and every ``stride``
 starting from the first; every series with a window at a kept date contributes an origin there
 (so series stay aligned in time and a stride of H gives non-overlapping forecast windows).
 
+Origins are never chosen by what happens after them: a series whose future is partly missing (a
+suspension, a delisting) keeps its origin, the steps that exist are scored and the missing ones are
+counted (``missing``). Only a date beyond which the data holds no close at all for any series (the end
+of the data) is left out, since nothing can be scored there.
+
 Batches are read by :func:`kronos.inference.decisions.decision_arrays` (the one decision-batch layout) and
 :meth:`Origins.batches` hands the kept origins back in that layout to the decision forecasts.
 """
@@ -35,7 +40,12 @@ class Origins:
         mean, std: float32 [N, F] the lookback statistics (to de-normalise forecasts).
         hist_close: float64 [N, L] raw lookback closes; future_close: float64 [N, H] realised closes.
         instrument: object [N] series names; datetime: int64 [N] decision time (ns).
+        hist_raw: float64 [N, L, F] raw lookback features; future_raw: float64 [N, H, F] raw realised
+            features (NaN where missing); None when the batches carry no ``raw`` key.
+        features: the F feature names of ``hist_raw``/``future_raw``.
         skipped: origins dropped at the kept dates, by reason.
+        missing: kept origins with a partly missing future (``origins_with_missing_future``) and the
+            future closes missing over all kept origins (``missing_future_steps``).
     """
 
     x_hist: np.ndarray
@@ -47,7 +57,11 @@ class Origins:
     future_close: np.ndarray
     instrument: np.ndarray
     datetime: np.ndarray
+    hist_raw: np.ndarray | None = None
+    future_raw: np.ndarray | None = None
+    features: tuple[str, ...] = ()
     skipped: dict[str, int] = field(default_factory=dict)
+    missing: dict[str, int] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.instrument)
@@ -96,18 +110,20 @@ def kept_dates(datamodule: Any, split: str, stride: int, batch_size: int) -> np.
 def collect_origins(datamodule: Any, split: str, stride: int, batch_size: int) -> Origins:
     """The rolling origins of ``split`` (see the module docstring for the stride rule).
 
-    Origins are skipped (counted in ``skipped``) when the realised future is incomplete
-    (``incomplete_future``: non-finite closes beyond the data) or the lookback closes are not all
-    finite and positive (``bad_lookback``: the log-normal baseline and MASE need them).
+    An origin is skipped (counted in ``skipped``) when its lookback closes are not all finite and
+    positive (``bad_lookback``: the log-normal baseline and MASE need them), or when no series has any
+    realised close after its date (``beyond_data``: the data ends there). A partly missing future
+    keeps the origin (see ``Origins.missing``).
 
     Raises:
         DataValidationError: no origin is left (names the split and what to change).
     """
     L, H = int(datamodule.lookback), int(datamodule.horizon)
     keep_at = kept_dates(datamodule, split, stride, batch_size)
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("x_hist", "x_stamp", "y_stamp", "hist_close",
-                                                           "future_close", "mean", "std", "instrument", "datetime")}
-    skipped = {"incomplete_future": 0, "bad_lookback": 0}
+    keys = ("x_hist", "x_stamp", "y_stamp", "hist_close", "future_close", "hist_raw", "future_raw", "mean", "std",
+            "instrument", "datetime")
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in keys}
+    skipped = {"bad_lookback": 0, "beyond_data": 0}
     for batch in datamodule.eval_dataloader(split, batch_size=batch_size):
         when = np.asarray(batch["datetime"], dtype=np.int64)
         at = np.isin(when, keep_at)
@@ -117,23 +133,33 @@ def collect_origins(datamodule: Any, split: str, stride: int, batch_size: int) -
         if arrays["x_hist"].shape[1] != L or arrays["y_stamp"].shape[1] != H:
             raise ValueError(f"evaluation batch holds {arrays['x_hist'].shape[1]} lookback rows and "
                              f"{arrays['y_stamp'].shape[1]} horizon steps; the datamodule says {L} and {H}")
-        complete = np.isfinite(arrays["future_close"]).all(axis=1)
+        if "raw" in batch:
+            raw = np.asarray(batch["raw"], dtype=np.float64)
+            arrays["hist_raw"], arrays["future_raw"] = raw[:, :L], raw[:, L:L + H]
         hist = arrays["hist_close"]
         sane = np.isfinite(hist).all(axis=1) & (hist > 0).all(axis=1)
-        skipped["incomplete_future"] += int((at & ~complete).sum())
-        skipped["bad_lookback"] += int((at & complete & ~sane).sum())
-        keep = at & complete & sane
-        for key in parts:
-            parts[key].append(arrays[key][keep])
-    total = sum(len(p) for p in parts["datetime"])
+        skipped["bad_lookback"] += int((at & ~sane).sum())
+        keep = at & sane
+        for key, value in arrays.items():
+            parts[key].append(value[keep])
+    joined = {k: np.concatenate(v) for k, v in parts.items() if v}
+    if joined:
+        # A date is scorable when some series has a realised close after it; which series do is not asked.
+        some = np.isfinite(joined["future_close"]).any(axis=1)
+        live = np.isin(joined["datetime"], np.unique(joined["datetime"][some]))
+        skipped["beyond_data"] = int((~live).sum())
+        joined = {k: v[live] for k, v in joined.items()}
+    total = len(joined["datetime"]) if joined else 0
     if total == 0:
         raise DataValidationError(
-            f"split {split!r} has no complete evaluation origin (kept dates: {len(keep_at)}, skipped: {skipped}): "
-            "lengthen the split, lower evaluate.stride or shorten data.lookback/horizon"
+            f"split {split!r} has no evaluation origin with a realised future (kept dates: {len(keep_at)}, "
+            f"skipped: {skipped}): lengthen the split, lower evaluate.stride or shorten data.lookback/horizon"
         )
-    joined = {k: np.concatenate(v) for k, v in parts.items()}
     order = np.lexsort((joined["instrument"].astype(str), joined["datetime"]))
-    return Origins(**{k: v[order] for k, v in joined.items()}, skipped=skipped)
+    ordered = {k: v[order] for k, v in joined.items()}
+    gaps = ~np.isfinite(ordered["future_close"])
+    missing = {"origins_with_missing_future": int(gaps.any(axis=1).sum()), "missing_future_steps": int(gaps.sum())}
+    return Origins(**ordered, features=tuple(str(f) for f in datamodule.features), skipped=skipped, missing=missing)
 
 
 _PREFIX = re.compile(r"^([A-Za-z]{2})\d+$")            # SH600000, SZ000001, BJ430047

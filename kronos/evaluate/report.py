@@ -21,8 +21,16 @@ import pandas as pd  # noqa: E402
 
 from kronos.atomic import atomic_directory  # noqa: E402
 
-FIGURES = ("error_by_horizon", "coverage", "pit")
+FIGURES = ("error_by_horizon", "coverage", "pit", "volatility_scatter", "stylized_facts", "generated_windows")
 PER_ORIGIN_CSV = "origins.csv"
+VOLATILITY_CSV = "volatility_origins.csv"
+# Columns of each task's table (models as rows, as the paper lays them out).
+TASK_COLUMNS: dict[str, tuple[str, ...]] = {
+    "price": ("ic", "rank_ic", "rank_ic_t", "origins"),
+    "return": ("ic", "rank_ic", "rank_ic_t", "icir", "dates"),
+    "volatility": ("mae", "r2", "qlike", "mz_alpha", "mz_beta", "mz_p", "origins"),
+    "generation": ("discriminative_score", "discriminative_accuracy_gap", "predictive_rank_ic", "windows"),
+}
 
 
 def _steps(metrics: Mapping[str, Any]) -> np.ndarray:
@@ -94,6 +102,65 @@ def _plot_pit(metrics: Mapping[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def _plot_volatility(points: pd.DataFrame, path: Path) -> None:
+    """Predicted vs realised horizon variance per forecaster, log-log, with the diagonal."""
+    names = list(dict.fromkeys(points["model"]))
+    fig, axes = plt.subplots(1, len(names), figsize=(3.4 * len(names), 3.4), squeeze=False, sharex=True, sharey=True)
+    ok = (points["predicted_variance"] > 0) & (points["realised_variance"] > 0)
+    lo = float(points.loc[ok, ["predicted_variance", "realised_variance"]].min().min()) if ok.any() else 1e-6
+    hi = float(points.loc[ok, ["predicted_variance", "realised_variance"]].max().max()) if ok.any() else 1.0
+    for ax, name in zip(axes[0], names):
+        sel = ok & (points["model"] == name)
+        ax.scatter(points.loc[sel, "predicted_variance"], points.loc[sel, "realised_variance"], s=4, alpha=0.4)
+        ax.plot([lo, hi], [lo, hi], color="black", linewidth=0.8, linestyle="--")
+        ax.set(xscale="log", yscale="log", title=name, xlabel="predicted variance")
+    axes[0][0].set_ylabel("realised variance")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_facts(generation: Mapping[str, Any], path: Path) -> None:
+    """Stylised facts, real vs each generator: |r| autocorrelation by lag and the high-low range quantiles."""
+    rows = generation["models"]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    first = next(iter(rows.values()))["stylized_facts"]
+    lags = first["abs_return_acf"]["lags"]
+    axes[0].plot(lags, _nan(first["abs_return_acf"]["real"]), color="black", linewidth=2, marker="o", label="real")
+    qs = first["high_low_range"]["quantiles"]
+    if first["high_low_range"]["real"] is not None:
+        axes[1].plot(qs, first["high_low_range"]["real"], color="black", linewidth=2, marker="o", label="real")
+    for name, row in rows.items():
+        facts = row["stylized_facts"]
+        axes[0].plot(lags, _nan(facts["abs_return_acf"]["generated"]), marker=".", label=name)
+        if facts["high_low_range"]["generated"] is not None:
+            axes[1].plot(qs, facts["high_low_range"]["generated"], marker=".", label=name)
+    axes[0].set(title="autocorrelation of |r| (volatility clustering)", xlabel="lag", ylabel="acf")
+    axes[1].set(title="high-low range / lookback volatility", xlabel="quantile", ylabel="log(high/low) / sigma")
+    _finish(fig, axes, path)
+
+
+def _plot_windows(examples: Mapping[str, np.ndarray], path: Path) -> None:
+    """Closes of a few origins: the lookback, then the real continuation and each generator's."""
+    lookback, ci = int(examples["lookback"]), int(examples["close_index"])
+    real = examples["real"]
+    names = [k for k in examples if k not in ("real", "lookback", "close_index")]
+    n = len(real)
+    fig, axes = plt.subplots(1, max(n, 1), figsize=(3.8 * max(n, 1), 3.4), squeeze=False)
+    for i, ax in enumerate(axes[0][:n]):
+        steps = np.arange(real.shape[1])
+        ax.plot(steps[:lookback + 1], real[i, :lookback + 1, ci], color="grey", label="lookback")
+        ax.plot(steps[lookback:], real[i, lookback:, ci], color="black", linewidth=2, label="real")
+        for name in names:
+            ax.plot(steps[lookback - 1:], examples[name][i, lookback - 1:, ci], linewidth=1, label=name)
+        ax.axvline(lookback - 0.5, color="grey", linestyle=":", linewidth=0.8)
+        ax.set(title=f"origin {i + 1}: close", xlabel="row")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def _fmt(value: Any) -> str:
     if value is None:
         return "—"
@@ -122,6 +189,56 @@ def model_rows(models: Mapping[str, Any], relative: bool = True) -> tuple[list[s
     return header, rows
 
 
+def task_rows(task: str, block: Mapping[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    """Header and rows of one task's table (models, then its baselines)."""
+    columns = TASK_COLUMNS[task]
+    return ["model", *columns], [[name, *[row.get(c) for c in columns]] for name, row in block["models"].items()]
+
+
+def fact_rows(block: Mapping[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    """Stylised facts side by side: one row per fact, real then each generator (distance in brackets)."""
+    rows = block["models"]
+    names = list(rows)
+    first = rows[names[0]]["stylized_facts"]
+    header = ["fact", "real", *names]
+    out = []
+    for fact, cell in first.items():
+        def show(value: Any) -> Any:
+            if isinstance(value, list):
+                return "[" + ", ".join(_fmt(None if v is None else round(v, 3)) for v in value) + "]"
+            return value
+
+        line = [fact, show(cell["real"])]
+        for name in names:
+            facts = rows[name]["stylized_facts"][fact]
+            line.append(f"{_fmt(show(facts['generated']))} (d {_fmt(facts['distance'])})")
+        out.append(line)
+    return header, out
+
+
+def _task_html(metrics: Mapping[str, Any]) -> list[str]:
+    tasks = metrics.get("tasks") or {}
+    parts = []
+    if "accuracy" in tasks:
+        parts.append(f"<p><b>Verdict (accuracy):</b> {html.escape(tasks['accuracy']['verdict'])}</p>")
+    for task in TASK_COLUMNS:
+        if task not in tasks:
+            continue
+        block = tasks[task]
+        header, rows = task_rows(task, block)
+        parts += [f"<h2>Task: {html.escape(task)}</h2>",
+                  f"<p><b>Verdict:</b> {html.escape(block['verdict'])}</p>",
+                  _table(header, rows),
+                  f"<p>Sampling: {html.escape(json.dumps(block['sampling']))}; {block['seconds']} s.</p>"]
+        if task == "generation":
+            header, rows = fact_rows(block)
+            parts += ["<h3>Stylised facts (real vs generated, distance d)</h3>", _table(header, rows)]
+    suite = metrics.get("task_suite") or {}
+    if suite.get("skipped"):
+        parts.append(f"<p>Tasks skipped: {html.escape(json.dumps(suite['skipped']))}</p>")
+    return parts
+
+
 def _html(metrics: Mapping[str, Any], figures: Mapping[str, Path]) -> str:
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>Kronos forecast evaluation</title>",
@@ -144,6 +261,7 @@ def _html(metrics: Mapping[str, Any], figures: Mapping[str, Path]) -> str:
         header, rows = model_rows(block["models"], relative=False)
         parts += [f"<h2>Group {html.escape(group)} ({block['origins']} origins, {block['series']} series)</h2>",
                   _table(header, rows)]
+    parts += _task_html(metrics)
     weights = metrics.get("weights") or {}
     parts.append(f"<p>Weights of <code>kronos</code>: {html.escape(json.dumps(weights))}</p>")
     for name in FIGURES:
@@ -156,8 +274,14 @@ def _html(metrics: Mapping[str, Any], figures: Mapping[str, Path]) -> str:
     return "\n".join(parts)
 
 
-def write_report(out_dir: str | Path, metrics: Mapping[str, Any], per_origin: pd.DataFrame) -> dict[str, Path]:
+def write_report(out_dir: str | Path, metrics: Mapping[str, Any], per_origin: pd.DataFrame, *,
+                 volatility_points: pd.DataFrame | None = None,
+                 examples: Mapping[str, np.ndarray] | None = None) -> dict[str, Path]:
     """Write metrics.json, origins.csv, the plots and report.html into ``out_dir`` atomically.
+
+    With the volatility task, ``volatility_points`` (datetime, instrument, model, predicted_variance,
+    realised_variance per origin) is written as volatility_origins.csv and plotted; with the generation
+    task, ``examples`` (real and generated windows of a few origins) are drawn.
 
     Returns:
         Figure name -> final path.
@@ -173,5 +297,16 @@ def write_report(out_dir: str | Path, metrics: Mapping[str, Any], per_origin: pd
                 continue
             plot(metrics, tmp / f"{name}.png")
             figures[name] = tmp / f"{name}.png"
+        if volatility_points is not None and len(volatility_points):
+            volatility_points.to_csv(tmp / VOLATILITY_CSV, index=False, float_format="%.6g")
+            _plot_volatility(volatility_points, tmp / "volatility_scatter.png")
+            figures["volatility_scatter"] = tmp / "volatility_scatter.png"
+        generation = (metrics.get("tasks") or {}).get("generation")
+        if generation:
+            _plot_facts(generation, tmp / "stylized_facts.png")
+            figures["stylized_facts"] = tmp / "stylized_facts.png"
+        if examples:
+            _plot_windows(examples, tmp / "generated_windows.png")
+            figures["generated_windows"] = tmp / "generated_windows.png"
         (tmp / "report.html").write_text(_html(metrics, figures), encoding="utf-8")
     return {name: out_dir / path.name for name, path in figures.items()}

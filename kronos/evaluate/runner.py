@@ -19,7 +19,11 @@ from kronos.evaluate.baselines import baseline_paths
 from kronos.evaluate.origins import Origins, collect_origins, exchange_group
 from kronos.evaluate.scoring import Scores, per_origin, score_paths, summarise
 from kronos.evaluate.settings import EvaluateSettings
+from kronos.evaluate.tasks.comparison import window_overlap
+from kronos.evaluate.tasks.suite import DEFINITIONS as TASK_DEFINITIONS
+from kronos.evaluate.tasks.suite import accuracy_verdict, run_tasks
 from kronos.inference.decisions import iter_decision_forecasts
+from kronos.inference.settings import SamplingSettings
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +50,10 @@ DEFINITIONS = {
     "relative_mase": "geometric mean over series of mean MASE / mean MASE of naive on the same origins "
                      "(below 1 beats naive); the benchmark convention of ranking by geometric-mean relative score",
     "relative_crps": "the same geometric mean for scaled CRPS (naive's CRPS is its absolute error)",
+    "missing": "origins are kept whatever happens after them: a future close that does not exist (suspension, "
+               "delisting) is left out of every score of that step; origins_with_missing_future and "
+               "missing_future_steps count them. skipped.beyond_data: origins at dates after which no series has "
+               "any close (the end of the data)",
     "groups": "series grouped by market read from the instrument name (SH600000 -> SH, 600000.SH -> SH, "
               "NASDAQ:AAPL -> NASDAQ, else other); reported when there are two groups or more",
 }
@@ -72,11 +80,10 @@ class ModelForecaster:
     notes: tuple[str, ...] = ()
 
 
-def model_paths(model: ModelForecaster, origins: Origins, settings: EvaluateSettings, close_index: int) -> np.ndarray:
-    """Close sample paths [N, S, H] (price units) of a sampled model on every origin."""
+def model_paths(model: ModelForecaster, origins: Origins, sampling: SamplingSettings, batch_size: int) -> np.ndarray:
+    """Sample paths [N, S, H, F] (price units, float32) of a sampled model on every origin."""
     try:
-        parts = [fc.close_paths(close_index) for fc in
-                 iter_decision_forecasts(model.predictor, origins.batches(settings.batch_size), settings.sampling)]
+        parts = [fc.paths for fc in iter_decision_forecasts(model.predictor, origins.batches(batch_size), sampling)]
     except ValueError as err:
         raise ValueError(f"{model.name}: {err}") from None
     return np.concatenate(parts)
@@ -151,15 +158,15 @@ def run_evaluate(models: Sequence[ModelForecaster], datamodule: Any, settings: E
 
     close_index = list(datamodule.features).index("close")
     origins = collect_origins(datamodule, settings.split, settings.stride, settings.batch_size)
-    log.info("evaluate: %d origins on %d series (stride %d, split %s, skipped %s)", len(origins),
-             len(set(origins.instrument)), settings.stride, settings.split, origins.skipped)
+    log.info("evaluate: %d origins on %d series (stride %d, split %s, skipped %s, missing %s)", len(origins),
+             len(set(origins.instrument)), settings.stride, settings.split, origins.skipped, origins.missing)
     levels, qlevels = settings.coverage_levels, settings.quantile_levels
     rng = np.random.default_rng(settings.sampling.seed)
     scores: dict[str, Scores] = {}
     warnings: list[str] = []
     for model in models:
         log.info("evaluate: forecasting with %s (%d sample paths)", model.name, settings.sampling.sample_count)
-        paths = model_paths(model, origins, settings, close_index)
+        paths = model_paths(model, origins, settings.sampling, settings.batch_size)[..., close_index]
         scores[model.name] = score_paths(paths, origins.hist_close, origins.future_close, coverage_levels=levels,
                                          quantile_levels=qlevels, rng=rng)
         for warning in (*model.notes, overlap_warning(model.name, model.data_end, origins)):
@@ -194,6 +201,20 @@ def run_evaluate(models: Sequence[ModelForecaster], datamodule: Any, settings: E
                                 pit_bins=settings.pit_bins, dates=origins.datetime, per_horizon=False)
                 for name, sc in scores.items()}}
 
+    by_name = {mdl.name: mdl for mdl in models}
+
+    def forecast(name: str, sampling: SamplingSettings) -> np.ndarray:
+        log.info("evaluate: forecasting with %s for the tasks (T %g, top_p %g, %d paths)", name, sampling.T,
+                 sampling.top_p, sampling.sample_count)
+        return model_paths(by_name[name], origins, sampling, settings.batch_size)
+
+    suite = run_tasks([mdl.name for mdl in models], forecast, origins, settings, settings.stride)
+    accuracy = accuracy_verdict({name: per_origin(sc) for name, sc in scores.items()}, table,
+                                [mdl.name for mdl in models], list(settings.baselines), origins.datetime,
+                                window_overlap(origins.horizon, settings.stride))
+    if models:
+        log.info("evaluate: accuracy: %s", accuracy["verdict"])
+
     dates = pd.to_datetime(origins.datetime, unit="ns")
     metrics = _json_clean({
         "origins": len(origins),
@@ -207,17 +228,21 @@ def run_evaluate(models: Sequence[ModelForecaster], datamodule: Any, settings: E
         "sample_count": settings.sampling.sample_count,
         "sampling": {k: getattr(settings.sampling, k) for k in ("T", "top_k", "top_p", "seed")},
         "skipped": origins.skipped,
+        "missing": origins.missing,
         "weights": dict(weights) if weights is not None else {"tokenizer": None, "predictor": None},
         "models": table,
         "model_weights": {mdl.name: dict(mdl.weights) for mdl in models},
         "baselines": list(settings.baselines),
         "groups": group_tables,
         "warnings": warnings,
-        "definitions": DEFINITIONS,
+        "tasks": {"accuracy": accuracy, **suite.tasks},
+        "task_suite": suite.summary,
+        "definitions": {**DEFINITIONS, **TASK_DEFINITIONS},
     })
     per_origin_csv = pd.concat([_origin_rows(name, sc, origins, groups, levels) for name, sc in scores.items()],
                                ignore_index=True)
-    figures = write_report(out_dir, metrics, per_origin_csv)
+    figures = write_report(out_dir, metrics, per_origin_csv, volatility_points=suite.volatility_points,
+                           examples=suite.examples)
     if logger is not None:
         flat = {f"evaluate/{name}/{key}": val for name, row in metrics["models"].items()
                 for key, val in row.items() if isinstance(val, (int, float)) and val is not None}

@@ -26,7 +26,8 @@ class Scores:
         abs_err, scaled_err: [N, H] |point - y| and the same over the lookback's MASE scale.
         crps, scaled_crps: [N, H] fair sample CRPS, raw and over the MASE scale.
         quantiles: [N, H, Q] sample quantiles at the WQL levels.
-        covered: level -> bool [N, H] (None for one-path forecasts: they have no interval).
+        covered: level -> float [N, H] 1 inside / 0 outside / NaN where the realised close is missing
+            (None for one-path forecasts: they have no interval).
         pit: [N, H] randomised PIT (None for one-path forecasts).
         direction: [N, H] 1 hit / 0 miss / NaN undefined.
     """
@@ -52,6 +53,9 @@ def score_paths(paths: np.ndarray, hist_close: np.ndarray, future_close: np.ndar
                 rng: np.random.Generator) -> Scores:
     """Score close paths [N, S, H] against future_close [N, H]; hist_close [N, L] gives the scale.
 
+    A missing realised close (NaN: the series did not trade at that step) makes every score of that
+    element NaN, so summaries average the steps that exist.
+
     Raises:
         ValueError: paths of the wrong shape or with non-finite values (names the count).
     """
@@ -68,7 +72,8 @@ def score_paths(paths: np.ndarray, hist_close: np.ndarray, future_close: np.ndar
     abs_err = np.abs(point - future_close)
     crps = m.crps_samples(samples_last, future_close)
     probabilistic = paths.shape[1] > 1
-    pit = m.pit_values(samples_last, future_close, rng) if probabilistic else None
+    observed = np.isfinite(future_close)
+    pit = np.where(observed, m.pit_values(samples_last, future_close, rng), np.nan) if probabilistic else None
     return Scores(
         samples=paths.shape[1],
         point=point,
@@ -77,7 +82,8 @@ def score_paths(paths: np.ndarray, hist_close: np.ndarray, future_close: np.ndar
         crps=crps,
         scaled_crps=crps / scale,
         quantiles=m.quantiles_from_samples(samples_last, quantile_levels),
-        covered={lv: m.covered(pit, *m.central_bounds(lv)) for lv in coverage_levels} if pit is not None else None,
+        covered=({lv: np.where(observed, m.covered(pit, *m.central_bounds(lv)), np.nan) for lv in coverage_levels}
+                 if pit is not None else None),
         pit=pit,
         direction=m.direction_hits(point, hist_close[:, -1], future_close),
     )
@@ -119,14 +125,14 @@ def summarise(scores: Scores, future_close: np.ndarray, rows: np.ndarray | slice
         with ``per_horizon`` also ``per_horizon`` lists over steps 1..H.
     """
     y = future_close[rows]
+    seen = np.isfinite(y)
     direction = scores.direction[rows]
     out: dict[str, Any] = {
         "mae": m.nanmean(scores.abs_err[rows]),
         "mase": m.nanmean(scores.scaled_err[rows]),
         "crps": m.nanmean(scores.crps[rows]),
         "scaled_crps": m.nanmean(scores.scaled_crps[rows]),
-        "wql": m.weighted_quantile_loss(scores.quantiles[rows].reshape(-1, len(quantile_levels)), y.reshape(-1),
-                                        quantile_levels),
+        "wql": m.weighted_quantile_loss(scores.quantiles[rows][seen], y[seen], quantile_levels),
         "direction_accuracy": m.nanmean(direction),
         "direction_n": int(np.isfinite(direction).sum()),
         "direction_t": (direction_t_by_date(direction, np.asarray(dates)[rows]) if dates is not None

@@ -11,7 +11,8 @@ from typing import Any, Mapping
 import pandas as pd
 
 from kronos.evaluate.baselines import BASELINES
-from kronos.inference.settings import SamplingSettings, sampling_from_config
+from kronos.evaluate.tasks import TASKS
+from kronos.inference.settings import SAMPLING_KEYS, SamplingSettings, sampling_from_config
 from kronos.inference.validation import ForecastInputError
 
 COVERAGE_KEYS = ("0.5", "0.8", "0.9")  # the metrics.json contract's coverage keys
@@ -38,6 +39,15 @@ class ModelSpec:
 
 
 @dataclass(frozen=True)
+class TaskOptions:
+    """``evaluate.task_options``: cost bounds of the task suite (see conf/evaluate/default.yaml)."""
+
+    garch_refit_every: int
+    classifier_epochs: int
+    max_windows: int
+
+
+@dataclass(frozen=True)
 class EvaluateSettings:
     """See conf/evaluate/default.yaml for the meaning of each field.
 
@@ -57,6 +67,9 @@ class EvaluateSettings:
     quantile_levels: tuple[float, ...]
     pit_bins: int
     group_by: str | None
+    tasks: tuple[str, ...] | None
+    task_sampling: Mapping[str, SamplingSettings]
+    task_options: TaskOptions
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> "EvaluateSettings":
@@ -110,13 +123,57 @@ class EvaluateSettings:
             raise EvaluateConfigError(f"evaluate.group_by={group_by!r}: use exchange or null")
         models = _model_specs(need("models") or [], baselines)
         kronos_data_end = _date_or_none(need("kronos_data_end"), "evaluate.kronos_data_end")
+        tasks, task_sampling, task_options = _task_settings(plain)
         return cls(
             split=str(need("split")), stride=stride, baselines=baselines, models=models,
             kronos_data_end=kronos_data_end, sampling=sampling, batch_size=int(need("batch_size")),
             max_context=int(need("max_context")), device=need("device"),
             coverage_levels=levels, quantile_levels=quantiles, pit_bins=int(need("pit_bins")),
             group_by=None if group_by in (None, "none") else str(group_by),
+            tasks=tasks, task_sampling=task_sampling, task_options=task_options,
         )
+
+
+def _task_settings(plain: Mapping[str, Any]) -> tuple[tuple[str, ...] | None, dict[str, SamplingSettings], TaskOptions]:
+    """``evaluate.tasks``, ``evaluate.task_sampling`` and ``evaluate.task_options``, checked."""
+    for key in ("tasks", "task_sampling", "task_options"):
+        if key not in plain:
+            raise EvaluateConfigError(f"evaluate.{key} is missing: add it to the evaluate config "
+                                      "(see conf/evaluate/default.yaml)")
+    raw_tasks = plain["tasks"]
+    tasks = None if raw_tasks is None else tuple(str(t) for t in raw_tasks)
+    unknown = [t for t in tasks or () if t not in TASKS]
+    if unknown:
+        raise EvaluateConfigError(f"evaluate.tasks: unknown {unknown}; choose from {list(TASKS)} (null: every task "
+                                  "the data allows, []: none)")
+    blocks = plain["task_sampling"] or {}
+    extra = sorted(set(blocks) - set(TASKS))
+    if extra:
+        raise EvaluateConfigError(f"evaluate.task_sampling has unknown tasks {extra}; the tasks are {list(TASKS)}")
+    sampling: dict[str, SamplingSettings] = {}
+    for task in TASKS:
+        block = blocks.get(task)
+        if not isinstance(block, Mapping) or sorted(block) != sorted(SAMPLING_KEYS):
+            raise EvaluateConfigError(f"evaluate.task_sampling.{task} must set exactly {list(SAMPLING_KEYS)}, got "
+                                      f"{dict(block) if isinstance(block, Mapping) else block!r}")
+        try:
+            sampling[task] = SamplingSettings(**block).validate(prefix=f"evaluate.task_sampling.{task}.")
+        except ForecastInputError as err:
+            raise EvaluateConfigError(str(err)) from None
+        if sampling[task].seed is None:
+            raise EvaluateConfigError(f"evaluate.task_sampling.{task}.seed must be a whole number: the suite's "
+                                      "scores are reproducible")
+    opts = plain["task_options"] or {}
+    values = {}
+    for key, low in (("garch_refit_every", 1), ("classifier_epochs", 1), ("max_windows", 20)):
+        value = opts.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise EvaluateConfigError(f"evaluate.task_options.{key}={value!r}: give a whole number of at least {low}")
+        values[key] = value
+    unknown_opts = sorted(set(opts) - set(values))
+    if unknown_opts:
+        raise EvaluateConfigError(f"evaluate.task_options has unknown keys {unknown_opts}; allowed are {list(values)}")
+    return tasks, sampling, TaskOptions(**values)
 
 
 def _date_or_none(value: Any, key: str) -> str | None:

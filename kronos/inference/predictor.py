@@ -206,6 +206,14 @@ class KronosPredictor:
         return self._forecast(df_list, x_timestamp_list, y_timestamp_list, pred_len, settings, verbose, generator,
                               batch=True)
 
+    def generate(self, df: pd.DataFrame, x_timestamp: Any, y_timestamp: Any = None, pred_len: int | None = None,
+                 sampling: SamplingSettings | None = None) -> list[pd.DataFrame]:
+        """Generated OHLCV continuations of ``df`` (one frame per ``sampling.sample_count``); see
+        :func:`kronos.inference.generate.generate` (default sampling: the paper's T 1.0, top-p 0.95)."""
+        from kronos.inference.generate import GENERATION_SAMPLING, generate
+
+        return generate(self, df, x_timestamp, y_timestamp, pred_len, sampling or GENERATION_SAMPLING)
+
     def forecast_normalized(
         self,
         x: Tensor | np.ndarray,

@@ -15,7 +15,8 @@ from kronos.train import CONFIG_DIR
 
 def _settings(**change) -> EvaluateSettings:
     raw = OmegaConf.load(Path(CONFIG_DIR) / "evaluate" / "default.yaml")
-    raw.merge_with({"stride": 1, "sampling": {"seed": 0}, **change})
+    seeds = {task: {"seed": 0} for task in ("price", "return", "volatility", "generation")}
+    raw.merge_with({"stride": 1, "sampling": {"seed": 0}, "task_sampling": seeds, **change})
     return EvaluateSettings.from_config(raw)
 
 

@@ -52,6 +52,29 @@ def test_evaluate_stage_writes_the_contract(evaluate_cfg, tiny_pair, tmp_path: P
     for name in ("report.html", "error_by_horizon.png", "coverage.png", "pit.png"):
         assert (out / name).is_file(), name
     assert "zero_shot" in (out / "report.html").read_text()
+    # The paper's tasks on the same origins and pairs, with the metric names other tools read.
+    names = {
+        "price": ("ic", "rank_ic", "rank_ic_t"), "return": ("ic", "rank_ic", "rank_ic_t"),
+        "volatility": ("mae", "r2", "qlike", "mz_alpha", "mz_beta", "mz_p"),
+        "generation": ("discriminative_score", "discriminative_accuracy_gap", "predictive_rank_ic"),
+    }
+    baselines = {"volatility": {"hist_vol", "ewma", "garch"}, "generation": {"bootstrap", "garch_sim", "random_walk"}}
+    assert set(metrics["task_suite"]["run"]) == set(names) and metrics["task_suite"]["skipped"] == {}
+    for task, keys in names.items():
+        block = metrics["tasks"][task]
+        assert {"kronos", "zero_shot"} <= set(block["models"]) and block["verdict"].startswith("kronos ")
+        assert baselines.get(task, set()) <= set(block["models"])
+        for key in keys:
+            assert key in block["models"]["kronos"], (task, key)
+    assert metrics["tasks"]["price"]["sampling"] == {"T": 0.6, "top_k": 0, "top_p": 0.9, "sample_count": 10,
+                                                     "seed": 42}
+    facts = metrics["tasks"]["generation"]["models"]["kronos"]["stylized_facts"]
+    assert {"real", "generated"} <= set(facts["return_kurtosis"])
+    assert metrics["tasks"]["accuracy"]["verdict"].startswith("CRPS: kronos ")
+    # Price and return share one forecast pass (same sampling); volatility and generation each have their own.
+    assert len(metrics["task_suite"]["forecast_passes"]) == 3
+    for name in ("volatility_scatter.png", "stylized_facts.png", "generated_windows.png", "volatility_origins.csv"):
+        assert (out / name).is_file(), name
 
 
 def test_evaluate_without_any_pair_is_a_clear_error(evaluate_cfg) -> None:
