@@ -158,22 +158,34 @@ def _env(threads: int | None) -> dict[str, str]:
 
 
 def memory_case(stage: str, path: str, months: int | None, weights: Path, work: Path, data_dir: Path,
-                threads: int | None, sample_count: int) -> dict[str, Any]:
+                threads: int | None, sample_count: int, eval_tasks: str = "[]") -> dict[str, Any]:
     """One measured stage run in a fresh process: peak RSS, forecasts and forecasts/s."""
     name = f"{stage}_{path}_{months or 'all'}"
     overrides = [f"stage={stage}", f"name={name}", "trainer=cpu", *data_overrides(path, data_dir),
                  f"weights.tokenizer={weights / 'tokenizer'}", f"weights.predictor={weights / 'predictor'}"]
+    if stage == "evaluate":
+        overrides.append(f"evaluate.tasks={eval_tasks}")
     if stage == "backtest":
         overrides += [f"backtest.sampling.sample_count={sample_count}", f"backtest.start={TEST_START}"]
-        if months is not None:
+        if months:  # None or 0: the whole test split
             overrides.append(f"backtest.end={month_end(months)}")
     # Peak RSS of this child alone: RUSAGE_CHILDREN keeps the maximum over all children, so each case
     # runs from a fresh wrapper process that reports only its own child.
-    code = ("import json,os,resource,subprocess,sys,time;t=time.perf_counter();"
-            "p=subprocess.run(sys.argv[1:],stdout=subprocess.DEVNULL,stderr=subprocess.PIPE,text=True);"
+    # The wrapper also samples the child's resident set every 2 s (``rss_trace_mb``: [seconds, MB] once a
+    # minute), which shows whether memory grows with the forecasts or stays flat.
+    code = ("import json,os,resource,subprocess,sys,tempfile,time;t=time.perf_counter();"
+            "err=tempfile.TemporaryFile('w+');"
+            "p=subprocess.Popen(sys.argv[1:],stdout=subprocess.DEVNULL,stderr=err,text=True);trace=[];last=-60\n"
+            "while p.poll() is None:\n"
+            " time.sleep(2)\n"
+            " try:rss=[int(l.split()[1]) for l in open(f'/proc/{p.pid}/status') if l.startswith('VmRSS')][0]//1024\n"
+            " except (OSError,IndexError):continue\n"
+            " now=time.perf_counter()-t\n"
+            " if now-last>=60:trace.append([round(now),rss]);last=now\n"
+            "err.seek(0);tail=err.read()[-800:]\n"
             "print(json.dumps({'rc':p.returncode,'seconds':round(time.perf_counter()-t,1),"
             "'peak_rss_mb':round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss/1024),"
-            "'stderr_tail':p.stderr[-800:] if p.returncode else None}))")
+            "'rss_trace_mb':trace,'stderr_tail':tail if p.returncode else None}))")
     done = subprocess.run([sys.executable, "-c", code, sys.executable, "-m", "kronos.train", *overrides], cwd=work,
                           env=_env(threads), capture_output=True, text=True, check=True)
     result: dict[str, Any] = {"stage": stage, "path": path, "months": months or "whole split",
@@ -204,7 +216,8 @@ def memory_bench(args: argparse.Namespace) -> dict[str, Any]:
             out["cases"].append(case)
             print(json.dumps(case), file=sys.stderr, flush=True)
     if not args.no_evaluate:
-        case = memory_case("evaluate", "qlib", None, weights, work, data_dir, args.threads, args.samples_memory)
+        case = memory_case("evaluate", "qlib", None, weights, work, data_dir, args.threads, args.samples_memory,
+                           args.eval_tasks)
         out["cases"].append(case)
     return out
 
@@ -218,11 +231,13 @@ def main() -> None:
     ap.add_argument("--e2e-model", default="tiny", choices=["tiny", "small"], help="model of the end-to-end run")
     ap.add_argument("--memory", action="store_true", help="peak RSS and forecasts/s of whole stage runs (see above)")
     ap.add_argument("--weights", help="--memory: directory holding a trained tokenizer/ and predictor/")
-    ap.add_argument("--months", type=int, nargs="+", default=[1, 3, 16], help="--memory: months of decision dates")
+    ap.add_argument("--months", type=int, nargs="+", default=[1, 3, 16], help="--memory: months of decision dates (0: the whole test split)")
     ap.add_argument("--paths", nargs="+", default=["qlib", "csv"], choices=["qlib", "csv"])
     ap.add_argument("--threads", type=int, default=None, help="--memory: OMP_NUM_THREADS of the runs")
     ap.add_argument("--samples-memory", type=int, default=5, help="--memory: backtest.sampling.sample_count")
     ap.add_argument("--no-evaluate", action="store_true", help="--memory: skip the stage=evaluate run")
+    ap.add_argument("--eval-tasks", default="[]", help="--memory: evaluate.tasks of the evaluate run (default: the "
+                    "accuracy task alone; the paper's tasks forecast through the same loop, at several times the cost)")
     ap.add_argument("--workdir", help="--memory: where runs write outputs/ (default: a new temporary directory)")
     args = ap.parse_args()
     if args.memory:

@@ -30,8 +30,7 @@ from kronos.backtest.markets import resolve_region
 from kronos.backtest.metrics import compare, headline_statistics, ic_report, verdict
 from kronos.backtest.performance import bars_per_year, long_short
 from kronos.backtest.report import write_report
-from kronos.backtest.settings import (ALIAS_NOTE, BASELINE_ALIASES, PATH_SIGNALS, BacktestSettings,
-                                      BacktestSettingsError)
+from kronos.backtest.settings import ALIAS_NOTE, BASELINE_ALIASES, PATH_SIGNALS, BacktestSettings
 from kronos.backtest.signals import anchor_gap_signal, baseline_signal, model_signal, oracle_signal
 from kronos.backtest.verdict import headline_lines, money_row, money_verdict
 from kronos.data.qlib_provider import build_provider_from_panel, qlib_symbol
@@ -153,9 +152,6 @@ def run_backtest(predictor: Any, datamodule: Any, settings: BacktestSettings, ou
     horizon = int(datamodule.horizon)
     panel = datamodule.panel
     source = datamodule.source
-    if "industry" in settings.neutralize:  # checked before any forecasting
-        raise BacktestSettingsError("backtest.neutralize lists industry, but the data carries no industry "
-                                    "classification: remove industry from backtest.neutralize")
     forecasts = forecast_split(predictor, datamodule, sampling=sampling, batch_size=settings.batch_size,
                                start=settings.start, end=settings.end, anchor=settings.anchor,
                                deal_price=settings.deal_price)

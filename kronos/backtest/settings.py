@@ -188,6 +188,9 @@ def _check(s: BacktestSettings) -> None:
         raise BacktestSettingsError(f"backtest.baselines={list(s.baselines)} lists a baseline twice")
     for name in s.neutralize:
         _choice("neutralize", name, EXPOSURES)
+    if "industry" in s.neutralize:  # refused here, so stage=all stops before training rather than after it
+        raise BacktestSettingsError("backtest.neutralize lists industry, but no data source here carries an industry "
+                                    "classification yet: remove industry from backtest.neutralize")
     if int(s.quantiles) < 2:
         raise BacktestSettingsError(f"backtest.quantiles={s.quantiles} must be at least 2 (top and bottom groups)")
     if not 0.0 < s.risk_degree <= 1.0:

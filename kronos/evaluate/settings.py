@@ -141,6 +141,8 @@ def _task_settings(plain: Mapping[str, Any]) -> tuple[tuple[str, ...] | None, di
             raise EvaluateConfigError(f"evaluate.{key} is missing: add it to the evaluate config "
                                       "(see conf/evaluate/default.yaml)")
     raw_tasks = plain["tasks"]
+    if isinstance(raw_tasks, str):  # evaluate.tasks=price: one task, not its letters
+        raw_tasks = [raw_tasks]
     tasks = None if raw_tasks is None else tuple(str(t) for t in raw_tasks)
     unknown = [t for t in tasks or () if t not in TASKS]
     if unknown:

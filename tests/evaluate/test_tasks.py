@@ -216,3 +216,18 @@ def test_the_suite_scores_an_oracle_as_perfect_and_shares_forecast_passes() -> N
     facts = tasks["generation"]["models"]["kronos"]["stylized_facts"]
     assert facts["return_kurtosis"]["distance"] == pytest.approx(0.0)
     assert result.summary["missing"] == {"origins_with_missing_future": 1}
+
+
+def test_one_task_named_as_a_string_is_that_task_and_unknown_names_are_refused() -> None:
+    """``evaluate.tasks=price`` on the command line is one task, not the letters p, r, i, c, e."""
+    from kronos.evaluate.settings import EvaluateConfigError, EvaluateSettings
+
+    base = dict(split="test", stride=6, baselines=["naive"], models=[], kronos_data_end=None,
+                sampling=dict(sample_count=2, T=1.0, top_k=0, top_p=1.0, seed=0), batch_size=8, max_context=512,
+                device="cpu", coverage_levels=[0.5, 0.8, 0.9], quantile_levels=[0.5], pit_bins=5, group_by=None,
+                task_sampling={t: {"T": 1.0, "top_k": 0, "top_p": 0.9, "sample_count": 2, "seed": 0}
+                               for t in ("price", "return", "volatility", "generation")},
+                task_options={"garch_refit_every": 10, "classifier_epochs": 5, "max_windows": 4000})
+    assert EvaluateSettings.from_config({**base, "tasks": "price"}).tasks == ("price",)
+    with pytest.raises(EvaluateConfigError, match=r"unknown \['prices'\]"):
+        EvaluateSettings.from_config({**base, "tasks": "prices"})
