@@ -14,13 +14,14 @@ A symlink at the target is written *through*: its target file is replaced, the l
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import stat
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
+
+from kronos.jsonio import dumps_strict
 
 _DEFAULT_FILE_MODE = 0o666
 _DEFAULT_DIR_MODE = 0o777
@@ -142,8 +143,8 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
-    """JSON-serialise ``obj`` (indent 2, non-JSON values via ``str``) to ``path`` atomically."""
-    return atomic_write_text(path, json.dumps(obj, indent=2, default=str) + "\n")
+    """Strict JSON of ``obj`` (indent 2; NaN/inf as null, other values via ``str``) written to ``path`` atomically."""
+    return atomic_write_text(path, dumps_strict(obj) + "\n")
 
 
 @contextlib.contextmanager
