@@ -14,7 +14,7 @@ from typing import Literal
 
 ALPHA = 0.05  # two-sided level of every verdict
 
-Outcome = Literal["beats", "loses to", "not significantly different from", "cannot judge"]
+Outcome = Literal["beats", "loses to", "is not significantly different from", "cannot judge"]
 
 
 def _finite(x: float | None) -> bool:
@@ -63,7 +63,7 @@ class Comparison:
         if self.cannot_judge_reason() is not None:
             return "cannot judge"
         if float(self.p) >= ALPHA:
-            return "not significantly different from"
+            return "is not significantly different from"
         return "beats" if float(self.t) > 0 else "loses to"
 
     def cannot_judge_reason(self) -> str | None:
