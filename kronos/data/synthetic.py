@@ -5,9 +5,10 @@ Each instrument i has daily log-returns
     r[i, t] = beta_i * m[t] + a[i, t] + sigma[i, t] * eps[i, t]
 
 - ``m[t]``: a common market shock (Student-t, GARCH(1,1) volatility), loaded with beta_i ~ U(0.6, 1.4);
-- ``sigma[i, t]``: GARCH(1,1) volatility around a per-instrument level of 1-3 %/day
-  (volatility clustering); ``eps`` Student-t with 4 degrees of freedom scaled to unit variance
-  (fat tails);
+- ``sigma[i, t]``: GARCH(1,1) volatility (alpha 0.08, beta 0.90) around a per-instrument level of
+  1-3 %/day (volatility clustering), capped at ``VOL_CAP`` times that level; ``eps`` Student-t with 6
+  degrees of freedom scaled to unit variance (fat tails with a finite fourth moment: with t(4) shocks the
+  GARCH has none, and single instruments drifted to 10x their design volatility);
 - ``a[i, t]``: the planted component, a drift announced by *abnormal volume* (in the spirit of the
   "high-volume return premium" documented for equities: names with unusually high trading volume
   outperform over the following days). Each day every instrument draws a volume shock
@@ -58,7 +59,11 @@ class SyntheticPaths:
     vol_level: np.ndarray  # [n_instruments] daily volatility level the drift is scaled by
 
 
-def _student_t(rng: np.random.Generator, shape: tuple[int, ...], dof: float = 4.0) -> np.ndarray:
+SHOCK_DOF = 6.0  # Student-t degrees of freedom of every return shock (kurtosis 6: GARCH(0.08, 0.90) keeps a 4th moment)
+VOL_CAP = 3.0  # GARCH volatility never exceeds this multiple of the instrument's (or the market's) design level
+
+
+def _student_t(rng: np.random.Generator, shape: tuple[int, ...], dof: float = SHOCK_DOF) -> np.ndarray:
     """Unit-variance Student-t draws."""
     return rng.standard_t(dof, size=shape) / np.sqrt(dof / (dof - 2.0))
 
@@ -142,8 +147,8 @@ class SyntheticSource(SourceBase):
         for t in range(t_len):
             shock, shock_m = np.sqrt(var) * eps[t], np.sqrt(var_m) * eps_m[t]
             r[t] = beta * shock_m + drift[t] + shock
-            var = 0.02 * level**2 + 0.08 * shock**2 + 0.90 * var
-            var_m = 0.02 * 0.008**2 + 0.08 * shock_m**2 + 0.90 * var_m
+            var = np.minimum(0.02 * level**2 + 0.08 * shock**2 + 0.90 * var, (VOL_CAP * level) ** 2)
+            var_m = min(0.02 * 0.008**2 + 0.08 * shock_m**2 + 0.90 * var_m, (VOL_CAP * 0.008) ** 2)
         return SyntheticPaths(r.T, drift.T, shock_v.T, level)
 
     def load(self) -> Panel:
