@@ -84,3 +84,25 @@ def test_frame_level_forecasting_lives_in_inference() -> None:
     for front_end in ("kronos.webui", "kronos.cli"):
         users = [p for p in _sources(front_end) if "kronos.inference.frame" in imported_modules(p)]
         assert users, f"{front_end} should forecast through kronos.inference.frame"
+
+
+def test_no_import_cycles() -> None:
+    """No two kronos modules import each other, directly or around a longer circle (function-level imports
+    count: they run when called; ``if TYPE_CHECKING:`` imports do not)."""
+    from scripts.code_stats import import_cycles
+
+    assert import_cycles(KRONOS) == []
+
+
+def test_the_cycle_finder_sees_a_cycle(tmp_path: Path) -> None:
+    """A circle through a function-level import is found; one closed only under TYPE_CHECKING is not."""
+    from scripts.code_stats import import_cycles
+
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("from pkg.b import f\n")
+    (pkg / "b.py").write_text("def f():\n    from pkg import a\n")
+    (pkg / "c.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg.d import g\n")
+    (pkg / "d.py").write_text("from pkg.c import h\n")
+    assert import_cycles(pkg) == [["pkg.a", "pkg.b"]]

@@ -10,16 +10,18 @@ continuation of the context. The defaults are the paper's generation settings (T
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from kronos.data.features import FEATURES
-from kronos.inference.predictor import KronosPredictor
 from kronos.inference.sessions import future_index
 from kronos.inference.settings import SamplingSettings
 from kronos.inference.validation import ForecastInputError
+
+if TYPE_CHECKING:  # the predictor calls generate (KronosPredictor.generate); generate only needs its type
+    from kronos.inference.predictor import KronosPredictor
 
 TIME_COLUMN = "timestamps"
 GENERATION_SAMPLING = SamplingSettings(T=1.0, top_k=0, top_p=0.95, sample_count=1)
