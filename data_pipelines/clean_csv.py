@@ -14,13 +14,13 @@ import sys
 from typing import Sequence
 
 from kronos.data.csv_cleaning import MAX_DROPPED_SHARE, MAX_DUPLICATE_SHARE, clean_csv
-from kronos.data.errors import DataValidationError
+from kronos.errors import KronosUserError
 
 __all__ = ["clean_csv", "main"]
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, object]:
-    """CLI entry point; raises DataValidationError on bad input (one line, exit 2, under ``python -m``)."""
+    """CLI entry point; raises a KronosUserError on bad input (one line, exit 2, under ``python -m``)."""
     ap = argparse.ArgumentParser(prog="python -m data_pipelines.clean_csv", description=__doc__.split("\n")[0])
     ap.add_argument("input")
     ap.add_argument("--out", default=None, help="where to write the cleaned CSV")
@@ -40,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
 if __name__ == "__main__":
     try:
         main()
-    except DataValidationError as err:
+    except KronosUserError as err:  # bad input: one line, exit status 2
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
     except OSError as err:  # a read-only directory, a full disk: one line, not a traceback

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Sequence
 
 from kronos.data.csv_source import CSVSource
-from kronos.data.errors import DataValidationError
 from kronos.data.qlib_provider import (  # noqa: F401  (re-exported)
     FIELDS,
     build_provider,
@@ -26,10 +25,11 @@ from kronos.data.qlib_provider import (  # noqa: F401  (re-exported)
     check_output_dir,
     qlib_symbol,
 )
+from kronos.errors import KronosUserError
 
 
 def main(argv: Sequence[str] | None = None) -> Path:
-    """CLI entry: CSV -> Qlib provider directory; raises DataValidationError on bad input."""
+    """CLI entry: CSV -> Qlib provider directory; raises a KronosUserError on bad input."""
     ap = argparse.ArgumentParser(prog="python -m data_pipelines.csv_to_qlib", description=__doc__.split("\n")[0])
     ap.add_argument("--csv", required=True, help="a CSV file, a folder of per-symbol CSVs, or a long file")
     ap.add_argument("--out", required=True, help="provider directory to write (new, empty, or a provider with --overwrite)")
@@ -52,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
 if __name__ == "__main__":
     try:
         main()
-    except DataValidationError as err:
+    except KronosUserError as err:  # bad input: one line, exit status 2
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
     except OSError as err:  # a read-only or full output directory: one line, not a traceback

@@ -15,9 +15,9 @@ import argparse
 import sys
 from typing import Sequence
 
-from kronos.data.errors import DataValidationError
 from kronos.data.qlib_download import DownloadError, download
 from kronos.data.qlib_source import DEFAULT_PROVIDER as DEFAULT_TARGET
+from kronos.errors import KronosUserError
 
 __all__ = ["DEFAULT_TARGET", "DownloadError", "download", "main"]
 
@@ -38,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DownloadError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    except DataValidationError as err:
+    except KronosUserError as err:  # bad input: one line, exit status 2
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"Qlib provider ready at {path}")

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from kronos.jsonio import dumps_strict
+from kronos.errors import KronosUserError
 
 _DEFAULT_FILE_MODE = 0o666
 _DEFAULT_DIR_MODE = 0o777
@@ -39,7 +40,7 @@ def current_umask() -> int:
     return mask
 
 
-class WriteTargetError(ValueError):
+class WriteTargetError(KronosUserError, ValueError):
     """A path a file or directory is to be written to, but that must not be replaced (a pipe, a device...)."""
 
 

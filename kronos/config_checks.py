@@ -2,7 +2,7 @@
 
 ``check_config(cfg)`` runs first in ``kronos.train.train`` (before the experiment directory, the data or a
 model is touched). Each rule names the key, the value it got and an example of a good one, so every bad
-value ends in one line and exit status 2 (``StageInputError`` is one of ``kronos.train._user_errors``).
+value ends in one line and exit status 2 (``ConfigError`` is a ``KronosUserError``, which ``kronos.train`` catches).
 
 Rules apply only to keys present in the config, and the ``trainer.*``/``backtest.*``/``evaluate.*`` rules only
 when a stage that reads them runs. The sampling keys of ``backtest``/``evaluate`` (T, top_k, top_p,
@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from kronos.data.errors import quoted
+from kronos.errors import ConfigError
 
 # An experiment name is one directory below output_root: no separators, no "." or "..", printable.
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.,=+-]{0,127}$")
@@ -247,9 +248,7 @@ RULES: dict[str, Rule] = {
 }
 
 
-class ConfigValueError(ValueError):
-    """A config value no stage can run with (one line: the key, the value, what to pass instead)."""
-
+ConfigValueError = ConfigError  # the name older code and tests import
 
 def _plain(value: Any) -> Any:
     if isinstance(value, (DictConfig, ListConfig)):

@@ -11,3 +11,11 @@ from __future__ import annotations
 
 class KronosUserError(Exception):
     """A mistake in what the user asked for or gave, stated in one line with what to do about it."""
+
+
+class ConfigError(KronosUserError, ValueError):
+    """A config value no stage can run with: ``<key>=<value>``, what is wrong, and what to write instead.
+
+    The one config error: every settings type (backtest, evaluate, fine-tuning, the up-front checks of
+    :mod:`kronos.config_checks`) raises it, through :func:`kronos.settings_io.settings_from_config`.
+    """

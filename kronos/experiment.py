@@ -23,13 +23,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
+from kronos.errors import KronosUserError
+
 ModelKind = Literal["tokenizer", "predictor"]
 MODEL_KINDS: tuple[ModelKind, ModelKind] = ("tokenizer", "predictor")
 STAGES = ("tokenizer", "predictor", "backtest", "evaluate")
 _CONFIG_FILE = "config.json"
 
 
-class WeightsNotFoundError(RuntimeError):
+class WeightsNotFoundError(KronosUserError, RuntimeError):
     """A stage needs a tokenizer/predictor the experiment has not exported and no override names."""
 
 

@@ -16,10 +16,12 @@ import os
 from pathlib import Path
 from typing import Iterator
 
+from kronos.errors import KronosUserError
+
 LOCK_NAME = ".run.lock"
 
 
-class ExperimentDirError(RuntimeError):
+class ExperimentDirError(KronosUserError, RuntimeError):
     """The experiment directory is in use by another run, or cannot be written."""
 
 

@@ -21,6 +21,8 @@ from dotenv import find_dotenv, load_dotenv
 from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 
+from kronos.errors import KronosUserError
+
 log = logging.getLogger("kronos.train")
 
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
@@ -111,15 +113,15 @@ def _build_data(cfg: DictConfig) -> Any:
     """``instantiate(cfg.data)``; a source or datamodule refusing its settings is one line naming them."""
     from hydra.errors import InstantiationException
 
-    from kronos.config_checks import ConfigValueError
+    from kronos.errors import ConfigError
 
     try:
         return instantiate(cfg.data, _convert_="all")
     except InstantiationException as err:
         cause = err.__cause__
-        if isinstance(cause, _user_errors()):
+        if isinstance(cause, KronosUserError):
             raise cause from None
-        raise ConfigValueError(f"data: cannot be built from the config ({' '.join(str(err).split())[:300]})") from None
+        raise ConfigError(f"data: cannot be built from the config ({' '.join(str(err).split())[:300]})") from None
 
 
 def _run_stages(cfg: DictConfig, experiment: Any) -> dict[str, Any]:
@@ -157,25 +159,6 @@ def _run_stages(cfg: DictConfig, experiment: Any) -> dict[str, Any]:
     return result
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    """Errors that mean bad input or a missing prerequisite: shown as one message, no traceback."""
-    from kronos.backtest.settings import BacktestSettingsError
-    from kronos.config_checks import ConfigValueError
-    from kronos.data.errors import DataValidationError
-    from kronos.evaluate.settings import EvaluateConfigError
-    from kronos.experiment import WeightsNotFoundError
-    from kronos.run_lock import ExperimentDirError
-    from kronos.inference.validation import ForecastInputError
-    from kronos.lightning.base import NonFiniteLossError
-    from kronos.lightning.finetune import FinetuneConfigError
-    from kronos.models.hub import CheckpointError
-    from kronos.stages.common import StageInputError
-
-    return (DataValidationError, StageInputError, CheckpointError, NonFiniteLossError, BacktestSettingsError,
-            WeightsNotFoundError, EvaluateConfigError, ForecastInputError, FinetuneConfigError, ConfigValueError,
-            ExperimentDirError)
-
-
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def hydra_main(cfg: DictConfig) -> float | None:
     """Hydra entry point: ``train(cfg)``; bad input exits with status 2 and one clear message.
@@ -186,8 +169,8 @@ def hydra_main(cfg: DictConfig) -> float | None:
     _TASK.started = True
     try:
         result = train(cfg)
-    except _user_errors() as err:
-        print(f"error: {err}", file=sys.stderr)
+    except KronosUserError as err:  # bad input or a missing prerequisite: one line, no traceback
+        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
         sys.exit(2)
     log.info("done: %s", {k: v for k, v in result.items() if k not in ("backtest", "evaluate")})
     metric = cfg.get("optimized_metric")

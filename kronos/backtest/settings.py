@@ -13,6 +13,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from kronos.errors import ConfigError
 from kronos.inference.settings import SamplingSettings, sampling_from_config
 from kronos.inference.validation import ForecastInputError
 
@@ -38,9 +39,7 @@ log = logging.getLogger(__name__)
 LIMIT_RULES = ("region",)
 
 
-class BacktestSettingsError(ValueError):
-    """A ``backtest.<key>`` value is invalid (the message names the key and the accepted values)."""
-
+BacktestSettingsError = ConfigError  # the name older code and tests import
 
 @dataclass(frozen=True)
 class Costs:

@@ -26,8 +26,8 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from kronos.atomic import WriteTargetError, atomic_write_text, check_write_target, same_target
-from kronos.data.errors import DataValidationError
+from kronos.atomic import atomic_write_text, check_write_target, same_target
+from kronos.errors import KronosUserError
 from kronos.inference.frame import (
     forecast_frame,
     forecast_table,
@@ -40,7 +40,6 @@ from kronos.inference.generate import generated_frames, long_table
 from kronos.inference.pair import check_device, context_limit, load_pair
 from kronos.inference.settings import SAMPLE_COUNT_MAX, SamplingSettings, check_context
 from kronos.inference.validation import ForecastInputError
-from kronos.models.hub import CheckpointError
 
 PROG = "kronos-predict"
 DEFAULT_BAND = (0.1, 0.9)
@@ -99,7 +98,7 @@ def _check_paths(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    """Forecast and write the outputs; bad input raises DataValidationError, ForecastInputError or CheckpointError."""
+    """Forecast and write the outputs; bad input raises a KronosUserError (data, request, checkpoint, output path)."""
     _check_paths(args)
     quantiles = parse_quantiles(args.quantiles) if args.quantiles else ()
     if args.generate is not None and quantiles:
@@ -151,8 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         run(args)
-    except (DataValidationError, ForecastInputError, CheckpointError, WriteTargetError, FileNotFoundError,
-            IsADirectoryError, NotADirectoryError, PermissionError) as err:
+    except (KronosUserError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as err:
         message = " ".join(str(err).split())  # one line, whatever the message held
         print(f"{PROG}: error: {message}", file=sys.stderr)
         return 2

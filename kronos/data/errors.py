@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import shlex
 
+from kronos.errors import KronosUserError
+
 MAX_SHOWN_CHARS = 80  # a quoted user value in a message is cut to this many characters
 
 
@@ -18,7 +20,7 @@ def quoted(value: object, limit: int = MAX_SHOWN_CHARS) -> str:
     return f"{text[: limit - 3]}... ({len(text):,} characters)"
 
 
-class DataValidationError(ValueError):
+class DataValidationError(KronosUserError, ValueError):
     """Input data that cannot be trained on or forecast from.
 
     The message names the file (or source), the column and the first bad row, and says what

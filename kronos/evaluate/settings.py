@@ -10,6 +10,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
+from kronos.errors import ConfigError
 from kronos.evaluate.baselines import BASELINES
 from kronos.evaluate.tasks import TASKS
 from kronos.inference.settings import SAMPLING_KEYS, SamplingSettings, sampling_from_config
@@ -18,9 +19,7 @@ from kronos.inference.validation import ForecastInputError
 COVERAGE_KEYS = ("0.5", "0.8", "0.9")  # the metrics.json contract's coverage keys
 
 
-class EvaluateConfigError(ValueError):
-    """An ``evaluate.*`` setting is invalid (one message naming the key and what to write instead)."""
-
+EvaluateConfigError = ConfigError  # the name older code and tests import
 
 @dataclass(frozen=True)
 class ModelSpec:

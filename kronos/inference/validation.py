@@ -10,9 +10,10 @@ import pandas as pd
 
 from kronos.data.errors import quoted
 from kronos.data.features import FEATURES, PRICE_COLUMNS, feature_matrix
+from kronos.errors import KronosUserError
 
 
-class ForecastInputError(ValueError):
+class ForecastInputError(KronosUserError, ValueError):
     """An input to KronosPredictor is malformed (names the argument, column or row, and the fix)."""
 
 

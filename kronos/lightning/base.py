@@ -8,12 +8,13 @@ import lightning.pytorch as pl
 import torch
 
 from kronos.lightning.finetune import FinetuneSettings, optimizer_param_groups
+from kronos.errors import KronosUserError
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[..., Any]
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(KronosUserError, RuntimeError):
     """The training loss became NaN or infinite."""
 
 

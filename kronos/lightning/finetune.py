@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping
 import torch
 from torch import nn
 
+from kronos.errors import ConfigError
+
 if TYPE_CHECKING:
     from kronos.lightning.base import KronosStageModule
 
@@ -31,9 +33,7 @@ log = logging.getLogger(__name__)
 MODES = ("full", "freeze", "lora")
 
 
-class FinetuneConfigError(ValueError):
-    """``model.finetune`` asks for something the model being trained cannot do."""
-
+FinetuneConfigError = ConfigError  # the name older code and tests import
 
 @dataclass(frozen=True)
 class LoraSettings:

@@ -19,6 +19,7 @@ from safetensors import safe_open
 from torch import nn
 
 from kronos.atomic import atomic_path
+from kronos.errors import KronosUserError
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -27,7 +28,7 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 M = TypeVar("M", bound="HubModel")
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(KronosUserError, RuntimeError):
     """A checkpoint could not be found, fetched or matched to its config."""
 
 

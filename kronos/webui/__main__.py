@@ -15,8 +15,8 @@ from typing import Any, Sequence
 import uvicorn
 from dotenv import find_dotenv, load_dotenv
 
+from kronos.errors import KronosUserError
 from kronos.inference.settings import DEFAULT_WORK_BUDGET
-from kronos.inference.validation import ForecastInputError
 from kronos.webui.app import DEFAULT_MAX_CONCURRENT, DEFAULT_MAX_UPLOAD_BYTES, create_app
 from kronos.webui.security import LOOPBACK_NAMES, host_name
 
@@ -81,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         app = create_app(args.outputs_dir, args.data_dir, int(args.max_upload_mb * 2**20), args.device,
                          models_dir=args.models_dir, work_budget=args.work_budget or None,
                          max_concurrent=args.max_concurrent, allowed_hosts=allowed_hosts(args.host, args.allowed_host))
-    except (ForecastInputError, ValueError) as err:
+    except (KronosUserError, ValueError) as err:
         print(f"kronos-webui: error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
     print(f"Kronos web UI on http://{args.host}:{args.port}  (outputs: {args.outputs_dir}, data: {args.data_dir})")

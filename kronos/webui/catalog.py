@@ -19,6 +19,7 @@ from kronos.inference.predictor import KronosPredictor
 from kronos.inference.validation import ForecastInputError
 from kronos.models import registry
 from kronos.models.hub import fetch_hub_checkpoint
+from kronos.errors import KronosUserError
 
 CSV_SUFFIXES = (".csv", ".csv.gz")
 MAX_LISTED_FILES = 1000
@@ -49,7 +50,7 @@ HUB_CHOICES: tuple[ModelChoice, ...] = tuple(
     ModelChoice("hub", f"{m.name} (hub)", m.predictor, m.tokenizer, m.context) for m in registry.PUBLISHED)
 
 
-class OutsideDataDirError(ValueError):
+class OutsideDataDirError(KronosUserError, ValueError):
     """A requested data file that resolves outside the configured data directory."""
 
 

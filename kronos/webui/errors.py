@@ -10,11 +10,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from kronos.data.errors import DataValidationError
+from kronos.errors import KronosUserError
 from kronos.inference.generation import GenerationCancelled
-from kronos.inference.validation import ForecastInputError
-from kronos.models.hub import CheckpointError
-from kronos.webui.catalog import OutsideDataDirError
 from kronos.webui.store import UnknownItemError
 
 
@@ -59,9 +56,9 @@ def _schema_error(_: Request, err: RequestValidationError) -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """400 bad values, 404 unknown ids/files, 503 cancelled forecasts, 422 malformed bodies."""
-    for bad_input in (DataValidationError, ForecastInputError, OutsideDataDirError, CheckpointError):
-        app.add_exception_handler(bad_input, _answer(400))
+    """400 bad values (every :class:`KronosUserError`), 404 unknown ids/files, 503 cancelled forecasts, 422 malformed
+    bodies. Starlette picks the handler of the most specific class, so ``UnknownItemError`` (a user error too) is 404."""
+    app.add_exception_handler(KronosUserError, _answer(400))
     for missing in (UnknownItemError, FileNotFoundError):
         app.add_exception_handler(missing, _answer(404))
     app.add_exception_handler(GenerationCancelled, _answer(503))

@@ -8,11 +8,12 @@ from collections import OrderedDict
 from typing import Generic, TypeVar
 
 from kronos.data.errors import quoted
+from kronos.errors import KronosUserError
 
 T = TypeVar("T")
 
 
-class UnknownItemError(LookupError):
+class UnknownItemError(KronosUserError, LookupError):
     """An id the store does not hold (never issued, or dropped as least recently used)."""
 
 

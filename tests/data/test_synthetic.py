@@ -118,9 +118,10 @@ def test_bad_settings_are_one_message_naming_the_key(setting: dict, key: str) ->
 def test_an_unbuildable_data_config_is_one_user_error(tmp_path) -> None:
     from hydra import compose, initialize_config_dir
 
-    from kronos.train import CONFIG_DIR, _build_data, _user_errors
+    from kronos.errors import KronosUserError
+    from kronos.train import CONFIG_DIR, _build_data
 
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose("train", overrides=["data.source._target_=os.system"])
-    with pytest.raises(_user_errors(), match="data: cannot be built"):
+    with pytest.raises(KronosUserError, match="data: cannot be built"):
         _build_data(cfg)
