@@ -23,6 +23,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from kronos.data.errors import quoted
 from kronos.errors import ConfigError
+from kronos.stages.table import STAGES
 
 # An experiment name is one directory below output_root: no separators, no "." or "..", printable.
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.,=+-]{0,127}$")
@@ -39,7 +40,7 @@ class Rule:
 
     check: Check
     example: str
-    when: str | None = None  # only when this stage group runs: "train", "backtest" or "evaluate"
+    when: str | None = None  # only when this runs: "train" (a stage that trains) or a stage's name (kronos.stages.table)
 
 
 def _is_number(value: Any) -> bool:
@@ -284,8 +285,7 @@ def check_config(cfg: DictConfig, stages: Sequence[str]) -> None:
     Raises:
         ConfigValueError: ``<key>=<value> <what is wrong>: pass e.g. <example>`` for the first bad key.
     """
-    groups = {"train": any(s in ("tokenizer", "predictor") for s in stages),
-              "backtest": "backtest" in stages, "evaluate": "evaluate" in stages}
+    groups = {"train": any(STAGES[s].trains for s in stages if s in STAGES), **{s: s in stages for s in STAGES}}
     for pattern, rule in RULES.items():
         if rule.when is not None and not groups[rule.when]:
             continue

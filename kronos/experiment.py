@@ -27,7 +27,6 @@ from kronos.errors import KronosUserError
 
 ModelKind = Literal["tokenizer", "predictor"]
 MODEL_KINDS: tuple[ModelKind, ModelKind] = ("tokenizer", "predictor")
-STAGES = ("tokenizer", "predictor", "backtest", "evaluate")
 _CONFIG_FILE = "config.json"
 
 

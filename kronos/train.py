@@ -56,21 +56,23 @@ def _rank_zero(trainer: pl.Trainer | None) -> bool:
 def _check_weights_exist(cfg: DictConfig, experiment: Any) -> None:
     """Fail before any data is read if a stage will find no weights to consume.
 
-    The predictor stage needs a tokenizer and the backtest needs both; what an earlier stage of this
-    command trains counts as found. Evaluate is not checked: it may score ``evaluate.models`` alone.
+    Each stage's ``needs`` in :data:`kronos.stages.table.STAGES` (what an earlier stage of this command trains
+    counts as found); a stage whose needs are not ``needs_checked`` (evaluate: it may score ``evaluate.models``
+    alone) is skipped.
 
     Raises:
         WeightsNotFoundError: naming the command that produces the missing weights.
     """
     from kronos.stages.common import weight_source
+    from kronos.stages.table import STAGES
 
-    needs = {"predictor": ("tokenizer",), "backtest": ("tokenizer", "predictor")}
     will_train: dict[str, Path] = {}
-    for stage in cfg.stage.run:
-        for kind in needs.get(stage, ()):
+    for name in cfg.stage.run:
+        stage = STAGES[name]
+        for kind in stage.needs if stage.needs_checked else ():
             weight_source(cfg, kind, experiment, will_train)
-        if stage in ("tokenizer", "predictor"):
-            will_train[stage] = experiment.export_dir(stage)
+        if stage.trains:
+            will_train[name] = experiment.export_dir(name)
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -81,9 +83,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """
     # Heavy imports after argument parsing.
     from kronos.config_checks import check_config
-    from kronos.experiment import STAGES, Experiment
+    from kronos.experiment import Experiment
     from kronos.run_lock import hold_experiment
     from kronos.stages.common import StageInputError, env_rank
+    from kronos.stages.table import STAGES
 
     unknown = [stage for stage in cfg.stage.run if stage not in STAGES]
     if unknown:  # before any data is read or any step trained
@@ -95,15 +98,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         experiment = experiment.sweep(key)
         with open_dict(cfg):  # the config's paths (callbacks, loggers) interpolate run_dir
             cfg.run_dir = str(experiment.root)
-    # A bad backtest/evaluate setting is named before anything is trained (stage=all ends with them).
-    if "backtest" in cfg.stage.run:
-        from kronos.backtest.settings import BacktestSettings
-
-        BacktestSettings.from_config(cfg.backtest)
-    if "evaluate" in cfg.stage.run:
-        from kronos.evaluate.settings import EvaluateSettings
-
-        EvaluateSettings.from_config(cfg.evaluate)
+    for name in cfg.stage.run:  # a bad backtest/evaluate setting is named before anything is trained
+        STAGES[name].check_settings(cfg)
     _check_weights_exist(cfg, experiment)
     with hold_experiment(experiment.root, enabled=env_rank() == 0):  # one run per experiment directory
         return _run_stages(cfg, experiment)
@@ -125,10 +121,10 @@ def _build_data(cfg: DictConfig) -> Any:
 
 
 def _run_stages(cfg: DictConfig, experiment: Any) -> dict[str, Any]:
-    """``train``'s work once the config is checked and the experiment directory is held."""
-    from kronos.stages.backtest import backtest_stage
-    from kronos.stages.common import TRAINING_STAGES, stage_config
-    from kronos.stages.fit import fit_stage
+    """``train``'s work once the config is checked and the experiment directory is held: each stage's runner
+    from :data:`kronos.stages.table.STAGES`, in ``stage.run`` order."""
+    from kronos.stages.common import stage_config
+    from kronos.stages.table import STAGES
 
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = _build_data(cfg)
@@ -138,24 +134,18 @@ def _run_stages(cfg: DictConfig, experiment: Any) -> dict[str, Any]:
     produced: dict[str, Path] = {}
     result: dict[str, Any] = {"run_dir": str(experiment.root)}
     trainer: pl.Trainer | None = None
-    for stage in cfg.stage.run:
-        scfg = stage_config(cfg, stage)
-        if stage in TRAINING_STAGES:
+    for name in cfg.stage.run:
+        stage, scfg = STAGES[name], stage_config(cfg, name)
+        if stage.trains:
             pl.seed_everything(cfg.seed, workers=True)
-            export, trainer = fit_stage(scfg, stage, datamodule, experiment, produced)
+            export, trainer = stage.run(scfg, name, datamodule, experiment, produced)
             best = trainer.checkpoint_callback.best_model_score if trainer.checkpoint_callback else None
             result[str(cfg.monitor.metric)] = float(best) if best is not None else None
             if export is not None:
-                produced[stage] = export
-                result[stage] = str(export)
-        elif stage == "backtest":
-            if _rank_zero(trainer):  # forecasts and reports are written by rank zero alone
-                result["backtest"] = backtest_stage(scfg, datamodule, experiment, produced)
-        elif stage == "evaluate":
-            from kronos.stages.evaluate import evaluate_stage
-
-            if _rank_zero(trainer):
-                result["evaluate"] = evaluate_stage(scfg, datamodule, experiment, produced)
+                produced[name] = export
+                result[name] = str(export)
+        elif _rank_zero(trainer):  # forecasts and reports are written by rank zero alone
+            result[name] = stage.run(scfg, datamodule, experiment, produced)
     return result
 
 
@@ -172,7 +162,7 @@ def hydra_main(cfg: DictConfig) -> float | None:
     except KronosUserError as err:  # bad input or a missing prerequisite: one line, no traceback
         print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
         sys.exit(2)
-    log.info("done: %s", {k: v for k, v in result.items() if k not in ("backtest", "evaluate")})
+    log.info("done: %s", {k: v for k, v in result.items() if not isinstance(v, dict)})  # reports: their own lines
     metric = cfg.get("optimized_metric")
     return result.get(metric) if metric else None
 
@@ -181,13 +171,16 @@ def moved_overrides(argv: list[str]) -> str | None:
     """The message for command-line overrides of old flat sampling keys (``backtest.T=0.6``), which Hydra
     would otherwise refuse in its own words (not in struct) before any config is read; None when there is none."""
     from kronos.inference.settings import SAMPLING_KEYS, moved_sampling_message
+    from kronos.stages.table import STAGES
 
-    for stage in ("backtest", "evaluate"):
+    for stage in (s.settings[0] for s in STAGES.values() if s.settings is not None):  # the groups that sample
         keys = [key.partition(".")[2] for key in (arg.split("=", 1)[0].lstrip("+~") for arg in argv)
                 if key.partition(".")[0] == stage and key.partition(".")[2] in SAMPLING_KEYS]
         if keys:
             return moved_sampling_message(stage, keys)
     return None
+
+
 def _check_name_argument(argv: list[str]) -> None:
     """``name=..`` on the command line is refused before Hydra creates its run directory from it (``run_dir`` is
     ``<output_root>/<name>``); the composed config's name is checked again by ``check_config``."""

@@ -8,7 +8,7 @@ from typing import Any, Mapping
 
 from omegaconf import DictConfig
 
-from kronos.experiment import Experiment
+from kronos.experiment import MODEL_KINDS, Experiment
 from kronos.stages.common import build_loggers, finish_loggers, weight_source
 
 
@@ -29,7 +29,7 @@ def backtest_stage(cfg: DictConfig, datamodule: Any, experiment: Experiment,
     settings = BacktestSettings.from_config(cfg.backtest)
     if settings.sampling.seed is None:  # the backtest's sampling follows the experiment's seed unless set
         settings = dataclasses.replace(settings, sampling=dataclasses.replace(settings.sampling, seed=int(cfg.seed)))
-    sources = {kind: weight_source(cfg, kind, experiment, produced) for kind in ("tokenizer", "predictor")}
+    sources = {kind: weight_source(cfg, kind, experiment, produced) for kind in MODEL_KINDS}
     predictor = load_predictor(sources["tokenizer"].location, sources["predictor"].location, device=settings.device,
                                max_context=settings.max_context, clip=float(cfg.data.clip))
     loggers = build_loggers(cfg)

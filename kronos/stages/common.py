@@ -12,9 +12,9 @@ from omegaconf import DictConfig, open_dict
 
 from kronos.experiment import Experiment, ModelKind, WeightSource, resolve_weights
 from kronos.lightning.comet import end_comet_runs
+from kronos.stages.table import TRAINING_STAGES
 from kronos.errors import KronosUserError
 
-TRAINING_STAGES = ("tokenizer", "predictor")
 # Where launchers put a process's global rank (torchrun, SLURM, LSF), in Lightning's order of trust.
 _RANK_VARIABLES = ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK")
 
