@@ -1,28 +1,24 @@
-"""The one up-front check of a composed training config: a table of key -> rule, before any work starts.
+"""The one up-front check of a composed training config, before any work starts.
 
-``check_config(cfg)`` runs first in ``kronos.train.train`` (before the experiment directory, the data or a
-model is touched). Each rule names the key, the value it got and an example of a good one, so every bad
-value ends in one line and exit status 2 (``ConfigError`` is a ``KronosUserError``, which ``kronos.train`` catches).
-
-Rules apply only to keys present in the config, and the ``trainer.*``/``backtest.*``/``evaluate.*`` rules only
-when a stage that reads them runs. The sampling keys of ``backtest``/``evaluate`` (T, top_k, top_p,
-sample_count, max_context, seed) are checked by their own settings (``SamplingSettings``); the finer
-cross-key rules of those blocks (n_drop <= topk, required levels, ...) stay in ``BacktestSettings`` /
-``EvaluateSettings``, and ``model.finetune`` in ``FinetuneSettings``: this table only guarantees each value has
-a usable type and range first.
+``check_config(cfg, stages)`` runs first in ``kronos.train.train`` (before the experiment directory, the data or
+a model is touched). It builds the settings of every group a running stage reads, each of which checks its own
+keys (``backtest`` -> ``BacktestSettings``, ``evaluate`` -> ``EvaluateSettings``, as the stage table says;
+``model.finetune`` -> ``FinetuneSettings`` when a stage trains), then checks the keys no settings type owns with
+the table below: data, optim, trainer, monitor, naming. Each refusal names the key, the value it got and an
+example of a good one, in one line (``ConfigError``, a ``KronosUserError``: exit status 2).
 """
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from kronos.data.errors import quoted
-from kronos.errors import ConfigError
+from kronos.errors import ConfigError, KronosUserError
+from kronos.settings_io import Check, boolean, choice, number, optional_text, plain, text, whole
 from kronos.stages.table import STAGES
 
 # An experiment name is one directory below output_root: no separators, no "." or "..", printable.
@@ -31,69 +27,13 @@ KNOWN_PRECISIONS = ("64", "64-true", "32", "32-true", "16", "16-mixed", "16-true
                     "bf16-true", "transformer-engine", "transformer-engine-float16")
 FEATURE_NAMES = ("open", "high", "low", "close", "volume", "amount")
 
-Check = Callable[[Any], "str | None"]  # the value -> what is wrong with it (None: fine)
-
-
 @dataclass(frozen=True)
 class Rule:
     """How one key is checked: ``check`` says what is wrong, ``example`` is a value that works."""
 
     check: Check
     example: str
-    when: str | None = None  # only when this runs: "train" (a stage that trains) or a stage's name (kronos.stages.table)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def whole(low: int = 1, *, none: bool = False, also: Sequence[int] = ()) -> Check:
-    """A whole number >= ``low`` (or one of ``also``; None when ``none``)."""
-    def check(value: Any) -> str | None:
-        if value is None and none:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int):
-            return "must be a whole number"
-        if value < low and value not in also:
-            extra = f" (or {', '.join(map(str, also))})" if also else ""
-            return f"must be a whole number >= {low}{extra}"
-        return None
-    return check
-
-
-def number(low: float = -math.inf, high: float = math.inf, *, low_open: bool = False, high_open: bool = False,
-           none: bool = False) -> Check:
-    """A finite number in [low, high] (``low_open``/``high_open``: the bound itself excluded)."""
-    def check(value: Any) -> str | None:
-        if value is None and none:
-            return None
-        if not _is_number(value) or not math.isfinite(value):
-            return "must be a finite number"
-        if value < low or (low_open and value == low) or value > high or (high_open and value == high):
-            if math.isinf(high):
-                return f"must be a number {'>' if low_open else '>='} {low:g}"
-            lo = "(" if low_open else "["
-            hi = ")" if high_open else "]"
-            return f"must lie in {lo}{low:g}, {high:g}{hi}"
-        return None
-    return check
-
-
-def boolean(value: Any) -> str | None:
-    """true or false."""
-    return None if isinstance(value, bool) else "must be true or false"
-
-
-def choice(*allowed: Any) -> Check:
-    """One of ``allowed``."""
-    def check(value: Any) -> str | None:
-        return None if value in allowed and not isinstance(value, bool) else f"must be one of {list(allowed)}"
-    return check
-
-
-def text(value: Any) -> str | None:
-    """A non-empty string."""
-    return None if isinstance(value, str) and value.strip() else "must be a non-empty string"
+    when: str | None = None  # "train": only when a stage that trains runs
 
 
 def experiment_name(value: Any) -> str | None:
@@ -101,24 +41,6 @@ def experiment_name(value: Any) -> str | None:
     if not isinstance(value, str) or not NAME_PATTERN.match(value):
         return ("must be one directory name (letters, digits and _ . , = + -, starting with a letter or digit, "
                 "no / or ..)")
-    return None
-
-
-def optional_text(value: Any) -> str | None:
-    """null or a non-empty string."""
-    return None if value is None else text(value)
-
-
-def date_or_null(value: Any) -> str | None:
-    """null or a date/time pandas reads (e.g. 2024-01-31)."""
-    if value is None:
-        return None
-    import pandas as pd
-
-    try:
-        pd.Timestamp(str(value))
-    except (ValueError, TypeError, OverflowError):
-        return "must be a date such as 2024-01-31, or null"
     return None
 
 
@@ -142,14 +64,6 @@ def _lazy_choice(module: str, name: str) -> Check:
 
         return choice(*getattr(importlib.import_module(module), name))(value)
     return check
-
-
-def levels(value: Any) -> str | None:
-    """A non-empty list of numbers in (0, 1)."""
-    if not isinstance(value, (list, tuple)) or not value:
-        return "must be a non-empty list of numbers in (0, 1)"
-    return next(("must be a list of numbers in (0, 1)" for v in value if number(0, 1, low_open=True, high_open=True)(v)),
-                None)
 
 
 def features(value: Any) -> str | None:
@@ -176,7 +90,7 @@ def batches(value: Any) -> str | None:
 
 def split_value(value: Any) -> str | None:
     """A split ratio in [0, 1], or a [start, end] pair of dates (checked where the data is split)."""
-    if _is_number(value):
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
         return number(0, 1)(value)
     if isinstance(value, (list, tuple)):
         return None if len(value) == 2 else "must be a ratio in [0, 1] or a [start, end] pair of dates"
@@ -228,33 +142,10 @@ RULES: dict[str, Rule] = {
     "trainer.precision": Rule(lambda v: choice(*KNOWN_PRECISIONS)(str(v)), "trainer.precision=32-true", "train"),
     "trainer.gradient_clip_val": Rule(number(0, none=True), "optim.grad_clip=3.0", "train"),
     "trainer.accumulate_grad_batches": Rule(whole(1), "optim.accumulate=1", "train"),
-    "backtest.topk": Rule(whole(1), "backtest.topk=50", "backtest"),
-    "backtest.n_drop": Rule(whole(0), "backtest.n_drop=5", "backtest"),
-    "backtest.hold_thresh": Rule(whole(0), "backtest.hold_thresh=1", "backtest"),
-    "backtest.batch_size": Rule(whole(1), "backtest.batch_size=256", "backtest"),
-    "backtest.account": Rule(number(0, low_open=True), "backtest.account=100000000", "backtest"),
-    "backtest.costs.open_cost": Rule(number(0, 1), "backtest.costs.open_cost=0.0005", "backtest"),
-    "backtest.costs.close_cost": Rule(number(0, 1), "backtest.costs.close_cost=0.0015", "backtest"),
-    "backtest.costs.min_cost": Rule(number(0), "backtest.costs.min_cost=5", "backtest"),
-    "backtest.deal_price": Rule(choice("close", "open"), "backtest.deal_price=close", "backtest"),
-    "backtest.benchmark_total_return": Rule(boolean, "backtest.benchmark_total_return=false", "backtest"),
-    "backtest.drop_bad_prices": Rule(boolean, "backtest.drop_bad_prices=false", "backtest"),
-    "backtest.start": Rule(date_or_null, "backtest.start=2024-01-02", "backtest"),
-    "backtest.end": Rule(date_or_null, "backtest.end=2024-12-31", "backtest"),
-    "evaluate.stride": Rule(whole(1), "evaluate.stride=10", "evaluate"),
-    "evaluate.batch_size": Rule(whole(1), "evaluate.batch_size=256", "evaluate"),
-    "evaluate.pit_bins": Rule(whole(2), "evaluate.pit_bins=10", "evaluate"),
-    "evaluate.coverage_levels": Rule(levels, "evaluate.coverage_levels=[0.5,0.8,0.9]", "evaluate"),
-    "evaluate.quantile_levels": Rule(levels, "evaluate.quantile_levels=[0.1,0.5,0.9]", "evaluate"),
 }
 
 
 ConfigValueError = ConfigError  # the name older code and tests import
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, (DictConfig, ListConfig)):
-        return OmegaConf.to_container(value, resolve=True)
-    return value
 
 
 def _values(cfg: DictConfig, pattern: str) -> Iterator[tuple[str, Any]]:
@@ -280,30 +171,46 @@ def _values(cfg: DictConfig, pattern: str) -> Iterator[tuple[str, Any]]:
 
 
 def check_config(cfg: DictConfig, stages: Sequence[str]) -> None:
-    """Check every key of ``RULES`` present in ``cfg`` whose stage group runs in ``stages``.
+    """Check the settings of every group ``stages`` read, then every key of ``RULES`` present in ``cfg``.
 
     Raises:
         ConfigValueError: ``<key>=<value> <what is wrong>: pass e.g. <example>`` for the first bad key.
     """
-    groups = {"train": any(STAGES[s].trains for s in stages if s in STAGES), **{s: s in stages for s in STAGES}}
+    trains = any(STAGES[s].trains for s in stages if s in STAGES)
     for pattern, rule in RULES.items():
-        if rule.when is not None and not groups[rule.when]:
+        if rule.when == "train" and not trains:
             continue
         try:
             found = list(_values(cfg, pattern))
         except Exception as err:  # an interpolation that cannot be resolved, e.g. ${oc.env:...} unset
             raise ConfigValueError(f"{pattern}: cannot be read ({' '.join(str(err).split())[:200]})") from None
         for key, value in found:
-            problem = rule.check(_plain(value))
+            problem = rule.check(plain(value))
             if problem:
-                raise ConfigValueError(f"{key}={quoted(_plain(value))} {problem}: pass e.g. {rule.example}")
-    _check_across(cfg, groups)
+                raise ConfigValueError(f"{key}={quoted(plain(value))} {problem}: pass e.g. {rule.example}")
+    for name in stages:
+        _settings(name, lambda: STAGES[name].check_settings(cfg))
+    if trains:
+        from kronos.lightning.finetune import FinetuneSettings
+
+        _settings("model.finetune", lambda: FinetuneSettings.from_config(plain(OmegaConf.select(cfg, "model.finetune"))))
+    _check_across(cfg, "evaluate" in stages)
 
 
-def _check_across(cfg: DictConfig, groups: Mapping[str, bool]) -> None:
+def _settings(group: str, build: Callable[[], Any]) -> None:
+    """``build()`` (a settings type checking its group); a group that cannot even be read is a ConfigError too."""
+    try:
+        build()
+    except KronosUserError:
+        raise
+    except Exception as err:  # e.g. an interpolation that cannot be resolved
+        raise ConfigValueError(f"{group}: cannot be read ({' '.join(str(err).split())[:200]})") from None
+
+
+def _check_across(cfg: DictConfig, evaluates: bool) -> None:
     """Rules between keys: the split evaluate scores must be one of data.splits."""
     splits = OmegaConf.select(cfg, "data.splits")
     split = OmegaConf.select(cfg, "evaluate.split")
-    if groups["evaluate"] and isinstance(splits, DictConfig) and split is not None and split not in splits:
+    if evaluates and isinstance(splits, DictConfig) and split is not None and split not in splits:
         raise ConfigValueError(f"evaluate.split={quoted(split)} is not one of data.splits {list(splits)}: pass e.g. "
                                f"evaluate.split=test")

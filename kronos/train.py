@@ -91,15 +91,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     unknown = [stage for stage in cfg.stage.run if stage not in STAGES]
     if unknown:  # before any data is read or any step trained
         raise StageInputError(f"unknown stage(s) {unknown} in stage.run: expected some of {list(STAGES)}")
-    check_config(cfg, list(cfg.stage.run))  # every key's type and range, before the directory is touched
+    check_config(cfg, list(cfg.stage.run))  # every setting the stages read, before the directory is touched
     experiment = Experiment.from_config(cfg)
     key = _sweep_key(cfg)
     if key is not None:
         experiment = experiment.sweep(key)
         with open_dict(cfg):  # the config's paths (callbacks, loggers) interpolate run_dir
             cfg.run_dir = str(experiment.root)
-    for name in cfg.stage.run:  # a bad backtest/evaluate setting is named before anything is trained
-        STAGES[name].check_settings(cfg)
     _check_weights_exist(cfg, experiment)
     with hold_experiment(experiment.root, enabled=env_rank() == 0):  # one run per experiment directory
         return _run_stages(cfg, experiment)

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from kronos.errors import ConfigError
-from kronos.inference.settings import SamplingSettings, sampling_from_config
-from kronos.inference.validation import ForecastInputError
+from kronos.inference.settings import SamplingSettings, refuse_flat_sampling
+from kronos.settings_io import boolean, choice, date_or_null, number, plain, require, settings_from_config, whole
 
 ANCHORS = ("last_close", "reconstructed")
 # Signals from the sample paths (every one gets its rows in the report; ``backtest.signal`` picks the
@@ -48,6 +48,9 @@ class Costs:
     open_cost: float = 0.0005
     close_cost: float = 0.0015
     min_cost: float = 5.0
+
+    def __post_init__(self) -> None:
+        _check_costs(self)
 
 
 @dataclass(frozen=True)
@@ -118,28 +121,14 @@ class BacktestSettings:
 
     @classmethod
     def from_config(cls, node: Any) -> "BacktestSettings":
-        """Settings from the ``backtest`` group: an OmegaConf node or a plain mapping (missing keys take
-        the defaults; unknown keys are refused so a typo never silently does nothing)."""
-        data = _plain(node)
-        try:
-            data["sampling"] = sampling_from_config("backtest", data, defaults=cls.sampling)
-        except ForecastInputError as err:
-            raise BacktestSettingsError(str(err)) from None
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise BacktestSettingsError(f"unknown backtest setting(s) {unknown}: valid keys are {sorted(known)}")
-        if "costs" in data:
-            costs = data["costs"] or {}
-            bad = sorted(set(costs) - {f.name for f in dataclasses.fields(Costs)})
-            if bad:
-                raise BacktestSettingsError(f"unknown backtest.costs key(s) {bad}: use open_cost, close_cost, min_cost")
-            data["costs"] = Costs(**{k: float(v) for k, v in costs.items()})
-        for key in ("baselines", "neutralize"):
-            if key in data:
-                value = data[key]
-                data[key] = (value,) if isinstance(value, str) else tuple(value or ())
-        return cls(**data)
+        """Settings from the ``backtest`` group: an OmegaConf node, a plain mapping or a whole config holding one
+        (missing keys take the defaults; unknown keys are refused, so a typo never silently does nothing)."""
+        data = plain(node)
+        if isinstance(data, Mapping) and isinstance(data.get("backtest"), Mapping):
+            data = data["backtest"]
+        if isinstance(data, Mapping):
+            refuse_flat_sampling("backtest", data)
+        return settings_from_config(cls, data, "backtest")
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-able settings (for metrics.json)."""
@@ -149,25 +138,6 @@ class BacktestSettings:
         return out
 
 
-def _plain(node: Any) -> dict[str, Any]:
-    """A plain dict of the group (an OmegaConf node resolved; a full config's ``backtest`` taken)."""
-    try:
-        from omegaconf import DictConfig, OmegaConf
-
-        if isinstance(node, DictConfig):
-            node = OmegaConf.to_container(node, resolve=True)
-    except ImportError:  # pragma: no cover - omegaconf ships with hydra, a core dependency
-        pass
-    if isinstance(node, BacktestSettings):
-        return node.as_dict()
-    if not isinstance(node, Mapping):
-        raise BacktestSettingsError(f"backtest settings must be a mapping, got {type(node).__name__}")
-    data = dict(node)
-    if isinstance(data.get("backtest"), Mapping):
-        data = dict(data["backtest"])
-    return data
-
-
 def _choice(key: str, value: Any, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise BacktestSettingsError(f"backtest.{key}={value!r} is not one of {list(allowed)}: set backtest.{key} to one of them")
@@ -175,9 +145,10 @@ def _choice(key: str, value: Any, allowed: tuple[str, ...]) -> None:
 
 def _check(s: BacktestSettings) -> None:
     """The one validation of the group (called on construction)."""
+    for key, check, example in _VALUES:
+        require(f"backtest.{key}", getattr(s, key), check, example)
     _choice("signal", s.signal, SIGNALS)
     _choice("anchor", s.anchor, ANCHORS)
-    _choice("deal_price", s.deal_price, DEAL_PRICES)
     _choice("region", s.region, REGIONS)
     if not s.baselines:
         raise BacktestSettingsError(f"backtest.baselines is empty: list at least one of {list(BASELINES)}")
@@ -190,8 +161,6 @@ def _check(s: BacktestSettings) -> None:
     if "industry" in s.neutralize:  # refused here, so stage=all stops before training rather than after it
         raise BacktestSettingsError("backtest.neutralize lists industry, but no data source here carries an industry "
                                     "classification yet: remove industry from backtest.neutralize")
-    if int(s.quantiles) < 2:
-        raise BacktestSettingsError(f"backtest.quantiles={s.quantiles} must be at least 2 (top and bottom groups)")
     if not 0.0 < s.risk_degree <= 1.0:
         raise BacktestSettingsError(f"backtest.risk_degree={s.risk_degree} must be in (0, 1] (1.0: fully invested)")
     mp = s.max_participation
@@ -200,26 +169,28 @@ def _check(s: BacktestSettings) -> None:
                                     "(e.g. 0.1) or null for no cap")
     if not isinstance(s.sampling, SamplingSettings):
         raise BacktestSettingsError(f"backtest.sampling must be SamplingSettings, got {type(s.sampling).__name__}")
-    try:
-        s.sampling.validate(prefix="backtest.sampling.")
-    except ForecastInputError as err:
-        raise BacktestSettingsError(str(err)) from None
-    for key in ("topk", "n_drop", "batch_size", "max_context"):
-        if int(getattr(s, key)) < 1:
-            raise BacktestSettingsError(f"backtest.{key}={getattr(s, key)} must be a positive integer")
-    if s.hold_thresh < 0:
-        raise BacktestSettingsError("backtest.hold_thresh must be >= 0")
+    s.sampling.validate(prefix="backtest.sampling.")
     if s.n_drop > s.topk:
         raise BacktestSettingsError(f"backtest.n_drop={s.n_drop} exceeds backtest.topk={s.topk}: "
                                     "at most topk names can be swapped a day")
-    if s.account <= 0:
-        raise BacktestSettingsError(f"backtest.account={s.account} must be positive cash")
     lt = s.limit_threshold
     if isinstance(lt, str):
         _choice("limit_threshold", lt, LIMIT_RULES)
     elif lt is not None and not (isinstance(lt, (int, float)) and 0 < float(lt) < 1):
         raise BacktestSettingsError(f"backtest.limit_threshold={lt!r}: use 'region', a fraction in (0, 1) "
                                     "(e.g. 0.095), or null for no price limits")
-    for key, value in dataclasses.asdict(s.costs).items():
-        if value < 0:
-            raise BacktestSettingsError(f"backtest.costs.{key}={value} must be >= 0")
+
+
+def _check_costs(c: Costs) -> None:
+    require("backtest.costs.open_cost", c.open_cost, number(0, 1), 0.0005)
+    require("backtest.costs.close_cost", c.close_cost, number(0, 1), 0.0015)
+    require("backtest.costs.min_cost", c.min_cost, number(0), 5)
+
+
+# One-key rules: (key, check, a value that works). The cross-key rules follow in _check.
+_VALUES = (
+    ("topk", whole(1), 50), ("n_drop", whole(1), 5), ("hold_thresh", whole(0), 1), ("quantiles", whole(2), 5),
+    ("batch_size", whole(1), 256), ("max_context", whole(1), 512), ("account", number(0, low_open=True), 100000000),
+    ("deal_price", choice(*DEAL_PRICES), "close"), ("benchmark_total_return", boolean, "false"),
+    ("drop_bad_prices", boolean, "false"), ("start", date_or_null, "2024-01-02"), ("end", date_or_null, "2024-12-31"),
+)

@@ -1,11 +1,14 @@
 """``EvaluateSettings``: the ``evaluate`` config group (conf/evaluate/default.yaml) as a typed object.
 
-Defaults live in the YAML only; ``from_config`` requires every key, so code and config never disagree.
+Built by :func:`kronos.settings_io.settings_from_config`; each rule is written once, on construction of the type
+that owns the key. Code defaults equal the YAML's (tests/config/test_settings_defaults.py); ``stride``,
+``sampling`` and ``task_sampling`` have none, since their YAML values follow ``${data.horizon}`` and ``${seed}``,
+and a sampling block sets every key (a partial block would silently take another block's temperature).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import pandas as pd
@@ -13,13 +16,12 @@ import pandas as pd
 from kronos.errors import ConfigError
 from kronos.evaluate.baselines import BASELINES
 from kronos.evaluate.tasks import TASKS
-from kronos.inference.settings import SAMPLING_KEYS, SamplingSettings, sampling_from_config
-from kronos.inference.validation import ForecastInputError
+from kronos.inference.settings import SAMPLING_KEYS, SamplingSettings, refuse_flat_sampling
+from kronos.settings_io import levels, plain, require, settings_from_config, whole
 
 COVERAGE_KEYS = ("0.5", "0.8", "0.9")  # the metrics.json contract's coverage keys
-
-
 EvaluateConfigError = ConfigError  # the name older code and tests import
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -36,14 +38,27 @@ class ModelSpec:
     predictor: str
     data_end: str | None = None
 
+    def validate(self, prefix: str = "evaluate.models[]") -> "ModelSpec":
+        """Check the entry (``prefix``: where it sits, e.g. ``evaluate.models[0].``); the date normalised in place."""
+        lacking = [k for k in ("name", "tokenizer", "predictor") if not getattr(self, k)]
+        if lacking:
+            raise ConfigError(f"{prefix.rstrip('.')} lacks {lacking}: each entry needs name, tokenizer and predictor "
+                              "(directories or hub ids)")
+        object.__setattr__(self, "data_end", _date_or_none(self.data_end, f"{prefix}data_end"))
+        return self
+
 
 @dataclass(frozen=True)
 class TaskOptions:
     """``evaluate.task_options``: cost bounds of the task suite (see conf/evaluate/default.yaml)."""
 
-    garch_refit_every: int
-    classifier_epochs: int
-    max_windows: int
+    garch_refit_every: int = 10
+    classifier_epochs: int = 30
+    max_windows: int = 4000
+
+    def __post_init__(self) -> None:
+        for key, low, example in (("garch_refit_every", 1, 10), ("classifier_epochs", 1, 30), ("max_windows", 20, 4000)):
+            require(f"evaluate.task_options.{key}", getattr(self, key), whole(low), example)
 
 
 @dataclass(frozen=True)
@@ -53,128 +68,104 @@ class EvaluateSettings:
     ``sampling`` is the ``evaluate.sampling`` block (its seed, always set, also breaks PIT ties).
     """
 
-    split: str
     stride: int
-    baselines: tuple[str, ...]
-    models: tuple[ModelSpec, ...]
-    kronos_data_end: str | None
     sampling: SamplingSettings
-    batch_size: int
-    max_context: int
-    device: str | None
-    coverage_levels: tuple[float, ...]
-    quantile_levels: tuple[float, ...]
-    pit_bins: int
-    group_by: str | None
-    tasks: tuple[str, ...] | None
     task_sampling: Mapping[str, SamplingSettings]
-    task_options: TaskOptions
+    split: str = "test"
+    baselines: tuple[str, ...] = ("naive", "drift", "hist_vol")
+    models: tuple[ModelSpec, ...] = ()
+    kronos_data_end: str | None = None
+    batch_size: int = 256
+    max_context: int = 512
+    device: str | None = None
+    coverage_levels: tuple[float, ...] = (0.5, 0.8, 0.9)
+    quantile_levels: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+    pit_bins: int = 10
+    group_by: str | None = "exchange"
+    tasks: tuple[str, ...] | None = None
+    task_options: TaskOptions = field(default_factory=TaskOptions)
+
+    def __post_init__(self) -> None:
+        _check(self)
 
     @classmethod
-    def from_config(cls, cfg: Mapping[str, Any]) -> "EvaluateSettings":
+    def from_config(cls, cfg: Any) -> "EvaluateSettings":
         """Validate and convert ``cfg.evaluate`` (a DictConfig or a plain mapping).
 
         Raises:
             EvaluateConfigError: a missing or invalid key, named with the fix.
         """
-        try:
-            from omegaconf import OmegaConf
-
-            plain = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else dict(cfg)
-        except ImportError:  # pragma: no cover - omegaconf is a dependency
-            plain = dict(cfg)
-
-        def need(key: str) -> Any:
-            if key not in plain:
-                raise EvaluateConfigError(f"evaluate.{key} is missing: add it to the evaluate config "
-                                          "(see conf/evaluate/default.yaml)")
-            return plain[key]
-
-        try:
-            sampling = sampling_from_config("evaluate", plain)
-        except ForecastInputError as err:
-            raise EvaluateConfigError(str(err)) from None
-        if sampling.seed is None:
-            raise EvaluateConfigError("evaluate.sampling.seed is null: set a seed (default ${seed}) so reports are "
-                                      "reproducible")
-        if sampling.sample_count < 2:
-            raise EvaluateConfigError(f"evaluate.sampling.sample_count={sampling.sample_count}: probabilistic metrics "
-                                      "need at least 2 sample paths (20 or more for stable 90 % intervals)")
-        stride = int(need("stride"))
-        if stride < 1:
-            raise EvaluateConfigError(f"evaluate.stride={stride}: must be a positive number of rows between origins")
-        baselines = tuple(str(b) for b in (need("baselines") or []))
-        unknown = [b for b in baselines if b not in BASELINES]
-        if unknown:
-            raise EvaluateConfigError(f"evaluate.baselines: unknown {unknown}; choose from {list(BASELINES)}")
-        if "naive" not in baselines:
-            raise EvaluateConfigError("evaluate.baselines must include naive: relative scores are measured against it")
-        levels = tuple(float(v) for v in need("coverage_levels"))
-        missing = [k for k in COVERAGE_KEYS if float(k) not in levels]
-        if missing or any(not 0.0 < v < 1.0 for v in levels):
-            raise EvaluateConfigError(f"evaluate.coverage_levels={list(levels)}: levels must lie in (0, 1) and "
-                                      f"include {list(COVERAGE_KEYS)}")
-        quantiles = tuple(float(v) for v in need("quantile_levels"))
-        if not quantiles or any(not 0.0 < v < 1.0 for v in quantiles):
-            raise EvaluateConfigError(f"evaluate.quantile_levels={list(quantiles)}: give levels in (0, 1)")
-        group_by = need("group_by")
-        if group_by not in (None, "none", "exchange"):
-            raise EvaluateConfigError(f"evaluate.group_by={group_by!r}: use exchange or null")
-        models = _model_specs(need("models") or [], baselines)
-        kronos_data_end = _date_or_none(need("kronos_data_end"), "evaluate.kronos_data_end")
-        tasks, task_sampling, task_options = _task_settings(plain)
-        return cls(
-            split=str(need("split")), stride=stride, baselines=baselines, models=models,
-            kronos_data_end=kronos_data_end, sampling=sampling, batch_size=int(need("batch_size")),
-            max_context=int(need("max_context")), device=need("device"),
-            coverage_levels=levels, quantile_levels=quantiles, pit_bins=int(need("pit_bins")),
-            group_by=None if group_by in (None, "none") else str(group_by),
-            tasks=tasks, task_sampling=task_sampling, task_options=task_options,
-        )
+        data = plain(cfg)
+        if isinstance(data, Mapping):
+            refuse_flat_sampling("evaluate", data)
+            _check_sampling_blocks(data)
+        return settings_from_config(cls, data, "evaluate")
 
 
-def _task_settings(plain: Mapping[str, Any]) -> tuple[tuple[str, ...] | None, dict[str, SamplingSettings], TaskOptions]:
-    """``evaluate.tasks``, ``evaluate.task_sampling`` and ``evaluate.task_options``, checked."""
-    for key in ("tasks", "task_sampling", "task_options"):
-        if key not in plain:
-            raise EvaluateConfigError(f"evaluate.{key} is missing: add it to the evaluate config "
-                                      "(see conf/evaluate/default.yaml)")
-    raw_tasks = plain["tasks"]
-    if isinstance(raw_tasks, str):  # evaluate.tasks=price: one task, not its letters
-        raw_tasks = [raw_tasks]
-    tasks = None if raw_tasks is None else tuple(str(t) for t in raw_tasks)
-    unknown = [t for t in tasks or () if t not in TASKS]
-    if unknown:
-        raise EvaluateConfigError(f"evaluate.tasks: unknown {unknown}; choose from {list(TASKS)} (null: every task "
-                                  "the data allows, []: none)")
-    blocks = plain["task_sampling"] or {}
+def _check_sampling_blocks(data: Mapping[str, Any]) -> None:
+    """``evaluate.sampling`` and every ``evaluate.task_sampling.<task>`` set each sampling key (no code defaults)."""
+    block = data.get("sampling")
+    if isinstance(block, Mapping):
+        missing = [k for k in SAMPLING_KEYS if k not in block]
+        if missing:
+            raise ConfigError(f"evaluate.sampling.{missing[0]} is missing: add it to the evaluate config")
+    blocks = data.get("task_sampling")
+    if not isinstance(blocks, Mapping):
+        return
     extra = sorted(set(blocks) - set(TASKS))
     if extra:
-        raise EvaluateConfigError(f"evaluate.task_sampling has unknown tasks {extra}; the tasks are {list(TASKS)}")
-    sampling: dict[str, SamplingSettings] = {}
+        raise ConfigError(f"evaluate.task_sampling has unknown tasks {extra}; the tasks are {list(TASKS)}")
     for task in TASKS:
         block = blocks.get(task)
         if not isinstance(block, Mapping) or sorted(block) != sorted(SAMPLING_KEYS):
-            raise EvaluateConfigError(f"evaluate.task_sampling.{task} must set exactly {list(SAMPLING_KEYS)}, got "
-                                      f"{dict(block) if isinstance(block, Mapping) else block!r}")
-        try:
-            sampling[task] = SamplingSettings(**block).validate(prefix=f"evaluate.task_sampling.{task}.")
-        except ForecastInputError as err:
-            raise EvaluateConfigError(str(err)) from None
-        if sampling[task].seed is None:
-            raise EvaluateConfigError(f"evaluate.task_sampling.{task}.seed must be a whole number: the suite's "
-                                      "scores are reproducible")
-    opts = plain["task_options"] or {}
-    values = {}
-    for key, low in (("garch_refit_every", 1), ("classifier_epochs", 1), ("max_windows", 20)):
-        value = opts.get(key)
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise EvaluateConfigError(f"evaluate.task_options.{key}={value!r}: give a whole number of at least {low}")
-        values[key] = value
-    unknown_opts = sorted(set(opts) - set(values))
-    if unknown_opts:
-        raise EvaluateConfigError(f"evaluate.task_options has unknown keys {unknown_opts}; allowed are {list(values)}")
-    return tasks, sampling, TaskOptions(**values)
+            raise ConfigError(f"evaluate.task_sampling.{task} must set exactly {list(SAMPLING_KEYS)}, got "
+                              f"{dict(block) if isinstance(block, Mapping) else block!r}")
+
+
+def _check(s: EvaluateSettings) -> None:
+    """The one validation of the group (on construction); group_by, dates and levels normalised in place."""
+    require("evaluate.stride", s.stride, whole(1), 10)
+    for key, low, example in (("batch_size", 1, 256), ("max_context", 1, 512), ("pit_bins", 2, 10)):
+        require(f"evaluate.{key}", getattr(s, key), whole(low), example)
+    require("evaluate.coverage_levels", list(s.coverage_levels), levels, "[0.5,0.8,0.9]")
+    require("evaluate.quantile_levels", list(s.quantile_levels), levels, "[0.1,0.5,0.9]")
+    _check_sampling(s)
+    unknown = [b for b in s.baselines if b not in BASELINES]
+    if unknown:
+        raise ConfigError(f"evaluate.baselines: unknown {unknown}; choose from {list(BASELINES)}")
+    if "naive" not in s.baselines:
+        raise ConfigError("evaluate.baselines must include naive: relative scores are measured against it")
+    if any(float(k) not in s.coverage_levels for k in COVERAGE_KEYS):
+        raise ConfigError(f"evaluate.coverage_levels={list(s.coverage_levels)}: levels must lie in (0, 1) and "
+                          f"include {list(COVERAGE_KEYS)}")
+    if s.group_by not in (None, "none", "exchange"):
+        raise ConfigError(f"evaluate.group_by={s.group_by!r}: use exchange or null")
+    unknown = [t for t in s.tasks or () if t not in TASKS]
+    if unknown:
+        raise ConfigError(f"evaluate.tasks: unknown {unknown}; choose from {list(TASKS)} (null: every task "
+                          "the data allows, []: none)")
+    _check_models(s.models, s.baselines)
+    for key, value in (("coverage_levels", tuple(float(v) for v in s.coverage_levels)),
+                       ("quantile_levels", tuple(float(v) for v in s.quantile_levels)),
+                       ("group_by", None if s.group_by in (None, "none") else str(s.group_by)),
+                       ("kronos_data_end", _date_or_none(s.kronos_data_end, "evaluate.kronos_data_end"))):
+        object.__setattr__(s, key, value)
+
+
+def _check_sampling(s: EvaluateSettings) -> None:
+    """The sampling blocks' evaluate rules (each block's own values are checked by SamplingSettings.validate)."""
+    if s.sampling.seed is None:
+        raise ConfigError("evaluate.sampling.seed is null: set a seed (default ${seed}) so reports are reproducible")
+    if s.sampling.sample_count < 2:
+        raise ConfigError(f"evaluate.sampling.sample_count={s.sampling.sample_count}: probabilistic metrics "
+                          "need at least 2 sample paths (20 or more for stable 90 % intervals)")
+    missing = [task for task in TASKS if task not in s.task_sampling]
+    if missing:
+        raise ConfigError(f"evaluate.task_sampling lacks {missing}: give each task's sampling block")
+    for task in TASKS:
+        if s.task_sampling[task].seed is None:
+            raise ConfigError(f"evaluate.task_sampling.{task}.seed must be a whole number: the suite's "
+                              "scores are reproducible")
 
 
 def _date_or_none(value: Any, key: str) -> str | None:
@@ -183,29 +174,16 @@ def _date_or_none(value: Any, key: str) -> str | None:
     try:
         return pd.Timestamp(str(value)).date().isoformat()
     except (ValueError, TypeError):
-        raise EvaluateConfigError(f"{key}={value!r} is not a date: write it as YYYY-MM-DD or null") from None
+        raise ConfigError(f"{key}={value!r} is not a date: write it as YYYY-MM-DD or null") from None
 
 
-def _model_specs(entries: Any, baselines: tuple[str, ...]) -> tuple[ModelSpec, ...]:
-    """``evaluate.models`` entries -> ModelSpec, with names checked unique and not reserved."""
-    specs, seen = [], {"kronos", *baselines}
-    for i, entry in enumerate(entries):
-        if not isinstance(entry, Mapping):
-            raise EvaluateConfigError(f"evaluate.models[{i}] must be a mapping {{name, tokenizer, predictor}}, "
-                                      f"got {entry!r}")
-        lacking = [k for k in ("name", "tokenizer", "predictor") if not entry.get(k)]
-        if lacking:
-            raise EvaluateConfigError(f"evaluate.models[{i}] lacks {lacking}: each entry needs name, tokenizer "
-                                      "and predictor (directories or hub ids)")
-        name = str(entry["name"])
-        if name in seen:
-            raise EvaluateConfigError(f"evaluate.models[{i}].name={name!r} is already used (kronos, the baselines "
-                                      "and every entry need distinct names)")
-        unknown = sorted(set(entry) - {"name", "tokenizer", "predictor", "data_end"})
-        if unknown:
-            raise EvaluateConfigError(f"evaluate.models[{i}] has unknown keys {unknown}: allowed are name, "
-                                      "tokenizer, predictor, data_end")
-        seen.add(name)
-        specs.append(ModelSpec(name, str(entry["tokenizer"]), str(entry["predictor"]),
-                               _date_or_none(entry.get("data_end"), f"evaluate.models[{i}].data_end")))
-    return tuple(specs)
+def _check_models(specs: tuple[ModelSpec, ...], baselines: tuple[str, ...]) -> None:
+    """``evaluate.models``: mappings whose names are distinct and not reserved."""
+    seen = {"kronos", *baselines}
+    for i, spec in enumerate(specs):
+        if not isinstance(spec, ModelSpec):
+            raise ConfigError(f"evaluate.models[{i}] must be a mapping {{name, tokenizer, predictor}}, got {spec!r}")
+        if spec.name in seen:
+            raise ConfigError(f"evaluate.models[{i}].name={spec.name!r} is already used (kronos, the baselines "
+                              "and every entry need distinct names)")
+        seen.add(spec.name)

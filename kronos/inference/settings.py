@@ -8,13 +8,13 @@ inside torch: ``T=1e-300`` overflows the logits, a seed of 2**70 overflows the g
 
 from __future__ import annotations
 
-import dataclasses
 import numbers
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
+from kronos.errors import ConfigError
 from kronos.inference.validation import ForecastInputError
 
 T_MIN, T_MAX = 1e-2, 100.0
@@ -179,33 +179,12 @@ def moved_sampling_message(stage: str, keys: Sequence[str]) -> str:
     return f"{stage}.{keys[0]} moved into the {stage}.sampling block: write {moved}"
 
 
-def sampling_from_config(stage: str, data: Mapping[str, Any], defaults: SamplingSettings | None = None
-                         ) -> SamplingSettings:
-    """The ``<stage>.sampling`` block of a config as validated SamplingSettings.
+def refuse_flat_sampling(stage: str, data: Mapping[str, Any]) -> None:
+    """Refuse the old flat keys of a config group (``<stage>.T``, ...) with the new key named.
 
-    Args:
-        stage: the config group (``backtest``, ``evaluate``), named in messages.
-        data: the whole group as a plain mapping; its old flat keys (``<stage>.T``, ...) are refused with
-            the new key named, its ``sampling`` block read.
-        defaults: fields the block may leave out (None: every key is required).
     Raises:
-        ForecastInputError: a flat key, an unknown or missing key in the block, or a bad value.
+        ConfigError: ``<stage>.T moved into the <stage>.sampling block: write <stage>.T -> <stage>.sampling.T``.
     """
     flat = [k for k in SAMPLING_KEYS if k in data]
     if flat:
-        raise ForecastInputError(moved_sampling_message(stage, flat))
-    block = data.get("sampling")
-    if block is None and defaults is not None:
-        block = {}
-    if not isinstance(block, Mapping):
-        raise ForecastInputError(f"{stage}.sampling must be a block of {list(SAMPLING_KEYS)}, got {block!r}")
-    unknown = sorted(set(block) - set(SAMPLING_KEYS))
-    if unknown:
-        raise ForecastInputError(f"unknown {stage}.sampling key(s) {unknown}: valid keys are {list(SAMPLING_KEYS)}")
-    values = {k: block[k] for k in SAMPLING_KEYS if k in block}
-    if defaults is None:
-        missing = [k for k in SAMPLING_KEYS if k not in values]
-        if missing:
-            raise ForecastInputError(f"{stage}.sampling.{missing[0]} is missing: add it to the {stage} config")
-        return SamplingSettings(**values).validate(prefix=f"{stage}.sampling.")
-    return dataclasses.replace(defaults, **values).validate(prefix=f"{stage}.sampling.")
+        raise ConfigError(moved_sampling_message(stage, flat))

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from kronos.errors import ConfigError
+from kronos.settings_io import settings_from_config
 
 if TYPE_CHECKING:
     from kronos.lightning.base import KronosStageModule
@@ -70,58 +71,13 @@ class FinetuneSettings:
     freeze_first_n_blocks: int = 1
     lora: LoraSettings = field(default_factory=LoraSettings)
 
+    def __post_init__(self) -> None:
+        _check(self)
+
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any] | None) -> "FinetuneSettings":
         """Settings from the ``model.finetune`` mapping (None: full fine-tuning); raises FinetuneConfigError."""
-        if cfg is None:
-            return cls()
-        cfg = dict(cfg)
-        known = {"mode", "layer_decay", "freeze", "freeze_first_n_blocks", "lora"}
-        unknown = sorted(set(cfg) - known)
-        if unknown:
-            raise FinetuneConfigError(f"model.finetune has unknown keys {unknown}; expected some of {sorted(known)}")
-        lora_cfg = dict(cfg.pop("lora", None) or {})
-        lora_known = {"r", "alpha", "dropout", "target_modules", "modules_to_save"}
-        unknown = sorted(set(lora_cfg) - lora_known)
-        if unknown:
-            raise FinetuneConfigError(
-                f"model.finetune.lora has unknown keys {unknown}; expected some of {sorted(lora_known)}"
-            )
-        for key in ("target_modules", "modules_to_save"):
-            if key in lora_cfg:
-                lora_cfg[key] = tuple(lora_cfg[key] or ())
-        if "freeze" in cfg:
-            cfg["freeze"] = tuple(cfg["freeze"] or ())
-        settings = cls(**cfg, lora=LoraSettings(**lora_cfg))
-        settings.validate()
-        return settings
-
-    def validate(self) -> None:
-        """Raise FinetuneConfigError naming the first bad key."""
-        if self.mode not in MODES:
-            raise FinetuneConfigError(f"model.finetune.mode={self.mode!r}: expected one of {', '.join(MODES)}")
-        if self.layer_decay is not None:
-            if not 0.0 < float(self.layer_decay) <= 1.0:
-                raise FinetuneConfigError(
-                    f"model.finetune.layer_decay={self.layer_decay}: expected a number in (0, 1], or null for one lr"
-                )
-            if self.mode == "lora":
-                raise FinetuneConfigError(
-                    "model.finetune.layer_decay is an option of mode=full (or freeze), not lora: "
-                    "set model.finetune.layer_decay=null or choose another mode"
-                )
-        if self.freeze_first_n_blocks < 0:
-            raise FinetuneConfigError(
-                f"model.finetune.freeze_first_n_blocks={self.freeze_first_n_blocks}: expected 0 or more"
-            )
-        lora = self.lora
-        if self.mode == "lora":
-            if lora.r < 1:
-                raise FinetuneConfigError(f"model.finetune.lora.r={lora.r}: the adapter rank must be at least 1")
-            if not 0.0 <= lora.dropout < 1.0:
-                raise FinetuneConfigError(f"model.finetune.lora.dropout={lora.dropout}: expected a value in [0, 1)")
-            if not lora.target_modules:
-                raise FinetuneConfigError("model.finetune.lora.target_modules is empty: name the modules to adapt")
+        return cls() if cfg is None else settings_from_config(cls, cfg, "model.finetune")
 
     def describe(self) -> dict[str, Any]:
         """What training_info.json records: the settings that apply to the chosen mode."""
@@ -135,6 +91,34 @@ class FinetuneSettings:
             lora = asdict(self.lora)
             info["lora"] = {k: list(v) if isinstance(v, tuple) else v for k, v in lora.items()}
         return info
+
+
+def _check(self: FinetuneSettings) -> None:
+    """The one validation of ``model.finetune`` (on construction): the first bad key, named."""
+    if self.mode not in MODES:
+        raise FinetuneConfigError(f"model.finetune.mode={self.mode!r}: expected one of {', '.join(MODES)}")
+    if self.layer_decay is not None:
+        if not 0.0 < float(self.layer_decay) <= 1.0:
+            raise FinetuneConfigError(
+                f"model.finetune.layer_decay={self.layer_decay}: expected a number in (0, 1], or null for one lr"
+            )
+        if self.mode == "lora":
+            raise FinetuneConfigError(
+                "model.finetune.layer_decay is an option of mode=full (or freeze), not lora: "
+                "set model.finetune.layer_decay=null or choose another mode"
+            )
+    if self.freeze_first_n_blocks < 0:
+        raise FinetuneConfigError(
+            f"model.finetune.freeze_first_n_blocks={self.freeze_first_n_blocks}: expected 0 or more"
+        )
+    lora = self.lora
+    if self.mode == "lora":
+        if lora.r < 1:
+            raise FinetuneConfigError(f"model.finetune.lora.r={lora.r}: the adapter rank must be at least 1")
+        if not 0.0 <= lora.dropout < 1.0:
+            raise FinetuneConfigError(f"model.finetune.lora.dropout={lora.dropout}: expected a value in [0, 1)")
+        if not lora.target_modules:
+            raise FinetuneConfigError("model.finetune.lora.target_modules is empty: name the modules to adapt")
 
 
 def apply_finetune(module: "KronosStageModule", cfg: Mapping[str, Any] | None) -> "KronosStageModule":

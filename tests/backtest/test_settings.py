@@ -57,8 +57,8 @@ def test_from_config_takes_a_dict_a_node_or_a_full_config() -> None:
     ({"limit_threshold": "board"}, r"backtest.limit_threshold='board'"),
     ({"topk": 3, "n_drop": 5}, r"backtest.n_drop=5 exceeds backtest.topk=3"),
     ({"deal_price": "vwap"}, r"backtest.deal_price='vwap'"),
-    ({"topkk": 3}, r"unknown backtest setting\(s\) \['topkk'\]"),
-    ({"costs": {"open": 0.1}}, r"unknown backtest.costs key\(s\) \['open'\]"),
+    ({"topkk": 3}, r"backtest has unknown keys \['topkk'\]"),
+    ({"costs": {"open": 0.1}}, r"backtest.costs has unknown keys \['open'\]"),
 ])
 def test_bad_values_name_the_key(bad, match) -> None:
     with pytest.raises(BacktestSettingsError, match=match):
