@@ -74,11 +74,11 @@ def test_the_checker_sees_imports(tmp_path: Path) -> None:
 
 
 def test_frame_level_forecasting_lives_in_inference() -> None:
-    from kronos.inference import frame, pair, sessions
+    from kronos.inference import frame, loading, sessions
 
     for module, name in ((frame, "read_frame"), (frame, "cut_window"), (frame, "forecast_table"),
                          (frame, "price_band"), (frame, "plan_forecast"), (frame, "forecast_frame"),
-                         (sessions, "future_index"), (pair, "load_pair")):
+                         (sessions, "future_index"), (loading, "load_predictor")):
         assert callable(getattr(module, name))
     assert not (KRONOS / "cli" / "forecast.py").exists(), "kronos/cli/forecast.py moved to kronos/inference/frame.py"
     for front_end in ("kronos.webui", "kronos.cli"):

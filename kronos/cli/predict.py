@@ -37,7 +37,7 @@ from kronos.inference.frame import (
     read_series,
 )
 from kronos.inference.generate import generated_frames, long_table
-from kronos.inference.pair import check_device, context_limit, load_pair
+from kronos.inference.loading import check_device, context_limit, load_predictor
 from kronos.inference.settings import SAMPLE_COUNT_MAX, SamplingSettings, check_context
 from kronos.inference.validation import ForecastInputError
 
@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> None:
     if len(window.history) < args.lookback:
         print(f"note: --lookback {args.lookback} is longer than --max-context {max_context}: "
               f"the last {len(window.history)} rows are used", file=sys.stderr)
-    predictor = load_pair(args.tokenizer, args.model, device=args.device, max_context=max_context)
+    predictor = load_predictor(args.tokenizer, args.model, device=args.device, max_context=max_context)
     result = forecast_frame(predictor, window, args.pred_len, settings, known_future=False,
                             requested_lookback=args.lookback)
     print(f"note: {result.future.note}", file=sys.stderr)

@@ -20,6 +20,7 @@ An optional column (volume, amount, per-asset volume) that is empty in every row
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Sequence
 
@@ -98,6 +99,10 @@ def clean_csv(
 ) -> dict[str, object]:
     """Clean ``path`` into ``out`` (or into ``path`` itself with ``in_place``; a symlink's target).
 
+    The steps, in order: check the target, read the text, find the columns (dropping all-empty optional ones),
+    coerce numbers, parse timestamps, sort and de-duplicate, drop or fill missing values, drop invalid prices,
+    refuse a mass drop, write.
+
     Returns:
         The report: rows_in, rows_out, text_cells_coerced, unparseable_cells, infinite_cells,
         bad_timestamps_dropped, timestamps_converted_to_utc, nan_rows_dropped, nan_cells_filled,
@@ -109,6 +114,42 @@ def clean_csv(
             bad values) without ``allow_mass_drop`` (nothing written).
     """
     src = Path(path)
+    dst = _target(src, out, in_place, nan)
+    df = _read(src)
+    report: dict[str, object] = {"input": str(src), "rows_in": len(df)}
+    df, cols = _columns(df, src, time_column, symbol_column, report)
+    _coerce_numbers(df, cols.features, report)
+    df = _parse_timestamps(df, cols.time, report)
+    df = _sort_and_deduplicate(df, cols, src, allow_mass_drop, report)
+    df = _drop_missing(df, cols, nan, report)
+    df = _drop_invalid_prices(df, cols.prices, report)
+    report["rows_out"] = len(df)
+    _check_kept(report, src, allow_mass_drop)
+    report["output"] = str(dst)
+    with atomic_path(dst) as tmp:  # through a symlink: its target is replaced, the link kept
+        df.to_csv(tmp, index=False)
+    if verbose:
+        print(json.dumps(report, indent=2))
+    return report
+
+
+@dataclass(frozen=True)
+class _Columns:
+    """The columns cleaning works on: time, symbol (None: one series), features (prices among them)."""
+
+    time: str
+    symbol: str | None
+    features: list[str]
+    prices: list[str]
+
+    @property
+    def keys(self) -> list[str]:
+        """What identifies a row: (symbol,) time."""
+        return [self.symbol, self.time] if self.symbol else [self.time]
+
+
+def _target(src: Path, out: str | Path | None, in_place: bool, nan: str) -> Path:
+    """Where the cleaned file goes, refusing a missing input, a bad target or a bad ``--nan`` before any reading."""
     if not src.is_file():
         raise DataValidationError(f"{src}: file not found.")
     if in_place:
@@ -125,14 +166,23 @@ def clean_csv(
         raise DataValidationError(str(err)) from None
     if nan not in ("drop", "ffill"):
         raise DataValidationError(f"clean_csv: --nan must be 'drop' or 'ffill', got {quoted(nan)}")
+    return dst
 
+
+def _read(src: Path) -> pd.DataFrame:
+    """The file as text cells (banner lines skipped), or one message saying it is not a readable CSV."""
     check_header_width(src, str(src))
     try:
         df = pd.read_csv(src, dtype=str, keep_default_na=True, skiprows=banner_lines(src))
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
         raise DataValidationError(f"{src}: not a readable CSV file ({quoted(str(err))}); nothing was written.") from None
-    report: dict[str, object] = {"input": str(src), "rows_in": len(df)}
     check_delimiter(list(df.columns), str(src))
+    return df
+
+
+def _columns(df: pd.DataFrame, src: Path, time_column: str | None, symbol_column: str | None,
+             report: dict[str, object]) -> tuple[pd.DataFrame, _Columns]:
+    """Find the time, symbol and feature columns; an all-empty optional column is dropped (no reason to drop rows)."""
     tcol = _find(df.columns, time_column, TIME_ALIASES, src)
     if tcol is None:
         raise DataValidationError(f"{src}: no timestamp column; expected one of {list(TIME_ALIASES)}, found {quoted(list(df.columns))}.")
@@ -143,10 +193,12 @@ def clean_csv(
     price_cols = [lower[k] for k in PRICE_COLUMNS if k in lower]
     optional = [c for c in feat_cols if c not in price_cols]
     empty = [c for c in optional if df[c].isna().all() or (df[c].str.strip().fillna("") == "").all()]
-    report["empty_columns_dropped"] = empty  # an all-empty optional column is no reason to drop every row
-    df = df.drop(columns=empty)
-    feat_cols = [c for c in feat_cols if c not in empty]
+    report["empty_columns_dropped"] = empty
+    return df.drop(columns=empty), _Columns(tcol, scol, [c for c in feat_cols if c not in empty], price_cols)
 
+
+def _coerce_numbers(df: pd.DataFrame, feat_cols: list[str], report: dict[str, object]) -> None:
+    """Feature text to numbers in place (thousands separators, spaces); infinite values become missing."""
     coerced = unparseable = infinite = 0
     for c in feat_cols:
         text = df[c].str.strip()
@@ -161,6 +213,9 @@ def clean_csv(
     report["unparseable_cells"] = unparseable
     report["infinite_cells"] = infinite
 
+
+def _parse_timestamps(df: pd.DataFrame, tcol: str, report: dict[str, object]) -> pd.DataFrame:
+    """Timestamps parsed (mixed UTC offsets converted to UTC); rows whose stamp cannot be read dropped."""
     text = df[tcol].str.strip()
     dates = local_midnight_dates(text)
     try:
@@ -173,11 +228,17 @@ def clean_csv(
     report["bad_timestamps_dropped"] = int(bad_ts.sum())
     df = df.loc[~bad_ts].copy()
     df[tcol] = stamps[~bad_ts]
+    return df
 
-    keys = [scol, tcol] if scol else [tcol]
+
+def _sort_and_deduplicate(df: pd.DataFrame, cols: _Columns, src: Path, allow_mass_drop: bool,
+                          report: dict[str, object]) -> pd.DataFrame:
+    """Sort by (symbol,) time and keep the last of duplicated stamps; a mass of duplicates (a missing symbol
+    column, most likely) is refused naming the column that looks like one."""
+    keys = cols.keys
     duplicates = int(df.duplicated(subset=keys).sum())
     if duplicates > max(MAX_DUPLICATE_SHARE * len(df), MASS_DROP_MIN_ROWS) and not allow_mass_drop:
-        guess = None if scol else likely_symbol_column(df, tcol, feat_cols)
+        guess = None if cols.symbol else likely_symbol_column(df, cols.time, cols.features)
         advice = (f"Column '{guess}' looks like a symbol column ({df[guess].nunique()} distinct values repeated "
                   f"across rows): rerun with --symbol-column {guess}. " if guess else "")
         raise DataValidationError(
@@ -185,16 +246,20 @@ def clean_csv(
             f"({duplicates / len(df):.1%}) as duplicated timestamps; nothing was written. {advice}"
             "If those rows really are duplicates, pass --allow-mass-drop."
         )
-
-    df["__row"] = np.arange(len(df))
-    df = df.sort_values(keys, kind="stable")
-    report["rows_reordered"] = int((df["__row"].to_numpy() != np.arange(len(df))).sum())
-    df = df.drop_duplicates(subset=keys, keep="last")
+    order = np.arange(len(df))
+    df = df.assign(__row=order).sort_values(keys, kind="stable")
+    report["rows_reordered"] = int((df["__row"].to_numpy() != order).sum())
+    df = df.drop_duplicates(subset=keys, keep="last").drop(columns="__row")
     report["duplicates_removed"] = duplicates
+    return df
 
+
+def _drop_missing(df: pd.DataFrame, cols: _Columns, nan: str, report: dict[str, object]) -> pd.DataFrame:
+    """Forward-fill missing features per symbol (``nan="ffill"``), then drop the rows still missing one."""
+    feat_cols = cols.features
     missing = df[feat_cols].isna()
     if nan == "ffill":
-        filled = df.groupby(scol, sort=False)[feat_cols].ffill() if scol else df[feat_cols].ffill()
+        filled = df.groupby(cols.symbol, sort=False)[feat_cols].ffill() if cols.symbol else df[feat_cols].ffill()
         report["nan_cells_filled"] = int((missing & filled.notna()).sum().sum())
         df[feat_cols] = filled
         missing = df[feat_cols].isna()
@@ -202,18 +267,14 @@ def clean_csv(
         report["nan_cells_filled"] = 0
     nan_rows = missing.any(axis=1).to_numpy()
     report["nan_rows_dropped"] = int(nan_rows.sum())
-    df = df.loc[~nan_rows]
-    if len(price_cols) == len(PRICE_COLUMNS):
-        p = df[price_cols].to_numpy(dtype=np.float64)
-        invalid = (p <= 0).any(axis=1) | (p[:, 1] < p[:, 2])
-        report["invalid_price_rows_dropped"] = int(invalid.sum())
-        df = df.loc[~invalid]
-    df = df.drop(columns="__row")
-    report["rows_out"] = len(df)
-    _check_kept(report, src, allow_mass_drop)
-    report["output"] = str(dst)
-    with atomic_path(dst) as tmp:  # through a symlink: its target is replaced, the link kept
-        df.to_csv(tmp, index=False)
-    if verbose:
-        print(json.dumps(report, indent=2))
-    return report
+    return df.loc[~nan_rows]
+
+
+def _drop_invalid_prices(df: pd.DataFrame, price_cols: list[str], report: dict[str, object]) -> pd.DataFrame:
+    """Drop rows with a non-positive price or high < low (when every price column is there)."""
+    if len(price_cols) != len(PRICE_COLUMNS):
+        return df
+    p = df[price_cols].to_numpy(dtype=np.float64)
+    invalid = (p <= 0).any(axis=1) | (p[:, 1] < p[:, 2])
+    report["invalid_price_rows_dropped"] = int(invalid.sum())
+    return df.loc[~invalid]

@@ -2,7 +2,7 @@
 
 The layer under both front ends (``kronos-predict`` and the web UI), so both read files, pick history
 windows, extend timestamps into the future and lay out output columns the same way. Loading a pair
-is ``kronos.inference.pair``; future timestamps are ``kronos.inference.sessions``. Frames are the
+is ``kronos.inference.loading``; future timestamps are ``kronos.inference.sessions``. Frames are the
 DataFrames ``read_ohlcv_csv`` returns: ``timestamps`` (datetime64[ns], UTC when the file had zones),
 an optional ``symbol`` column, and the six FEATURES.
 """

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Callable, Iterator
 
 import torch
@@ -79,6 +80,9 @@ def generate_tokens(
 ) -> tuple[Tensor, Tensor]:
     """Generate ``pred_len`` token pairs after each history.
 
+    Each step: the hidden state of the last token (:class:`_Decoder`: a prefill, then one cached step at a time,
+    or the whole window recomputed once it slides), then s1 and s2 drawn from it.
+
     Args:
         s1_hist, s2_hist: history tokens [B, L], left-padded.
         stamps: time stamps of history and future [B, L + H, 5].
@@ -90,21 +94,9 @@ def generate_tokens(
     Returns:
         (s1, s2) int64 [B*S, L + H]: histories repeated S times, then the generated tokens.
     """
-    B, L = s1_hist.shape
+    L = s1_hist.shape[1]
     S = sampling.sample_count
-    N = B * S
-    device = s1_hist.device
-    total = L + pred_len
-    s1_all = torch.zeros(N, total, dtype=torch.long, device=device)
-    s2_all = torch.zeros_like(s1_all)
-    s1_all[:, :L] = s1_hist.repeat_interleave(S, 0)
-    s2_all[:, :L] = s2_hist.repeat_interleave(S, 0)
-    stamps_n = stamps.repeat_interleave(S, 0)
-    starts_n = starts.repeat_interleave(S, 0)
-    cache: KVCache | None = None  # set by the prefill; dropped once the exact window slides
-    padded, base = False, 0  # base: first token of the cached window (rolling may start past 0)
-    capacity = min(total - 1, max_context)
-    ring_token = torch.arange(capacity, device=device)  # token index held by each cache column (rolling)
+    dec = _Decoder.start(model, s1_hist, s2_hist, stamps, starts, pred_len, max_context, S)
     cancelled = _cancel_check.get()
 
     for i in tqdm(range(pred_len), disable=not progress, desc="Kronos decoding", leave=False):
@@ -113,47 +105,107 @@ def generate_tokens(
         end = L + i
         # Step 0 depends only on the history: compute it once per series, then copy to the S paths.
         first = i == 0
-        tok1, tok2, st, rows_starts = (s1_hist, s2_hist, stamps, starts) if first else (s1_all, s2_all, stamps_n, starts_n)
         if use_cache and (end <= max_context or rolling):
-            if first:
-                cache = model.new_kv_cache(B, capacity, device)
-                # Exact mode only gets here with end <= max_context (base 0); rolling prefills the last window.
-                base = end - min(end, capacity)
-                ring_token += base
-                positions, mask, key_mask = window_inputs(starts, base, end - base)
-                h, keys, values = model.decode_step(tok1[:, base:end], tok2[:, base:end], st[:, base:end], positions,
-                                                    mask, cache, 0)
-                padded = key_mask is not None
-            else:
-                c = end - 1
-                positions = (c - starts_n.clamp_min(base))[:, None]  # as in the prefilled window
-                if c - base < capacity:
-                    col, kv_len = c - base, None
-                else:  # rolling: overwrite the oldest column and attend the whole ring
-                    col, kv_len = (c - base) % capacity, capacity
-                    ring_token[col] = c
-                used = ring_token[: col + 1] if kv_len is None else ring_token
-                key_mask = (used[None, :] >= starts_n[:, None])[:, None, None] if padded else None
-                h, keys, values = model.decode_step(s1_all[:, c:end], s2_all[:, c:end], stamps_n[:, c:end],
-                                                    positions, key_mask, cache, col, kv_len)
+            step = dec.prefill(s1_hist, s2_hist, stamps, starts, end) if first else dec.cached_step(end)
         else:
-            cache = None  # the window slid: cached columns no longer match any position
-            width = min(end, max_context)
-            ws = end - width
-            positions, mask, key_mask = window_inputs(rows_starts, ws, width)
-            h, keys, values = model.decode_step(tok1[:, ws:end], tok2[:, ws:end], st[:, ws:end], positions, mask)
+            history = (s1_hist, s2_hist, stamps, starts) if first else None
+            step = dec.window_step(end, history)
+        h, keys, values, key_mask = step
         h_last = h[:, -1:]
         if first and S > 1:
-            h_last, keys, values = (t.repeat_interleave(S, 0) for t in (h_last, keys, values))
-            key_mask = None if key_mask is None else key_mask.repeat_interleave(S, 0)
-            if cache is not None:
-                cache.repeat_rows(S)
+            h_last, keys, values, key_mask = dec.to_paths(S, h_last, keys, values, key_mask)
         s1 = sample_from_logits(model.s1_logits(h_last[:, 0]), sampling, generator)
         s2_logits = model.s2_logits_at(h_last, s1, keys, values, key_mask)
         s2 = sample_from_logits(s2_logits, sampling, generator)
-        s1_all[:, end] = s1
-        s2_all[:, end] = s2
-    return s1_all, s2_all
+        dec.s1_all[:, end] = s1
+        dec.s2_all[:, end] = s2
+    return dec.s1_all, dec.s2_all
+
+
+Step = tuple[Tensor, Tensor, Tensor, "Tensor | None"]  # hidden [R, W, D], keys, values, key mask (None: no padding)
+
+
+@dataclass
+class _Decoder:
+    """What one :func:`generate_tokens` call keeps between steps: the token buffers of the N = B*S paths
+    (``s1_all``/``s2_all`` [N, L + H], ``stamps_n`` [N, L + H, 5], ``starts_n`` [N]) and the KV cache.
+
+    ``base`` is the first token of the cached window (rolling may start past 0); ``ring_token`` [capacity] is the
+    token index each cache column holds (rolling); ``padded``: the prefilled window had padding inside it.
+    """
+
+    model: Kronos
+    s1_all: Tensor
+    s2_all: Tensor
+    stamps_n: Tensor
+    starts_n: Tensor
+    max_context: int
+    capacity: int
+    ring_token: Tensor
+    cache: KVCache | None = None  # set by the prefill; dropped once the exact window slides
+    padded: bool = False
+    base: int = 0
+
+    @classmethod
+    def start(cls, model: Kronos, s1_hist: Tensor, s2_hist: Tensor, stamps: Tensor, starts: Tensor, pred_len: int,
+              max_context: int, paths: int) -> "_Decoder":
+        """Buffers holding each history repeated ``paths`` times, the future columns still zero."""
+        B, L = s1_hist.shape
+        device = s1_hist.device
+        total = L + pred_len
+        s1_all = torch.zeros(B * paths, total, dtype=torch.long, device=device)
+        s2_all = torch.zeros_like(s1_all)
+        s1_all[:, :L] = s1_hist.repeat_interleave(paths, 0)
+        s2_all[:, :L] = s2_hist.repeat_interleave(paths, 0)
+        capacity = min(total - 1, max_context)
+        return cls(model, s1_all, s2_all, stamps.repeat_interleave(paths, 0), starts.repeat_interleave(paths, 0),
+                   max_context, capacity, torch.arange(capacity, device=device))
+
+    def prefill(self, s1_hist: Tensor, s2_hist: Tensor, stamps: Tensor, starts: Tensor, end: int) -> Step:
+        """Step 0 from the cache's point of view: the history's window [B rows] computed once and cached."""
+        self.cache = self.model.new_kv_cache(s1_hist.shape[0], self.capacity, s1_hist.device)
+        # Exact mode only gets here with end <= max_context (base 0); rolling prefills the last window.
+        self.base = base = end - min(end, self.capacity)
+        self.ring_token += base
+        positions, mask, key_mask = window_inputs(starts, base, end - base)
+        h, keys, values = self.model.decode_step(s1_hist[:, base:end], s2_hist[:, base:end], stamps[:, base:end],
+                                                 positions, mask, self.cache, 0)
+        self.padded = key_mask is not None
+        return h, keys, values, key_mask
+
+    def cached_step(self, end: int) -> Step:
+        """One new token per path against the cache (rolling: overwrite the oldest column, attend the whole ring)."""
+        c, base, capacity = end - 1, self.base, self.capacity
+        positions = (c - self.starts_n.clamp_min(base))[:, None]  # as in the prefilled window
+        if c - base < capacity:
+            col, kv_len = c - base, None
+        else:
+            col, kv_len = (c - base) % capacity, capacity
+            self.ring_token[col] = c
+        used = self.ring_token[: col + 1] if kv_len is None else self.ring_token
+        key_mask = (used[None, :] >= self.starts_n[:, None])[:, None, None] if self.padded else None
+        h, keys, values = self.model.decode_step(self.s1_all[:, c:end], self.s2_all[:, c:end],
+                                                 self.stamps_n[:, c:end], positions, key_mask, self.cache, col, kv_len)
+        return h, keys, values, key_mask
+
+    def window_step(self, end: int, history: tuple[Tensor, Tensor, Tensor, Tensor] | None) -> Step:
+        """The last ``max_context`` tokens recomputed without a cache (``history``: the B-row inputs of step 0)."""
+        self.cache = None  # the window slid: cached columns no longer match any position
+        tok1, tok2, st, rows_starts = history or (self.s1_all, self.s2_all, self.stamps_n, self.starts_n)
+        width = min(end, self.max_context)
+        ws = end - width
+        positions, mask, key_mask = window_inputs(rows_starts, ws, width)
+        h, keys, values = self.model.decode_step(tok1[:, ws:end], tok2[:, ws:end], st[:, ws:end], positions, mask)
+        return h, keys, values, key_mask
+
+    def to_paths(self, paths: int, h_last: Tensor, keys: Tensor, values: Tensor,
+                 key_mask: Tensor | None) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+        """Step 0's B-row results (and the cache) repeated for the ``paths`` paths of each series."""
+        h_last, keys, values = (t.repeat_interleave(paths, 0) for t in (h_last, keys, values))
+        key_mask = None if key_mask is None else key_mask.repeat_interleave(paths, 0)
+        if self.cache is not None:
+            self.cache.repeat_rows(paths)
+        return h_last, keys, values, key_mask
 
 
 def decode_forecast(

@@ -19,35 +19,12 @@ from omegaconf import DictConfig
 from kronos.evaluate.runner import ModelForecaster, run_evaluate
 from kronos.evaluate.settings import EvaluateSettings, ModelSpec
 from kronos.experiment import MODEL_KINDS, Experiment, WeightSource, WeightsNotFoundError
-from kronos.inference.loading import load_predictor
+from kronos.inference.loading import load_predictor, pair_warning
 from kronos.models import registry
 from kronos.stages.common import build_loggers, finish_loggers, weight_source
 from kronos.training_info import TrainingInfo
 
 log = logging.getLogger(__name__)
-
-
-def _same_location(a: str, b: str) -> bool:
-    """True when two checkpoint locations name the same directory (or the same hub id)."""
-    pa, pb = Path(a).expanduser(), Path(b).expanduser()
-    if pa.exists() and pb.exists():
-        return pa.resolve() == pb.resolve()
-    return a.rstrip("/") == b.rstrip("/")
-
-
-def pair_warning(name: str, tokenizer: str, predictor: str) -> str | None:
-    """A warning when ``predictor``'s training_info.json says it trained on another tokenizer's tokens.
-
-    A predictor only reads the token ids of the tokenizer it was trained with; paired with another one its
-    forecasts are noise, whatever the scores say.
-    """
-    info = TrainingInfo.read(predictor)
-    trained_on = info.tokenizer_location() if info is not None else None
-    if not trained_on or _same_location(str(trained_on), tokenizer):
-        return None
-    return (f"{name}: the predictor {predictor} was trained on the tokens of tokenizer {trained_on}, but is "
-            f"evaluated with tokenizer {tokenizer}; unless both hold the same weights its scores mean nothing. "
-            f"Pair it with the tokenizer it was trained with.")
 
 
 def _later(*dates: str | None) -> str | None:
@@ -101,7 +78,8 @@ def evaluate_stage(cfg: DictConfig, datamodule: Any, experiment: Experiment,
         EvaluateConfigError: an invalid ``evaluate.*`` key.
     """
     settings = EvaluateSettings.from_config(cfg.evaluate)
-    loader_kw = dict(device=settings.device, max_context=settings.max_context, clip=float(cfg.data.clip))
+    loader_kw = dict(device=settings.device, max_context=settings.max_context, clip=float(cfg.data.clip),
+                     warn=False)  # a mismatched pair is a note of the report
     models: list[ModelForecaster] = []
     weights: dict[str, Any] = {"tokenizer": None, "predictor": None}
     try:

@@ -42,7 +42,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from kronos.inference.pair import check_device
+from kronos.inference.loading import check_device
 from kronos.inference.settings import DEFAULT_WORK_BUDGET
 from kronos.webui.catalog import ModelLocations, load_located_pair
 from kronos.webui.errors import SafeJSONResponse, install_error_handlers

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from kronos.data.errors import quoted
 from kronos.experiment import Experiment
-from kronos.inference.pair import context_limit, load_pair
+from kronos.inference.loading import context_limit, load_predictor
 from kronos.inference.predictor import KronosPredictor
 from kronos.inference.validation import ForecastInputError
 from kronos.models import registry
@@ -143,10 +143,10 @@ def located_context_limit(location: str) -> tuple[int, str]:
 
 
 def load_located_pair(tokenizer: str, predictor: str, device: str | None, max_context: int) -> KronosPredictor:
-    """``load_pair`` over two resolved locations, fetching hub ids strictly from the hub (``fetch_hub_checkpoint``)."""
+    """``load_predictor`` over two resolved locations, fetching hub ids strictly from the hub (``fetch_hub_checkpoint``)."""
     tokenizer_dir = str(fetch_hub_checkpoint(tokenizer, "tokenizer")) if is_hub_location(tokenizer) else tokenizer
     predictor_dir = str(fetch_hub_checkpoint(predictor, "predictor")) if is_hub_location(predictor) else predictor
-    return load_pair(tokenizer_dir, predictor_dir, device=device, max_context=max_context)
+    return load_predictor(tokenizer_dir, predictor_dir, device=device, max_context=max_context)
 
 
 def list_data_files(data_dir: Path) -> list[str]:

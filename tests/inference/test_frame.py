@@ -21,7 +21,7 @@ from kronos.inference.frame import (
     read_frame,
     resolve_start,
 )
-from kronos.inference.pair import check_device, check_pair_kinds, context_limit, load_pair
+from kronos.inference.loading import check_device, check_pair_kinds, context_limit, load_predictor
 from kronos.inference.sessions import future_index, learn_sessions
 from kronos.inference.generation import GenerationCancelled
 from kronos.inference.samples import ForecastSamples, sample_quantiles
@@ -243,7 +243,7 @@ def test_swapped_pair_and_bad_device_are_one_message(tiny_pair: tuple[Path, Path
     with pytest.raises(ForecastInputError, match="swap predictor and tokenizer"):
         check_pair_kinds(str(predictor), str(tokenizer))
     with pytest.raises(ForecastInputError, match="swap"):
-        load_pair(str(predictor), str(tokenizer), device="cpu")
+        load_predictor(str(predictor), str(tokenizer), device="cpu")
     for bad in ("tpu", "cuda:99" if not torch.cuda.is_available() else "tpu", "nonsense"):
         with pytest.raises(ForecastInputError, match="device"):
             check_device(bad)
@@ -267,7 +267,7 @@ def test_context_limit_from_training_record_and_hub(tmp_path: Path) -> None:
 
 def test_forecast_frame_samples_and_cancel_stops_within_a_step(tiny_pair: tuple[Path, Path]) -> None:
     tokenizer, predictor = tiny_pair
-    model = load_pair(str(tokenizer), str(predictor), device="cpu", max_context=64)
+    model = load_predictor(str(tokenizer), str(predictor), device="cpu", max_context=64)
     frame = _frame(rows=120)
     settings = SamplingSettings(sample_count=3, seed=1)
     window = plan_forecast(frame, 0, 100, 6, settings, max_context=64)

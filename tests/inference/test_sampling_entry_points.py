@@ -20,7 +20,7 @@ from omegaconf import OmegaConf
 from kronos.backtest.settings import BacktestSettings, BacktestSettingsError
 from kronos.cli.predict import main as predict_main
 from kronos.evaluate.settings import EvaluateConfigError, EvaluateSettings
-from kronos.inference.pair import load_pair
+from kronos.inference.loading import load_predictor
 from kronos.inference.settings import SamplingSettings
 from kronos.inference.validation import ForecastInputError
 
@@ -61,7 +61,7 @@ def entry_points(tiny_pair: tuple[Path, Path], tmp_path_factory: pytest.TempPath
     (root / "data").mkdir()
     client = TestClient(create_app(outputs, root / "data"), base_url="http://127.0.0.1:7070",
                         raise_server_exceptions=False)
-    predictor = load_pair(str(tokenizer), str(predictor_dir), device="cpu", max_context=64)
+    predictor = load_predictor(str(tokenizer), str(predictor_dir), device="cpu", max_context=64)
     history, x_ts = frame.iloc[:40], frame["timestamps"].iloc[:40]
     y_ts = pd.Series(pd.date_range(x_ts.iloc[-1] + pd.Timedelta(hours=1), periods=4, freq="h"))
     evaluate_yaml = OmegaConf.to_container(OmegaConf.load(REPO / "conf" / "evaluate" / "default.yaml"))

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from kronos.inference.pair import context_limit
+from kronos.inference.loading import context_limit
 from kronos.models import registry
 from kronos.stages.evaluate import published_data_end
 from kronos.train import CONFIG_DIR
