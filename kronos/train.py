@@ -160,9 +160,22 @@ def hydra_main(cfg: DictConfig) -> float | None:
     except KronosUserError as err:  # bad input or a missing prerequisite: one line, no traceback
         print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
         sys.exit(2)
-    log.info("done: %s", {k: v for k, v in result.items() if not isinstance(v, dict)})  # reports: their own lines
+    log_story(cfg, result)
     metric = cfg.get("optimized_metric")
     return result.get(metric) if metric else None
+
+
+def log_story(cfg: DictConfig, result: dict[str, Any]) -> None:
+    """The last lines of the log: each stage's headline (the stage table's ``headline``), so ``tail`` of a log tells
+    what the run found; then where everything is."""
+    from kronos.stages.table import STAGES
+
+    for name in cfg.stage.run:
+        if name not in result:  # a stage that writes from rank zero alone, on another rank
+            continue
+        for line in STAGES[name].headline_lines(result[name]):
+            log.info("%s: %s", name, line)
+    log.info("done: %s", {k: v for k, v in result.items() if not isinstance(v, dict)})
 
 
 def moved_overrides(argv: list[str]) -> str | None:

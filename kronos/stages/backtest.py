@@ -40,3 +40,9 @@ def backtest_stage(cfg: DictConfig, datamodule: Any, experiment: Experiment,
     log_report_artifacts(loggers, experiment.backtest_dir)
     finish_loggers(loggers)
     return metrics
+
+
+def headline(metrics: Mapping[str, Any]) -> list[str]:
+    """The backtest's headline lines (model vs baselines in money and IC), as its report states them."""
+    lines = [str(line) for line in metrics.get("headline") or ()]
+    return lines or [str(metrics.get("verdict") or "no headline (see metrics.json)")]

@@ -111,3 +111,11 @@ def evaluate_stage(cfg: DictConfig, datamodule: Any, experiment: Experiment,
     log_report_artifacts(loggers, experiment.evaluate_dir)
     finish_loggers(loggers)
     return metrics
+
+
+def headline(metrics: Mapping[str, Any]) -> list[str]:
+    """The evaluation's headline: the verdict of each task that ran (accuracy first), as the report states it."""
+    tasks = metrics.get("tasks") or {}
+    lines = [f"{task}: {entry['verdict']}" for task, entry in tasks.items()
+             if isinstance(entry, Mapping) and entry.get("verdict")]
+    return lines or [f"{metrics.get('origins', 0)} origins scored, no verdict (see metrics.json)"]

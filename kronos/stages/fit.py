@@ -134,3 +134,8 @@ def fit_stage(
     if trainer.is_global_zero:
         end_comet_runs(loggers, export)
     return export, trainer
+
+
+def headline(export: str | None) -> list[str]:
+    """A training stage's headline: where its export went (None: no step ran, nothing was exported)."""
+    return [f"exported to {export}" if export else "nothing exported (no training step ran)"]

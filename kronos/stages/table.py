@@ -33,6 +33,8 @@ class Stage:
             ``evaluate.models`` alone, so its needs are not checked up front).
         settings: the config group it reads and ``module:Class`` of the settings type validating it (built with
             ``Class.from_config(cfg[group])`` before any training); None when the group is checked elsewhere.
+        headline: ``module:function`` turning what the runner returned (a training stage: its export directory)
+            into the lines that end the log of ``python -m kronos.train``.
     """
 
     name: str
@@ -41,10 +43,15 @@ class Stage:
     needs: tuple[ModelKind, ...] = ()
     needs_checked: bool = True
     settings: tuple[str, str] | None = None
+    headline: str = "kronos.stages.fit:headline"
 
     def run(self, *args: Any) -> Any:
         """Call the runner (imported now) with ``args``."""
         return _attribute(self.runner)(*args)
+
+    def headline_lines(self, result: Any) -> list[str]:
+        """The stage's headline: what the runner returned, as a few lines of text."""
+        return list(_attribute(self.headline)(result))
 
     def check_settings(self, cfg: Any) -> Any:
         """The stage's settings built from ``cfg[group]`` (validating it); None when it has no settings group."""
@@ -63,8 +70,8 @@ STAGES: dict[str, Stage] = {stage.name: stage for stage in (
     Stage("tokenizer", "kronos.stages.fit:fit_stage", trains=True),
     Stage("predictor", "kronos.stages.fit:fit_stage", trains=True, needs=("tokenizer",)),
     Stage("backtest", "kronos.stages.backtest:backtest_stage", needs=("tokenizer", "predictor"),
-          settings=("backtest", "kronos.backtest.settings:BacktestSettings")),
+          settings=("backtest", "kronos.backtest.settings:BacktestSettings"), headline="kronos.stages.backtest:headline"),
     Stage("evaluate", "kronos.stages.evaluate:evaluate_stage", needs=("tokenizer", "predictor"), needs_checked=False,
-          settings=("evaluate", "kronos.evaluate.settings:EvaluateSettings")),
+          settings=("evaluate", "kronos.evaluate.settings:EvaluateSettings"), headline="kronos.stages.evaluate:headline"),
 )}
 TRAINING_STAGES = tuple(name for name, stage in STAGES.items() if stage.trains)
