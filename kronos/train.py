@@ -171,9 +171,9 @@ def log_story(cfg: DictConfig, result: dict[str, Any]) -> None:
     from kronos.stages.table import STAGES
 
     for name in cfg.stage.run:
-        if name not in result:  # a stage that writes from rank zero alone, on another rank
+        if name not in result and not STAGES[name].trains:  # a report stage runs on rank zero alone
             continue
-        for line in STAGES[name].headline_lines(result[name]):
+        for line in STAGES[name].headline_lines(result.get(name)):
             log.info("%s: %s", name, line)
     log.info("done: %s", {k: v for k, v in result.items() if not isinstance(v, dict)})
 
