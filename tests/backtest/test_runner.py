@@ -85,9 +85,9 @@ def test_report_files_and_metrics(report, datamodule) -> None:
         # Costs only ever lower the excess return.
         assert pf["excess_return_with_cost"]["annualized_return"] < pf["excess_return_without_cost"]["annualized_return"]
         factor = metrics[name]["factor"]
-        assert len(factor["quantile_returns"]) == 5 and set(factor["spread"]) == {"mean", "t"}
+        assert len(factor["quantile_returns"]) == 5 and set(factor["spread"]) == {"mean", "t", "p"}
         assert -1 <= factor["monotonicity"] <= 1 and len(factor["ic_decay"]) == 3
-        assert set(pf["alpha"]) == set(pf["alpha_after_cost"]) == {"annualized", "t", "beta"}
+        assert set(pf["alpha"]) == set(pf["alpha_after_cost"]) == {"annualized", "t", "p", "beta"}
         assert pf["alpha_after_cost"]["annualized"] < pf["alpha"]["annualized"]
         assert {"annualized_return", "information_ratio", "t"} <= set(pf["long_short"])
         assert pf["long_short"]["annualized_return"] < pf["long_short"]["before_cost"]["annualized_return"]
@@ -104,11 +104,10 @@ def test_report_files_and_metrics(report, datamodule) -> None:
     assert metrics["settings"]["sampling"]["seed"] == 7 and metrics["settings"]["horizon"] == 3
     # Synthetic data: no membership, so the survivorship warning; no limits outside cn.
     assert any("survivorship" in w for w in metrics["warnings"]) and metrics["region"] == "none"
-    assert "beat" in metrics["significance"]["momentum"]["verdict"]
-    # For one release: the old name 'persistence' repeats momentum's entry, and a note says so.
-    assert metrics["persistence"] == metrics["momentum"]
-    assert metrics["significance"]["persistence"] == metrics["significance"]["momentum"]
-    assert any("'persistence' is now called 'momentum'" in n for n in metrics["notes"])
+    assert metrics["significance"]["momentum"]["verdict"].startswith("model ")
+    # The old name 'persistence' is gone: no duplicate row, no note.
+    assert "persistence" not in metrics and "persistence" not in metrics["significance"]
+    assert not any("persistence" in n for n in metrics["notes"])
     assert result["figures"]["daily_rank_ic"] == str(out / "daily_rank_ic.png")
 
 
@@ -134,7 +133,7 @@ def test_signals_csv_and_html(report) -> None:
     # The first lines: the headline numbers beside the best baseline and the oracle.
     first = html[html.index("<body>"):][:3000]
     assert "RankIC (t)" in first and "best baseline" in first and "oracle" in first and "break-even" in first
-    assert "does not significantly beat" in html or "beats" in html
+    assert "is not significantly different from" in html or "beats" in html or "loses to" in html
     for figure in FIGURES:
         assert (out / f"{figure}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -206,8 +205,8 @@ def test_labels_in_signals_csv_match_the_panel(report, datamodule) -> None:
 
 def test_reconstructed_anchor_reports_the_gap_and_the_model_net_of_it(tmp_path, tiny_pair) -> None:
     """anchor=reconstructed: the report adds the anchor gap alone and the model with the gap regressed out."""
-    from kronos.backtest.metrics import daily_ic
     from kronos.inference.loading import load_predictor
+    from kronos.stats import daily_ic
 
     dm = make_datamodule(n_instruments=8, n_steps=120)
     predictor = load_predictor(str(tiny_pair[0]), str(tiny_pair[1]), device="cpu", max_context=64)
@@ -219,17 +218,17 @@ def test_reconstructed_anchor_reports_the_gap_and_the_model_net_of_it(tmp_path, 
     gap = -(signals["anchor_close"] - signals["last_close"]) / signals["last_close"]
     np.testing.assert_allclose(signals["anchor_gap"], gap, rtol=1e-6, atol=1e-9)
     # The residual is uncorrelated with the gap on every day (it was regressed out).
-    index = pd.MultiIndex.from_frame(signals[["datetime", "instrument"]])
-    ic = daily_ic(pd.Series(signals["model_ex_gap"].to_numpy(), index), pd.Series(gap.to_numpy(), index))
-    assert np.abs(ic["ic"]).max() < 1e-6
+    ic = daily_ic(signals.assign(gap=gap), "model_ex_gap", "gap", method="pearson")
+    assert np.abs(ic).max() < 1e-6
     assert "model_ex_gap" in (out / "report.html").read_text()
 
 
 def test_topk_larger_than_the_universe_is_capped_with_a_note(tmp_path) -> None:
     dm = make_datamodule(n_instruments=6, n_steps=120)
     result = run_backtest(DriftFake(), dm, _cfg(topk=50, n_drop=5, sample_count=1, **FAST), tmp_path / "e" / "backtest")
-    assert result["settings"]["topk_used"] == 3 and result["settings"]["n_drop_used"] == 3
-    assert any("backtest.topk=50" in n for n in result["notes"])
+    # n_drop scales with topk: round(5 * 3 / 50) = 0, at least 1 (10 % of the book configured, not 100 %).
+    assert result["settings"]["topk_used"] == 3 and result["settings"]["n_drop_used"] == 1
+    assert any("backtest.topk=50" in n and "n_drop=1" in n for n in result["notes"])
 
 
 def test_run_backtest_takes_settings_not_a_config(datamodule, tmp_path) -> None:
