@@ -231,6 +231,87 @@ def test_topk_larger_than_the_universe_is_capped_with_a_note(tmp_path) -> None:
     assert any("backtest.topk=50" in n and "n_drop=1" in n for n in result["notes"])
 
 
+@pytest.mark.parametrize(("topk", "n_drop", "universe", "expected"), [
+    (50, 5, 24, (12, 1)),   # the main job: 5/50 = 10 % of the book a day stays ~10 % (1/12), not 42 % (5/12)
+    (50, 5, 6, (3, 1)),     # round(0.3) = 0, but at least one name is swapped
+    (10, 5, 8, (4, 2)),     # half the book configured, half kept
+    (20, 6, 20, (10, 3)),
+    (50, 0, 24, (12, 0)),   # never swapping stays never swapping
+    (4, 1, 24, (4, 1)),     # smaller than the universe: unchanged
+])
+def test_a_capped_topk_scales_n_drop(topk: int, n_drop: int, universe: int, expected: tuple[int, int]) -> None:
+    from kronos.backtest.runner import cap_portfolio
+
+    new_topk, new_drop, note = cap_portfolio(topk, n_drop, universe)
+    assert (new_topk, new_drop) == expected
+    assert (note is None) == (topk < universe)
+
+
+def _refuse(name: str) -> None:
+    raise ValueError(f"metrics.json holds {name}: not JSON")
+
+
+def test_metrics_json_is_strict_and_no_verdict_outruns_its_test(report) -> None:
+    """metrics.json parses with NaN refused; every "beats"/"loses to" has p < 0.05 and |t| >= 1.96, every other
+    sentence says "is not significantly different from" or "cannot judge"."""
+    out, _, _ = report
+    metrics = json.loads((out / "metrics.json").read_text(), parse_constant=_refuse)
+    assert metrics["annualisation"].startswith("summed")
+    for name in metrics["baselines"]:
+        entry = metrics["significance"][name]
+        assert [c["metric"].split(" ")[0] for c in entry["comparisons"]] == ["mean", "long-short", "top-k"]
+        for c in entry["comparisons"]:
+            if c["outcome"] in ("beats", "loses to"):
+                assert c["p"] < 0.05 and abs(c["t"]) >= 1.96, c
+                assert (c["t"] > 0) == (c["outcome"] == "beats"), c
+            else:
+                assert c["p"] is None or c["p"] >= 0.05 or c["outcome"] == "cannot judge", c
+            assert c["sentence"] in entry["verdict"] and c["outcome"] in c["sentence"]
+        said = entry["verdict"].count(" beats ") + entry["verdict"].count(" loses to ")
+        assert said == sum(c["outcome"] in ("beats", "loses to") for c in entry["comparisons"])
+
+
+def test_backtest_metrics_json_writes_null_for_nan(tmp_path) -> None:
+    """A statistic that cannot be computed is null in metrics.json (it was a bare NaN, which is not JSON)."""
+    from kronos.backtest.report import write_report
+
+    metrics = {"name": "x", "benchmark": "b", "signals": {}, "labels": {"trade_return": "t"}, "settings": {},
+               "headline_label": "trade_return", "n_forecasts": 0, "n_instruments": 0, "start": "", "end": "",
+               "capture_ratio": float("nan"), "model": {"factor": {"quantiles": 2, "quantile_returns": [], "quantile_t": [],
+               "spread": {"mean": float("nan"), "t": float("nan")}, "monotonicity": float("nan"), "ic_decay": [],
+               "autocorrelation": float("nan"), "turnover": float("nan")}, "ic": {"trade_return": {
+                   "ic": float("nan"), "icir": 0.0, "ic_t": 0.0, "rank_ic": 0.0, "rank_icir": 0.0, "rank_ic_t": 0.0,
+                   "days": 0}}, "long_short": {"annualized_return": float("inf"), "information_ratio": 0.0, "t": 0.0,
+                                               "break_even_cost_bps": 0.0}, "portfolio": None},
+               "baselines": [], "model_signals": ["model"]}
+    days = pd.bdate_range("2024-01-01", periods=3)
+    daily = pd.DataFrame({"ic": [0.1, 0.2, 0.0], "rank_ic": [0.1, 0.2, 0.0]}, index=days)
+    write_report(tmp_path / "bt", metrics, pd.DataFrame({"a": [1]}), {}, {"model": daily},
+                 factors={"model": pd.DataFrame({1: [0.0] * 3, 2: [0.01] * 3}, index=days)},
+                 long_short={"model": pd.Series([0.0, 0.01, 0.0], index=days)})
+    parsed = json.loads((tmp_path / "bt" / "metrics.json").read_text(), parse_constant=_refuse)
+    assert parsed["capture_ratio"] is None and parsed["model"]["long_short"]["annualized_return"] is None
+    assert parsed["model"]["ic"]["trade_return"]["ic"] is None
+
+
+def test_headline_is_info_and_a_rerun_says_it_replaced_the_report(tmp_path, caplog) -> None:
+    """The headline is the stage's result, not a warning; a re-run over an existing report says so in one line."""
+    import logging
+
+    out = tmp_path / "e" / "backtest"
+    out.mkdir(parents=True)
+    (out / "metrics.json").write_text("{}")
+    with caplog.at_level(logging.INFO):
+        result = run_backtest(DriftFake(), make_datamodule(n_instruments=6, n_steps=120),
+                              _cfg(topk=3, sample_count=1, **FAST), out)
+    headline = [r for r in caplog.records if "Headline signal" in r.getMessage()]
+    assert len(headline) == 1 and headline[0].levelno == logging.INFO
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING and r.getMessage().startswith(
+        "backtest: " + result["verdict"][:30])]
+    replaced = [r.getMessage() for r in caplog.records if "replaced the previous report" in r.getMessage()]
+    assert replaced == [f"backtest: replaced the previous report in {out}"]
+
+
 def test_run_backtest_takes_settings_not_a_config(datamodule, tmp_path) -> None:
     with pytest.raises(TypeError, match="BacktestSettings.from_config"):
         run_backtest(DriftFake(), datamodule, {"topk": 4}, tmp_path / "x" / "backtest")
