@@ -81,6 +81,7 @@ class Comparison:
         test: the test's name as printed ("DM t", "paired t", ...).
         p_floor: the smallest p the test can give (permutation tests), so a p at the floor reads as a bound.
         reason: why the comparison cannot be judged (set by the caller where it knows; else derived).
+        value_format: how the two values are printed (``"{:+.1%}"`` for an annualised return).
     """
 
     model: str
@@ -94,6 +95,7 @@ class Comparison:
     test: str = "t"
     p_floor: float | None = None
     reason: str | None = None
+    value_format: str = "{:.4g}"
 
     @property
     def outcome(self) -> Outcome:
@@ -121,7 +123,8 @@ class Comparison:
         why = self.cannot_judge_reason()
         if why is not None:
             return f"cannot judge {self.model} against {self.baseline} on {self.metric}: {why}"
-        values = f"{float(self.model_value):.4g} vs {float(self.baseline_value):.4g}"
+        values = f"{self.value_format.format(float(self.model_value))} vs " \
+                 f"{self.value_format.format(float(self.baseline_value))}"
         stat = stat_text(self.t, self.p, self.test, self.p_floor)
         return f"{self.model} {self.outcome} {self.baseline} on {self.metric} ({values}; {stat})"
 

@@ -39,6 +39,7 @@ def test_missing_values_or_tests_cannot_be_judged_with_a_reason() -> None:
         "cannot judge kronos against naive on RankIC: the DM t test of the difference cannot be computed")
     assert "naive has no RankIC" in _cmp(3.0, 0.001, baseline_value=None).sentence()
     assert _cmp(3.0, 0.001, reason="7 dates").sentence().endswith(": 7 dates")
+    assert "(+61.5% vs -2.6%;" in _cmp(3.0, 0.001, 0.6152, -0.026, value_format="{:+.1%}").sentence()
     assert verdict_text([]) == "no model to compare."
     assert verdict_text([_cmp(3.0, 0.001), _cmp(0.5, 0.6)]) == (
         "kronos beats naive on RankIC (0.3 vs 0.2; DM t = 3.00, p = 0.001); "

@@ -23,10 +23,12 @@ FIGURES = ("cumulative_return", "excess_return", "daily_rank_ic", "quantile_retu
 # Figures drawn whether or not a portfolio was simulated (intraday data has no Qlib portfolio).
 SIGNAL_FIGURES = ("daily_rank_ic", "quantile_returns", "cumulative_spread")
 _PORTFOLIO_ROWS = (
-    ("annualised return", "return_without_cost", "annualized_return"),
-    ("annualised return (after cost)", "return_with_cost", "annualized_return"),
-    ("excess return, annualised", "excess_return_without_cost", "annualized_return"),
-    ("excess return after cost, annualised", "excess_return_with_cost", "annualized_return"),
+    ("return before cost, annualised (summed)", "return_without_cost", "annualized_return"),
+    ("return after cost, annualised (summed)", "return_with_cost", "annualized_return"),
+    ("excess return over the benchmark before cost, annualised (summed)", "excess_return_without_cost",
+     "annualized_return"),
+    ("excess return over the benchmark after cost, annualised (summed)", "excess_return_with_cost",
+     "annualized_return"),
     ("information ratio", "excess_return_without_cost", "information_ratio"),
     ("information ratio (after cost)", "excess_return_with_cost", "information_ratio"),
     ("max drawdown of excess return", "excess_return_without_cost", "max_drawdown"),
@@ -183,7 +185,7 @@ def _portfolio_html(metrics: Mapping[str, Any]) -> str:
         return f"<p>Not run: {html.escape(str(metrics.get('portfolio_skipped', 'no portfolio')))}</p>"
     rows = [[title] + [metrics[name]["portfolio"][group][key] for name in names]
             for title, group, key in _PORTFOLIO_ROWS]
-    rows.append(["benchmark annualised return"]
+    rows.append(["benchmark return, annualised (summed)"]
                 + [metrics[n]["portfolio"]["benchmark"]["annualized_return"] for n in names])
     rows.append(["mean daily turnover"] + [metrics[n]["portfolio"]["turnover"] for n in names])
     for key, title in (("blocked_buys_limit_up", "buys blocked at limit-up"),

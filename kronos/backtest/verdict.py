@@ -93,8 +93,8 @@ def comparisons(model: str, baseline: str, metrics: Mapping[str, Any], *, rank_i
     if model in portfolios and baseline in portfolios:
         topk = paired_difference(_excess(portfolios[model]), _excess(portfolios[baseline]), 1)
         out.append(Comparison(model, baseline, "top-k excess return over the benchmark before cost, annualised "
-                              "(summed)", mine["excess"], theirs["excess"], True, topk["t"], topk["p"],
-                              test="paired t of the daily difference"))
+                              "by summing", mine["excess"], theirs["excess"], True, topk["t"], topk["p"],
+                              test="paired t of the daily difference", value_format="{:+.1%}"))
     return out
 
 

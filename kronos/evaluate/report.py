@@ -169,13 +169,13 @@ def fact_rows(block: Mapping[str, Any]) -> tuple[list[str], list[list[Any]]]:
     first = rows[names[0]]["stylized_facts"]
     header = ["fact", "real", *names]
     out = []
-    for fact, cell in first.items():
+    for fact, real in first.items():
         def show(value: Any) -> Any:
             if isinstance(value, list):
                 return "[" + ", ".join(cell(None if v is None else round(v, 3)) for v in value) + "]"
             return value
 
-        line = [fact, show(cell["real"])]
+        line = [fact, show(real["real"])]
         for name in names:
             facts = rows[name]["stylized_facts"][fact]
             line.append(f"{cell(show(facts['generated']))} (d {cell(facts['distance'])})")
