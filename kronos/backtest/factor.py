@@ -4,11 +4,16 @@ A compact pandas/numpy implementation of the alphalens tear sheet's core numbers
 was not used: it wants forward prices it computes itself, plots through its own tear sheets and drags
 in dependencies; our labels, calendar and t-statistics are already defined elsewhere and are reused):
 
-- each date, the names with both a signal and a label are split into ``quantiles`` equal groups by the
-  signal's rank (1 = lowest); a group's daily return is the equal-weighted mean label of its names;
+- each date, the names with a signal (the decision-time universe: what is known when the groups are
+  formed) are split into ``quantiles`` equal groups by the signal's rank (1 = lowest); a group's daily
+  return is the equal-weighted mean label of its names, where a name whose label is missing (suspended
+  at the entry or the exit, or masked because its entry was at limit-up) earns 0 that day: a position that
+  cannot be opened stays in cash, one that cannot be closed is marked at its last traded price (see
+  :func:`held_label`). Forming the groups only from the names that turned out to have a label would use
+  the future (which names get suspended) at decision time;
 - ``quantile_returns``: the mean over days of each group's daily return, bottom to top, each with a t
   (kronos.stats.mean_t: plain for one-day labels, Hansen-Hodrick for labels spanning ``overlap`` dates);
-- ``spread``: top minus bottom group per day, its mean and t;
+- ``spread``: top minus bottom group per day, its mean, t and p;
 - ``monotonicity``: Spearman correlation of the group number with the group's mean return (+1: rising);
 - ``ic_decay``: mean daily RankIC of the signal of t with the label of t + k - 1, k = 1..lags;
 - ``autocorrelation``: mean over dates of the Spearman correlation of the signal with its previous
@@ -40,11 +45,38 @@ def quantile_groups(signal: pd.Series, quantiles: int) -> pd.Series:
     return group.where(count >= quantiles).reindex(signal.index).rename("group")
 
 
+def held_label(signal: pd.Series, label: pd.Series) -> pd.Series:
+    """The label of every name in the decision-time universe (rows with a finite signal), as a position earns it.
+
+    A missing label counts 0 on a date where some other name has a label (a position that cannot be opened
+    stays in cash; one whose exit is suspended is marked at its last traded price); on a date where no name
+    has a label (the future beyond the data) it stays NaN and the date is left out.
+
+    Args:
+        signal, label: float Series on the same (datetime, instrument) MultiIndex.
+
+    Returns:
+        Series on the rows of ``signal`` that are finite.
+    """
+    frame = pd.DataFrame({"signal": signal, "label": label}).replace([np.inf, -np.inf], np.nan)
+    frame = frame[frame["signal"].notna()]
+    known = frame["label"].notna()
+    date_has_labels = known.groupby(level="datetime").transform("any")
+    return frame["label"].where(known | ~date_has_labels, 0.0).rename("label")
+
+
+def held_at_zero(signal: pd.Series, label: pd.Series) -> int:
+    """How many (date, name) rows of the decision-time universe :func:`held_label` counted at 0 (label missing)."""
+    held = held_label(signal, label)
+    return int((held.notna() & label.reindex(held.index).isna()).sum())
+
+
 def quantile_daily(signal: pd.Series, label: pd.Series, quantiles: int) -> pd.DataFrame:
-    """Daily mean label of each group: [dates x 1..quantiles] (rows where signal and label are finite)."""
-    frame = pd.DataFrame({"signal": signal, "label": label}).replace([np.inf, -np.inf], np.nan).dropna()
-    frame["group"] = quantile_groups(frame["signal"], quantiles)
-    frame = frame.dropna(subset=["group"])
+    """Daily mean label of each group: [dates x 1..quantiles]; groups formed from the decision-time universe
+    (every name with a finite signal), labels as :func:`held_label` (a missing one earns 0)."""
+    held = held_label(signal, label)
+    frame = pd.DataFrame({"label": held, "group": quantile_groups(signal.reindex(held.index), quantiles)})
+    frame = frame.dropna()
     daily = frame.groupby([frame.index.get_level_values("datetime"), "group"])["label"].mean().unstack("group")
     daily.columns = [int(c) for c in daily.columns]
     return daily.reindex(columns=range(1, quantiles + 1)).rename_axis("datetime")
@@ -101,7 +133,8 @@ def factor_report(signal: pd.Series, label: pd.Series, *, quantiles: int = 5, ov
 
     Returns:
         (JSON-able dict: ``quantile_returns``, ``quantile_t``, ``spread`` {mean, t}, ``monotonicity``,
-        ``ic_decay``, ``autocorrelation``, ``turnover``, ``quantiles``, ``days``; the daily group returns).
+        ``ic_decay``, ``autocorrelation``, ``turnover``, ``quantiles``, ``days``, ``labels_held_at_zero``
+        (grouped names whose missing label counted 0, :func:`held_label`); the daily group returns).
     """
     daily = quantile_daily(signal, label, quantiles)
     means = daily.mean()
@@ -114,11 +147,12 @@ def factor_report(signal: pd.Series, label: pd.Series, *, quantiles: int = 5, ov
         "quantiles": int(quantiles),
         "quantile_returns": [float(v) for v in means.to_numpy()],
         "quantile_t": [float(t.t) for t in tstats],
-        "spread": {"mean": float(spread.mean), "t": float(spread.t)},
+        "spread": {"mean": float(spread.mean), "t": float(spread.t), "p": float(spread.p)},
         "monotonicity": mono,
         "ic_decay": ic_decay(signal, label, lags),
         "autocorrelation": float(autocorrelation(signal).mean()),
         "turnover": float(top_turnover(signal, quantiles).mean()),
         "days": int(len(daily)),
+        "labels_held_at_zero": held_at_zero(signal, label),
     }
     return summary, daily

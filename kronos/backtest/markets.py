@@ -16,6 +16,7 @@ bought or sold that day (Qlib alone would trade it at a forward-filled stale clo
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -94,14 +95,24 @@ def limit_moves(close: pd.DataFrame, region: str, threshold: float | str | None,
     return ret.ge(lim).fillna(False).astype(bool), ret.le(-lim).fillna(False).astype(bool)
 
 
+class Tradability(NamedTuple):
+    """What the market allows, wide bool [dates x instruments]: ``buy_blocked`` (suspended or at limit-up),
+    ``sell_blocked`` (suspended or at limit-down), ``limit_up`` (at limit-up and trading) and ``suspended``."""
+
+    buy_blocked: pd.DataFrame
+    sell_blocked: pd.DataFrame
+    limit_up: pd.DataFrame
+    suspended: pd.DataFrame
+
+
 def tradability(close: pd.DataFrame, volume: pd.DataFrame, region: str, threshold: float | str | None,
-                deal: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(buy blocked, sell blocked), wide bool [dates x instruments].
+                deal: pd.DataFrame | None = None) -> Tradability:
+    """When each name cannot be bought or sold (the one statement of the rules; the portfolio's exchange reads it).
 
     Buying is blocked on a suspension or at limit-up (deal price over the previous close - 1 >= limit);
     selling on a suspension or at limit-down. ``deal``: the deal-price field (default: the close; with
     ``deal_price=open`` the open, so an opening at limit-up blocks the morning's buy).
     """
     up, down = limit_moves(close, region, threshold, deal)
-    halt = suspended(close, volume)
-    return (halt | up).astype(bool), (halt | down).astype(bool)
+    halt = suspended(close, volume).astype(bool)
+    return Tradability((halt | up).astype(bool), (halt | down).astype(bool), (up & ~halt).astype(bool), halt)

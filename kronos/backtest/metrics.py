@@ -1,12 +1,14 @@
-"""Information coefficients of backtest signals and their significance (formulas in :mod:`kronos.stats`).
+"""The numbers behind the backtest's significance: IC summaries per label, paired differences against each
+baseline, and the headline's intervals and permutation test (every formula lives in :mod:`kronos.stats`).
 
 IC = per decision date, the cross-sectional Pearson correlation of a signal with a realised label;
-RankIC = the same on within-date ranks (Spearman). Their daily series are summarised by the mean, the
-information ratio (mean / std) and a t-statistic of the mean from :func:`kronos.stats.mean_t`: the
-classical t for labels that do not overlap from one decision date to the next, Hansen–Hodrick (with its
-small-sample degrees of freedom) for multi-day labels, whose daily ICs are autocorrelated because the
-H-day label of consecutive dates shares H - 1 days of returns. (Before, multi-day labels used Newey–West
-with lag H - 1, which rejects a true null about 13 % of the time at a nominal 5 % for H = 5 over 140 days.)
+RankIC = the same on within-date ranks (Spearman), both from :func:`kronos.stats.daily_ic`. Their daily
+series are summarised by :func:`kronos.stats.ic_summary`: the mean, the information ratio (mean / std) and a
+t-statistic of the mean from :func:`kronos.stats.mean_t` (classical for labels that do not overlap from one
+decision date to the next, Hansen–Hodrick for multi-day labels, whose daily ICs are autocorrelated because
+the H-day label of consecutive dates shares H - 1 days of returns).
+
+The words built from these numbers are :mod:`kronos.backtest.verdict`'s, through :mod:`kronos.verdicts`.
 """
 
 from __future__ import annotations
@@ -18,19 +20,15 @@ import pandas as pd
 
 from kronos import stats
 
-# Two-sided 5 % critical value of the normal distribution: the report's "significant".
-T_CRITICAL = 1.96
 
-
-def daily_ic(signal: pd.Series, label: pd.Series) -> pd.DataFrame:
-    """Per decision date, Pearson (IC) and Spearman (RankIC) correlation across instruments.
+def _daily_ics(signal: pd.Series, label: pd.Series) -> pd.DataFrame:
+    """Per decision date, ``ic`` and ``rank_ic`` of ``signal`` with ``label`` (:func:`kronos.stats.daily_ic`).
 
     Args:
         signal, label: float Series on the same (datetime, instrument) MultiIndex.
 
     Returns:
-        DataFrame indexed by datetime with columns ``ic`` and ``rank_ic``; dates with fewer than two
-        valid instruments or a constant cross-section are dropped (their correlation is undefined).
+        DataFrame indexed by datetime with columns ``ic`` and ``rank_ic``, on the dates where both are defined.
     """
     frame = pd.DataFrame({"signal": signal, "label": label})
     out = pd.DataFrame({"ic": stats.daily_ic(frame, "signal", "label", method="pearson"),
@@ -38,13 +36,9 @@ def daily_ic(signal: pd.Series, label: pd.Series) -> pd.DataFrame:
     return out.dropna()
 
 
-def ic_summary(daily: pd.DataFrame, overlap: int = 1) -> dict[str, float]:
-    """Means, information ratios (mean / std, ddof=1, not annualised), t-statistics, p-values and days.
-
-    Args:
-        daily: output of :func:`daily_ic`.
-        overlap: how many decision dates one label spans (1 = no overlap), for :func:`kronos.stats.mean_t`.
-    """
+def _ic_row(daily: pd.DataFrame, overlap: int = 1) -> dict[str, float]:
+    """metrics.json's IC row of one (signal, label): :func:`kronos.stats.ic_summary` of ``ic`` and of
+    ``rank_ic`` under the keys ``ic, icir, ic_t, ic_p, rank_ic, rank_icir, rank_ic_t, rank_ic_p, days``."""
     ic = stats.ic_summary(daily["ic"], overlap)
     rank = stats.ic_summary(daily["rank_ic"], overlap)
     return {"ic": ic["ic"], "icir": ic["icir"], "ic_t": ic["t"], "ic_p": ic["p"],
@@ -54,7 +48,7 @@ def ic_summary(daily: pd.DataFrame, overlap: int = 1) -> dict[str, float]:
 
 def ic_report(signal: pd.Series, labels: pd.DataFrame, overlaps: Mapping[str, int],
               ) -> tuple[dict[str, dict[str, float]], dict[str, pd.DataFrame]]:
-    """IC summaries and daily series of ``signal`` against every label column.
+    """IC rows and daily series of ``signal`` against every label column.
 
     Args:
         signal: Series on (datetime, instrument).
@@ -62,60 +56,44 @@ def ic_report(signal: pd.Series, labels: pd.DataFrame, overlaps: Mapping[str, in
         overlaps: {label: how many decision dates one label spans} (1 = no overlap).
 
     Returns:
-        ({label: ic_summary}, {label: daily_ic frame}).
+        ({label: :func:`_ic_row`}, {label: :func:`_daily_ics` frame}).
     """
     summaries, dailies = {}, {}
     for label in labels.columns:
-        daily = daily_ic(signal, labels[label])
-        summaries[label] = ic_summary(daily, overlap=int(overlaps.get(label, 1)))
+        daily = _daily_ics(signal, labels[label])
+        summaries[label] = _ic_row(daily, overlap=int(overlaps.get(label, 1)))
         dailies[label] = daily
     return summaries, dailies
+
+
+def paired_difference(model: pd.Series, baseline: pd.Series, overlap: int = 1) -> dict[str, float]:
+    """Mean of ``model - baseline`` over the dates both have, with its t (:func:`kronos.stats.mean_t`).
+
+    Args:
+        model, baseline: daily series indexed by date (a daily RankIC, a daily spread, a daily return).
+        overlap: how many decision dates one observation spans.
+
+    Returns:
+        ``diff`` (mean daily difference; NaN without common dates), ``t``, ``p`` (two-sided) and ``days``.
+    """
+    diff = (model - baseline).replace([np.inf, -np.inf], np.nan).dropna()
+    stat = stats.mean_t(diff.to_numpy(), overlap)
+    return {"diff": float(diff.mean()) if len(diff) else float("nan"), "t": stat.t, "p": stat.p,
+            "days": int(len(diff))}
 
 
 def compare(model: pd.DataFrame, baseline: pd.DataFrame, overlap: int = 1) -> dict[str, float]:
     """The model's daily RankIC minus a baseline's on the days both have, and its t-statistic.
 
     Args:
-        model, baseline: :func:`daily_ic` frames of the same label.
+        model, baseline: daily frames of :func:`ic_report` for the same label.
         overlap: how many decision dates the label spans (for :func:`kronos.stats.mean_t`).
 
     Returns:
         ``rank_ic_diff`` (mean daily difference), ``t``, ``p`` (two-sided) and ``days``.
     """
-    diff = (model["rank_ic"] - baseline["rank_ic"]).dropna()
-    stat = stats.mean_t(diff, overlap)
-    return {"rank_ic_diff": float(diff.mean()) if len(diff) else float("nan"),
-            "t": stat.t, "p": stat.p, "days": int(len(diff))}
-
-
-def verdict(model_name: str, baseline_name: str, label: str, result: Mapping[str, float],
-            money: tuple[Mapping[str, float], Mapping[str, float]] | None = None) -> str:
-    """One sentence saying whether ``model_name`` beats ``baseline_name`` significantly on ``label``.
-
-    ``money``: (model, baseline) rows of kronos.backtest.verdict.money_row. With it, "beats" also needs
-    the money: the model's long-short spread significantly positive, its top-k alpha before cost
-    positive, and both above the baseline's; a better ranking without them is said as such.
-    """
-    diff, t, days = result["rank_ic_diff"], result["t"], result["days"]
-    if not np.isfinite(t):
-        return f"Too few days ({days}) to compare {model_name} with {baseline_name} on {label}."
-    ranking = (f"mean daily RankIC difference {diff:+.4f}, t = {t:.2f} over {days} days "
-               f"(significant when |t| > {T_CRITICAL})")
-    if t < -T_CRITICAL:
-        return f"The {model_name} is significantly worse than {baseline_name} on {label}: {ranking}."
-    if t <= T_CRITICAL:
-        return f"The {model_name} does not significantly beat {baseline_name} on {label}: {ranking}."
-    if money is None:
-        return f"The {model_name} beats {baseline_name} on {label}: {ranking}."
-    mine, theirs = money
-    pays = (mine["spread_t"] > T_CRITICAL and mine["alpha"] > 0
-            and mine["spread"] > theirs["spread"] and mine["alpha"] > theirs["alpha"])
-    money_text = (f"long-short spread {mine['spread']:+.5f}/day (t = {mine['spread_t']:.2f}) vs "
-                  f"{theirs['spread']:+.5f}, top-k alpha before cost {mine['alpha']:+.1%}/yr vs {theirs['alpha']:+.1%}")
-    if pays:
-        return f"The {model_name} beats {baseline_name} on {label}: {ranking}; and in money: {money_text}."
-    return (f"The {model_name} ranks {label} better than {baseline_name} ({ranking}) but does not beat it in "
-            f"money: {money_text}.")
+    out = paired_difference(model["rank_ic"], baseline["rank_ic"], overlap)
+    return {"rank_ic_diff": out.pop("diff"), **out}
 
 
 def headline_statistics(signal: pd.Series, label: pd.Series, daily_rank_ic: pd.Series, spread: pd.Series, *,
@@ -128,7 +106,8 @@ def headline_statistics(signal: pd.Series, label: pd.Series, daily_rank_ic: pd.S
 
     Returns:
         ``rank_ic_ci`` and ``spread_ci`` (95 % moving-block bootstrap by date, [lo, hi]),
-        ``rank_ic_permutation_p`` (instruments shuffled within each date, ``n_perm`` times).
+        ``rank_ic_permutation_p`` (instruments shuffled within each date, ``n_perm`` times; its smallest
+        possible value is ``1 / (n_perm + 1)``, where it reads as a bound).
     """
     frame = pd.DataFrame({"signal": signal, "label": label}).dropna()
     ci = {}

@@ -1,8 +1,12 @@
 """Money numbers of a daily return series: annualisation, alpha/beta, costs, break-even, long-short.
 
-Returns accumulate by summation (Qlib's convention): an annualised return is the mean daily return
-times the bars per year, an information ratio the mean over the standard deviation times its square
-root. The bars per year come from the data's own calendar (:func:`bars_per_year`), not a constant.
+**One annualisation** for every money number of the backtest (:func:`annualized`; the portfolio summary,
+the long-short portfolio, the cost grid and the alpha all use it): returns accumulate by summation
+(Qlib's convention, :data:`ANNUALISATION`): an annualised return is the mean daily return times the
+bars per year, not compounded; an information ratio the mean over the standard deviation (ddof 1) times
+the square root of the bars; a drawdown is measured on the summed curve. These are exactly the numbers of
+Qlib's ``risk_analysis`` (mode ``sum``; a test keeps them equal). The bars per year come from the data's
+own calendar (:func:`bars_per_year`), not a constant.
 
 Costs are one-way, in basis points of the value traded: a day's cost is its turnover (value bought plus
 value sold, over the account) times the rate, so the break-even cost (the one-way rate at which the
@@ -15,11 +19,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats as sps
 
 from kronos import stats
-from kronos.backtest.factor import quantile_groups
+from kronos.backtest.factor import held_label, quantile_daily, quantile_groups, spread_series
 
 COST_GRID_BPS = (0, 5, 10, 20, 50)
+# What every annualised money number of the report is, in words (the report and metrics.json say it).
+ANNUALISATION = ("summed: mean daily return x bars per year (Qlib's convention; not compounded); "
+                 "information ratio = mean / std x sqrt(bars per year)")
 # Trading days a year of a market, for calendars too short to measure it (holidays bias a few months).
 REGION_BARS = {"cn": 242.0, "us": 252.0}
 FALLBACK_BARS = 252.0
@@ -43,29 +51,41 @@ def bars_per_year(calendar: pd.DatetimeIndex, region: str = "none") -> float:
 
 
 def annualized(returns: pd.Series, bars: float) -> dict[str, float]:
-    """``annualized_return`` (mean x bars), ``information_ratio`` (mean / std x sqrt(bars)) and ``t`` of a
-    daily series (plain t of the mean: daily portfolio returns do not overlap)."""
+    """The one annualisation of a daily return series (NaN dropped), summed as Qlib sums it.
+
+    Returns:
+        ``mean`` and ``std`` (ddof 1) of the daily returns, ``annualized_return`` (mean x bars),
+        ``information_ratio`` (mean / std x sqrt(bars)), ``max_drawdown`` (the deepest fall of the summed
+        curve from its running peak, <= 0) and ``t`` (plain t of the mean: daily portfolio returns do not
+        overlap). Equal to Qlib's ``risk_analysis(returns, N=bars, mode="sum")`` plus ``t``.
+    """
     r = pd.Series(returns, dtype=float).dropna()
-    sd = r.std()
-    return {"annualized_return": float(r.mean() * bars),
+    sd = float(r.std()) if len(r) > 1 else float("nan")
+    curve = r.cumsum()
+    return {"mean": float(r.mean()) if len(r) else float("nan"), "std": sd,
+            "annualized_return": float(r.mean() * bars) if len(r) else float("nan"),
             "information_ratio": float(r.mean() / sd * np.sqrt(bars)) if len(r) > 1 and sd > 0 else float("nan"),
+            "max_drawdown": float((curve - curve.cummax()).min()) if len(r) else float("nan"),
             "t": float(stats.mean_t(r.to_numpy(), overlap=1).t)}
 
 
 def alpha_beta(returns: pd.Series, benchmark: pd.Series, bars: float) -> dict[str, float]:
-    """OLS of the daily returns on the benchmark's: ``annualized`` alpha (intercept x bars), its ``t``
-    (the intercept over its OLS standard error) and ``beta``."""
+    """OLS of the daily returns on the benchmark's: ``annualized`` alpha (intercept x bars, summed as
+    :func:`annualized`), its ``t`` (the intercept over its OLS standard error), its two-sided ``p`` (Student t,
+    n - 2 degrees of freedom) and ``beta``."""
     frame = pd.DataFrame({"r": returns, "m": benchmark}).dropna()
     n = len(frame)
+    nan = float("nan")
     if n < 3 or frame["m"].var() <= 0:
-        return {"annualized": float("nan"), "t": float("nan"), "beta": float("nan")}
+        return {"annualized": nan, "t": nan, "p": nan, "beta": nan}
     x = np.column_stack([np.ones(n), frame["m"].to_numpy()])
     coef, *_ = np.linalg.lstsq(x, frame["r"].to_numpy(), rcond=None)
     resid = frame["r"].to_numpy() - x @ coef
     sigma2 = resid @ resid / (n - 2)
     se = np.sqrt(sigma2 * np.linalg.inv(x.T @ x)[0, 0])
-    return {"annualized": float(coef[0] * bars), "t": float(coef[0] / se) if se > 0 else float("nan"),
-            "beta": float(coef[1])}
+    t = float(coef[0] / se) if se > 0 else nan
+    p = float(2.0 * sps.t.sf(abs(t), n - 2)) if np.isfinite(t) else nan
+    return {"annualized": float(coef[0] * bars), "t": t, "p": p, "beta": float(coef[1])}
 
 
 def cost_grid(gross: pd.Series, turnover: pd.Series, bars: float,
@@ -99,22 +119,21 @@ def long_short(signal: pd.Series, label: pd.Series, *, quantiles: int, cost: flo
     """The long-short quantile portfolio, computed in pandas from the signal and the realised label.
 
     Each date: long the top group, short the bottom group (kronos.backtest.factor.quantile_groups of the
-    names with a label), equal-weighted, dollar-neutral (one unit of capital a leg); the day's return is
-    the long leg's mean label minus the short leg's; costs are ``cost`` (one way, a fraction) on the value
-    each leg trades to rebalance. Names without a label that day (suspended, masked at limit-up) are not
-    traded.
+    decision-time universe: every name with a signal that day), equal-weighted, dollar-neutral (one unit
+    of capital a leg); the day's return is the long leg's mean label minus the short leg's
+    (kronos.backtest.factor.spread_series of quantile_daily: the factor report's spread), where a name
+    whose label is missing (suspended, masked at limit-up) earns 0 (kronos.backtest.factor.held_label);
+    costs are ``cost`` (one way, a fraction) on the value each leg trades to rebalance.
 
     Returns:
-        (``annualized_return``, ``information_ratio``, ``t`` (after cost), ``before_cost`` (the same three),
-        ``turnover`` (mean daily, both legs), ``cost``, ``costs`` (:func:`cost_grid`), ``break_even_cost_bps``,
-        ``days``; the daily return after cost).
+        (:func:`annualized` after cost plus ``before_cost`` (the same before cost), ``turnover`` (mean daily,
+        both legs), ``cost``, ``costs`` (:func:`cost_grid`), ``break_even_cost_bps``, ``days``; the daily
+        return after cost).
     """
-    frame = pd.DataFrame({"signal": signal, "label": label}).replace([np.inf, -np.inf], np.nan).dropna()
-    group = quantile_groups(frame["signal"], quantiles)
-    frame = frame.assign(group=group).dropna(subset=["group"])
-    legs = {name: frame["group"] == g for name, g in (("long", quantiles), ("short", 1))}
-    mean = {name: frame["label"].where(m).groupby(level="datetime").mean() for name, m in legs.items()}
-    gross = (mean["long"] - mean["short"]).dropna()
+    gross = spread_series(quantile_daily(signal, label, quantiles))
+    universe = signal.reindex(held_label(signal, label).index)
+    group = quantile_groups(universe, quantiles)
+    legs = {name: group == g for name, g in (("long", quantiles), ("short", 1))}
     turnover = (leg_turnover(legs["long"]) + leg_turnover(legs["short"])).reindex(gross.index)
     net = gross - turnover * cost
     return {**annualized(net, bars), "before_cost": annualized(gross, bars),

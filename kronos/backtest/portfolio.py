@@ -16,8 +16,9 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 import pandas as pd
 
-from kronos.backtest.markets import LOT_SIZE, REGION_QLIB, limit_moves, suspended
-from kronos.backtest.performance import COST_GRID_BPS, alpha_beta, bars_per_year, break_even_bps, cost_grid
+from kronos.backtest.markets import LOT_SIZE, REGION_QLIB, tradability
+from kronos.backtest.performance import (COST_GRID_BPS, alpha_beta, annualized, bars_per_year, break_even_bps,
+                                         cost_grid)
 from kronos.backtest.settings import BacktestSettingsError
 
 DAY = "day"
@@ -56,20 +57,6 @@ def _quiet() -> Iterator[None]:
         warnings.simplefilter("ignore", RuntimeWarning)
         warnings.simplefilter("ignore", FutureWarning)
         yield
-
-
-def limit_expressions(threshold: float | None) -> tuple[str, str] | float:
-    """Limit-up/limit-down flags as Qlib expressions on the close-to-close change.
-
-    Qlib's float ``limit_threshold`` compares ``$change``, whose unit differs between providers
-    (the shared CSI300 provider stores percent, csv_to_qlib a fraction); deriving the change from
-    ``$close`` means the same thing everywhere. None means no limit: Qlib would otherwise apply its
-    region's default, so it gets an unreachable threshold instead.
-    """
-    if threshold is None:
-        return float("inf")
-    change = "($close / Ref($close, 1) - 1)"
-    return f"Ge({change}, {float(threshold)})", f"Le({change}, {-float(threshold)})"
 
 
 def provider_instruments() -> set[str]:
@@ -197,18 +184,11 @@ class PortfolioResult:
     benchmark: str
 
 
-def _risk(returns: pd.Series, bars: float) -> dict[str, float]:
-    """Qlib's ``risk_analysis`` (additive accumulation, ``bars`` trading days a year) as a plain dict."""
-    from qlib.contrib.evaluate import risk_analysis
-
-    table = risk_analysis(returns, N=bars, freq=None)
-    return {str(k): float(v) for k, v in table["risk"].items()}
-
-
 def summarize(report: pd.DataFrame, bars: float) -> dict[str, Any]:
     """Annualised returns, excess returns with/without cost, information ratio, max drawdown, turnover,
     alpha and beta on the benchmark (before and after cost), excess return on a grid of one-way costs
-    and the break-even cost.
+    and the break-even cost of the excess return, every one annualised by
+    :func:`kronos.backtest.performance.annualized` (summed; the same numbers as Qlib's ``risk_analysis``).
 
     Args:
         report: Qlib's daily portfolio report (columns ``return``, ``cost``, ``bench``, ``turnover``).
@@ -216,11 +196,11 @@ def summarize(report: pd.DataFrame, bars: float) -> dict[str, Any]:
     """
     r, cost, bench, turnover = report["return"], report["cost"], report["bench"], report["turnover"]
     return {
-        "return_without_cost": _risk(r, bars),
-        "return_with_cost": _risk(r - cost, bars),
-        "benchmark": _risk(bench, bars),
-        "excess_return_without_cost": _risk(r - bench, bars),
-        "excess_return_with_cost": _risk(r - bench - cost, bars),
+        "return_without_cost": annualized(r, bars),
+        "return_with_cost": annualized(r - cost, bars),
+        "benchmark": annualized(bench, bars),
+        "excess_return_without_cost": annualized(r - bench, bars),
+        "excess_return_with_cost": annualized(r - bench - cost, bars),
         "alpha": alpha_beta(r, bench, bars),
         "alpha_after_cost": alpha_beta(r - cost, bench, bars),
         "excess_return_by_cost_bps": cost_grid(r - bench, turnover, bars, COST_GRID_BPS),
@@ -268,9 +248,8 @@ def market_rules(universe: list[str], start: pd.Timestamp, end: pd.Timestamp, re
     """
     fields = {"close": "$close", "volume": "$volume"} | ({"deal": f"${deal_price}"} if deal_price != "close" else {})
     wide = provider_fields(universe, start, end, fields)
-    halt = suspended(wide["close"], wide["volume"])
-    up, down = limit_moves(wide["close"], region, limit_threshold, wide.get("deal"))
-    traded = wide["close"].where(~halt)
+    blocks = tradability(wide["close"], wide["volume"], region, limit_threshold, wide.get("deal"))
+    traded = wide["close"].where(~blocks.suspended)
     last = traded.apply(lambda col: col.last_valid_index())
     last_day = {str(k): pd.Timestamp(v) for k, v in last.items() if v is not None and pd.Timestamp(v) < end}
 
@@ -278,7 +257,7 @@ def market_rules(universe: list[str], start: pd.Timestamp, end: pd.Timestamp, re
         out = frame.loc[frame.index >= start].astype(bool).T.stack(future_stack=True)
         return out.rename_axis(["instrument", "datetime"])
 
-    return Rules(long(halt | up), long(halt | down), long(up & ~halt), last_day)
+    return Rules(long(blocks.buy_blocked), long(blocks.sell_blocked), long(blocks.limit_up), last_day)
 
 
 def rule_exchange(rules: Rules, **kwargs: Any) -> Any:

@@ -1,34 +1,34 @@
 """The backtest report: metrics.json, signals.csv, PNG plots and one self-contained report.html.
 
-Everything is written into a temporary directory that replaces ``out_dir`` only once complete,
-so a crash leaves the previous report (or none), never half of one.
+Written through :mod:`kronos.reporting` (the one report writer): a temporary directory replaces ``out_dir``
+only once complete, so a crash leaves the previous report (or none), never half of one; metrics.json is
+strict JSON (a number that cannot be computed is ``null``).
 """
 
 from __future__ import annotations
 
-import base64
 import html
 import json
 from pathlib import Path
 from typing import Any, Mapping
 
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
-import pandas as pd  # noqa: E402
-
-from kronos.atomic import atomic_directory  # noqa: E402
-from kronos.backtest.performance import COST_GRID_BPS  # noqa: E402
+from kronos.backtest.performance import ANNUALISATION, COST_GRID_BPS
+from kronos.reporting import (cell, html_page, html_table, image_html, new_figure, report_directory, save_figure,
+                              write_metrics)
+from kronos.verdicts import p_text, permutation_floor
 
 FIGURES = ("cumulative_return", "excess_return", "daily_rank_ic", "quantile_returns", "cumulative_spread")
 # Figures drawn whether or not a portfolio was simulated (intraday data has no Qlib portfolio).
 SIGNAL_FIGURES = ("daily_rank_ic", "quantile_returns", "cumulative_spread")
 _PORTFOLIO_ROWS = (
-    ("annualised return", "return_without_cost", "annualized_return"),
-    ("annualised return (after cost)", "return_with_cost", "annualized_return"),
-    ("excess return, annualised", "excess_return_without_cost", "annualized_return"),
-    ("excess return after cost, annualised", "excess_return_with_cost", "annualized_return"),
+    ("return before cost, annualised (summed)", "return_without_cost", "annualized_return"),
+    ("return after cost, annualised (summed)", "return_with_cost", "annualized_return"),
+    ("excess return over the benchmark before cost, annualised (summed)", "excess_return_without_cost",
+     "annualized_return"),
+    ("excess return over the benchmark after cost, annualised (summed)", "excess_return_with_cost",
+     "annualized_return"),
     ("information ratio", "excess_return_without_cost", "information_ratio"),
     ("information ratio (after cost)", "excess_return_with_cost", "information_ratio"),
     ("max drawdown of excess return", "excess_return_without_cost", "max_drawdown"),
@@ -38,19 +38,19 @@ _PORTFOLIO_ROWS = (
 
 def _plot_cumulative(portfolios: Mapping[str, pd.DataFrame], benchmark: str, path: Path) -> None:
     """Cumulative (summed, as Qlib accumulates) daily return after cost of each portfolio and the benchmark."""
-    fig, ax = plt.subplots(figsize=(9, 4.5))
+    fig, ax = new_figure()
     for name, report in portfolios.items():
         ax.plot(report.index, (report["return"] - report["cost"]).cumsum(), label=f"{name} (after cost)")
     first = next(iter(portfolios.values()))
     ax.plot(first.index, first["bench"].cumsum(), label=f"benchmark: {benchmark}", color="black", linestyle="--")
     ax.set(title="Cumulative return vs benchmark", ylabel="cumulative return (sum of daily)")
     fig.autofmt_xdate()
-    _finish(fig, ax, path)
+    save_figure(fig, path, ax)
 
 
 def _plot_excess(portfolios: Mapping[str, pd.DataFrame], benchmark: str, path: Path) -> None:
     """Cumulative excess return over the benchmark, with and without cost."""
-    fig, ax = plt.subplots(figsize=(9, 4.5))
+    fig, ax = new_figure()
     for name, report in portfolios.items():
         excess = report["return"] - report["bench"]
         line, = ax.plot(report.index, excess.cumsum(), label=f"{name} (no cost)")
@@ -59,12 +59,12 @@ def _plot_excess(portfolios: Mapping[str, pd.DataFrame], benchmark: str, path: P
     ax.axhline(0.0, color="grey", linewidth=0.8)
     ax.set(title=f"Cumulative excess return over {benchmark}", ylabel="cumulative excess return")
     fig.autofmt_xdate()
-    _finish(fig, ax, path)
+    save_figure(fig, path, ax)
 
 
 def _plot_rank_ic(daily_ics: Mapping[str, pd.DataFrame], path: Path) -> None:
     """Daily RankIC (headline label) of each signal, as bars, with a 20-day rolling mean."""
-    fig, ax = plt.subplots(figsize=(9, 4.5))
+    fig, ax = new_figure()
     width = 0.8 / max(len(daily_ics), 1)
     for i, (name, daily) in enumerate(daily_ics.items()):
         x = pd.RangeIndex(len(daily)) + (i - (len(daily_ics) - 1) / 2) * width
@@ -77,12 +77,12 @@ def _plot_rank_ic(daily_ics: Mapping[str, pd.DataFrame], path: Path) -> None:
     ax.set_xticks(ticks, [longest.index[t].strftime("%Y-%m-%d") for t in ticks], rotation=30, ha="right")
     ax.axhline(0.0, color="grey", linewidth=0.8)
     ax.set(title="Daily RankIC against the headline label", ylabel="RankIC")
-    _finish(fig, ax, path)
+    save_figure(fig, path, ax)
 
 
 def _plot_quantiles(factors: Mapping[str, pd.DataFrame], path: Path) -> None:
     """Mean daily headline-label return of each quantile group (bottom to top), bars per signal."""
-    fig, ax = plt.subplots(figsize=(9, 4.5))
+    fig, ax = new_figure()
     width = 0.8 / max(len(factors), 1)
     for i, (name, daily) in enumerate(factors.items()):
         x = pd.RangeIndex(daily.shape[1]) + (i - (len(factors) - 1) / 2) * width
@@ -91,40 +91,29 @@ def _plot_quantiles(factors: Mapping[str, pd.DataFrame], path: Path) -> None:
     ax.set_xticks(range(first.shape[1]), [f"Q{c}" for c in first.columns])
     ax.axhline(0.0, color="grey", linewidth=0.8)
     ax.set(title="Mean daily return by signal quantile (Q1 lowest signal)", ylabel="bps per day")
-    _finish(fig, ax, path)
+    save_figure(fig, path, ax)
 
 
 def _plot_spread(long_short: Mapping[str, pd.Series], path: Path) -> None:
     """Cumulative (summed) daily return of each signal's long-short quantile portfolio after cost."""
-    fig, ax = plt.subplots(figsize=(9, 4.5))
+    fig, ax = new_figure()
     for i, (name, daily) in enumerate(long_short.items()):
         ax.plot(daily.index, daily.cumsum(), color=f"C{i}", label=name)
     ax.axhline(0.0, color="grey", linewidth=0.8)
     ax.set(title="Cumulative long-short spread (top minus bottom quantile, after cost)",
            ylabel="cumulative return (sum of daily)")
     fig.autofmt_xdate()
-    _finish(fig, ax, path)
+    save_figure(fig, path, ax)
 
 
-def _finish(fig: plt.Figure, ax: plt.Axes, path: Path) -> None:
-    """Grid, legend, save as PNG and free the figure (plots are made in loops over runs)."""
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def _fmt(value: Any) -> str:
-    """A table cell: floats to 4 decimals, everything else HTML-escaped."""
-    return f"{value:.4f}" if isinstance(value, float) else html.escape(str(value))
+def _cell(value: Any) -> str:
+    """A value in running text, formatted as the tables format it."""
+    return cell(value, "{:.4f}")
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> str:
-    """An HTML table from a header and rows of cells."""
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{_fmt(c)}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    """An HTML table (kronos.reporting.html_table) with floats to 4 decimals."""
+    return html_table(header, rows, float_format="{:.4f}")
 
 
 def _rows(metrics: Mapping[str, Any]) -> list[str]:
@@ -181,92 +170,104 @@ def _money_table(metrics: Mapping[str, Any]) -> str:
                      alpha.get("annualized", "-"), alpha.get("t", "-"), alpha.get("beta", "-"),
                      after.get("annualized", "-"), after.get("t", "-"),
                      *[grid.get(str(c), "-") for c in COST_GRID_BPS], pf.get("break_even_cost_bps", "-")])
-    header = ["signal", "long-short ann. return (after cost)", "long-short IR", "long-short t",
-              "long-short break-even bps", "top-k alpha", "alpha t", "beta", "alpha after cost", "t after cost",
-              *[f"top-k excess @{c} bps" for c in COST_GRID_BPS], "top-k break-even bps"]
+    header = ["signal", "long-short return after cost, ann. (summed)", "long-short IR", "long-short t",
+              "long-short break-even bps", "top-k alpha before cost, ann. (summed)", "alpha t", "beta",
+              "top-k alpha after cost, ann. (summed)", "t after cost",
+              *[f"top-k excess return @{c} bps, ann. (summed)" for c in COST_GRID_BPS],
+              "top-k excess return break-even bps"]
     return _table(header, rows)
+
+
+def _portfolio_html(metrics: Mapping[str, Any]) -> str:
+    """The top-k dropout table (one column per signal), or why it was not run."""
+    names = _rows(metrics)
+    if not all(metrics[n].get("portfolio") for n in names):
+        return f"<p>Not run: {html.escape(str(metrics.get('portfolio_skipped', 'no portfolio')))}</p>"
+    rows = [[title] + [metrics[name]["portfolio"][group][key] for name in names]
+            for title, group, key in _PORTFOLIO_ROWS]
+    rows.append(["benchmark return, annualised (summed)"]
+                + [metrics[n]["portfolio"]["benchmark"]["annualized_return"] for n in names])
+    rows.append(["mean daily turnover"] + [metrics[n]["portfolio"]["turnover"] for n in names])
+    for key, title in (("blocked_buys_limit_up", "buys blocked at limit-up"),
+                       ("clipped_orders", "orders clipped by max_participation"),
+                       ("delisted_sales", "names sold on their last trading day")):
+        rows.append([title] + [metrics[n]["portfolio"][key] for n in names])
+    return _table(["metric"] + names, rows)
+
+
+def _statistics_html(metrics: Mapping[str, Any]) -> str:
+    """The headline's bootstrap intervals and permutation p (a bound at its floor of 1 / (draws + 1))."""
+    st = metrics.get("statistics", {})
+    floor = permutation_floor(st["n_perm"]) if "n_perm" in st else None
+    return (f"<p>Headline RankIC 95 % block-bootstrap interval (by date): {_cell(st.get('rank_ic_ci'))}; "
+            f"spread interval: {_cell(st.get('spread_ci'))}; permutation test of the RankIC (instruments shuffled "
+            f"within each date, {st.get('n_perm')} times): {html.escape(p_text(st.get('rank_ic_permutation_p'), floor))}. "
+            f"Labels masked because the entry was at limit-up: {metrics.get('limit_up', {}).get('labels_masked')}.</p>")
+
+
+def _bad_prices_html(metrics: Mapping[str, Any]) -> str:
+    """The flagged price rows, where there are any."""
+    bad = metrics.get("bad_prices")
+    if not (bad and bad.get("count")):
+        return ""
+    return (f"<h2>Flagged price rows: {bad['count']}</h2>"
+            + _table(["datetime", "instrument", "return", "change", "reason"],
+                     [[e["datetime"], e["instrument"], e["return"], e["change"], e["reason"]] for e in bad["examples"]]))
+
+
+def _items(entries: Mapping[str, Any] | list[str], css: str = "") -> str:
+    """``<li>`` items: ``name: text`` of a mapping (name in bold) or the texts of a list."""
+    attr = f' class="{css}"' if css else ""
+    if isinstance(entries, Mapping):
+        return "".join(f"<li{attr}><b>{html.escape(k)}</b>: {html.escape(str(v))}</li>" for k, v in entries.items())
+    return "".join(f"<li{attr}>{html.escape(str(v))}</li>" for v in entries)
 
 
 def _html(metrics: Mapping[str, Any], figures: Mapping[str, Path]) -> str:
     """One self-contained page: the headline lines, warnings, verdicts, the IC, factor, money and
     portfolio tables, the figures as base64 PNG, and the settings."""
-    names = _rows(metrics)
-    if all(metrics[n].get("portfolio") for n in names):
-        pf_rows = [[title] + [metrics[name]["portfolio"][group][key] for name in names]
-                   for title, group, key in _PORTFOLIO_ROWS]
-        pf_rows.append(["benchmark annualised return"]
-                       + [metrics[n]["portfolio"]["benchmark"]["annualized_return"] for n in names])
-        pf_rows.append(["mean daily turnover"] + [metrics[n]["portfolio"]["turnover"] for n in names])
-        for key, title in (("blocked_buys_limit_up", "buys blocked at limit-up"),
-                           ("clipped_orders", "orders clipped by max_participation"),
-                           ("delisted_sales", "names sold on their last trading day")):
-            pf_rows.append([title] + [metrics[n]["portfolio"][key] for n in names])
-        portfolio = _table(["metric"] + names, pf_rows)
-    else:
-        portfolio = f"<p>Not run: {html.escape(str(metrics.get('portfolio_skipped', 'no portfolio')))}</p>"
-    images = "".join(
-        f'<figure><img alt="{key}" src="data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()}">'
-        f"<figcaption>{key.replace('_', ' ')}</figcaption></figure>" for key, path in figures.items())
+    name = html.escape(str(metrics["name"]))
+    verdicts = _items([v["verdict"] for v in metrics.get("significance", {}).values()])
+    warnings = _items(metrics.get("warnings", []), "warn") + _items(metrics.get("notes", []))
     settings = _table(["setting", "value"], [[k, json.dumps(v)] for k, v in metrics["settings"].items()])
-    warnings = "".join(f'<li class="warn">{html.escape(w)}</li>' for w in metrics.get("warnings", []))
-    notes = "".join(f"<li>{html.escape(n)}</li>" for n in metrics.get("notes", []))
-    verdicts = "".join(f"<li>{html.escape(v['verdict'])}</li>" for v in metrics.get("significance", {}).values())
-    labels = "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(v)}</li>" for k, v in metrics["labels"].items())
-    signals = "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(str(v))}</li>" for k, v in metrics["signals"].items())
-    bad = metrics.get("bad_prices")
-    bad_html = ""
-    if bad and bad.get("count"):
-        bad_html = (f"<h2>Flagged price rows: {bad['count']}</h2>"
-                    + _table(["datetime", "instrument", "return", "change", "reason"],
-                             [[e["datetime"], e["instrument"], e["return"], e["change"], e["reason"]]
-                              for e in bad["examples"]]))
-    weights = metrics.get("weights") or {}
-    headline = "".join(f"<li>{html.escape(line)}</li>" for line in metrics.get("headline", []))
-    st = metrics.get("statistics", {})
-    stats_html = (f"<p>Headline RankIC 95 % block-bootstrap interval (by date): {_fmt(st.get('rank_ic_ci'))}; "
-                  f"spread interval: {_fmt(st.get('spread_ci'))}; permutation p-value of the RankIC (instruments "
-                  f"shuffled within each date, {st.get('n_perm')} times): {_fmt(st.get('rank_ic_permutation_p'))}. "
-                  f"Labels masked because the entry was at limit-up: {metrics.get('limit_up', {}).get('labels_masked')}."
-                  "</p>")
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Kronos backtest: {html.escape(str(metrics['name']))}</title>
-<style>body{{font-family:sans-serif;margin:2em;max-width:1100px}}table{{border-collapse:collapse;margin:1em 0}}
-td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child,th:first-child{{text-align:left}}
-.warn{{color:#a00}}img{{max-width:100%}}</style></head><body>
-<h1>Kronos backtest: {html.escape(str(metrics['name']))}</h1>
-<ul class="headline">{headline}</ul>
+    body = f"""<h1>Kronos backtest: {name}</h1>
+<ul class="headline">{_items(metrics.get("headline", []))}</ul>
 <p>{metrics['n_forecasts']} forecasts, {metrics['n_instruments']} instruments, decision dates {metrics['start']} to
 {metrics['end']}. Market rules: {html.escape(str(metrics.get('region')))}. Benchmark:
-<b>{html.escape(str(metrics['benchmark']))}</b>. Qlib TopkDropoutStrategy, trading on day t+1 with day t's signal;
-returns accumulated by summation (Qlib's convention), annualised over {metrics.get('bars_per_year', 0):.1f} bars a year
-(measured from the data's calendar).
-Weights: {html.escape(json.dumps(weights))}.</p>
-<h2>Warnings</h2><ul>{warnings or "<li>none</li>"}{notes}</ul>
-<h2>Does the model beat the baselines?</h2><ul>{verdicts}</ul>
+<b>{html.escape(str(metrics['benchmark']))}</b>. Qlib TopkDropoutStrategy, trading on day t+1 with day t's signal.
+Every annualised number is {html.escape(ANNUALISATION)}, over {metrics.get('bars_per_year', 0):.1f} bars a year
+(measured from the data's calendar). Weights: {html.escape(json.dumps(metrics.get("weights") or {}))}.</p>
+<h2>Warnings</h2><ul>{warnings or "<li>none</li>"}</ul>
+<h2>Does the model beat the baselines?</h2>
+<p>Each sentence follows its test: "beats" or "loses to" only where the paired test of the daily difference rejects
+at 5 %, otherwise "is not significantly different from".</p><ul>{verdicts}</ul>
 <h2>Information coefficient: model vs baselines</h2>
-<p>Labels:</p><ul>{labels}</ul><p>Signals:</p><ul>{signals}</ul>
+<p>Labels:</p><ul>{_items(metrics["labels"])}</ul><p>Signals:</p><ul>{_items(metrics["signals"])}</ul>
 {_ic_table(metrics)}
 <p>t: the mean daily (Rank)IC over its standard error; Hansen-Hodrick (uniform weights up to lag overlap - 1,
-small-sample degrees of freedom) where consecutive labels overlap. |t| &gt; 1.96 is significant at 5 %.</p>
-{stats_html}
+small-sample degrees of freedom) where consecutive labels overlap.</p>
+{_statistics_html(metrics)}
 <h2>Factor analysis on {html.escape(metrics['headline_label'])}</h2>
-<p>Each day the names are split into equal groups by the signal (Q1 lowest); a group's return is the mean label of
-its names; t per group and for the spread (top minus bottom); monotonicity: Spearman correlation of the group number
-with its mean return; IC decay: RankIC with the label k-1 days later; turnover: share of the top group new each day.
-Computed in pandas (not alphalens).</p>
+<p>Each day the names with a signal (the decision-time universe) are split into equal groups by the signal (Q1
+lowest); a group's return is the mean label of its names, a name whose label is missing (suspended, or its entry at
+limit-up) counting 0 (cash that could not be invested, or a position marked at its last price); t per group and
+for the spread (top minus bottom); monotonicity: Spearman correlation of the group number with its mean return;
+IC decay: RankIC with the label k-1 days later; turnover: share of the top group new each day. Computed in pandas
+(not alphalens).</p>
 {_factor_table(metrics)}
-<h2>Money: long-short quantile portfolio and top-k alpha</h2>
+<h2>Money: long-short quantile portfolio, top-k alpha and excess return</h2>
 <p>Long-short (pandas, from signals and realised trade returns): top group long, bottom group short,
-equal-weighted, dollar-neutral, costs (mean of open and close cost, one way) on both legs. Top-k alpha: OLS of the
-Qlib portfolio's daily return on the benchmark's, annualised, with its t. Costs are one way on each day's turnover.</p>
+equal-weighted, dollar-neutral, costs (mean of open and close cost, one way) on both legs. Top-k alpha: the
+intercept of an OLS of the Qlib portfolio's daily return on the benchmark's, with its t. Top-k excess return:
+the portfolio's daily return minus the benchmark's; its break-even cost is the one-way cost at which that excess
+return is zero. Costs are one way on each day's turnover.</p>
 {_money_table(metrics)}
 <h2>Top-k dropout portfolio</h2>
-{portfolio}
-{bad_html}
-<h2>Figures</h2>{images}
-<h2>Settings</h2>{settings}
-</body></html>
-"""
+{_portfolio_html(metrics)}
+{_bad_prices_html(metrics)}
+<h2>Figures</h2>{"".join(image_html(path, key) for key, path in figures.items())}
+<h2>Settings</h2>{settings}"""
+    return html_page(f"Kronos backtest: {metrics['name']}", body)
 
 
 def write_report(out_dir: str | Path, metrics: Mapping[str, Any], signals: pd.DataFrame,
@@ -292,7 +293,7 @@ def write_report(out_dir: str | Path, metrics: Mapping[str, Any], signals: pd.Da
     """
     out_dir = Path(out_dir)
     benchmark = str(metrics["benchmark"])
-    with atomic_directory(out_dir) as tmp:
+    with report_directory(out_dir, "backtest") as tmp:
         keys = FIGURES if portfolios else SIGNAL_FIGURES
         figures = {key: tmp / f"{key}.png" for key in keys}
         if portfolios:
@@ -301,7 +302,7 @@ def write_report(out_dir: str | Path, metrics: Mapping[str, Any], signals: pd.Da
         _plot_rank_ic(daily_ics, figures["daily_rank_ic"])
         _plot_quantiles(factors, figures["quantile_returns"])
         _plot_spread(long_short, figures["cumulative_spread"])
-        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str) + "\n", encoding="utf-8")
+        write_metrics(tmp / "metrics.json", metrics)
         signals.to_csv(tmp / "signals.csv", index=False, float_format="%.10g")
         (tmp / "report.html").write_text(_html(metrics, figures), encoding="utf-8")
     return dict(metrics), {key: out_dir / f"{key}.png" for key in figures}

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -27,12 +28,12 @@ from kronos.backtest.exposures import lookback_features, neutralize
 from kronos.backtest.factor import factor_report, spread_series
 from kronos.backtest.forecast import forecast_split
 from kronos.backtest.markets import resolve_region
-from kronos.backtest.metrics import compare, headline_statistics, ic_report, verdict
-from kronos.backtest.performance import bars_per_year, long_short
+from kronos.backtest.metrics import headline_statistics, ic_report
+from kronos.backtest.performance import ANNUALISATION, bars_per_year, long_short
 from kronos.backtest.report import write_report
-from kronos.backtest.settings import ALIAS_NOTE, BASELINE_ALIASES, PATH_SIGNALS, BacktestSettings
+from kronos.backtest.settings import PATH_SIGNALS, BacktestSettings
 from kronos.backtest.signals import anchor_gap_signal, baseline_signal, model_signal, oracle_signal
-from kronos.backtest.verdict import headline_lines, money_row, money_verdict
+from kronos.backtest.verdict import baseline_significance, headline_lines, money_verdict
 from kronos.data.qlib_provider import build_provider_from_panel, qlib_symbol
 from kronos.data.synthetic import SyntheticSource
 
@@ -60,14 +61,20 @@ def resolve_provider(datamodule: Any, provider_uri: str | None, provider_dir: Pa
 
 def cap_portfolio(topk: int, n_drop: int, universe: int) -> tuple[int, int, str | None]:
     """(topk, n_drop, note): a topk of the whole universe (or more) holds the benchmark, so it is capped
-    to half the universe; n_drop to topk. The note says what changed (None: nothing)."""
+    to half the universe, and n_drop scales by the same ratio so the share of the book replaced each day
+    stays what was configured: ``round(n_drop * new_topk / topk)`` (halves up), at least 1 (unless n_drop
+    is 0), at most the new topk; e.g. 50 -> 12 with n_drop 5 gives 1. The note says what changed (None:
+    nothing)."""
     if topk < universe:
         return topk, n_drop, None
     new_topk = max(1, universe // 2)
-    new_drop = min(n_drop, new_topk)
+    scaled = math.floor(n_drop * new_topk / topk + 0.5)
+    new_drop = 0 if n_drop == 0 else min(max(1, scaled), new_topk)
     return new_topk, new_drop, (f"backtest.topk={topk} is not smaller than the universe ({universe} instruments a "
-                                f"day): capped to topk={new_topk}, n_drop={new_drop} (holding everything would "
-                                "simply be the equal-weighted universe). Set backtest.topk below the universe size.")
+                                f"day): capped to topk={new_topk}, and n_drop={n_drop} scaled with it to "
+                                f"n_drop={new_drop} (about {new_drop / new_topk:.0%} of the book replaced a day, "
+                                f"{n_drop / topk:.0%} configured; holding everything would simply be the "
+                                "equal-weighted universe). Set backtest.topk below the universe size.")
 
 
 def _headline(metrics: Mapping[str, Any]) -> dict[str, float]:
@@ -282,24 +289,19 @@ def run_backtest(predictor: Any, datamodule: Any, settings: BacktestSettings, ou
         metrics["capture_ratio"] = (float(metrics["model"]["ic"][HEADLINE_LABEL]["rank_ic"] / oracle_ic)
                                     if oracle_ic else float("nan"))
 
-    significance: dict[str, Any] = {}
-    for name in settings.baselines:
-        significance[name] = {label: compare(daily_ics["model"][label], daily_ics[name][label], overlaps[label])
-                              for label in labels.columns}
-        significance[name]["verdict"] = verdict("model", name, HEADLINE_LABEL, significance[name][HEADLINE_LABEL],
-                                                money=(money_row(metrics["model"]), money_row(metrics[name])))
-    metrics["significance"] = significance
+    metrics["significance"] = baseline_significance(
+        metrics, daily_ics, overlaps, {n: spread_series(f) for n, f in factor_daily.items()}, portfolios)
+    metrics["annualisation"] = ANNUALISATION
     metrics["verdict"] = money_verdict(metrics)
     metrics["headline"] = headline_lines(metrics)
     metrics["bad_prices"] = bad
-    _keep_old_names(metrics, notes)
     metrics["warnings"] = warnings
     metrics["notes"] = notes
     used = dataclasses.replace(settings, sampling=sampling)  # the seed the forecasts were drawn with
     metrics["settings"] = used.as_dict() | {"region_resolved": region, "topk_used": topk, "n_drop_used": n_drop,
                                             "lookback": int(datamodule.lookback), "horizon": horizon}
     for line in metrics["headline"]:
-        log.warning("backtest: %s", line)
+        log.info("backtest: %s", line)
     for text in warnings + notes:
         log.warning("backtest: %s", text)
 
@@ -357,20 +359,7 @@ def build_signals(forecasts: pd.DataFrame, features: pd.DataFrame, settings: Bac
     return signals, descriptions
 
 
-def _keep_old_names(metrics: dict[str, Any], notes: list[str]) -> None:
-    """For one release: repeat each renamed baseline's entry under its old name (``persistence`` = a copy of
-    ``momentum``'s IC, portfolio and significance), and say so in ``notes``."""
-    import copy
-
-    for old, new in BASELINE_ALIASES.items():
-        if new in metrics:
-            metrics[old] = copy.deepcopy(metrics[new])
-            if new in metrics.get("significance", {}):
-                metrics["significance"][old] = copy.deepcopy(metrics["significance"][new])
-            notes.append(ALIAS_NOTE)
-
-
-_BASELINE_TEXT = {"momentum": "return over the last H rows (the recent trend continues; formerly persistence)",
+_BASELINE_TEXT = {"momentum": "return over the last H rows (the recent trend continues)",
                   "reversal": "minus the return over the last H rows (it reverses)",
                   "volume": "today's log volume minus its trailing 20-day mean (abnormal volume)",
                   "low_vol": "minus the trailing 20-day volatility of daily log returns"}

@@ -8,8 +8,6 @@ the group is validated: a bad value stops the run with the key named and what to
 from __future__ import annotations
 
 import dataclasses
-import logging
-import warnings
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -26,16 +24,9 @@ ANCHORS = ("last_close", "reconstructed")
 PATH_SIGNALS = ("mean", "trade", "sharpe", "prob_up")
 SIGNALS = (*PATH_SIGNALS, "last", "max", "min")
 BASELINES = ("momentum", "reversal", "volume", "low_vol")
-# Old baseline names still read for one release: {old: new}. ``persistence`` was the trend-following
-# baseline; "naive"/"persistence" now mean the last value carried forward everywhere else.
-BASELINE_ALIASES = {"persistence": "momentum"}
-ALIAS_NOTE = ("backtest.baselines: 'persistence' is now called 'momentum' (the recent trend continues); "
-              "'persistence' is read as 'momentum' and metrics.json repeats momentum's entry under "
-              "'persistence' for this release only")
 EXPOSURES = ("beta", "volatility", "size", "industry")
 DEAL_PRICES = ("close", "open")
 REGIONS = ("auto", "cn", "us", "none")
-log = logging.getLogger(__name__)
 LIMIT_RULES = ("region",)
 
 
@@ -112,11 +103,6 @@ class BacktestSettings:
     provider_uri: str | None = None
 
     def __post_init__(self) -> None:
-        renamed = tuple(BASELINE_ALIASES.get(name, name) for name in self.baselines)
-        if renamed != tuple(self.baselines):
-            warnings.warn(ALIAS_NOTE, FutureWarning, stacklevel=3)
-            log.warning("%s", ALIAS_NOTE)
-            object.__setattr__(self, "baselines", renamed)
         _check(self)
 
     @classmethod

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -12,30 +11,18 @@ from fastapi.responses import JSONResponse
 
 from kronos.errors import KronosUserError
 from kronos.inference.generation import GenerationCancelled
+from kronos.jsonio import strict_json
 from kronos.webui.store import UnknownItemError
 
 
 MAX_DETAIL_CHARS = 2000  # a backstop: messages quote user values through kronos.data.errors.quoted already
 
 
-def finite_json(value: Any) -> Any:
-    """``value`` with every NaN/inf float (numpy's too) replaced by None, containers walked; JSON can hold it."""
-    if isinstance(value, float):  # numpy.float64 is a float
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: finite_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [finite_json(v) for v in value]
-    if hasattr(value, "item") and hasattr(value, "dtype") and getattr(value, "ndim", 1) == 0:  # numpy scalars
-        return finite_json(value.item())
-    return value
-
-
 class SafeJSONResponse(JSONResponse):
     """The app's JSON answers: a NaN or inf anywhere becomes null, never a 500 ("Out of range float values")."""
 
     def render(self, content: Any) -> bytes:
-        return json.dumps(finite_json(content), ensure_ascii=False, allow_nan=False, indent=None,
+        return json.dumps(strict_json(content), ensure_ascii=False, allow_nan=False, indent=None,
                           separators=(",", ":")).encode("utf-8")
 
 

@@ -52,6 +52,30 @@ def test_quantile_groups_and_returns_by_hand() -> None:
         pd.Series([1, 1, 2, 2]), method="spearman")])
 
 
+def test_quantile_legs_are_formed_from_the_decision_time_universe() -> None:
+    """Day 1: A (top signal) is suspended after the decision, so its label is missing. The groups are formed
+    from all four names known at decision time, A stays in the top group and earns 0 (cash / marked at its
+    last price); dropping A first would promote B into a top group of its own, using the future.
+    Day 3 has no label at all (beyond the data): it is left out, not counted as 0."""
+    names = ["A", "B", "C", "D"]
+    signal = _series([[4, 3, 2, 1], [4, 3, 2, 1], [4, 3, 2, 1]], names)
+    label = pd.DataFrame([[np.nan, 0.03, 0.02, 0.01], [0.04, 0.03, 0.02, 0.01], [np.nan] * 4], index=DAYS,
+                         columns=pd.Index(names, name="instrument")).stack(future_stack=True)
+    daily = quantile_daily(signal, label, 2)
+    assert list(daily.index) == list(DAYS[:2])
+    assert daily.loc[DAYS[0]].tolist() == pytest.approx([0.015, (0.0 + 0.03) / 2])  # not [0.015, 0.03]
+    assert daily.loc[DAYS[1]].tolist() == pytest.approx([0.015, 0.035])
+    report, _ = factor_report(signal, label, quantiles=2)
+    assert report["spread"]["mean"] == pytest.approx(np.mean([0.0, 0.02]))
+    assert report["labels_held_at_zero"] == 1
+    result, net = long_short(signal, label, quantiles=2, cost=0.0, bars=250.0)
+    np.testing.assert_allclose(net.to_numpy(), [0.0, 0.02])
+    assert result["days"] == 2 and result["turnover"] == pytest.approx(1.0)  # entry day only: legs unchanged
+    # A row without a label at all (not in the label Series) is the same as a missing label.
+    dropped = label.dropna()
+    assert quantile_daily(signal, dropped, 2).equals(daily)
+
+
 def test_planted_signal_gives_rising_quantiles_and_a_positive_long_short() -> None:
     signal, label = _planted()
     report, daily = factor_report(signal, label, quantiles=5, lags=1)

@@ -100,18 +100,21 @@ def test_tradability_blocks_limit_moves_by_board_and_suspensions() -> None:
     # can, so it is buyable. Day 2: both -12 %: the main-board one is limit-down, the ChiNext one is not.
     close = _wide({"SH600000": [10, 11.5, 10.12, 10, 10, 10], "SZ300750": [10, 11.5, 10.12, 10, 10, 10]})
     volume = _wide({"SH600000": [1, 1, 1, 0, 1, 1], "SZ300750": [1, 1, 1, 1, np.nan, 1]})
-    buy, sell = tradability(close, volume, "cn", "region")
+    rules = tradability(close, volume, "cn", "region")
+    buy, sell = rules.buy_blocked, rules.sell_blocked
+    assert rules.limit_up.loc[DAYS[1], "SH600000"] and not rules.limit_up.loc[DAYS[1], "SZ300750"]
     assert buy.loc[DAYS[1], "SH600000"] and not buy.loc[DAYS[1], "SZ300750"]
     assert sell.loc[DAYS[2], "SH600000"] and not sell.loc[DAYS[2], "SZ300750"]
     assert not sell.loc[DAYS[1], "SH600000"]
     # Zero or missing volume: neither buy nor sell, whatever the limit rule.
     for rule in ("region", None, 0.5):
-        b, s = tradability(close, volume, "cn", rule)
+        b, s, _, halt = tradability(close, volume, "cn", rule)
+        assert halt.loc[DAYS[3], "SH600000"] and halt.loc[DAYS[4], "SZ300750"]
         assert b.loc[DAYS[3], "SH600000"] and s.loc[DAYS[3], "SH600000"]
         assert b.loc[DAYS[4], "SZ300750"] and s.loc[DAYS[4], "SZ300750"]
         assert not b.loc[DAYS[5]].any()
     # Outside cn no price limits apply.
-    b, _ = tradability(close, volume, "none", "region")
+    b = tradability(close, volume, "none", "region").buy_blocked
     assert not b.loc[DAYS[1]].any()
 
 
@@ -146,6 +149,6 @@ def test_open_at_limit_up_blocks_buying_with_deal_price_open() -> None:
     close = _wide({"SH600000": [10, 10, 10, 10, 10, 10]})
     opened = _wide({"SH600000": [10, 10, 11, 10, 10, 10]})  # opens day 2 at +10 %, closes flat
     volume = _wide({"SH600000": [1, 1, 1, 1, 1, 1]})
-    buy_close, _ = tradability(close, volume, "cn", "region")
-    buy_open, _ = tradability(close, volume, "cn", "region", deal=opened)
+    buy_close = tradability(close, volume, "cn", "region").buy_blocked
+    buy_open = tradability(close, volume, "cn", "region", deal=opened).buy_blocked
     assert not buy_close.loc[DAYS[2], "SH600000"] and buy_open.loc[DAYS[2], "SH600000"]

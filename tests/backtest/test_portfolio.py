@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from kronos.data.qlib_provider import build_provider
-from kronos.backtest.portfolio import limit_expressions, run_topk_dropout, summarize, use_provider
+from kronos.backtest.portfolio import run_topk_dropout, summarize, use_provider
 from kronos.backtest.settings import BacktestSettingsError
 
 COSTS = {"open_cost": 0.0005, "close_cost": 0.0015, "min_cost": 5.0}
@@ -26,6 +26,13 @@ def _closes(datamodule) -> pd.DataFrame:
 def _signal(closes: pd.DataFrame, values: np.ndarray) -> pd.Series:
     return pd.DataFrame(values, index=closes.index, columns=closes.columns).stack().rename_axis(
         ["datetime", "instrument"]).sort_index()
+
+
+def _limit_expressions(threshold: float) -> tuple[str, str]:
+    """Qlib's own limit rule as expressions on the close-to-close change (its float ``limit_threshold`` reads
+    ``$change``, whose unit differs between providers)."""
+    change = "($close / Ref($close, 1) - 1)"
+    return f"Ge({change}, {threshold})", f"Le({change}, {-threshold})"
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +59,7 @@ def test_matches_qlib_backtest_called_directly(provider: Path, window: pd.DataFr
         executor=SimulatorExecutor(time_per_step="day", generate_portfolio_metrics=True),
         benchmark="SYN000", account=1e8,
         exchange_kwargs={"freq": "day", "codes": sorted(window.columns), "deal_price": "close", "trade_unit": 1,
-                         "limit_threshold": limit_expressions(0.095), **COSTS},
+                         "limit_threshold": _limit_expressions(0.095), **COSTS},
     )
     theirs = metrics["1day"][0]
     pd.testing.assert_frame_equal(ours.report, theirs)

@@ -85,9 +85,9 @@ def test_report_files_and_metrics(report, datamodule) -> None:
         # Costs only ever lower the excess return.
         assert pf["excess_return_with_cost"]["annualized_return"] < pf["excess_return_without_cost"]["annualized_return"]
         factor = metrics[name]["factor"]
-        assert len(factor["quantile_returns"]) == 5 and set(factor["spread"]) == {"mean", "t"}
+        assert len(factor["quantile_returns"]) == 5 and set(factor["spread"]) == {"mean", "t", "p"}
         assert -1 <= factor["monotonicity"] <= 1 and len(factor["ic_decay"]) == 3
-        assert set(pf["alpha"]) == set(pf["alpha_after_cost"]) == {"annualized", "t", "beta"}
+        assert set(pf["alpha"]) == set(pf["alpha_after_cost"]) == {"annualized", "t", "p", "beta"}
         assert pf["alpha_after_cost"]["annualized"] < pf["alpha"]["annualized"]
         assert {"annualized_return", "information_ratio", "t"} <= set(pf["long_short"])
         assert pf["long_short"]["annualized_return"] < pf["long_short"]["before_cost"]["annualized_return"]
@@ -104,11 +104,10 @@ def test_report_files_and_metrics(report, datamodule) -> None:
     assert metrics["settings"]["sampling"]["seed"] == 7 and metrics["settings"]["horizon"] == 3
     # Synthetic data: no membership, so the survivorship warning; no limits outside cn.
     assert any("survivorship" in w for w in metrics["warnings"]) and metrics["region"] == "none"
-    assert "beat" in metrics["significance"]["momentum"]["verdict"]
-    # For one release: the old name 'persistence' repeats momentum's entry, and a note says so.
-    assert metrics["persistence"] == metrics["momentum"]
-    assert metrics["significance"]["persistence"] == metrics["significance"]["momentum"]
-    assert any("'persistence' is now called 'momentum'" in n for n in metrics["notes"])
+    assert metrics["significance"]["momentum"]["verdict"].startswith("model ")
+    # The old name 'persistence' is gone: no duplicate row, no note.
+    assert "persistence" not in metrics and "persistence" not in metrics["significance"]
+    assert not any("persistence" in n for n in metrics["notes"])
     assert result["figures"]["daily_rank_ic"] == str(out / "daily_rank_ic.png")
 
 
@@ -134,7 +133,7 @@ def test_signals_csv_and_html(report) -> None:
     # The first lines: the headline numbers beside the best baseline and the oracle.
     first = html[html.index("<body>"):][:3000]
     assert "RankIC (t)" in first and "best baseline" in first and "oracle" in first and "break-even" in first
-    assert "does not significantly beat" in html or "beats" in html
+    assert "is not significantly different from" in html or "beats" in html or "loses to" in html
     for figure in FIGURES:
         assert (out / f"{figure}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -206,8 +205,8 @@ def test_labels_in_signals_csv_match_the_panel(report, datamodule) -> None:
 
 def test_reconstructed_anchor_reports_the_gap_and_the_model_net_of_it(tmp_path, tiny_pair) -> None:
     """anchor=reconstructed: the report adds the anchor gap alone and the model with the gap regressed out."""
-    from kronos.backtest.metrics import daily_ic
     from kronos.inference.loading import load_predictor
+    from kronos.stats import daily_ic
 
     dm = make_datamodule(n_instruments=8, n_steps=120)
     predictor = load_predictor(str(tiny_pair[0]), str(tiny_pair[1]), device="cpu", max_context=64)
@@ -219,17 +218,98 @@ def test_reconstructed_anchor_reports_the_gap_and_the_model_net_of_it(tmp_path, 
     gap = -(signals["anchor_close"] - signals["last_close"]) / signals["last_close"]
     np.testing.assert_allclose(signals["anchor_gap"], gap, rtol=1e-6, atol=1e-9)
     # The residual is uncorrelated with the gap on every day (it was regressed out).
-    index = pd.MultiIndex.from_frame(signals[["datetime", "instrument"]])
-    ic = daily_ic(pd.Series(signals["model_ex_gap"].to_numpy(), index), pd.Series(gap.to_numpy(), index))
-    assert np.abs(ic["ic"]).max() < 1e-6
+    ic = daily_ic(signals.assign(gap=gap), "model_ex_gap", "gap", method="pearson")
+    assert np.abs(ic).max() < 1e-6
     assert "model_ex_gap" in (out / "report.html").read_text()
 
 
 def test_topk_larger_than_the_universe_is_capped_with_a_note(tmp_path) -> None:
     dm = make_datamodule(n_instruments=6, n_steps=120)
     result = run_backtest(DriftFake(), dm, _cfg(topk=50, n_drop=5, sample_count=1, **FAST), tmp_path / "e" / "backtest")
-    assert result["settings"]["topk_used"] == 3 and result["settings"]["n_drop_used"] == 3
-    assert any("backtest.topk=50" in n for n in result["notes"])
+    # n_drop scales with topk: round(5 * 3 / 50) = 0, at least 1 (10 % of the book configured, not 100 %).
+    assert result["settings"]["topk_used"] == 3 and result["settings"]["n_drop_used"] == 1
+    assert any("backtest.topk=50" in n and "n_drop=1" in n for n in result["notes"])
+
+
+@pytest.mark.parametrize(("topk", "n_drop", "universe", "expected"), [
+    (50, 5, 24, (12, 1)),   # the main job: 5/50 = 10 % of the book a day stays ~10 % (1/12), not 42 % (5/12)
+    (50, 5, 6, (3, 1)),     # round(0.3) = 0, but at least one name is swapped
+    (10, 5, 8, (4, 2)),     # half the book configured, half kept
+    (20, 6, 20, (10, 3)),
+    (50, 0, 24, (12, 0)),   # never swapping stays never swapping
+    (4, 1, 24, (4, 1)),     # smaller than the universe: unchanged
+])
+def test_a_capped_topk_scales_n_drop(topk: int, n_drop: int, universe: int, expected: tuple[int, int]) -> None:
+    from kronos.backtest.runner import cap_portfolio
+
+    new_topk, new_drop, note = cap_portfolio(topk, n_drop, universe)
+    assert (new_topk, new_drop) == expected
+    assert (note is None) == (topk < universe)
+
+
+def _refuse(name: str) -> None:
+    raise ValueError(f"metrics.json holds {name}: not JSON")
+
+
+def test_metrics_json_is_strict_and_no_verdict_outruns_its_test(report) -> None:
+    """metrics.json parses with NaN refused; every "beats"/"loses to" has p < 0.05 and |t| >= 1.96, every other
+    sentence says "is not significantly different from" or "cannot judge"."""
+    out, _, _ = report
+    metrics = json.loads((out / "metrics.json").read_text(), parse_constant=_refuse)
+    assert metrics["annualisation"].startswith("summed")
+    for name in metrics["baselines"]:
+        entry = metrics["significance"][name]
+        assert [c["metric"].split(" ")[0] for c in entry["comparisons"]] == ["mean", "long-short", "top-k"]
+        for c in entry["comparisons"]:
+            if c["outcome"] in ("beats", "loses to"):
+                assert c["p"] < 0.05 and abs(c["t"]) >= 1.96, c
+                assert (c["t"] > 0) == (c["outcome"] == "beats"), c
+            else:
+                assert c["p"] is None or c["p"] >= 0.05 or c["outcome"] == "cannot judge", c
+            assert c["sentence"] in entry["verdict"] and c["outcome"] in c["sentence"]
+        said = entry["verdict"].count(" beats ") + entry["verdict"].count(" loses to ")
+        assert said == sum(c["outcome"] in ("beats", "loses to") for c in entry["comparisons"])
+
+
+def test_backtest_metrics_json_writes_null_for_nan(tmp_path) -> None:
+    """A statistic that cannot be computed is null in metrics.json (it was a bare NaN, which is not JSON)."""
+    from kronos.backtest.report import write_report
+
+    metrics = {"name": "x", "benchmark": "b", "signals": {}, "labels": {"trade_return": "t"}, "settings": {},
+               "headline_label": "trade_return", "n_forecasts": 0, "n_instruments": 0, "start": "", "end": "",
+               "capture_ratio": float("nan"), "model": {"factor": {"quantiles": 2, "quantile_returns": [], "quantile_t": [],
+               "spread": {"mean": float("nan"), "t": float("nan")}, "monotonicity": float("nan"), "ic_decay": [],
+               "autocorrelation": float("nan"), "turnover": float("nan")}, "ic": {"trade_return": {
+                   "ic": float("nan"), "icir": 0.0, "ic_t": 0.0, "rank_ic": 0.0, "rank_icir": 0.0, "rank_ic_t": 0.0,
+                   "days": 0}}, "long_short": {"annualized_return": float("inf"), "information_ratio": 0.0, "t": 0.0,
+                                               "break_even_cost_bps": 0.0}, "portfolio": None},
+               "baselines": [], "model_signals": ["model"]}
+    days = pd.bdate_range("2024-01-01", periods=3)
+    daily = pd.DataFrame({"ic": [0.1, 0.2, 0.0], "rank_ic": [0.1, 0.2, 0.0]}, index=days)
+    write_report(tmp_path / "bt", metrics, pd.DataFrame({"a": [1]}), {}, {"model": daily},
+                 factors={"model": pd.DataFrame({1: [0.0] * 3, 2: [0.01] * 3}, index=days)},
+                 long_short={"model": pd.Series([0.0, 0.01, 0.0], index=days)})
+    parsed = json.loads((tmp_path / "bt" / "metrics.json").read_text(), parse_constant=_refuse)
+    assert parsed["capture_ratio"] is None and parsed["model"]["long_short"]["annualized_return"] is None
+    assert parsed["model"]["ic"]["trade_return"]["ic"] is None
+
+
+def test_headline_is_info_and_a_rerun_says_it_replaced_the_report(tmp_path, caplog) -> None:
+    """The headline is the stage's result, not a warning; a re-run over an existing report says so in one line."""
+    import logging
+
+    out = tmp_path / "e" / "backtest"
+    out.mkdir(parents=True)
+    (out / "metrics.json").write_text("{}")
+    with caplog.at_level(logging.INFO):
+        result = run_backtest(DriftFake(), make_datamodule(n_instruments=6, n_steps=120),
+                              _cfg(topk=3, sample_count=1, **FAST), out)
+    headline = [r for r in caplog.records if "Headline signal" in r.getMessage()]
+    assert len(headline) == 1 and headline[0].levelno == logging.INFO
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING and r.getMessage().startswith(
+        "backtest: " + result["verdict"][:30])]
+    replaced = [r.getMessage() for r in caplog.records if "replaced the previous report" in r.getMessage()]
+    assert replaced == [f"backtest: replaced the previous report in {out}"]
 
 
 def test_run_backtest_takes_settings_not_a_config(datamodule, tmp_path) -> None:

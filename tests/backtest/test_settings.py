@@ -29,8 +29,9 @@ def test_honest_defaults() -> None:
     assert s.anchor == "last_close" and s.baselines == ("momentum", "reversal", "volume", "low_vol")
     assert s.region == "auto" and s.limit_threshold == "region"
     assert s.risk_degree == 1.0 and s.max_participation is None and s.quantiles == 5 and s.neutralize == ()
-    # The old baseline name reads as the new one (one release).
-    assert BacktestSettings.from_config({"baselines": ["persistence"]}).baselines == ("momentum",)
+    # The old name's release is over: 'persistence' is refused like any unknown baseline, naming the valid ones.
+    with pytest.raises(BacktestSettingsError, match="'persistence' is not one of .*'momentum'"):
+        BacktestSettings.from_config({"baselines": ["persistence"]})
 
 
 def test_from_config_takes_a_dict_a_node_or_a_full_config() -> None:
@@ -78,9 +79,3 @@ def test_paper_investment_preset_composes() -> None:
     assert s.risk_degree == 1.0
 
 
-def test_persistence_is_read_as_momentum_for_one_release() -> None:
-    with pytest.warns(FutureWarning, match="'persistence' is now called 'momentum'"):
-        s = BacktestSettings.from_config({"baselines": ["persistence", "reversal"]})
-    assert s.baselines == ("momentum", "reversal")
-    with pytest.raises(BacktestSettingsError, match="twice"), pytest.warns(FutureWarning):
-        BacktestSettings.from_config({"baselines": ["persistence", "momentum"]})
