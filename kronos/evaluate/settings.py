@@ -11,7 +11,7 @@ from typing import Any, Mapping
 import pandas as pd
 
 from kronos.evaluate.baselines import BASELINES
-from kronos.evaluate.tasks import TASKS
+from kronos.evaluate.task_table import SUITE_TASKS as TASKS
 from kronos.inference.settings import SAMPLING_KEYS, SamplingSettings, sampling_from_config
 from kronos.inference.validation import ForecastInputError
 
