@@ -80,7 +80,7 @@ TASK_TABLE: tuple[TaskSpec, ...] = (
         name="return", needs="at least 3 series on one date (a cross-sectional IC)", metric="rank_ic",
         label="RankIC", higher_is_better=True, columns=("ic", "rank_ic", "rank_ic_t", "icir", "dates", "invalid"),
         definition="per date the cross-sectional Pearson IC / Spearman RankIC of the predicted H-step return "
-                   "(point forecast of the close at H / last close - 1) with the realised one (to the last close "
+                   "(point forecast of the close at H, the median of the sample paths, / last close - 1) with the realised one (to the last close "
                    "that exists); means over dates; rank_ic_t: t over dates, HAC with lag overlap - 1 where stride "
                    "< H. Baselines: the rules of kronos.rules (volume: abnormal volume, momentum / reversal: the "
                    "past H-row return, low_vol: minus the trailing 20-row volatility); an invalid forecast is ranked "

@@ -113,9 +113,9 @@ def test_on_a_garch_t_market_the_train_fitted_garch_beats_hist_vol_and_ewma_on_q
     observed = np.isfinite(future)
     realised = vol.realised_variance(hist[:, -1], future, observed)
     garch = vol.GarchBaseline.fit(train)
-    assert garch.cost(names)["parameters"] == {"series": n_series} and garch.failures == 0
-    alpha, beta = np.array([garch.params[str(i)][1:] for i in range(n_series)]).mean(axis=0)
-    assert 0.03 < alpha < 0.15 and 0.8 < beta < 0.97                       # near the true (0.08, 0.90)
+    assert garch.cost(names)["series"] == n_series and garch.failures == 0 and garch.fits == 1
+    alpha, beta = garch.pooled
+    assert 0.05 < alpha < 0.12 and 0.85 < beta < 0.95                       # near the true (0.08, 0.90)
     forecasts = {"garch": garch.variance(names, hist, H), "hist_vol": vol.hist_vol_variance(hist, H),
                  "ewma": vol.ewma_variance(hist, H)}
     rows = vol.score_volatility_table({k: vol.horizon_variance(v, observed) for k, v in forecasts.items()}, {},
@@ -125,17 +125,25 @@ def test_on_a_garch_t_market_the_train_fitted_garch_beats_hist_vol_and_ewma_on_q
     assert found[0].t > 1.96 and found[0].sentence().startswith("garch beats hist_vol on QLIKE")
 
 
-def test_garch_series_without_enough_training_data_take_the_pooled_persistence() -> None:
+def test_garch_levels_are_per_series_and_a_series_without_training_data_takes_its_lookback_level() -> None:
     rng = np.random.default_rng(5)
     closes = _garch_market(4, 1200, rng, omega=4e-6, alpha=0.08, beta=0.9, nu=6.0)
-    garch = vol.GarchBaseline.fit({"long0": closes[0], "long1": closes[1], "long2": closes[2], "short": closes[3, :100]})
-    assert garch.source == {"long0": "series", "long1": "series", "long2": "series", "short": "pooled"}
-    omega, alpha, beta = garch.params["short"]
-    assert (alpha, beta) == pytest.approx(garch.pooled)
-    r = np.diff(np.log(closes[3, :100]))
-    assert omega / (1 - alpha - beta) == pytest.approx(np.mean(r ** 2))     # its own level (variance targeting)
-    step = garch.variance(np.array(["short", "unknown"]), closes[3:4, 100:160].repeat(2, axis=0), 5)
-    assert np.isfinite(step[0]).all() and np.isnan(step[1]).all()
+    closes[3] = 20 * np.exp(2 * np.log(closes[3] / closes[3, 0]))             # twice the volatility
+    garch = vol.GarchBaseline.fit({"s0": closes[0], "s1": closes[1], "s3": closes[3], "short": closes[2, :10]})
+    assert set(garch.params) == {"s0", "s1", "s3"} and garch.cost(np.array(["short"]))["series_without_parameters"] \
+        == ["short"]
+    alpha, beta = garch.pooled
+    levels = {k: garch.params[k][0] / (1 - alpha - beta) for k in garch.params}
+    r3 = np.diff(np.log(closes[3]))
+    assert levels["s3"] == pytest.approx(np.mean(r3 ** 2))
+    assert levels["s0"] == pytest.approx(np.mean(np.diff(np.log(closes[0])) ** 2))
+    lookback = closes[2:3, 100:160]
+    step = garch.variance(np.array(["short"]), lookback, 200)
+    assert step[0, -1] == pytest.approx(np.mean(np.diff(np.log(lookback[0])) ** 2), rel=0.05)   # reverts to its level
+    empty = vol.GarchBaseline.fit({})
+    assert empty.pooled is None
+    with pytest.raises(ValueError, match="not estimated on a training split"):
+        empty.variance(np.array(["s0"]), lookback, 5)
 
 
 def test_hist_vol_is_one_estimator_in_every_registry() -> None:

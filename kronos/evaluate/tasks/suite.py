@@ -218,13 +218,13 @@ def run_volatility(ctx: TaskContext) -> TaskRows:
     steps = {"hist_vol": vol.hist_vol_variance(o.hist_close, o.horizon),
              "ewma": vol.ewma_variance(o.hist_close, o.horizon)}
     extra: dict[str, Any] = {}
-    if ctx.train_close:
-        garch = vol.GarchBaseline.fit(ctx.train_close)
+    garch = vol.GarchBaseline.fit(ctx.train_close)
+    extra["garch_cost"] = garch.cost(o.instrument)
+    if garch.pooled is not None:
         steps["garch"] = garch.variance(o.instrument, o.hist_close, o.horizon)
-        extra["garch_cost"] = garch.cost(o.instrument)
     else:
-        extra["garch_cost"] = {"skipped": "no training split handed to the suite: garch estimates its parameters "
-                                          "there"}
+        extra["garch_cost"]["skipped"] = ("no training split to estimate it on (garch is estimated where the model "
+                                          "learns its weights, never on the lookback)")
     for b, step in steps.items():
         forecasts[b] = vol.horizon_variance(step, observed)
     rows = vol.score_volatility_table(forecasts, invalid, realised, o.datetime)
