@@ -24,6 +24,10 @@ import numpy as np
 from kronos import scores
 
 BASELINES = ("naive", "drift", "hist_vol")
+# The path baselines whose point forecast carries what they know: hist_vol's population median is the last close
+# (naive's path), so its sampled median is naive plus noise, and a task scored on point forecasts alone (price)
+# would pick its best baseline among that noise.
+POINT_BASELINES = ("naive", "drift")
 
 
 def naive_paths(hist_close: np.ndarray, horizon: int, samples: int, rng: np.random.Generator) -> np.ndarray:

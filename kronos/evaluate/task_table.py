@@ -73,8 +73,10 @@ TASK_TABLE: tuple[TaskSpec, ...] = (
                    "point forecast (median of the sample paths) and the realised path over the horizon (steps that "
                    "exist, at least 3); averaged over channels, then origins; rank_ic_t: t over dates of the "
                    "per-date mean RankIC (HAC, lag = overlap - 1); an invalid forecast (a price that is not finite "
-                   "and positive) scores IC = RankIC = -1 at its origin",
-        baselines="evaluate.baselines applied to each channel", applies=f"{_SUITE}:price_applies",
+                   "and positive) scores IC = RankIC = -1 at its origin; baselines naive and drift (hist_vol's point "
+                   "forecast is naive's path plus sampling noise)",
+        baselines="the path baselines whose point forecast is not noise (naive, drift) applied to each channel",
+        applies=f"{_SUITE}:price_applies",
         runner=f"{_SUITE}:run_price"),
     TaskSpec(
         name="return", needs="at least 3 series on one date (a cross-sectional IC)", metric="rank_ic",

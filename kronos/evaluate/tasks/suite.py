@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from kronos import scores
-from kronos.evaluate.baselines import baseline_paths
+from kronos.evaluate.baselines import POINT_BASELINES, baseline_paths
 from kronos.evaluate.origins import Origins
 from kronos.evaluate.settings import EvaluateSettings
 from kronos.evaluate.task_table import POINT_FORECAST, SUITE_TASKS, TASK_TABLE, TASKS_BY_NAME, TaskSpec
@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 Forecast = Callable[[str, SamplingSettings], np.ndarray]  # (model name, sampling) -> [N, S, H, F] price units
 
 DEFINITIONS = {
-    **{f"tasks.{t.name}": t.definition for t in TASK_TABLE if t.runner is not None},
+    **{f"tasks.{t.name}": t.definition for t in TASK_TABLE},
     "tasks.<task>.dm": "Diebold-Mariano test (HAC, horizon = overlap) of the per-date losses of a model against the "
                        "task's best baseline: t > 0 means the model's loss is lower; the verdict says beats / loses "
                        "to only where p < 0.05. Losses: -RankIC (price, return), QLIKE (volatility), |held-out "
@@ -167,7 +167,7 @@ def run_price(ctx: TaskContext) -> TaskRows:
         invalid = ~valid_forecasts(paths, np.isfinite(real).all(axis=2))
         rows[name] = price_task.score_price(scores.point_forecast(paths, axis=1), real, o.datetime, ctx.overlap,
                                             invalid=invalid)
-    baselines = list(ctx.settings.baselines)
+    baselines = [b for b in ctx.settings.baselines if b in POINT_BASELINES]
     for b in baselines:
         point = _baseline_channel_paths(b, o, channels, ctx.sampling.sample_count, ctx.rng)
         rows[b] = price_task.score_price(point, real, o.datetime, ctx.overlap)
@@ -264,7 +264,6 @@ def run_generation(ctx: TaskContext) -> TaskRows:
         row = gen.discriminative(r_std, g_std, o.datetime[complete], seed=seed, epochs=epochs, valid=ok)
         row["predictive_rank_ic"] = gen.predictive(r_std, g_std[ok], seed=seed, epochs=epochs)
         row["stylized_facts"] = gen.compare_facts(real_facts, gen.stylized_facts(w[ok], anchors.take(ok), feats))
-        row["invalid"] = row["invalid_windows"]
         rows[name] = row
     pick = np.arange(min(4, len(complete)))
     examples = {"real": np.concatenate([hist[pick], real[pick]], axis=1),
@@ -278,7 +277,8 @@ def _task_block(spec: TaskSpec, out: TaskRows, ctx: TaskContext, seconds: float)
     """One task's ``metrics.json`` block: rows, baselines, sampling, DM tests and the verdict."""
     found, dm = comparisons(out.rows, ctx.model_names, out.baselines, spec.metric, spec.label, spec.higher_is_better,
                             ctx.overlap)
-    invalid = {name: int(out.rows[name].get("invalid", 0)) for name in ctx.model_names}
+    invalid = {name: int(out.rows[name].get("invalid", out.rows[name].get("invalid_windows", 0)))
+               for name in ctx.model_names}
     return {
         "models": {name: _strip(row) for name, row in out.rows.items()},
         "baselines": out.baselines,
