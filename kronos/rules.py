@@ -45,8 +45,20 @@ def past_return(close: np.ndarray, rows: int) -> np.ndarray:
     return c[:, -1] / c[:, -1 - rows] - 1.0
 
 
-def trailing_volatility(close: np.ndarray, trailing: int = TRAILING) -> np.ndarray:
-    """Sample std (ddof 1) of the last ``trailing`` close log returns: close [N, L] -> [N]."""
-    c = np.asarray(close, dtype=np.float64)
-    r = np.diff(np.log(c[:, -(trailing + 1):]), axis=1)
-    return r.std(axis=1, ddof=1)
+def trailing_volatility(close: np.ndarray, axis: int = -1, trailing: int = TRAILING) -> np.ndarray:
+    """Sample std (ddof 1) of the ``trailing`` close log returns up to each position along ``axis``.
+
+    Args:
+        close: raw closes [..., T, ...] (time along ``axis``; NaN where there is none).
+
+    Returns:
+        float64 array of ``close``'s shape; NaN for the first ``trailing`` positions and wherever a close of the
+        span is missing.
+    """
+    c = np.moveaxis(np.asarray(close, dtype=np.float64), axis, -1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.diff(np.log(np.where(c > 0, c, np.nan)), axis=-1)                  # [..., T - 1]
+    out = np.full(c.shape, np.nan)
+    if r.shape[-1] >= trailing:
+        out[..., trailing:] = sliding_window_view(r, trailing, axis=-1).std(axis=-1, ddof=1)
+    return np.moveaxis(out, -1, axis)

@@ -4,7 +4,7 @@ Each is computed on the panel's calendar from rows up to and including the decis
 
 - ``abnormal_volume``: log volume of t minus the mean log volume of the 20 rows before t
   (:func:`kronos.rules.abnormal_volume`, the one definition evaluate's return task uses too);
-- ``volatility``: standard deviation of the 20 daily log returns up to t;
+- ``volatility``: standard deviation of the 20 daily log returns up to t (:func:`kronos.rules.trailing_volatility`);
 - ``beta``: 60-day regression slope of the daily return on the equal-weighted return of the decisions'
   instruments (at least 20 days);
 - ``size``: log dollar volume (close x volume), averaged over the 20 rows up to t.
@@ -18,14 +18,13 @@ import numpy as np
 import pandas as pd
 
 from kronos.backtest.labels import wide_field
-from kronos.rules import TRAILING, abnormal_volume
+from kronos.rules import TRAILING, abnormal_volume, trailing_volatility
 BETA_WINDOW = 60
 FEATURES = ("abnormal_volume", "volatility", "beta", "size")
 
 
 def wide_features(close: pd.DataFrame, volume: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """{feature: wide [calendar x instruments]} from wide raw closes and volumes (NaN where absent)."""
-    log_ret = np.log(close / close.shift(1))
     ret = close / close.shift(1) - 1.0
     market = ret.mean(axis=1)
     cov = ret.rolling(BETA_WINDOW, min_periods=TRAILING).cov(market)
@@ -33,7 +32,8 @@ def wide_features(close: pd.DataFrame, volume: pd.DataFrame) -> dict[str, pd.Dat
     return {
         "abnormal_volume": pd.DataFrame(abnormal_volume(volume.to_numpy(), axis=0), index=volume.index,
                                         columns=volume.columns),
-        "volatility": log_ret.rolling(TRAILING, min_periods=TRAILING).std(),
+        "volatility": pd.DataFrame(trailing_volatility(close.to_numpy(), axis=0), index=close.index,
+                                   columns=close.columns),
         "beta": cov.div(var.where(var > 0), axis=0),
         "size": np.log((close * volume).where(volume > 0)).rolling(TRAILING, min_periods=1).mean(),
     }

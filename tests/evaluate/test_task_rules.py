@@ -42,8 +42,9 @@ def test_the_return_task_carries_the_abnormal_volume_rule_defined_once_with_the_
     signal = returns.rule_signal("volume", hist, FEATURES, 5)
     # The backtest's feature on the same rows (one series as a wide frame) is the same number.
     one = pd.DataFrame(hist[0, :, 4][:, None])
-    wide = wide_features(pd.DataFrame(hist[0, :, 3][:, None]), one)["abnormal_volume"].to_numpy()[-1, 0]
-    assert signal[0] == pytest.approx(wide)
+    wide = wide_features(pd.DataFrame(hist[0, :, 3][:, None]), one)
+    assert signal[0] == pytest.approx(wide["abnormal_volume"].to_numpy()[-1, 0])
+    assert returns.rule_signal("low_vol", hist, FEATURES, 5)[0] == pytest.approx(-wide["volatility"].to_numpy()[-1, 0])
     realised, _ = returns.realised_return(hist[:, -1, 3], future)
     instruments = np.tile(np.arange(12).astype(str), 30)
     rows = {rule: returns.score_returns(returns.rule_signal(rule, hist, FEATURES, 5), realised, dates, instruments, 1)

@@ -83,17 +83,23 @@ class Anchors:
         return Anchors(self.close[rows], self.volume[rows], self.sigma[rows])
 
 
-def valid_windows(windows: np.ndarray, features: Sequence[str]) -> np.ndarray:
-    """bool [N]: raw windows [N, G, F] whose prices are finite and positive and whose volume is finite and >= 0."""
+def invalid_parts(windows: np.ndarray, features: Sequence[str]) -> dict[str, np.ndarray]:
+    """Why raw windows [N, G, F] are impossible: ``price`` (a price not finite and positive) and ``volume`` (a volume
+    not finite or negative), each bool [N]."""
     w = np.asarray(windows, dtype=np.float64)
     feats = list(features)
     prices = w[..., [feats.index(f) for f in ("open", "high", "low", "close")]]
     with np.errstate(invalid="ignore"):
-        ok = (np.isfinite(prices) & (prices > 0)).all(axis=(1, 2))
+        out = {"price": ~(np.isfinite(prices) & (prices > 0)).all(axis=(1, 2))}
         if "volume" in feats:
             vol = w[..., feats.index("volume")]
-            ok &= (np.isfinite(vol) & (vol >= 0)).all(axis=1)
-    return ok
+            out["volume"] = ~(np.isfinite(vol) & (vol >= 0)).all(axis=1)
+    return out
+
+
+def valid_windows(windows: np.ndarray, features: Sequence[str]) -> np.ndarray:
+    """bool [N]: raw windows [N, G, F] whose prices are finite and positive and whose volume is finite and >= 0."""
+    return ~np.logical_or.reduce(list(invalid_parts(windows, features).values()))
 
 
 def window_features(windows: np.ndarray, anchors: Anchors, features: Sequence[str]) -> np.ndarray:

@@ -45,7 +45,7 @@ def rule_signal(name: str, hist_raw: np.ndarray, features: tuple[str, ...] | lis
         past = past_return(close, horizon)
         return past if name == "momentum" else -past
     if name == "low_vol":
-        return -trailing_volatility(close)
+        return -trailing_volatility(close, axis=1)[:, -1]
     raise ValueError(f"unknown return rule {name!r}; the rules are {list(RETURN_RULES)}")
 
 

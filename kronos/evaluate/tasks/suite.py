@@ -263,6 +263,7 @@ def run_generation(ctx: TaskContext) -> TaskRows:
         r_std, g_std = gen.standardise(real_feats, gen.window_features(w, anchors, feats))
         row = gen.discriminative(r_std, g_std, o.datetime[complete], seed=seed, epochs=epochs, valid=ok)
         row["predictive_rank_ic"] = gen.predictive(r_std, g_std[ok], seed=seed, epochs=epochs)
+        row["invalid_by_part"] = {part: int(bad.sum()) for part, bad in gen.invalid_parts(w, feats).items()}
         row["stylized_facts"] = gen.compare_facts(real_facts, gen.stylized_facts(w[ok], anchors.take(ok), feats))
         rows[name] = row
     pick = np.arange(min(4, len(complete)))
