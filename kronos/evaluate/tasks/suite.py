@@ -283,6 +283,7 @@ def _task_block(spec: TaskSpec, out: TaskRows, ctx: TaskContext, seconds: float)
     return {
         "models": {name: _strip(row) for name, row in out.rows.items()},
         "baselines": out.baselines,
+        "baselines_are": spec.baselines,
         "headline": {"metric": spec.metric, "higher_is_better": spec.higher_is_better},
         "point_forecast": POINT_FORECAST,
         "sampling": asdict(ctx.sampling),
