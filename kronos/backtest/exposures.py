@@ -2,8 +2,9 @@
 
 Each is computed on the panel's calendar from rows up to and including the decision date t, never after:
 
-- ``abnormal_volume``: log volume of t minus the mean log volume of the 20 rows before t;
-- ``volatility``: standard deviation of the 20 daily log returns up to t;
+- ``abnormal_volume``: log volume of t minus the mean log volume of the 20 rows before t
+  (:func:`kronos.rules.abnormal_volume`, the one definition evaluate's return task uses too);
+- ``volatility``: standard deviation of the 20 daily log returns up to t (:func:`kronos.rules.trailing_volatility`);
 - ``beta``: 60-day regression slope of the daily return on the equal-weighted return of the decisions'
   instruments (at least 20 days);
 - ``size``: log dollar volume (close x volume), averaged over the 20 rows up to t.
@@ -17,23 +18,22 @@ import numpy as np
 import pandas as pd
 
 from kronos.backtest.labels import wide_field
-
-TRAILING = 20
+from kronos.rules import TRAILING, abnormal_volume, trailing_volatility
 BETA_WINDOW = 60
 FEATURES = ("abnormal_volume", "volatility", "beta", "size")
 
 
 def wide_features(close: pd.DataFrame, volume: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """{feature: wide [calendar x instruments]} from wide raw closes and volumes (NaN where absent)."""
-    log_vol = np.log(volume.where(volume > 0))
-    log_ret = np.log(close / close.shift(1))
     ret = close / close.shift(1) - 1.0
     market = ret.mean(axis=1)
     cov = ret.rolling(BETA_WINDOW, min_periods=TRAILING).cov(market)
     var = market.rolling(BETA_WINDOW, min_periods=TRAILING).var()
     return {
-        "abnormal_volume": log_vol - log_vol.shift(1).rolling(TRAILING, min_periods=TRAILING).mean(),
-        "volatility": log_ret.rolling(TRAILING, min_periods=TRAILING).std(),
+        "abnormal_volume": pd.DataFrame(abnormal_volume(volume.to_numpy(), axis=0), index=volume.index,
+                                        columns=volume.columns),
+        "volatility": pd.DataFrame(trailing_volatility(close.to_numpy(), axis=0), index=close.index,
+                                   columns=close.columns),
         "beta": cov.div(var.where(var > 0), axis=0),
         "size": np.log((close * volume).where(volume > 0)).rolling(TRAILING, min_periods=1).mean(),
     }

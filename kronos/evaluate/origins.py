@@ -180,3 +180,28 @@ def exchange_group(instrument: str) -> str:
         if match:
             return match.group(1).upper()
     return "other"
+
+
+def training_closes(datamodule: Any, split: str = "train") -> dict[str, np.ndarray]:
+    """Each series' raw closes on ``split`` (the training split by default): {series: float64 [T]}.
+
+    What the ``garch`` baseline is estimated on (where the model learns its weights). Rows are those of the
+    datamodule's panel between the split's start and end (for a mixture, the span over its groups). A
+    datamodule without a panel or without that split (test doubles, a source without a training split)
+    gives ``{}``, and the suite leaves ``garch`` out with that reason.
+    """
+    describe = getattr(datamodule, "describe", None)
+    if describe is None or not hasattr(datamodule, "panel"):
+        return {}
+    span = describe().get("splits", {}).get(split)
+    if not span:
+        return {}
+    start, end = np.datetime64(span["start"], "ns"), np.datetime64(span["end"], "ns")
+    panel = datamodule.panel
+    ci = list(panel.features).index("close")
+    out = {}
+    for name, stamps, values, _ in panel.iter_series():
+        rows = (stamps >= start) & (stamps <= end)
+        if rows.any():
+            out[str(name)] = np.asarray(values[rows, ci], dtype=np.float64)
+    return out

@@ -17,17 +17,13 @@ import pandas as pd
 
 from kronos.reporting import (cell, html_page, html_table, image_html, new_figure, report_directory, save_figure,
                               write_metrics)
+from kronos.evaluate.task_table import TASK_TABLE
 
 FIGURES = ("error_by_horizon", "coverage", "pit", "volatility_scatter", "stylized_facts", "generated_windows")
 PER_ORIGIN_CSV = "origins.csv"
 VOLATILITY_CSV = "volatility_origins.csv"
-# Columns of each task's table (models as rows, as the paper lays them out).
-TASK_COLUMNS: dict[str, tuple[str, ...]] = {
-    "price": ("ic", "rank_ic", "rank_ic_t", "origins"),
-    "return": ("ic", "rank_ic", "rank_ic_t", "icir", "dates"),
-    "volatility": ("mae", "r2", "qlike", "mz_alpha", "mz_beta", "mz_p", "origins"),
-    "generation": ("discriminative_score", "discriminative_accuracy_gap", "predictive_rank_ic", "windows"),
-}
+# Columns of each suite task's table (models as rows, as the paper lays them out): the task table's records.
+TASK_COLUMNS: dict[str, tuple[str, ...]] = {t.name: t.columns for t in TASK_TABLE if t.runner is not None}
 
 
 def _steps(metrics: Mapping[str, Any]) -> np.ndarray:

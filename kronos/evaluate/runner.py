@@ -16,8 +16,8 @@ import pandas as pd
 
 from kronos import scores as m
 from kronos.evaluate.baselines import baseline_paths
-from kronos.evaluate.origins import Origins, collect_origins, exchange_group
-from kronos.evaluate.scoring import Scores, per_origin, score_paths, summarise
+from kronos.evaluate.origins import Origins, collect_origins, exchange_group, training_closes
+from kronos.evaluate.scoring import Scores, fail_invalid, per_origin, score_paths, summarise
 from kronos.evaluate.settings import EvaluateSettings
 from kronos.evaluate.tasks.comparison import window_overlap
 from kronos.evaluate.tasks.suite import DEFINITIONS as TASK_DEFINITIONS
@@ -177,6 +177,7 @@ def run_evaluate(models: Sequence[ModelForecaster], datamodule: Any, settings: E
         paths = baseline_paths(name, origins.hist_close, origins.horizon, settings.sampling.sample_count, rng)
         scores[name] = score_paths(paths, origins.hist_close, origins.future_close, coverage_levels=levels,
                                    quantile_levels=qlevels, rng=rng)
+    fail_invalid(scores, origins.future_close, origins.last_close)
 
     every = slice(None)
     series = origins.instrument.astype(str)
@@ -208,7 +209,8 @@ def run_evaluate(models: Sequence[ModelForecaster], datamodule: Any, settings: E
                  sampling.top_p, sampling.sample_count)
         return model_paths(by_name[name], origins, sampling, settings.batch_size)
 
-    suite = run_tasks([mdl.name for mdl in models], forecast, origins, settings, settings.stride)
+    suite = run_tasks([mdl.name for mdl in models], forecast, origins, settings, settings.stride,
+                      train_close=training_closes(datamodule))
     accuracy = accuracy_verdict({name: per_origin(sc) for name, sc in scores.items()}, table,
                                 [mdl.name for mdl in models], list(settings.baselines), origins.datetime,
                                 window_overlap(origins.horizon, settings.stride))

@@ -3,16 +3,25 @@
 ``score_paths`` turns one forecaster's paths into per-element score arrays [N, H]; ``summarise``
 averages them over any subset of origins into the numbers of ``metrics.json`` (see
 :mod:`kronos.scores` for every definition; the direction t comes from :func:`kronos.stats.mean_t`).
+
+Invalid forecasts: an origin whose paths hold a close <= 0 (on a step that is scored) is an invalid
+forecast (non-finite values are refused outright: the model diverged). ``score_paths`` marks it
+(``Scores.invalid``) and scores the paths as they are; :func:`fail_invalid`, given every
+forecaster's scores of the same origins, then scores it as a failure: per step the worst absolute error
+and CRPS that any forecaster has there, not covered (PIT 1), direction missed. ``summarise`` counts
+them (``invalid``).
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
 
 from kronos import scores as m
+from kronos.evaluate.tasks.comparison import valid_forecasts
 from kronos.stats import mean_t
 
 
@@ -30,6 +39,7 @@ class Scores:
             (None for one-path forecasts: they have no interval).
         pit: [N, H] randomised PIT (None for one-path forecasts).
         direction: [N, H] 1 hit / 0 miss / NaN undefined.
+        invalid: bool [N] origins whose forecast is invalid (see the module docstring).
     """
 
     samples: int
@@ -42,6 +52,7 @@ class Scores:
     covered: dict[float, np.ndarray] | None
     pit: np.ndarray | None
     direction: np.ndarray
+    invalid: np.ndarray
 
     @property
     def probabilistic(self) -> bool:
@@ -56,8 +67,10 @@ def score_paths(paths: np.ndarray, hist_close: np.ndarray, future_close: np.ndar
     A missing realised close (NaN: the series did not trade at that step) makes every score of that
     element NaN, so summaries average the steps that exist.
 
+    An origin whose paths hold a price <= 0 is marked invalid (see the module docstring).
+
     Raises:
-        ValueError: paths of the wrong shape or with non-finite values (names the count).
+        ValueError: paths of the wrong shape or with non-finite values (a diverged model, not a forecast).
     """
     paths = np.asarray(paths, dtype=np.float64)
     n, h = future_close.shape
@@ -66,13 +79,14 @@ def score_paths(paths: np.ndarray, hist_close: np.ndarray, future_close: np.ndar
     bad = int((~np.isfinite(paths)).sum())
     if bad:
         raise ValueError(f"{bad} forecast values are not finite (NaN/inf): the model diverged on these windows")
+    observed = np.isfinite(future_close)
+    invalid = ~valid_forecasts(paths, observed)
     samples_last = np.moveaxis(paths, 1, -1)                    # [N, H, S]
     scale = m.mase_scale(hist_close)[:, None]                   # [N, 1]
     point = m.point_forecast(paths, axis=1)                     # [N, H]
     abs_err = np.abs(point - future_close)
     crps = m.crps_samples(samples_last, future_close)
     probabilistic = paths.shape[1] > 1
-    observed = np.isfinite(future_close)
     pit = np.where(observed, m.pit_values(samples_last, future_close, rng), np.nan) if probabilistic else None
     return Scores(
         samples=paths.shape[1],
@@ -86,7 +100,35 @@ def score_paths(paths: np.ndarray, hist_close: np.ndarray, future_close: np.ndar
                  if pit is not None else None),
         pit=pit,
         direction=m.direction_hits(point, hist_close[:, -1], future_close),
+        invalid=invalid,
     )
+
+
+def fail_invalid(scores: dict[str, Scores], future_close: np.ndarray, last_close: np.ndarray) -> None:
+    """Score every invalid forecast of ``scores`` (forecasters of the same origins) as a failure, in place.
+
+    Per invalid origin and step: the worst absolute and scaled error and CRPS that any forecaster with a
+    valid forecast of that origin has there, not covered (PIT 1), direction missed where the realised close
+    moved. future_close [N, H] realised closes; last_close [N].
+    """
+    fields = ("abs_err", "scaled_err", "crps", "scaled_crps")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)                       # steps nobody scored stay NaN
+        worst = {f: np.nanmax(np.stack([np.where(sc.invalid[:, None], np.nan, getattr(sc, f))
+                                        for sc in scores.values()]), axis=0) for f in fields}
+    observed = np.isfinite(future_close)
+    moved = observed & (future_close != np.asarray(last_close)[:, None])
+    for sc in scores.values():
+        bad = sc.invalid[:, None] & observed                                   # [N, H]
+        if not bad.any():
+            continue
+        for f in fields:
+            setattr(sc, f, np.where(bad, worst[f], getattr(sc, f)))
+        if sc.covered is not None:
+            sc.covered = {lv: np.where(bad, 0.0, c) for lv, c in sc.covered.items()}
+        if sc.pit is not None:
+            sc.pit = np.where(bad, 1.0, sc.pit)
+        sc.direction = np.where(sc.invalid[:, None] & moved, 0.0, sc.direction)
 
 
 def direction_t_by_date(hits: np.ndarray, dates: np.ndarray) -> float:
@@ -141,6 +183,7 @@ def summarise(scores: Scores, future_close: np.ndarray, rows: np.ndarray | slice
                      if scores.covered is not None else {_level_key(lv): None for lv in coverage_levels}),
         "pit_histogram": m.pit_histogram(scores.pit[rows], pit_bins) if scores.pit is not None else None,
         "samples": scores.samples,
+        "invalid": int(scores.invalid[rows].sum()),
     }
     if per_horizon:
         steps = range(y.shape[1])

@@ -15,7 +15,7 @@ import pandas as pd
 
 from kronos.errors import ConfigError
 from kronos.evaluate.baselines import BASELINES
-from kronos.evaluate.tasks import TASKS
+from kronos.evaluate.task_table import SUITE_TASKS as TASKS
 from kronos.inference.settings import SAMPLING_KEYS, SamplingSettings, refuse_flat_sampling
 from kronos.settings_io import levels, plain, require, settings_from_config, whole
 

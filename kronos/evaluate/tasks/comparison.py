@@ -1,5 +1,6 @@
-"""What every task shares: per-date averages, the overlap of H-step windows, Diebold–Mariano against the
-best baseline, and the verdict sentence.
+"""What every task shares: which forecasts are valid, per-date averages, the overlap of H-step windows,
+Diebold–Mariano against the best baseline, and the verdict sentence (through :mod:`kronos.verdicts`:
+"beats" / "loses to" only where the DM test rejects at 5 %).
 
 Loss series are compared per decision date (the mean over the series of that date), since every series
 of one date shares the market's move: dates, not origins, are the independent-ish draws.
@@ -8,11 +9,12 @@ of one date shares the market's move: dates, not origins, are the independent-is
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from kronos.stats import diebold_mariano
+from kronos.verdicts import Comparison, verdict_text
 
 
 def window_overlap(horizon: int, stride: int) -> int:
@@ -21,6 +23,26 @@ def window_overlap(horizon: int, stride: int) -> int:
     1 when the windows do not overlap (stride >= H); the lag of the HAC variance is this minus 1.
     """
     return max(1, math.ceil(int(horizon) / max(int(stride), 1)))
+
+
+def valid_forecasts(paths: np.ndarray, observed: np.ndarray | None = None) -> np.ndarray:
+    """Which origins' sample paths are possible prices: every value finite and positive on the scored steps.
+
+    Args:
+        paths: [N, S, H] or [N, S, H, C] sample paths in price units (C price channels).
+        observed: bool [N, H], the steps that are scored (None: all).
+
+    Returns:
+        bool [N]; False marks an invalid forecast, which every task counts and scores as a failure.
+    """
+    p = np.asarray(paths, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        good = np.isfinite(p) & (p > 0)
+    if p.ndim == 4:
+        good = good.all(axis=3)
+    if observed is not None:
+        good = good | ~np.asarray(observed, dtype=bool)[:, None, :]
+    return good.reshape(len(p), -1).all(axis=1)
 
 
 def per_date(values: np.ndarray, dates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -68,34 +90,36 @@ def best(rows: Mapping[str, Mapping[str, Any]], names: list[str], metric: str, h
     return (max if higher_is_better else min)(scored)[1]
 
 
-def margin_text(mine: float, theirs: float, relative: bool) -> str:
-    """``12 %`` (relative to the other's value) for losses, ``0.031`` (absolute) for correlations."""
-    if relative and theirs not in (0.0,) and np.isfinite(theirs):
-        return f"{abs(mine - theirs) / abs(theirs):.0%}".replace("%", " %")
-    return f"{abs(mine - theirs):.3g}"
+def comparisons(rows: Mapping[str, Mapping[str, Any]], models: Sequence[str], baselines: Sequence[str], metric: str,
+                label: str, higher_is_better: bool, overlap: int) -> tuple[list[Comparison], dict[str, Any]]:
+    """Each model against the best of ``baselines`` on ``metric``, decided by a Diebold–Mariano test over dates.
 
+    Args:
+        rows: name -> task row (``metric`` and ``_loss`` {date: loss}, lower loss is better).
+        label: the metric's words in the sentence; overlap: the DM horizon.
 
-def verdict(rows: Mapping[str, Mapping[str, Any]], models: list[str], baselines: list[str], metric: str,
-            label: str, higher_is_better: bool, relative: bool, dm: Mapping[str, Mapping[str, Any]]) -> str:
-    """One sentence: each model against the task's best baseline on ``metric``, with the margin and DM t.
-
-    E.g. ``kronos loses to garch on QLIKE by 12 % (0.41 vs 0.36), DM t = -3.1``.
+    Returns:
+        (one :class:`kronos.verdicts.Comparison` per model, {model: DM result with ``against``}).
     """
-    target = best(rows, baselines, metric, higher_is_better)
-    clauses = []
+    target = best(rows, list(baselines), metric, higher_is_better)
+    out, dm = [], {}
     for name in models:
         value = rows.get(name, {}).get(metric)
-        if value is None or not np.isfinite(value):
-            clauses.append(f"{name} has no {label}")
-            continue
         if target is None:
-            clauses.append(f"{name} scores {label} {value:.4g} (no baseline has one)")
+            out.append(Comparison(name, "the baselines", label, value, None, higher_is_better, None, None, "DM t",
+                                  reason=f"no baseline has a {label}"))
             continue
-        other = float(rows[target][metric])
-        wins = value > other if higher_is_better else value < other
-        word = "beats" if wins else ("ties with" if value == other else "loses to")
-        t = (dm.get(name) or {}).get("t")
-        t_text = f", DM t = {t:.2f}" if t is not None and np.isfinite(t) else ", DM t undefined"
-        clauses.append(f"{name} {word} {target} on {label} by {margin_text(value, other, relative)} "
-                       f"({value:.4g} vs {other:.4g}){t_text}")
-    return "; ".join(clauses) + "." if clauses else "no model to compare."
+        dm[name] = {"against": target, **dm_against(rows[name].get("_loss", {}), rows[target].get("_loss", {}),
+                                                    overlap)}
+        out.append(Comparison(name, target, label, value, rows[target].get(metric), higher_is_better,
+                              dm[name]["t"], dm[name]["p"], "DM t"))
+    return out, dm
+
+
+def verdict(found: Sequence[Comparison], invalid: Mapping[str, int] | None = None) -> str:
+    """The verdict sentence of ``found`` (:func:`kronos.verdicts.verdict_text`), with each model's count of invalid
+    forecasts scored as failures where it has any."""
+    text = verdict_text(list(found))
+    notes = [f"{name}: {count} invalid forecast{'s' if count != 1 else ''} scored as failures"
+             for name, count in (invalid or {}).items() if count]
+    return f"{text[:-1]} ({'; '.join(notes)})." if notes else text

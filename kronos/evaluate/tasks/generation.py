@@ -25,6 +25,13 @@ moves), ``garch_sim`` (GARCH(1,1) with Student-t errors fitted on the lookback's
 ``arch``, simulated), ``random_walk`` (Gaussian close returns with the lookback's mean and volatility).
 The last two simulate closes only: each row's opening gap, wicks and volume are those of a lookback row
 drawn at random (the simulated return runs from the previous close to the close).
+
+Invalid windows: a generated window with a price that is not finite and positive, or a negative volume, is
+not a possible candle sequence. Nothing is floored: each such window is counted (``invalid_windows``) and
+scored as a failure, a window the classifier tells apart (it is correct on both the real and the generated
+window of that origin when the origin is held out); it cannot enter a classifier's training, the
+predictive GRU's training or the stylised facts, which are computed on the valid windows (``windows`` and
+``invalid_windows`` say how many).
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ import torch
 from scipy.stats import kurtosis, spearmanr, wasserstein_distance
 from torch import nn
 
+from kronos.evaluate.baselines import hist_vol_sigma
 from kronos.evaluate.tasks.comparison import per_date
 from kronos.stats import moving_block_indices
 
@@ -67,23 +75,47 @@ class Anchors:
         close = hist_raw[..., list(features).index("close")]
         volume = (hist_raw[..., list(features).index("volume")].mean(axis=1) if "volume" in features
                   else np.full(len(hist_raw), np.nan))
-        sigma = np.diff(np.log(close), axis=1).std(axis=1, ddof=1)
+        sigma = hist_vol_sigma(close)
         return cls(close[:, -1], volume, np.where(sigma > 0, sigma, np.nan))
+
+    def take(self, rows: np.ndarray) -> "Anchors":
+        """The anchors of the origins ``rows`` (indices or a bool mask)."""
+        return Anchors(self.close[rows], self.volume[rows], self.sigma[rows])
+
+
+def invalid_parts(windows: np.ndarray, features: Sequence[str]) -> dict[str, np.ndarray]:
+    """Why raw windows [N, G, F] are impossible: ``price`` (a price not finite and positive) and ``volume`` (a volume
+    not finite or negative), each bool [N]."""
+    w = np.asarray(windows, dtype=np.float64)
+    feats = list(features)
+    prices = w[..., [feats.index(f) for f in ("open", "high", "low", "close")]]
+    with np.errstate(invalid="ignore"):
+        out = {"price": ~(np.isfinite(prices) & (prices > 0)).all(axis=(1, 2))}
+        if "volume" in feats:
+            vol = w[..., feats.index("volume")]
+            out["volume"] = ~(np.isfinite(vol) & (vol >= 0)).all(axis=1)
+    return out
+
+
+def valid_windows(windows: np.ndarray, features: Sequence[str]) -> np.ndarray:
+    """bool [N]: raw windows [N, G, F] whose prices are finite and positive and whose volume is finite and >= 0."""
+    return ~np.logical_or.reduce(list(invalid_parts(windows, features).values()))
 
 
 def window_features(windows: np.ndarray, anchors: Anchors, features: Sequence[str]) -> np.ndarray:
     """Raw windows [N, G, F] -> per-row relative features [N, G, C] (C = 5 with volume, else 4).
 
-    Non-positive prices or volumes of a generated window are floored (prices at 1e-12, volume at 0).
+    Nothing is floored: the features of an invalid window (:func:`valid_windows`) are NaN where the logarithm
+    does not exist, and the window is scored as a failure by the caller.
     """
     idx = {f: list(features).index(f) for f in features}
     w = np.asarray(windows, dtype=np.float64)
-    prices = np.maximum(w[..., [idx["open"], idx["high"], idx["low"], idx["close"]]], 1e-12)
+    prices = w[..., [idx["open"], idx["high"], idx["low"], idx["close"]]]
     prev = np.concatenate([anchors.close[:, None], prices[:, :-1, 3]], axis=1)[..., None]
-    out = [np.log(prices / prev)]
-    if "volume" in idx:
-        vol = np.maximum(w[..., idx["volume"]], 0.0)
-        out.append(np.log((vol + 1.0) / (anchors.volume[:, None] + 1.0))[..., None])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = [np.log(prices / prev)]
+        if "volume" in idx:
+            out.append(np.log((w[..., idx["volume"]] + 1.0) / (anchors.volume[:, None] + 1.0))[..., None])
     return np.concatenate(out, axis=-1)
 
 
@@ -130,35 +162,41 @@ def _fit(x: np.ndarray, y: np.ndarray, loss_fn: nn.Module, seed: int, epochs: in
 
 
 def discriminative(real: np.ndarray, generated: np.ndarray, dates: np.ndarray, *, seed: int = 0, epochs: int = 30,
-                   hidden: int = 16, test_share: float = 0.3) -> dict[str, Any]:
+                   hidden: int = 16, test_share: float = 0.3, valid: np.ndarray | None = None) -> dict[str, Any]:
     """Held-out error of a GRU telling real from generated windows of the same origins.
 
     Args:
         real, generated: standardised features [M, G, C] of M origins (row i of both: the same origin).
         dates: [M] decision dates (the per-date held-out accuracy is the Diebold–Mariano loss).
+        valid: bool [M], generated windows that are possible candles (None: all); an invalid one is kept
+            out of training and counted as told apart when held out (a failure).
 
     Returns:
         ``discriminative_score`` (held-out error), ``discriminative_accuracy_gap`` (|accuracy - 0.5|),
-        ``windows`` (M), ``test_windows``, and ``_loss`` {date: held-out accuracy}.
+        ``windows`` (M), ``invalid_windows``, ``test_windows``, and ``_loss`` {date: |held-out accuracy - 0.5|}.
     """
     m = len(real)
-    if m < 10:
+    ok = np.ones(m, bool) if valid is None else np.asarray(valid, dtype=bool)
+    if ok.sum() < 10:
         return {"discriminative_score": float("nan"), "discriminative_accuracy_gap": float("nan"), "windows": m,
-                "test_windows": 0, "_loss": {}}
+                "invalid_windows": int((~ok).sum()), "test_windows": 0, "_loss": {}}
     order = np.random.default_rng(seed).permutation(m)
     n_test = max(2, int(round(m * test_share)))
     test, train = order[:n_test], order[n_test:]
+    train = train[ok[train]]
     x_train = np.concatenate([real[train], generated[train]])
     y_train = np.concatenate([np.ones(len(train)), np.zeros(len(train))])
     model = _fit(x_train, y_train, nn.BCEWithLogitsLoss(), seed, epochs, hidden)
     with torch.inference_mode():
         p_real = model(torch.from_numpy(real[test])).numpy() > 0
         p_gen = model(torch.from_numpy(generated[test])).numpy() > 0
-    correct = np.concatenate([p_real, ~p_gen]).astype(np.float64)
+    failed = ~ok[test]                                       # invalid: told apart, both windows right
+    correct = np.concatenate([p_real | failed, ~p_gen | failed]).astype(np.float64)
     accuracy = float(correct.mean())
     days, daily = per_date(correct, np.concatenate([dates[test], dates[test]]))
+    daily = np.abs(daily - 0.5)                              # the loss of the headline: distance from a coin flip
     return {"discriminative_score": 1.0 - accuracy, "discriminative_accuracy_gap": abs(accuracy - 0.5),
-            "windows": int(m), "test_windows": int(2 * n_test),
+            "windows": int(m), "invalid_windows": int((~ok).sum()), "test_windows": int(2 * n_test),
             "_loss": {int(d): float(v) for d, v in zip(days, daily)}}
 
 
@@ -191,14 +229,14 @@ def _pooled_acf(x: np.ndarray, lag: int) -> float:
 
 
 def stylized_facts(windows: np.ndarray, anchors: Anchors, features: Sequence[str]) -> dict[str, Any]:
-    """Stylised facts of raw windows [M, G, F] (see the module docstring for each)."""
+    """Stylised facts of valid raw windows [M, G, F] (see the module docstring for each)."""
     feats = window_features(windows, anchors, features)
     r = feats[..., 3] / anchors.sigma[:, None]                                 # standardised close returns
     flat = r[np.isfinite(r)]
     w = np.asarray(windows, dtype=np.float64)
     hi, lo = w[..., list(features).index("high")], w[..., list(features).index("low")]
     with np.errstate(invalid="ignore", divide="ignore"):
-        spread = (np.log(np.maximum(hi, 1e-12) / np.maximum(lo, 1e-12)) / anchors.sigma[:, None]).ravel()
+        spread = (np.log(hi / lo) / anchors.sigma[:, None]).ravel()
     spread = spread[np.isfinite(spread)]
     volume_corr = float("nan")
     if feats.shape[-1] > 4:
@@ -296,8 +334,9 @@ def _candles_from_returns(hist_raw: np.ndarray, log_returns: np.ndarray, feature
 def random_walk_windows(hist_raw: np.ndarray, length: int, features: Sequence[str],
                         rng: np.random.Generator) -> np.ndarray:
     """``random_walk``: Gaussian close log returns with the lookback's mean and std: [N, G, F]."""
-    r = np.diff(np.log(hist_raw[..., list(features).index("close")]), axis=1)
-    shocks = rng.standard_normal((len(r), length)) * r.std(axis=1, ddof=1)[:, None] + r.mean(axis=1)[:, None]
+    close = hist_raw[..., list(features).index("close")]
+    r = np.diff(np.log(close), axis=1)
+    shocks = rng.standard_normal((len(r), length)) * hist_vol_sigma(close)[:, None] + r.mean(axis=1)[:, None]
     return _candles_from_returns(hist_raw, shocks, features, rng)
 
 

@@ -1,10 +1,14 @@
 """Price-series forecasting (the paper's price task): how well the predicted path follows the realised one.
 
 For each origin and each of open, high, low, close: the Pearson IC and the Spearman RankIC between the
-predicted path (the mean of the sample paths) and the realised path over the H steps of the horizon,
+predicted path (the point forecast, :func:`kronos.scores.point_forecast`: the median of the sample
+paths) and the realised path over the H steps of the horizon,
 on the steps where the realised value exists. Per origin they are averaged over the channels; ``ic``
 and ``rank_ic`` are the means over origins, ``rank_ic_t`` the t of the per-date mean RankIC over
 dates (HAC with the windows' overlap).
+
+Invalid forecasts (a sample path with a price that is not finite and positive on a realised step) are
+counted (``invalid``) and scored as failures: IC and RankIC -1 at that origin, the worst a path can score.
 """
 
 from __future__ import annotations
@@ -64,20 +68,24 @@ def _channel_mean(values: np.ndarray) -> np.ndarray:
 
 
 def score_price(pred: np.ndarray, real: np.ndarray, dates: np.ndarray, overlap: int,
-                channels: tuple[str, ...] = PRICE_CHANNELS) -> dict[str, Any]:
+                channels: tuple[str, ...] = PRICE_CHANNELS, invalid: np.ndarray | None = None) -> dict[str, Any]:
     """The price task's row for one forecaster.
 
     Args:
-        pred: [N, H, C] predicted (mean) paths of ``channels``; real: [N, H, C] realised (NaN missing).
+        pred: [N, H, C] point-forecast paths of ``channels``; real: [N, H, C] realised (NaN missing).
         dates: [N] decision dates; overlap: ``window_overlap(H, stride)``.
+        invalid: bool [N] origins whose forecast is invalid (scored -1, see the module docstring).
 
     Returns:
         ``ic``, ``rank_ic``, ``rank_ic_t``, ``per_channel`` ({channel: {ic, rank_ic}}), ``origins``
-        (with a defined score), ``undefined`` (origins without), and ``_loss`` {date: -RankIC of the date}
+        (with a defined score), ``undefined`` (origins without), ``invalid``, and ``_loss`` {date: -RankIC of the date}
         for the Diebold–Mariano test (dropped before writing).
     """
     ic, rank_ic = path_correlations(pred, real)
     ic_o, rank_o = _channel_mean(ic), _channel_mean(rank_ic)
+    scorable = (np.isfinite(np.asarray(real, dtype=np.float64)).sum(axis=1) >= MIN_STEPS).any(axis=1)
+    bad = scorable & (np.zeros(len(ic_o), bool) if invalid is None else np.asarray(invalid, dtype=bool))
+    ic_o, rank_o = np.where(bad, -1.0, ic_o), np.where(bad, -1.0, rank_o)
     days, daily = per_date(rank_o, dates)
     t = mean_t(daily, overlap=overlap)
     defined = np.isfinite(rank_o)
@@ -92,5 +100,6 @@ def score_price(pred: np.ndarray, real: np.ndarray, dates: np.ndarray, overlap: 
         "per_channel": per_channel,
         "origins": int(defined.sum()),
         "undefined": int((~defined).sum()),
+        "invalid": int(bad.sum()),
         "_loss": {int(d): -float(v) for d, v in zip(days, daily)},
     }
