@@ -35,6 +35,7 @@ from kronos.backtest.signals import anchor_gap_signal, baseline_signal, model_si
 from kronos.backtest.verdict import headline_lines, money_row, money_verdict
 from kronos.data.qlib_provider import build_provider_from_panel, qlib_symbol
 from kronos.data.synthetic import SyntheticSource
+from kronos.inference.candles import repairs_of_table
 
 log = logging.getLogger(__name__)
 HEADLINE_LABEL = label_defs.HEADLINE_LABEL
@@ -218,6 +219,7 @@ def run_backtest(predictor: Any, datamodule: Any, settings: BacktestSettings, ou
         "weights": {"tokenizer": None, "predictor": None}
         | {kind: (dict(v) if isinstance(v, Mapping) else v) for kind, v in (weights or {}).items()},
         "n_forecasts": int(len(forecasts)),
+        "candle_repairs": repairs_of_table(forecasts).report(),
         "n_instruments": int(forecasts["instrument"].nunique()),
         "start": str(forecasts["datetime"].min().date()),
         "end": str(forecasts["datetime"].max().date()),

@@ -17,6 +17,9 @@ Example::
 ``--generate N`` writes N generated continuations instead of the forecast: every sample path in full, one
 row per (path, timestamp), columns ``path,timestamps,open,high,low,close,volume,amount`` (pass the paper's
 generation settings with ``--T 1.0 --top-p 0.95``).
+
+Every path written is a possible candle sequence (kronos.inference.candles); a note on stderr counts the
+candles the repair changed.
 """
 
 from __future__ import annotations
@@ -127,6 +130,7 @@ def run(args: argparse.Namespace) -> None:
     result = forecast_frame(predictor, window, args.pred_len, settings, known_future=False,
                             requested_lookback=args.lookback)
     print(f"note: {result.future.note}", file=sys.stderr)
+    print(f"note: {result.repairs.summary()}", file=sys.stderr)
     table = forecast_table(result.paths, result.future.index, quantiles)
     written = table if args.generate is None else long_table(generated_frames(result.paths, result.future.index))
     if args.out is None:

@@ -22,6 +22,8 @@ from kronos.evaluate.settings import EvaluateSettings
 from kronos.evaluate.tasks.comparison import window_overlap
 from kronos.evaluate.tasks.suite import DEFINITIONS as TASK_DEFINITIONS
 from kronos.evaluate.tasks.suite import accuracy_verdict, run_tasks
+from kronos.data.features import FEATURES
+from kronos.inference.candles import CandleRepairs, repairs_block
 from kronos.inference.decisions import iter_decision_forecasts
 from kronos.inference.settings import SamplingSettings
 
@@ -80,13 +82,18 @@ class ModelForecaster:
     notes: tuple[str, ...] = ()
 
 
-def model_paths(model: ModelForecaster, origins: Origins, sampling: SamplingSettings, batch_size: int) -> np.ndarray:
-    """Sample paths [N, S, H, F] (price units, float32) of a sampled model on every origin."""
+def model_paths(model: ModelForecaster, origins: Origins, sampling: SamplingSettings, batch_size: int,
+                repairs: dict[str, CandleRepairs] | None = None) -> np.ndarray:
+    """Sample paths [N, S, H, F] (price units, float32, possible candles) of a sampled model on every origin;
+    their candle repair counts are added to ``repairs[model.name]`` when given."""
     try:
-        parts = [fc.paths for fc in iter_decision_forecasts(model.predictor, origins.batches(batch_size), sampling)]
+        parts = list(iter_decision_forecasts(model.predictor, origins.batches(batch_size), sampling,
+                                             origins.features or FEATURES))
     except ValueError as err:
         raise ValueError(f"{model.name}: {err}") from None
-    return np.concatenate(parts)
+    if repairs is not None:
+        repairs[model.name] = sum((fc.candle_repairs() for fc in parts), repairs.get(model.name, CandleRepairs()))
+    return np.concatenate([fc.paths for fc in parts])
 
 
 def overlap_warning(name: str, data_end: str | None, origins: Origins) -> str | None:
@@ -163,10 +170,11 @@ def run_evaluate(models: Sequence[ModelForecaster], datamodule: Any, settings: E
     levels, qlevels = settings.coverage_levels, settings.quantile_levels
     rng = np.random.default_rng(settings.sampling.seed)
     scores: dict[str, Scores] = {}
+    repairs: dict[str, CandleRepairs] = {}
     warnings: list[str] = []
     for model in models:
         log.info("evaluate: forecasting with %s (%d sample paths)", model.name, settings.sampling.sample_count)
-        paths = model_paths(model, origins, settings.sampling, settings.batch_size)[..., close_index]
+        paths = model_paths(model, origins, settings.sampling, settings.batch_size, repairs)[..., close_index]
         scores[model.name] = score_paths(paths, origins.hist_close, origins.future_close, coverage_levels=levels,
                                          quantile_levels=qlevels, rng=rng)
         for warning in (*model.notes, overlap_warning(model.name, model.data_end, origins)):
@@ -206,7 +214,7 @@ def run_evaluate(models: Sequence[ModelForecaster], datamodule: Any, settings: E
     def forecast(name: str, sampling: SamplingSettings) -> np.ndarray:
         log.info("evaluate: forecasting with %s for the tasks (T %g, top_p %g, %d paths)", name, sampling.T,
                  sampling.top_p, sampling.sample_count)
-        return model_paths(by_name[name], origins, sampling, settings.batch_size)
+        return model_paths(by_name[name], origins, sampling, settings.batch_size, repairs)
 
     suite = run_tasks([mdl.name for mdl in models], forecast, origins, settings, settings.stride)
     accuracy = accuracy_verdict({name: per_origin(sc) for name, sc in scores.items()}, table,
@@ -230,6 +238,7 @@ def run_evaluate(models: Sequence[ModelForecaster], datamodule: Any, settings: E
         "skipped": origins.skipped,
         "missing": origins.missing,
         "weights": dict(weights) if weights is not None else {"tokenizer": None, "predictor": None},
+        "candle_repairs": repairs_block(repairs),
         "models": table,
         "model_weights": {mdl.name: dict(mdl.weights) for mdl in models},
         "baselines": list(settings.baselines),

@@ -14,7 +14,8 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from kronos.data.features import denormalize, lookback_stats, normalize, time_features
+from kronos.data.features import FEATURES, lookback_stats, normalize, time_features
+from kronos.inference.candles import CandleRepairs, candle_paths
 from kronos.inference.generation import decode_forecast, generate_tokens, window_inputs
 from kronos.inference.samples import ForecastSamples
 from kronos.inference.settings import SamplingSettings
@@ -130,6 +131,9 @@ class KronosPredictor:
     ) -> pd.DataFrame:
         """Mean forecast [pred_len, 6] of one series, indexed by ``y_timestamp``.
 
+        The mean of possible candles is a possible candle; ``result.attrs["candle_repairs"]`` holds the
+        counts of :class:`kronos.inference.candles.CandleRepairs` over the sample paths it averages.
+
         df: history rows with open, high, low, close (volume, amount optional); x_timestamp: its
         len(df) datetimes; y_timestamp: the pred_len future datetimes. Sampling is given either whole
         (``sampling=SamplingSettings(...)``) or by the reference's keywords ``T``, ``top_k``, ``top_p``,
@@ -138,7 +142,7 @@ class KronosPredictor:
         return self.predict_samples(
             df, x_timestamp, y_timestamp, pred_len, T, top_k, top_p, sample_count, verbose, generator,
             sampling=sampling,
-        ).mean()
+        ).mean()  # its attrs["candle_repairs"]: what the repair of the sample paths changed
 
     def predict_samples(
         self,
@@ -321,6 +325,9 @@ class KronosPredictor:
             x_stamp[b, L - len(h):] = x_stamps[b]
         y_stamp = np.stack([time_features(idx) for idx in y_indexes])
         paths = self.forecast_normalized(x, x_stamp, y_stamp, sampling, torch.as_tensor(lengths), generator, verbose).numpy()
-        return [
-            ForecastSamples(denormalize(paths[b], mean, std), y_indexes[b]) for b, (mean, std) in enumerate(stats)
-        ]
+        close = FEATURES.index("close")
+        out = []
+        for b, (mean, std) in enumerate(stats):  # possible candles, repairs counted (kronos.inference.candles)
+            candles, counts = candle_paths(paths[b], mean, std, histories[b][-1, close])
+            out.append(ForecastSamples(candles, y_indexes[b], repairs=CandleRepairs.from_array(counts)))
+        return out

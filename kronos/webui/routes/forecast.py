@@ -139,6 +139,7 @@ def router(state: AppState) -> APIRouter:
             "forecast": forecast_columns(table),
             "future_timestamps": result.future.kind,
             "future_note": result.future.note,
+            "candle_repairs": result.repairs.report(),
             "window": {"lookback": plan.lookback, "used_rows": len(result.history), "truncated": result.truncated,
                        "max_context": plan.max_context, "pred_len": plan.pred_len,
                        "sample_count": plan.settings.sample_count},
