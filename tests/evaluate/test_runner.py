@@ -150,6 +150,10 @@ def test_run_evaluate_groups_by_exchange_and_reports(tmp_path: Path) -> None:
     written = json.loads((tmp_path / "evaluate" / "metrics.json").read_text())
     assert written["models"]["hist_vol"]["pit_histogram"] is not None and len(written["models"]["hist_vol"]["pit_histogram"]) == 5
     assert written["models"]["naive"]["pit_histogram"] is None
+    # N(0, 1) features drawn independently: highs below the body; repaired and counted
+    repairs = written["candle_repairs"]
+    assert repairs["candles"] == repairs["by_model"]["kronos"]["candles"] == 12 * settings.sampling.sample_count * H
+    assert repairs["wick"] > 0 and 0 < repairs["share"]["wick"] <= 1
 
 
 def test_a_failing_model_leaves_the_previous_report(tmp_path: Path) -> None:
