@@ -102,6 +102,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         from kronos.evaluate.settings import EvaluateSettings
 
         EvaluateSettings.from_config(cfg.evaluate)
+    if "predictor" in cfg.stage.run:
+        from kronos.stages.calibrate import calibration_settings
+
+        calibration_settings(cfg)
     _check_weights_exist(cfg, experiment)
     with hold_experiment(experiment.root, enabled=env_rank() == 0):  # one run per experiment directory
         return _run_stages(cfg, experiment)
@@ -146,6 +150,10 @@ def _run_stages(cfg: DictConfig, experiment: Any) -> dict[str, Any]:
             if export is not None:
                 produced[stage] = export
                 result[stage] = str(export)
+            if stage == "predictor" and _rank_zero(trainer):  # the temperature, chosen on validation
+                from kronos.stages.calibrate import calibrate_stage
+
+                result["calibration"] = calibrate_stage(scfg, datamodule, experiment, produced)
         elif stage == "backtest":
             if _rank_zero(trainer):  # forecasts and reports are written by rank zero alone
                 result["backtest"] = backtest_stage(scfg, datamodule, experiment, produced)
@@ -160,6 +168,7 @@ def _run_stages(cfg: DictConfig, experiment: Any) -> dict[str, Any]:
 def _user_errors() -> tuple[type[BaseException], ...]:
     """Errors that mean bad input or a missing prerequisite: shown as one message, no traceback."""
     from kronos.backtest.settings import BacktestSettingsError
+    from kronos.calibration import CalibrationConfigError
     from kronos.config_checks import ConfigValueError
     from kronos.data.errors import DataValidationError
     from kronos.evaluate.settings import EvaluateConfigError
@@ -173,7 +182,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
     return (DataValidationError, StageInputError, CheckpointError, NonFiniteLossError, BacktestSettingsError,
             WeightsNotFoundError, EvaluateConfigError, ForecastInputError, FinetuneConfigError, ConfigValueError,
-            ExperimentDirError)
+            ExperimentDirError, CalibrationConfigError)
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")

@@ -147,7 +147,8 @@ def _origin_rows(name: str, scores: Scores, origins: Origins, groups: np.ndarray
 
 
 def run_evaluate(models: Sequence[ModelForecaster], datamodule: Any, settings: EvaluateSettings,
-                 out_dir: str | Path, *, weights: Mapping[str, Any] | None = None, logger: Any = None) -> dict[str, Any]:
+                 out_dir: str | Path, *, weights: Mapping[str, Any] | None = None, logger: Any = None,
+                 sampling_source: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Score ``models`` and ``settings.baselines`` on the same rolling origins of ``settings.split``.
 
     Args:
@@ -157,6 +158,8 @@ def run_evaluate(models: Sequence[ModelForecaster], datamodule: Any, settings: E
         out_dir: the report directory (``experiment.evaluate_dir``), replaced atomically.
         weights: recorded as ``metrics.json``'s ``weights`` (what was loaded for ``kronos``).
         logger: a Lightning logger; headline numbers go to ``log_metrics`` when given.
+        sampling_source: which T / top_p were used and where they came from, with the calibration's validation
+            coverage and PIT before/after (metrics.json ``sampling_source``).
 
     Returns:
         The metrics written to ``metrics.json`` (``origins``, ``models.<name>``, ...), plus ``figures``.
@@ -235,6 +238,7 @@ def run_evaluate(models: Sequence[ModelForecaster], datamodule: Any, settings: E
         "horizon": origins.horizon,
         "sample_count": settings.sampling.sample_count,
         "sampling": {k: getattr(settings.sampling, k) for k in ("T", "top_k", "top_p", "seed")},
+        "sampling_source": dict(sampling_source) if sampling_source else None,
         "skipped": origins.skipped,
         "missing": origins.missing,
         "weights": dict(weights) if weights is not None else {"tokenizer": None, "predictor": None},

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from kronos.inference.predictor import KronosPredictor
+from kronos.inference.settings import calibration_of
 from kronos.inference.validation import ForecastInputError
 from kronos.models.kronos_model import Kronos
 from kronos.models.tokenizer import KronosTokenizer
@@ -22,7 +23,8 @@ def load_predictor(
     max_context: int = 512,
     clip: float = 5.0,
 ) -> KronosPredictor:
-    """``KronosPredictor`` over ``KronosTokenizer.from_pretrained(tokenizer)`` and ``Kronos.from_pretrained(predictor)``.
+    """``KronosPredictor`` over ``KronosTokenizer.from_pretrained(tokenizer)`` and ``Kronos.from_pretrained(predictor)``,
+    with the sampling calibration recorded in the predictor's ``training_info.json`` (when there is one).
 
     Raises:
         CheckpointError: a missing, offline or inconsistent checkpoint (from ``from_pretrained``).
@@ -31,6 +33,8 @@ def load_predictor(
     tok = KronosTokenizer.from_pretrained(tokenizer)
     net = Kronos.from_pretrained(predictor)
     try:
-        return KronosPredictor(net, tok, device=device, max_context=max_context, clip=clip)
+        loaded = KronosPredictor(net, tok, device=device, max_context=max_context, clip=clip)
     except ValueError as err:  # a mismatched pair or a bad max_context: the user's choice, not a bug
         raise ForecastInputError(f"predictor {predictor} with tokenizer {tokenizer}: {err}") from err
+    loaded.calibration = calibration_of(predictor)  # the T chosen on validation, when the export has one
+    return loaded

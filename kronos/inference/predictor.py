@@ -18,10 +18,11 @@ from kronos.data.features import FEATURES, lookback_stats, normalize, time_featu
 from kronos.inference.candles import CandleRepairs, candle_paths
 from kronos.inference.generation import decode_forecast, generate_tokens, window_inputs
 from kronos.inference.samples import ForecastSamples
-from kronos.inference.settings import SamplingSettings
+from kronos.inference.settings import SamplingSettings, with_calibration
 from kronos.inference.validation import ForecastInputError, history_matrix, timestamp_index
 from kronos.models.kronos_model import Kronos
 from kronos.models.tokenizer import KronosTokenizer
+from kronos.training_info import Calibration
 
 
 def usable_device(device: str | torch.device) -> torch.device:
@@ -51,18 +52,26 @@ def default_device() -> torch.device:
     return torch.device("cpu")
 
 
-REFERENCE_SAMPLING = SamplingSettings(T=1.0, top_k=0, top_p=0.9, sample_count=1)  # the keyword defaults below
+REFERENCE_SAMPLING = SamplingSettings(T=1.0, top_k=0, top_p=0.9, sample_count=1)  # the reference's keyword defaults
 
 
-def sampling_of(sampling: SamplingSettings | None, T: float, top_k: int, top_p: float, sample_count: int
-                ) -> SamplingSettings:
-    """``sampling`` when given (the keywords must then keep their defaults), else the reference's keywords
-    as one SamplingSettings (unseeded: the ``generator`` argument or torch's global generator draws)."""
+def sampling_of(sampling: SamplingSettings | None, T: float | None, top_k: int, top_p: float | None,
+                sample_count: int, calibration: Calibration | None = None) -> SamplingSettings:
+    """``sampling`` when given (the keywords must then keep their defaults), else the keywords as one
+    SamplingSettings (unseeded: the ``generator`` argument or torch's global generator draws).
+
+    ``T`` / ``top_p`` None: the ``calibration`` recorded with the predictor (chosen on validation) when there
+    is one, else the reference's 1.0 / 0.9. An explicit value always wins.
+    """
     if sampling is None:
-        return SamplingSettings(T=T, top_k=top_k, top_p=top_p, sample_count=sample_count)
+        unset = [k for k, v in (("T", T), ("top_p", top_p)) if v is None]
+        loose = SamplingSettings(T=REFERENCE_SAMPLING.T if T is None else T, top_k=top_k,
+                                 top_p=REFERENCE_SAMPLING.top_p if top_p is None else top_p, sample_count=sample_count)
+        return with_calibration(loose, unset, calibration)[0] if unset else loose
     if not isinstance(sampling, SamplingSettings):
         raise TypeError(f"sampling must be a SamplingSettings, got {type(sampling).__name__}")
-    loose = SamplingSettings(T=T, top_k=top_k, top_p=top_p, sample_count=sample_count)
+    loose = SamplingSettings(T=REFERENCE_SAMPLING.T if T is None else T, top_k=top_k,
+                             top_p=REFERENCE_SAMPLING.top_p if top_p is None else top_p, sample_count=sample_count)
     if loose != REFERENCE_SAMPLING:
         raise ForecastInputError("pass the sampling either whole (sampling=SamplingSettings(...)) or as T, top_k, "
                                  "top_p, sample_count keywords, not both")
@@ -81,6 +90,8 @@ class KronosPredictor:
         max_context: longest window the predictor sees; longer histories slide.
         clip: normalised inputs are clipped to +-clip.
         use_cache: cached decoding (fast) instead of recomputing every window; both give the same tokens.
+        calibration: the sampling chosen on validation for this predictor (``training_info.json``; set by
+            :func:`kronos.inference.loading.load_predictor`): the default T / top_p of the keyword API.
         rolling_cache: APPROXIMATE, off by default. Once history + forecast exceed ``max_context``, keep
             decoding from a ring-buffer cache instead of recomputing the slid window (several times faster
             for long forecasts past the context, but results no longer equal the reference's).
@@ -111,6 +122,7 @@ class KronosPredictor:
         self.clip = clip
         self.use_cache = use_cache
         self.rolling_cache = rolling_cache
+        self.calibration: Calibration | None = None
         if rolling_cache and not use_cache:
             raise ValueError("rolling_cache=True needs use_cache=True")
 
@@ -120,9 +132,9 @@ class KronosPredictor:
         x_timestamp: Any,
         y_timestamp: Any,
         pred_len: int,
-        T: float = 1.0,
+        T: float | None = None,
         top_k: int = 0,
-        top_p: float = 0.9,
+        top_p: float | None = None,
         sample_count: int = 1,
         verbose: bool = True,
         generator: torch.Generator | None = None,
@@ -137,7 +149,8 @@ class KronosPredictor:
         df: history rows with open, high, low, close (volume, amount optional); x_timestamp: its
         len(df) datetimes; y_timestamp: the pred_len future datetimes. Sampling is given either whole
         (``sampling=SamplingSettings(...)``) or by the reference's keywords ``T``, ``top_k``, ``top_p``,
-        ``sample_count``; ``generator`` (default: one made from ``sampling.seed``) draws the tokens.
+        ``sample_count`` (``T`` / ``top_p`` unset: the predictor's calibration when loaded with one, else the
+        reference's 1.0 / 0.9); ``generator`` (default: one made from ``sampling.seed``) draws the tokens.
         """
         return self.predict_samples(
             df, x_timestamp, y_timestamp, pred_len, T, top_k, top_p, sample_count, verbose, generator,
@@ -150,9 +163,9 @@ class KronosPredictor:
         x_timestamp: Any,
         y_timestamp: Any,
         pred_len: int,
-        T: float = 1.0,
+        T: float | None = None,
         top_k: int = 0,
-        top_p: float = 0.9,
+        top_p: float | None = None,
         sample_count: int = 1,
         verbose: bool = True,
         generator: torch.Generator | None = None,
@@ -160,7 +173,7 @@ class KronosPredictor:
         sampling: SamplingSettings | None = None,
     ) -> ForecastSamples:
         """Like :meth:`predict`, but every sample path: ``paths`` [sample_count, pred_len, 6]."""
-        settings = sampling_of(sampling, T, top_k, top_p, sample_count)
+        settings = sampling_of(sampling, T, top_k, top_p, sample_count, self.calibration)
         return self._forecast([df], [x_timestamp], [y_timestamp], pred_len, settings, verbose, generator, batch=False)[0]
 
     def predict_batch(
@@ -169,9 +182,9 @@ class KronosPredictor:
         x_timestamp_list: Sequence[Any],
         y_timestamp_list: Sequence[Any],
         pred_len: int,
-        T: float = 1.0,
+        T: float | None = None,
         top_k: int = 0,
-        top_p: float = 0.9,
+        top_p: float | None = None,
         sample_count: int = 1,
         verbose: bool = True,
         generator: torch.Generator | None = None,
@@ -196,9 +209,9 @@ class KronosPredictor:
         x_timestamp_list: Sequence[Any],
         y_timestamp_list: Sequence[Any],
         pred_len: int,
-        T: float = 1.0,
+        T: float | None = None,
         top_k: int = 0,
-        top_p: float = 0.9,
+        top_p: float | None = None,
         sample_count: int = 1,
         verbose: bool = True,
         generator: torch.Generator | None = None,
@@ -206,7 +219,7 @@ class KronosPredictor:
         sampling: SamplingSettings | None = None,
     ) -> list[ForecastSamples]:
         """Like :meth:`predict_batch`, returning every sample path per series."""
-        settings = sampling_of(sampling, T, top_k, top_p, sample_count)
+        settings = sampling_of(sampling, T, top_k, top_p, sample_count, self.calibration)
         return self._forecast(df_list, x_timestamp_list, y_timestamp_list, pred_len, settings, verbose, generator,
                               batch=True)
 

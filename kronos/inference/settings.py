@@ -11,11 +11,13 @@ from __future__ import annotations
 import dataclasses
 import numbers
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Callable, Collection, Mapping, Sequence
 
 import torch
 
 from kronos.inference.validation import ForecastInputError
+from kronos.training_info import FILE_NAME, Calibration, TrainingInfo
 
 T_MIN, T_MAX = 1e-2, 100.0
 SEED_MAX = 2**63 - 1  # torch.Generator.manual_seed takes a 64-bit integer
@@ -183,6 +185,10 @@ def sampling_from_config(stage: str, data: Mapping[str, Any], defaults: Sampling
                          ) -> SamplingSettings:
     """The ``<stage>.sampling`` block of a config as validated SamplingSettings.
 
+    ``T`` and ``top_p`` may be null: "the calibrated value" (the stage fills it in with
+    :func:`with_calibration` from the predictor's ``training_info.json``); here they take ``defaults``'
+    value, else the model's own distribution (T 1, top-p 1).
+
     Args:
         stage: the config group (``backtest``, ``evaluate``), named in messages.
         data: the whole group as a plain mapping; its old flat keys (``<stage>.T``, ...) are refused with
@@ -203,9 +209,51 @@ def sampling_from_config(stage: str, data: Mapping[str, Any], defaults: Sampling
     if unknown:
         raise ForecastInputError(f"unknown {stage}.sampling key(s) {unknown}: valid keys are {list(SAMPLING_KEYS)}")
     values = {k: block[k] for k in SAMPLING_KEYS if k in block}
+    for key in unset_keys(block):
+        values[key] = getattr(defaults, key) if defaults is not None else UNCALIBRATED[key]
     if defaults is None:
         missing = [k for k in SAMPLING_KEYS if k not in values]
         if missing:
             raise ForecastInputError(f"{stage}.sampling.{missing[0]} is missing: add it to the {stage} config")
         return SamplingSettings(**values).validate(prefix=f"{stage}.sampling.")
     return dataclasses.replace(defaults, **values).validate(prefix=f"{stage}.sampling.")
+
+
+CALIBRATED_KEYS = ("T", "top_p")
+UNCALIBRATED = {"T": 1.0, "top_p": 1.0}  # the model's own distribution, where no other default is named
+
+
+def unset_keys(block: Mapping[str, Any] | None) -> tuple[str, ...]:
+    """The calibrated keys a config's sampling block leaves null (present as null: absent means "default")."""
+    return tuple(k for k in CALIBRATED_KEYS if block is not None and k in block and block[k] is None)
+
+
+def calibration_of(predictor: str | Path | None) -> Calibration | None:
+    """The calibration recorded in a predictor directory's ``training_info.json`` (None: none, or a hub id)."""
+    info = TrainingInfo.read(predictor) if predictor else None
+    return info.calibrated() if info is not None else None
+
+
+def with_calibration(sampling: SamplingSettings, unset: Collection[str], calibration: Calibration | None,
+                     where: str = "") -> tuple[SamplingSettings, dict[str, str]]:
+    """``sampling`` with the keys in ``unset`` (T, top_p left unset by the user) taken from ``calibration``.
+
+    An explicit value always wins; an unset one takes the calibrated value when one was recorded, else keeps
+    the value already in ``sampling`` (the caller's default).
+
+    Returns:
+        (the settings, ``{T: source, top_p: source}``), each source ``config`` (set explicitly),
+        ``calibration (<where>/training_info.json)`` or ``default (no calibration recorded)``.
+    """
+    values: dict[str, Any] = {}
+    source: dict[str, str] = {}
+    for key in CALIBRATED_KEYS:
+        if key not in unset:
+            source[key] = "config"
+        elif calibration is not None:
+            values[key] = float(getattr(calibration, key))
+            source[key] = f"calibration ({Path(where) / FILE_NAME if where else FILE_NAME}, chosen on the " \
+                          f"{calibration.split} split by {calibration.criterion})"
+        else:
+            source[key] = "default (no calibration recorded)"
+    return dataclasses.replace(sampling, **values), source
