@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -87,11 +86,15 @@ class CalibrationSettings:
 
 
 def budget_origins(datamodule: Any, windows: int, batch_size: int) -> Origins:
-    """Validation origins on every ``stride``-th date, the smallest stride that keeps them within ``windows``."""
+    """Validation origins on every ``stride``-th date (whole cross-sections), the smallest stride that keeps
+    them within ``windows`` (at least the first date's, should one date alone exceed the budget)."""
     every = collect_origins(datamodule, SPLIT, 1, batch_size)
-    dates = len(np.unique(every.datetime))
-    stride = max(1, math.ceil(len(every) / windows))
-    return every if stride == 1 else collect_origins(datamodule, SPLIT, min(stride, dates), batch_size)
+    dates, per_date = np.unique(every.datetime, return_counts=True)
+    stride = next((k for k in range(1, len(dates) + 1) if per_date[::k].sum() <= windows), len(dates))
+    keep = np.isin(every.datetime, dates[::stride])
+    arrays = {f.name: getattr(every, f.name)[keep] for f in dataclasses.fields(Origins)
+              if isinstance(getattr(every, f.name), np.ndarray)}
+    return dataclasses.replace(every, **arrays)
 
 
 def score_temperature(predictor: Any, origins: Origins, T: float, settings: CalibrationSettings) -> dict[str, Any]:
