@@ -63,15 +63,13 @@ def sampling_of(sampling: SamplingSettings | None, T: float | None, top_k: int, 
     ``T`` / ``top_p`` None: the ``calibration`` recorded with the predictor (chosen on validation) when there
     is one, else the reference's 1.0 / 0.9. An explicit value always wins.
     """
+    loose = SamplingSettings(T=REFERENCE_SAMPLING.T if T is None else T, top_k=top_k,
+                             top_p=REFERENCE_SAMPLING.top_p if top_p is None else top_p, sample_count=sample_count)
     if sampling is None:
         unset = [k for k, v in (("T", T), ("top_p", top_p)) if v is None]
-        loose = SamplingSettings(T=REFERENCE_SAMPLING.T if T is None else T, top_k=top_k,
-                                 top_p=REFERENCE_SAMPLING.top_p if top_p is None else top_p, sample_count=sample_count)
         return with_calibration(loose, unset, calibration)[0] if unset else loose
     if not isinstance(sampling, SamplingSettings):
         raise TypeError(f"sampling must be a SamplingSettings, got {type(sampling).__name__}")
-    loose = SamplingSettings(T=REFERENCE_SAMPLING.T if T is None else T, top_k=top_k,
-                             top_p=REFERENCE_SAMPLING.top_p if top_p is None else top_p, sample_count=sample_count)
     if loose != REFERENCE_SAMPLING:
         raise ForecastInputError("pass the sampling either whole (sampling=SamplingSettings(...)) or as T, top_k, "
                                  "top_p, sample_count keywords, not both")
@@ -90,11 +88,14 @@ class KronosPredictor:
         max_context: longest window the predictor sees; longer histories slide.
         clip: normalised inputs are clipped to +-clip.
         use_cache: cached decoding (fast) instead of recomputing every window; both give the same tokens.
-        calibration: the sampling chosen on validation for this predictor (``training_info.json``; set by
-            :func:`kronos.inference.loading.load_predictor`): the default T / top_p of the keyword API.
         rolling_cache: APPROXIMATE, off by default. Once history + forecast exceed ``max_context``, keep
             decoding from a ring-buffer cache instead of recomputing the slid window (several times faster
             for long forecasts past the context, but results no longer equal the reference's).
+
+    Attributes:
+        calibration: the sampling chosen on validation for this predictor (``training_info.json``; set by
+            :func:`kronos.inference.loading.load_predictor`, None otherwise): the default T / top_p of the
+            keyword API.
     """
 
     def __init__(
