@@ -7,9 +7,10 @@ every temperature of a small grid (one seed, so every T sees the same random num
 closes, keeps the temperature with the lowest mean scaled CRPS (a proper score: it rewards coverage and
 sharpness together) and records the grid, the choice and the coverage and PIT histogram before (T 1,
 top-p 1, the model's own distribution) and after in the export's ``training_info.json``
-(:class:`kronos.training_info.Calibration`). Evaluate, the backtest and ``KronosPredictor`` then use it
-wherever their own T / top_p is left unset; an explicit value always wins. Only the validation split is
-read: nothing is tuned on test.
+(:class:`kronos.training_info.Calibration`). Evaluate, ``KronosPredictor`` and ``kronos-predict`` then use
+it wherever their own T / top_p is left unset (the backtest too when ``backtest.sampling.T`` / ``top_p`` are
+null; its default stays T 0.6 / top-p 0.9, which its mean-of-paths signals need); an explicit value always
+wins. Only the validation split is read: nothing is tuned on test.
 
 Settings: ``calibration.*`` (conf/calibration/default.yaml), read by :meth:`CalibrationSettings.from_config`.
 """

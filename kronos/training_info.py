@@ -36,7 +36,7 @@ class Calibration:
     """The sampling chosen on the validation split after training (``training_info.json``'s ``calibration``).
 
     Attributes:
-        T, top_p: the chosen temperature and nucleus mass (what evaluate, the backtest and KronosPredictor
+        T, top_p: the chosen temperature and nucleus mass (what evaluate, KronosPredictor and kronos-predict
             use by default when their own T / top_p is left unset).
         criterion: what chose it (``scaled_crps``: the mean CRPS of the sampled closes over the MASE scale).
         split: the split the windows came from (always the validation split: nothing is tuned on test).
