@@ -98,6 +98,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         experiment = experiment.sweep(key)
         with open_dict(cfg):  # the config's paths (callbacks, loggers) interpolate run_dir
             cfg.run_dir = str(experiment.root)
+    if "predictor" in cfg.stage.run:  # calibration runs after the predictor stage: its settings checked now
+        from kronos.stages.calibrate import calibration_settings
+
+        calibration_settings(cfg)
     _check_weights_exist(cfg, experiment)
     with hold_experiment(experiment.root, enabled=env_rank() == 0):  # one run per experiment directory
         return _run_stages(cfg, experiment)
@@ -142,6 +146,10 @@ def _run_stages(cfg: DictConfig, experiment: Any) -> dict[str, Any]:
             if export is not None:
                 produced[name] = export
                 result[name] = str(export)
+            if name == "predictor" and _rank_zero(trainer):  # the temperature, chosen on validation
+                from kronos.stages.calibrate import calibrate_stage
+
+                result["calibration"] = calibrate_stage(scfg, datamodule, experiment, produced)
         elif _rank_zero(trainer):  # forecasts and reports are written by rank zero alone
             result[name] = stage.run(scfg, datamodule, experiment, produced)
     return result

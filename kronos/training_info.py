@@ -31,6 +31,45 @@ def _dig(node: Any, *keys: str) -> Any:
     return node
 
 
+@dataclass(frozen=True)
+class Calibration:
+    """The sampling chosen on the validation split after training (``training_info.json``'s ``calibration``).
+
+    Attributes:
+        T, top_p: the chosen temperature and nucleus mass (what evaluate, KronosPredictor and kronos-predict
+            use by default when their own T / top_p is left unset).
+        criterion: what chose it (``scaled_crps``: the mean CRPS of the sampled closes over the MASE scale).
+        split: the split the windows came from (always the validation split: nothing is tuned on test).
+        windows, sample_count, seed: the search's windows, paths per window and sampling seed.
+        grid: one row per candidate T: ``{T, scaled_crps, coverage: {0.5, 0.8, 0.9}, pit_histogram}``.
+        before: the row of the uncalibrated default (T 1, top-p 1); after: the chosen row.
+    """
+
+    T: float
+    top_p: float
+    criterion: str
+    split: str
+    windows: int
+    sample_count: int
+    seed: int
+    grid: tuple[dict[str, Any], ...]
+    before: dict[str, Any]
+    after: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "grid": [dict(row) for row in self.grid]}
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> "Calibration | None":
+        """From the JSON object; None when it is missing or not a calibration record."""
+        if not isinstance(raw, dict):
+            return None
+        try:
+            return cls(**{**{f.name: raw[f.name] for f in dataclasses.fields(cls)}, "grid": tuple(raw["grid"])})
+        except (KeyError, TypeError):
+            return None
+
+
 @dataclass
 class TrainingInfo:
     """What an exported tokenizer or predictor records about its training.
@@ -51,6 +90,8 @@ class TrainingInfo:
         data: the datamodule's summary (sources, splits, ...).
         started_from: ``model.<stage>.pretrained`` (None: trained from scratch).
         tokenizer_source: predictor exports: ``{location, origin}`` of the tokenizer it trained on.
+        calibration: predictor exports: the sampling chosen on the validation split (:class:`Calibration`
+            as a dict; read it with :meth:`calibrated`), None when none was run.
         extra: fields this version does not know, kept as they were.
     """
 
@@ -74,15 +115,17 @@ class TrainingInfo:
     data: dict[str, Any] = field(default_factory=dict)
     started_from: str | None = None
     tokenizer_source: dict[str, str] | None = None
+    calibration: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ file
 
     def as_dict(self) -> dict[str, Any]:
-        """The JSON object: every field (``tokenizer_source`` only when known) plus ``extra``'s keys."""
+        """The JSON object: every field (``tokenizer_source`` and ``calibration`` only when known) plus ``extra``'s keys."""
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
-        if out["tokenizer_source"] is None:
-            del out["tokenizer_source"]
+        for optional in ("tokenizer_source", "calibration"):
+            if out[optional] is None:
+                del out[optional]
         return {**out, **self.extra}
 
     @classmethod
@@ -137,3 +180,7 @@ class TrainingInfo:
         """Where the tokenizer a predictor trained on came from (``tokenizer_source.location``)."""
         location = _dig(self.tokenizer_source, "location")
         return str(location) if location else None
+
+    def calibrated(self) -> Calibration | None:
+        """The sampling chosen on the validation split after training, when one was recorded."""
+        return Calibration.from_dict(self.calibration)

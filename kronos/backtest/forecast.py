@@ -7,7 +7,7 @@ kept whatever the split's size.
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -15,7 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from kronos.backtest.settings import ANCHORS
-from kronos.data.features import denormalize
+from kronos.inference.candles import candle_paths, repair_columns
 from kronos.inference.decisions import DecisionForecast, NormalizedForecaster, iter_decision_forecasts
 from kronos.inference.settings import SamplingSettings
 
@@ -85,7 +85,8 @@ def reduce_forecast(forecast: DecisionForecast, close_index: int, anchor_close: 
     Returns:
         ``datetime``, ``instrument``, ``last_close``, ``anchor_close``, ``past_return`` (close return over the
         H rows up to the decision, lookback only) and the columns of :func:`summarize_paths` (per step the
-        paths' mean close ``pred_close_1..H``, std and share up; the traded interval's predicted return).
+        paths' mean close ``pred_close_1..H``, std and share up; the traded interval's predicted return) and the
+        window's candle repair counts ``repairs_<field>`` (:func:`kronos.inference.candles.repair_columns`).
     """
     horizon = forecast.future_close.shape[1]
     hist = forecast.hist_close
@@ -101,17 +102,19 @@ def reduce_forecast(forecast: DecisionForecast, close_index: int, anchor_close: 
     deal_index = close_index if deal_index is None else deal_index
     paths = forecast.paths.astype(np.float64)
     summary = summarize_paths(paths[..., close_index], paths[..., deal_index], last)
-    return pd.concat([frame, pd.DataFrame(summary, index=frame.index)], axis=1)
+    return pd.concat([frame, pd.DataFrame(summary | repair_columns(forecast.repairs), index=frame.index)], axis=1)
 
 
-def anchor_closes(predictor: Any, forecast: DecisionForecast, close_index: int, anchor: str) -> np.ndarray:
-    """float64 [B]: the observed last close (``last_close``) or the tokenizer's view of it (``reconstructed``)."""
+def anchor_closes(predictor: Any, forecast: DecisionForecast, features: Sequence[str], anchor: str) -> np.ndarray:
+    """float64 [B]: the observed last close (``last_close``) or the tokenizer's view of it (``reconstructed``,
+    de-normalised as the paths are: a reconstructed candle with a close <= 0 becomes the observed last close)."""
     if anchor == "last_close":
         return forecast.last_close
     if anchor != "reconstructed":
         raise ValueError(f"backtest.anchor={anchor!r} is not one of {ANCHORS}")
     recon = reconstructed_history(predictor, torch.from_numpy(forecast.x_hist))[:, -1:].numpy()     # [B, 1, F]
-    return denormalize(recon, forecast.mean, forecast.std)[:, 0, close_index].astype(np.float64)
+    candle, _ = candle_paths(recon, forecast.mean, forecast.std, forecast.last_close, features)
+    return candle[:, 0, list(features).index("close")].astype(np.float64)
 
 
 def _select(batch: dict[str, Any], keep: np.ndarray) -> dict[str, Any]:
@@ -164,8 +167,8 @@ def forecast_split(predictor: NormalizedForecaster, datamodule: Any, *, sampling
                 if keep.any():
                     yield _select(batch, keep)
 
-        for forecast in iter_decision_forecasts(predictor, kept(), sampling):
-            anchor_close = anchor_closes(predictor, forecast, close_index, anchor)
+        for forecast in iter_decision_forecasts(predictor, kept(), sampling, datamodule.features):
+            anchor_close = anchor_closes(predictor, forecast, datamodule.features, anchor)
             frames.append(reduce_forecast(forecast, close_index, anchor_close, deal_index))
     if not frames:
         raise ValueError(f"split {split!r} has no windows between start={start} and end={end}: widen backtest.start/"

@@ -36,6 +36,7 @@ from kronos.backtest.signals import anchor_gap_signal, baseline_signal, model_si
 from kronos.backtest.verdict import baseline_significance, headline_lines, money_verdict
 from kronos.data.qlib_provider import build_provider_from_panel, qlib_symbol
 from kronos.data.synthetic import SyntheticSource
+from kronos.inference.candles import repairs_of_table
 
 log = logging.getLogger(__name__)
 HEADLINE_LABEL = label_defs.HEADLINE_LABEL
@@ -133,7 +134,7 @@ def _benchmark_note(benchmark: str | None, total_return: bool) -> str | None:
 
 def run_backtest(predictor: Any, datamodule: Any, settings: BacktestSettings, out_dir: str | Path, *,
                  logger: Any = None, weights: Mapping[str, Any] | None = None,
-                 provider_dir: Path | None = None) -> dict[str, Any]:
+                 provider_dir: Path | None = None, sampling_source: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Forecast the test split, score the model's signals and the baselines, analyse and trade each, report.
 
     Args:
@@ -145,6 +146,7 @@ def run_backtest(predictor: Any, datamodule: Any, settings: BacktestSettings, ou
         weights: what was loaded, ``{tokenizer: ..., predictor: ...}`` (recorded in metrics.json).
         provider_dir: where a Qlib provider built from CSV/synthetic data goes (default: beside
             ``out_dir``, ``<out_dir>/../qlib_provider``).
+        sampling_source: which T / top_p were used and where they came from (metrics.json ``sampling_source``).
 
     Returns:
         The metrics written to ``metrics.json`` plus ``figures`` ({name: PNG path}).
@@ -225,6 +227,8 @@ def run_backtest(predictor: Any, datamodule: Any, settings: BacktestSettings, ou
         "weights": {"tokenizer": None, "predictor": None}
         | {kind: (dict(v) if isinstance(v, Mapping) else v) for kind, v in (weights or {}).items()},
         "n_forecasts": int(len(forecasts)),
+        "candle_repairs": repairs_of_table(forecasts).report(),
+        "sampling_source": dict(sampling_source) if sampling_source else None,
         "n_instruments": int(forecasts["instrument"].nunique()),
         "start": str(forecasts["datetime"].min().date()),
         "end": str(forecasts["datetime"].max().date()),

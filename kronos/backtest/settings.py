@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from kronos.errors import ConfigError
-from kronos.inference.settings import SamplingSettings, refuse_flat_sampling
+from kronos.inference.settings import SamplingSettings, fill_unset, refuse_flat_sampling
 from kronos.settings_io import boolean, choice, date_or_null, number, plain, require, settings_from_config, whole
 
 ANCHORS = ("last_close", "reconstructed")
@@ -114,6 +114,8 @@ class BacktestSettings:
             data = data["backtest"]
         if isinstance(data, Mapping):
             refuse_flat_sampling("backtest", data)
+            if "sampling" in data:  # null T / top_p: the calibrated value, filled in by the stage
+                data = {**data, "sampling": fill_unset(data["sampling"], cls.sampling)}
         return settings_from_config(cls, data, "backtest")
 
     def as_dict(self) -> dict[str, Any]:

@@ -17,11 +17,15 @@ Example::
 ``--generate N`` writes N generated continuations instead of the forecast: every sample path in full, one
 row per (path, timestamp), columns ``path,timestamps,open,high,low,close,volume,amount`` (pass the paper's
 generation settings with ``--T 1.0 --top-p 0.95``).
+
+Every path written is a possible candle sequence (kronos.inference.candles); a note on stderr counts the
+candles the repair changed.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -38,7 +42,8 @@ from kronos.inference.frame import (
 )
 from kronos.inference.generate import generated_frames, long_table
 from kronos.inference.loading import check_device, context_limit, load_predictor
-from kronos.inference.settings import SAMPLE_COUNT_MAX, SamplingSettings, check_context
+from kronos.inference.predictor import sampling_of
+from kronos.inference.settings import SAMPLE_COUNT_MAX, calibration_of, check_context
 from kronos.inference.validation import ForecastInputError
 
 PROG = "kronos-predict"
@@ -56,9 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lookback", type=int, default=400,
                    help="history rows used, taken from the end of the CSV (only the last --max-context are seen)")
     p.add_argument("--pred-len", type=int, default=120, help="rows to forecast after the last CSV row")
-    p.add_argument("--T", type=float, default=1.0, help="sampling temperature (0.01..100)")
+    p.add_argument("--T", type=float, default=None,
+                   help="sampling temperature (0.01..100; default: the one chosen on validation when the model's "
+                        "training_info.json records it, else 1.0)")
     p.add_argument("--top-k", type=int, default=0, help="keep the k most likely tokens (0: off; 1: greedy)")
-    p.add_argument("--top-p", type=float, default=0.9, help="nucleus sampling mass (ignored when --top-k > 0)")
+    p.add_argument("--top-p", type=float, default=None,
+                   help="nucleus sampling mass (ignored when --top-k > 0; default: the calibrated one, else 0.9)")
     p.add_argument("--sample-count", type=int, default=1, help="sample paths drawn; the forecast is their mean")
     p.add_argument("--generate", type=int, default=None, metavar="N",
                    help="write N generated continuations (every sample path, column path) instead of the forecast")
@@ -109,8 +117,9 @@ def run(args: argparse.Namespace) -> None:
     check_device(args.device)
     limit, why = context_limit(args.model)
     max_context = args.max_context if args.max_context is not None else min(DEFAULT_MAX_CONTEXT, limit)
-    settings = SamplingSettings(T=args.T, top_k=args.top_k, top_p=args.top_p, sample_count=sample_count,
-                                seed=args.seed).validate(flag="--")
+    calibration = calibration_of(args.model)  # the T chosen on validation, when the model's export records one
+    settings = sampling_of(None, args.T, args.top_k, args.top_p, sample_count, calibration)
+    settings = dataclasses.replace(settings, seed=args.seed).validate(flag="--")
     check_context(max_context, args.pred_len, limit, flag="--", reason=why)
     if not args.csv.is_file():
         raise ForecastInputError(f"--csv {args.csv}: no such file")
@@ -126,6 +135,10 @@ def run(args: argparse.Namespace) -> None:
     result = forecast_frame(predictor, window, args.pred_len, settings, known_future=False,
                             requested_lookback=args.lookback)
     print(f"note: {result.future.note}", file=sys.stderr)
+    print(f"note: {result.repairs.summary()}", file=sys.stderr)
+    print(f"note: sampled at T {settings.T:g}, top-p {settings.top_p:g}"
+          + (" (chosen on validation, training_info.json)" if args.T is None and calibration else ""),
+          file=sys.stderr)
     table = forecast_table(result.paths, result.future.index, quantiles)
     written = table if args.generate is None else long_table(generated_frames(result.paths, result.future.index))
     if args.out is None:

@@ -22,6 +22,8 @@ from kronos.evaluate.settings import EvaluateSettings
 from kronos.evaluate.tasks.comparison import window_overlap
 from kronos.evaluate.tasks.suite import DEFINITIONS as TASK_DEFINITIONS
 from kronos.evaluate.tasks.suite import accuracy_verdict, run_tasks
+from kronos.data.features import FEATURES
+from kronos.inference.candles import CandleRepairs, repairs_block
 from kronos.inference.decisions import iter_decision_forecasts
 from kronos.inference.settings import SamplingSettings
 
@@ -80,13 +82,18 @@ class ModelForecaster:
     notes: tuple[str, ...] = ()
 
 
-def model_paths(model: ModelForecaster, origins: Origins, sampling: SamplingSettings, batch_size: int) -> np.ndarray:
-    """Sample paths [N, S, H, F] (price units, float32) of a sampled model on every origin."""
+def model_paths(model: ModelForecaster, origins: Origins, sampling: SamplingSettings, batch_size: int,
+                repairs: dict[str, CandleRepairs] | None = None) -> np.ndarray:
+    """Sample paths [N, S, H, F] (price units, float32, possible candles) of a sampled model on every origin;
+    their candle repair counts are added to ``repairs[model.name]`` when given."""
     try:
-        parts = [fc.paths for fc in iter_decision_forecasts(model.predictor, origins.batches(batch_size), sampling)]
+        parts = list(iter_decision_forecasts(model.predictor, origins.batches(batch_size), sampling,
+                                             origins.features or FEATURES))
     except ValueError as err:
         raise ValueError(f"{model.name}: {err}") from None
-    return np.concatenate(parts)
+    if repairs is not None:
+        repairs[model.name] = sum((fc.candle_repairs() for fc in parts), repairs.get(model.name, CandleRepairs()))
+    return np.concatenate([fc.paths for fc in parts])
 
 
 def overlap_warning(name: str, data_end: str | None, origins: Origins) -> str | None:
@@ -140,7 +147,8 @@ def _origin_rows(name: str, scores: Scores, origins: Origins, groups: np.ndarray
 
 
 def run_evaluate(models: Sequence[ModelForecaster], datamodule: Any, settings: EvaluateSettings,
-                 out_dir: str | Path, *, weights: Mapping[str, Any] | None = None, logger: Any = None) -> dict[str, Any]:
+                 out_dir: str | Path, *, weights: Mapping[str, Any] | None = None, logger: Any = None,
+                 sampling_source: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Score ``models`` and ``settings.baselines`` on the same rolling origins of ``settings.split``.
 
     Args:
@@ -150,6 +158,8 @@ def run_evaluate(models: Sequence[ModelForecaster], datamodule: Any, settings: E
         out_dir: the report directory (``experiment.evaluate_dir``), replaced atomically.
         weights: recorded as ``metrics.json``'s ``weights`` (what was loaded for ``kronos``).
         logger: a Lightning logger; headline numbers go to ``log_metrics`` when given.
+        sampling_source: which T / top_p were used and where they came from, with the calibration's validation
+            coverage and PIT before/after (metrics.json ``sampling_source``).
 
     Returns:
         The metrics written to ``metrics.json`` (``origins``, ``models.<name>``, ...), plus ``figures``.
@@ -163,10 +173,11 @@ def run_evaluate(models: Sequence[ModelForecaster], datamodule: Any, settings: E
     levels, qlevels = settings.coverage_levels, settings.quantile_levels
     rng = np.random.default_rng(settings.sampling.seed)
     scores: dict[str, Scores] = {}
+    repairs: dict[str, CandleRepairs] = {}
     warnings: list[str] = []
     for model in models:
         log.info("evaluate: forecasting with %s (%d sample paths)", model.name, settings.sampling.sample_count)
-        paths = model_paths(model, origins, settings.sampling, settings.batch_size)[..., close_index]
+        paths = model_paths(model, origins, settings.sampling, settings.batch_size, repairs)[..., close_index]
         scores[model.name] = score_paths(paths, origins.hist_close, origins.future_close, coverage_levels=levels,
                                          quantile_levels=qlevels, rng=rng)
         for warning in (*model.notes, overlap_warning(model.name, model.data_end, origins)):
@@ -207,7 +218,7 @@ def run_evaluate(models: Sequence[ModelForecaster], datamodule: Any, settings: E
     def forecast(name: str, sampling: SamplingSettings) -> np.ndarray:
         log.info("evaluate: forecasting with %s for the tasks (T %g, top_p %g, %d paths)", name, sampling.T,
                  sampling.top_p, sampling.sample_count)
-        return model_paths(by_name[name], origins, sampling, settings.batch_size)
+        return model_paths(by_name[name], origins, sampling, settings.batch_size, repairs)
 
     suite = run_tasks([mdl.name for mdl in models], forecast, origins, settings, settings.stride,
                       train_close=training_closes(datamodule))
@@ -229,9 +240,11 @@ def run_evaluate(models: Sequence[ModelForecaster], datamodule: Any, settings: E
         "horizon": origins.horizon,
         "sample_count": settings.sampling.sample_count,
         "sampling": {k: getattr(settings.sampling, k) for k in ("T", "top_k", "top_p", "seed")},
+        "sampling_source": dict(sampling_source) if sampling_source else None,
         "skipped": origins.skipped,
         "missing": origins.missing,
         "weights": dict(weights) if weights is not None else {"tokenizer": None, "predictor": None},
+        "candle_repairs": repairs_block(repairs),
         "models": table,
         "model_weights": {mdl.name: dict(mdl.weights) for mdl in models},
         "baselines": list(settings.baselines),

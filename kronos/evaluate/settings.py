@@ -16,7 +16,7 @@ import pandas as pd
 from kronos.errors import ConfigError
 from kronos.evaluate.baselines import BASELINES
 from kronos.evaluate.task_table import SUITE_TASKS as TASKS
-from kronos.inference.settings import SAMPLING_KEYS, SamplingSettings, refuse_flat_sampling
+from kronos.inference.settings import SAMPLING_KEYS, SamplingSettings, fill_unset, refuse_flat_sampling
 from kronos.settings_io import levels, plain, require, settings_from_config, whole
 
 COVERAGE_KEYS = ("0.5", "0.8", "0.9")  # the metrics.json contract's coverage keys
@@ -98,6 +98,8 @@ class EvaluateSettings:
         data = plain(cfg)
         if isinstance(data, Mapping):
             refuse_flat_sampling("evaluate", data)
+            if "sampling" in data:  # null T / top_p: the calibrated value, filled in by the stage
+                data = {**data, "sampling": fill_unset(data["sampling"])}
             _check_sampling_blocks(data)
         return settings_from_config(cls, data, "evaluate")
 

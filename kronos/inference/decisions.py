@@ -18,12 +18,13 @@ only what it reduces each batch to; :func:`collect_decision_forecasts` joins the
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any, Iterable, Iterator, Mapping, Protocol
+from typing import Any, Iterable, Iterator, Mapping, Protocol, Sequence
 
 import numpy as np
 import torch
 
-from kronos.data.features import denormalize
+from kronos.data.features import FEATURES
+from kronos.inference.candles import CandleRepairs, candle_paths
 from kronos.inference.memory import release_freed_memory
 from kronos.inference.settings import SamplingSettings
 
@@ -44,13 +45,16 @@ class DecisionForecast:
     """The sample paths of B decision windows and what they are compared with.
 
     Attributes:
-        paths: float32 [B, S, H, F] sample paths de-normalised to prices (features in the batch's order).
+        paths: float32 [B, S, H, F] sample paths de-normalised to prices (features in the batch's order), every
+            candle possible (:mod:`kronos.inference.candles`).
         instrument: object [B] series names; datetime: int64 [B] decision time (ns).
         x_hist: float32 [B, L, F] the normalised lookback the predictor saw.
         mean, std: float32 [B, F] the lookback statistics (paths = z * (std + eps) + mean).
         hist_close: float64 [B, L] raw lookback closes.
         future_close: float64 [B, H] realised closes, NaN where the instrument has no row (kept apart from
             the forecast so each consumer decides what a missing future means).
+        repairs: int64 [B, len(REPAIR_FIELDS)] per window, over its S paths: the candles the repair of
+            :mod:`kronos.inference.candles` looked at and changed (columns ``REPAIR_FIELDS``).
     """
 
     paths: np.ndarray
@@ -61,6 +65,7 @@ class DecisionForecast:
     std: np.ndarray
     hist_close: np.ndarray
     future_close: np.ndarray
+    repairs: np.ndarray
 
     def __len__(self) -> int:
         return len(self.instrument)
@@ -73,6 +78,10 @@ class DecisionForecast:
     def close_paths(self, close_index: int) -> np.ndarray:
         """float64 [B, S, H] the close of every sample path."""
         return self.paths[..., close_index].astype(np.float64)
+
+    def candle_repairs(self) -> CandleRepairs:
+        """The repair counts of every window of this forecast together."""
+        return CandleRepairs.from_array(self.repairs)
 
 
 def _np(value: Any) -> np.ndarray:
@@ -118,7 +127,8 @@ def decision_arrays(batch: Mapping[str, Any]) -> dict[str, np.ndarray]:
 
 
 def forecast_decisions(predictor: NormalizedForecaster, batch: Mapping[str, Any], sampling: SamplingSettings,
-                       generator: torch.Generator | None = None) -> DecisionForecast:
+                       generator: torch.Generator | None = None, features: Sequence[str] = FEATURES
+                       ) -> DecisionForecast:
     """Sample paths for the windows of one decision batch (see :func:`iter_decision_forecasts`)."""
     a = decision_arrays(batch)
     B, L, F = a["x_hist"].shape
@@ -130,14 +140,18 @@ def forecast_decisions(predictor: NormalizedForecaster, batch: Mapping[str, Any]
         raise ValueError(f"forecast_normalized returned shape {tuple(z.shape)}; expected "
                          f"[{B}, {sampling.sample_count}, {H}, {F}]")
     z = z.float().cpu().numpy()
-    paths = denormalize(z, a["mean"][:, None, :], a["std"][:, None, :]).astype(np.float32, copy=False)
+    if len(features) != F:
+        raise ValueError(f"decision batch has {F} features but {len(features)} names were given ({list(features)}): "
+                         "pass the datamodule's features")
+    paths, counts = candle_paths(z, a["mean"][:, None, :], a["std"][:, None, :], a["hist_close"][:, -1:], features)
     return DecisionForecast(paths=paths, instrument=a["instrument"], datetime=a["datetime"], x_hist=a["x_hist"],
                             mean=a["mean"], std=a["std"], hist_close=a["hist_close"],
-                            future_close=a["future_close"])
+                            future_close=a["future_close"], repairs=counts.sum(axis=1))
 
 
 def iter_decision_forecasts(predictor: NormalizedForecaster, batches: Iterable[Mapping[str, Any]],
-                            sampling: SamplingSettings) -> Iterator[DecisionForecast]:
+                            sampling: SamplingSettings, features: Sequence[str] = FEATURES
+                            ) -> Iterator[DecisionForecast]:
     """One :class:`DecisionForecast` per decision batch, in the batches' order.
 
     Args:
@@ -146,24 +160,25 @@ def iter_decision_forecasts(predictor: NormalizedForecaster, batches: Iterable[M
         batches: decision batches (``datamodule.eval_dataloader(split)`` or any iterable of that layout).
         sampling: sampling settings (validated by the predictor). One generator made from ``sampling.seed``
             draws every batch in turn: the same batches and seed give the same paths.
+        features: the F feature names of the batches (``datamodule.features``), which the candle repair reads.
 
     After each batch is consumed the C heap's freed pages go back to the OS (:mod:`kronos.inference.memory`),
     which keeps a loop over a whole split at the memory of one batch.
     """
     generator = sampling.generator(getattr(predictor, "device", "cpu"))
     for batch in batches:
-        yield forecast_decisions(predictor, batch, sampling, generator)
+        yield forecast_decisions(predictor, batch, sampling, generator, features)
         release_freed_memory()  # the consumer is done with this batch: else the heap keeps its freed tensors
 
 
 def collect_decision_forecasts(predictor: NormalizedForecaster, batches: Iterable[Mapping[str, Any]],
-                               sampling: SamplingSettings) -> DecisionForecast:
+                               sampling: SamplingSettings, features: Sequence[str] = FEATURES) -> DecisionForecast:
     """Every batch of :func:`iter_decision_forecasts` joined into one :class:`DecisionForecast` [N, ...].
 
     Raises:
         ValueError: ``batches`` is empty.
     """
-    parts = list(iter_decision_forecasts(predictor, batches, sampling))
+    parts = list(iter_decision_forecasts(predictor, batches, sampling, features))
     if not parts:
         raise ValueError("no decision batch to forecast")
     return DecisionForecast(**{f.name: np.concatenate([getattr(p, f.name) for p in parts])

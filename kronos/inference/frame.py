@@ -21,6 +21,7 @@ from kronos.data.csv_source import banner_lines, check_header_width, read_ohlcv_
 from kronos.data.errors import DataValidationError, clean_csv_hint, quoted
 from kronos.data.ohlcv import SYMBOL_ALIASES
 from kronos.data.features import FEATURES
+from kronos.inference.candles import CandleRepairs
 from kronos.inference.generation import cancel_when
 from kronos.inference.predictor import KronosPredictor
 from kronos.inference.samples import sample_quantiles
@@ -314,7 +315,8 @@ class FrameForecast:
 
     history: the rows the predictor saw (the last ``max_context`` of the requested lookback);
     actual: the realised rows after the window (0..H); future: the H timestamps;
-    paths: float [S, H, 6] de-normalised sample paths; requested_lookback: rows asked for.
+    paths: float [S, H, 6] de-normalised sample paths, every candle possible; requested_lookback: rows asked
+    for; repairs: what :mod:`kronos.inference.candles` changed in the paths to make them so.
     """
 
     history: pd.DataFrame
@@ -323,6 +325,7 @@ class FrameForecast:
     paths: np.ndarray
     start_row: int
     requested_lookback: int
+    repairs: CandleRepairs = CandleRepairs()
 
     @property
     def truncated(self) -> bool:
@@ -393,5 +396,5 @@ def forecast_frame(
     paths = np.asarray(samples.paths, dtype=np.float64)
     if not np.all(np.isfinite(paths)):
         raise ForecastInputError("the forecast holds non-finite values: check the history for extreme values")
-    return FrameForecast(history, actual, future, paths, start_row, requested_lookback or len(history))
+    return FrameForecast(history, actual, future, paths, start_row, requested_lookback or len(history), samples.repairs)
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from kronos.inference.predictor import KronosPredictor, usable_device
+from kronos.inference.settings import calibration_of
 from kronos.inference.validation import ForecastInputError
 from kronos.models import registry
 from kronos.models.hub import CheckpointError
@@ -38,7 +39,8 @@ def load_predictor(
     clip: float = 5.0,
     warn: bool = True,
 ) -> KronosPredictor:
-    """``KronosPredictor`` over ``KronosTokenizer.from_pretrained(tokenizer)`` and ``Kronos.from_pretrained(predictor)``.
+    """``KronosPredictor`` over ``KronosTokenizer.from_pretrained(tokenizer)`` and ``Kronos.from_pretrained(predictor)``,
+    with the sampling calibration recorded in the predictor's ``training_info.json`` (when there is one).
 
     Args:
         warn: log :func:`pair_warning` when the predictor was trained with another tokenizer (False: the caller
@@ -60,6 +62,7 @@ def load_predictor(
         loaded = KronosPredictor(net, tok, device=device, max_context=max_context, clip=clip)
     except ValueError as err:  # a mismatched pair or a bad max_context: the user's choice, not a bug
         raise ForecastInputError(f"predictor {predictor} with tokenizer {tokenizer}: {err}") from err
+    loaded.calibration = calibration_of(predictor)  # the T chosen on validation, when the export has one
     note = pair_warning(predictor, tokenizer, predictor) if warn else None
     if note:
         log.warning("%s", note)

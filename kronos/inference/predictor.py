@@ -14,13 +14,15 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from kronos.data.features import denormalize, lookback_stats, normalize, time_features
+from kronos.data.features import FEATURES, lookback_stats, normalize, time_features
+from kronos.inference.candles import CandleRepairs, candle_paths
 from kronos.inference.generation import decode_forecast, generate_tokens, window_inputs
 from kronos.inference.samples import ForecastSamples
-from kronos.inference.settings import SamplingSettings
+from kronos.inference.settings import SamplingSettings, with_calibration
 from kronos.inference.validation import ForecastInputError, history_matrix, timestamp_index
 from kronos.models.kronos_model import Kronos
 from kronos.models.tokenizer import KronosTokenizer
+from kronos.training_info import Calibration
 
 
 def usable_device(device: str | torch.device) -> torch.device:
@@ -50,18 +52,24 @@ def default_device() -> torch.device:
     return torch.device("cpu")
 
 
-REFERENCE_SAMPLING = SamplingSettings(T=1.0, top_k=0, top_p=0.9, sample_count=1)  # the keyword defaults below
+REFERENCE_SAMPLING = SamplingSettings(T=1.0, top_k=0, top_p=0.9, sample_count=1)  # the reference's keyword defaults
 
 
-def sampling_of(sampling: SamplingSettings | None, T: float, top_k: int, top_p: float, sample_count: int
-                ) -> SamplingSettings:
-    """``sampling`` when given (the keywords must then keep their defaults), else the reference's keywords
-    as one SamplingSettings (unseeded: the ``generator`` argument or torch's global generator draws)."""
+def sampling_of(sampling: SamplingSettings | None, T: float | None, top_k: int, top_p: float | None,
+                sample_count: int, calibration: Calibration | None = None) -> SamplingSettings:
+    """``sampling`` when given (the keywords must then keep their defaults), else the keywords as one
+    SamplingSettings (unseeded: the ``generator`` argument or torch's global generator draws).
+
+    ``T`` / ``top_p`` None: the ``calibration`` recorded with the predictor (chosen on validation) when there
+    is one, else the reference's 1.0 / 0.9. An explicit value always wins.
+    """
+    loose = SamplingSettings(T=REFERENCE_SAMPLING.T if T is None else T, top_k=top_k,
+                             top_p=REFERENCE_SAMPLING.top_p if top_p is None else top_p, sample_count=sample_count)
     if sampling is None:
-        return SamplingSettings(T=T, top_k=top_k, top_p=top_p, sample_count=sample_count)
+        unset = [k for k, v in (("T", T), ("top_p", top_p)) if v is None]
+        return with_calibration(loose, unset, calibration)[0] if unset else loose
     if not isinstance(sampling, SamplingSettings):
         raise TypeError(f"sampling must be a SamplingSettings, got {type(sampling).__name__}")
-    loose = SamplingSettings(T=T, top_k=top_k, top_p=top_p, sample_count=sample_count)
     if loose != REFERENCE_SAMPLING:
         raise ForecastInputError("pass the sampling either whole (sampling=SamplingSettings(...)) or as T, top_k, "
                                  "top_p, sample_count keywords, not both")
@@ -83,6 +91,11 @@ class KronosPredictor:
         rolling_cache: APPROXIMATE, off by default. Once history + forecast exceed ``max_context``, keep
             decoding from a ring-buffer cache instead of recomputing the slid window (several times faster
             for long forecasts past the context, but results no longer equal the reference's).
+
+    Attributes:
+        calibration: the sampling chosen on validation for this predictor (``training_info.json``; set by
+            :func:`kronos.inference.loading.load_predictor`, None otherwise): the default T / top_p of the
+            keyword API.
     """
 
     def __init__(
@@ -110,6 +123,7 @@ class KronosPredictor:
         self.clip = clip
         self.use_cache = use_cache
         self.rolling_cache = rolling_cache
+        self.calibration: Calibration | None = None
         if rolling_cache and not use_cache:
             raise ValueError("rolling_cache=True needs use_cache=True")
 
@@ -119,9 +133,9 @@ class KronosPredictor:
         x_timestamp: Any,
         y_timestamp: Any,
         pred_len: int,
-        T: float = 1.0,
+        T: float | None = None,
         top_k: int = 0,
-        top_p: float = 0.9,
+        top_p: float | None = None,
         sample_count: int = 1,
         verbose: bool = True,
         generator: torch.Generator | None = None,
@@ -130,15 +144,19 @@ class KronosPredictor:
     ) -> pd.DataFrame:
         """Mean forecast [pred_len, 6] of one series, indexed by ``y_timestamp``.
 
+        The mean of possible candles is a possible candle; ``result.attrs["candle_repairs"]`` holds the
+        counts of :class:`kronos.inference.candles.CandleRepairs` over the sample paths it averages.
+
         df: history rows with open, high, low, close (volume, amount optional); x_timestamp: its
         len(df) datetimes; y_timestamp: the pred_len future datetimes. Sampling is given either whole
         (``sampling=SamplingSettings(...)``) or by the reference's keywords ``T``, ``top_k``, ``top_p``,
-        ``sample_count``; ``generator`` (default: one made from ``sampling.seed``) draws the tokens.
+        ``sample_count`` (``T`` / ``top_p`` unset: the predictor's calibration when loaded with one, else the
+        reference's 1.0 / 0.9); ``generator`` (default: one made from ``sampling.seed``) draws the tokens.
         """
         return self.predict_samples(
             df, x_timestamp, y_timestamp, pred_len, T, top_k, top_p, sample_count, verbose, generator,
             sampling=sampling,
-        ).mean()
+        ).mean()  # its attrs["candle_repairs"]: what the repair of the sample paths changed
 
     def predict_samples(
         self,
@@ -146,9 +164,9 @@ class KronosPredictor:
         x_timestamp: Any,
         y_timestamp: Any,
         pred_len: int,
-        T: float = 1.0,
+        T: float | None = None,
         top_k: int = 0,
-        top_p: float = 0.9,
+        top_p: float | None = None,
         sample_count: int = 1,
         verbose: bool = True,
         generator: torch.Generator | None = None,
@@ -156,7 +174,7 @@ class KronosPredictor:
         sampling: SamplingSettings | None = None,
     ) -> ForecastSamples:
         """Like :meth:`predict`, but every sample path: ``paths`` [sample_count, pred_len, 6]."""
-        settings = sampling_of(sampling, T, top_k, top_p, sample_count)
+        settings = sampling_of(sampling, T, top_k, top_p, sample_count, self.calibration)
         return self._forecast([df], [x_timestamp], [y_timestamp], pred_len, settings, verbose, generator, batch=False)[0]
 
     def predict_batch(
@@ -165,9 +183,9 @@ class KronosPredictor:
         x_timestamp_list: Sequence[Any],
         y_timestamp_list: Sequence[Any],
         pred_len: int,
-        T: float = 1.0,
+        T: float | None = None,
         top_k: int = 0,
-        top_p: float = 0.9,
+        top_p: float | None = None,
         sample_count: int = 1,
         verbose: bool = True,
         generator: torch.Generator | None = None,
@@ -192,9 +210,9 @@ class KronosPredictor:
         x_timestamp_list: Sequence[Any],
         y_timestamp_list: Sequence[Any],
         pred_len: int,
-        T: float = 1.0,
+        T: float | None = None,
         top_k: int = 0,
-        top_p: float = 0.9,
+        top_p: float | None = None,
         sample_count: int = 1,
         verbose: bool = True,
         generator: torch.Generator | None = None,
@@ -202,7 +220,7 @@ class KronosPredictor:
         sampling: SamplingSettings | None = None,
     ) -> list[ForecastSamples]:
         """Like :meth:`predict_batch`, returning every sample path per series."""
-        settings = sampling_of(sampling, T, top_k, top_p, sample_count)
+        settings = sampling_of(sampling, T, top_k, top_p, sample_count, self.calibration)
         return self._forecast(df_list, x_timestamp_list, y_timestamp_list, pred_len, settings, verbose, generator,
                               batch=True)
 
@@ -321,6 +339,9 @@ class KronosPredictor:
             x_stamp[b, L - len(h):] = x_stamps[b]
         y_stamp = np.stack([time_features(idx) for idx in y_indexes])
         paths = self.forecast_normalized(x, x_stamp, y_stamp, sampling, torch.as_tensor(lengths), generator, verbose).numpy()
-        return [
-            ForecastSamples(denormalize(paths[b], mean, std), y_indexes[b]) for b, (mean, std) in enumerate(stats)
-        ]
+        close = FEATURES.index("close")
+        out = []
+        for b, (mean, std) in enumerate(stats):  # possible candles, repairs counted (kronos.inference.candles)
+            candles, counts = candle_paths(paths[b], mean, std, histories[b][-1, close])
+            out.append(ForecastSamples(candles, y_indexes[b], repairs=CandleRepairs.from_array(counts)))
+        return out

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from kronos.data.features import FEATURES
+from kronos.inference.candles import CandleRepairs
 
 
 def sample_quantiles(paths: np.ndarray, qs: Sequence[float]) -> np.ndarray:
@@ -27,16 +28,21 @@ def sample_quantiles(paths: np.ndarray, qs: Sequence[float]) -> np.ndarray:
 class ForecastSamples:
     """De-normalised sample paths of one forecast.
 
-    paths: float32 [S, H, 6] (columns ``FEATURES``); index: the H future timestamps.
+    paths: float32 [S, H, 6] (columns ``FEATURES``), every candle possible; index: the H future timestamps;
+    repairs: what :mod:`kronos.inference.candles` changed to make them so.
     """
 
     paths: np.ndarray
     index: pd.DatetimeIndex
     columns: tuple[str, ...] = field(default=FEATURES)
+    repairs: CandleRepairs = field(default_factory=CandleRepairs)
 
     def mean(self) -> pd.DataFrame:
-        """Mean over the S paths: DataFrame [H, 6] indexed by the future timestamps."""
-        return pd.DataFrame(self.paths.mean(axis=0), index=self.index, columns=list(self.columns))
+        """Mean over the S paths: DataFrame [H, 6] indexed by the future timestamps (``attrs["candle_repairs"]``:
+        the repair counts of the paths)."""
+        frame = pd.DataFrame(self.paths.mean(axis=0), index=self.index, columns=list(self.columns))
+        frame.attrs["candle_repairs"] = self.repairs.as_dict()
+        return frame
 
     def quantiles(self, qs: Sequence[float] = (0.1, 0.5, 0.9)) -> dict[float, pd.DataFrame]:
         """Per-step quantiles over the S paths: {q: DataFrame [H, 6]}."""

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import numbers
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Callable, Collection, Mapping, Sequence
 
 import torch
 
 from kronos.errors import ConfigError
 from kronos.inference.validation import ForecastInputError
+from kronos.training_info import FILE_NAME, Calibration, TrainingInfo
 
 T_MIN, T_MAX = 1e-2, 100.0
 SEED_MAX = 2**63 - 1  # torch.Generator.manual_seed takes a 64-bit integer
@@ -188,3 +190,58 @@ def refuse_flat_sampling(stage: str, data: Mapping[str, Any]) -> None:
     flat = [k for k in SAMPLING_KEYS if k in data]
     if flat:
         raise ConfigError(moved_sampling_message(stage, flat))
+
+
+CALIBRATED_KEYS = ("T", "top_p")
+UNCALIBRATED = {"T": 1.0, "top_p": 1.0}  # the model's own distribution, where no other default is named
+
+
+def fill_unset(block: Any, defaults: SamplingSettings | None = None) -> Any:
+    """A config's sampling block with its null T / top_p replaced by ``defaults``' values (else UNCALIBRATED).
+
+    Null means "the calibrated value": the settings are built with the stage's default there, and the stage
+    later swaps in the predictor's recorded calibration (:func:`with_calibration`, on :func:`unset_keys`).
+    Anything that is not a mapping is returned as it is (the settings type refuses it with its own message).
+    """
+    if not isinstance(block, Mapping):
+        return block
+    out = dict(block)
+    for key in unset_keys(block):
+        out[key] = getattr(defaults, key) if defaults is not None else UNCALIBRATED[key]
+    return out
+
+
+def unset_keys(block: Mapping[str, Any] | None) -> tuple[str, ...]:
+    """The calibrated keys a config's sampling block leaves null (present as null: absent means "default")."""
+    return tuple(k for k in CALIBRATED_KEYS if block is not None and k in block and block[k] is None)
+
+
+def calibration_of(predictor: str | Path | None) -> Calibration | None:
+    """The calibration recorded in a predictor directory's ``training_info.json`` (None: none, or a hub id)."""
+    info = TrainingInfo.read(predictor) if predictor else None
+    return info.calibrated() if info is not None else None
+
+
+def with_calibration(sampling: SamplingSettings, unset: Collection[str], calibration: Calibration | None,
+                     where: str = "") -> tuple[SamplingSettings, dict[str, str]]:
+    """``sampling`` with the keys in ``unset`` (T, top_p left unset by the user) taken from ``calibration``.
+
+    An explicit value always wins; an unset one takes the calibrated value when one was recorded, else keeps
+    the value already in ``sampling`` (the caller's default).
+
+    Returns:
+        (the settings, ``{T: source, top_p: source}``), each source ``config`` (set explicitly),
+        ``calibration (<where>/training_info.json)`` or ``default (no calibration recorded)``.
+    """
+    values: dict[str, Any] = {}
+    source: dict[str, str] = {}
+    for key in CALIBRATED_KEYS:
+        if key not in unset:
+            source[key] = "config"
+        elif calibration is not None:
+            values[key] = float(getattr(calibration, key))
+            source[key] = f"calibration ({Path(where) / FILE_NAME if where else FILE_NAME}, chosen on the " \
+                          f"{calibration.split} split by {calibration.criterion})"
+        else:
+            source[key] = "default (no calibration recorded)"
+    return dataclasses.replace(sampling, **values), source

@@ -25,18 +25,22 @@ def backtest_stage(cfg: DictConfig, datamodule: Any, experiment: Experiment,
     from kronos.backtest.settings import BacktestSettings
     from kronos.inference.loading import load_predictor
     from kronos.lightning.tracking import log_report_artifacts
+    from kronos.stages.calibrate import calibrated_sampling
 
     settings = BacktestSettings.from_config(cfg.backtest)
     if settings.sampling.seed is None:  # the backtest's sampling follows the experiment's seed unless set
         settings = dataclasses.replace(settings, sampling=dataclasses.replace(settings.sampling, seed=int(cfg.seed)))
     sources = {kind: weight_source(cfg, kind, experiment, produced) for kind in MODEL_KINDS}
+    sampling, sampling_source = calibrated_sampling(settings.sampling, cfg.backtest.get("sampling"),
+                                                    sources["predictor"].location)  # null T/top_p: calibrated
+    settings = dataclasses.replace(settings, sampling=sampling)
     predictor = load_predictor(sources["tokenizer"].location, sources["predictor"].location, device=settings.device,
                                max_context=settings.max_context, clip=float(cfg.data.clip))
     loggers = build_loggers(cfg)
     metrics = run_backtest(predictor, datamodule, settings, experiment.backtest_dir,
                            logger=loggers[0] if loggers else None,
                            weights={kind: src.as_dict() for kind, src in sources.items()},
-                           provider_dir=experiment.provider_dir)
+                           provider_dir=experiment.provider_dir, sampling_source=sampling_source)
     log_report_artifacts(loggers, experiment.backtest_dir)
     finish_loggers(loggers)
     return metrics

@@ -9,6 +9,7 @@ Writes ``outputs/<name>/evaluate/`` (``Experiment.evaluate_dir``). Runs on rank 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Any, Mapping
@@ -21,6 +22,7 @@ from kronos.evaluate.settings import EvaluateSettings, ModelSpec
 from kronos.experiment import MODEL_KINDS, Experiment, WeightSource, WeightsNotFoundError
 from kronos.inference.loading import load_predictor, pair_warning
 from kronos.models import registry
+from kronos.stages.calibrate import calibrated_sampling
 from kronos.stages.common import build_loggers, finish_loggers, weight_source
 from kronos.training_info import TrainingInfo
 
@@ -89,7 +91,12 @@ def evaluate_stage(cfg: DictConfig, datamodule: Any, experiment: Experiment,
             raise
         log.warning("experiment '%s' has no exported pair: evaluating evaluate.models only", experiment.name)
         sources = None
+    sampling_source = None
     if sources is not None:
+        # T / top_p left null: the predictor's calibration (chosen on validation), else T 1, top-p 1
+        sampling, sampling_source = calibrated_sampling(settings.sampling, cfg.evaluate.get("sampling"),
+                                                        sources["predictor"].location)
+        settings = dataclasses.replace(settings, sampling=sampling)
         weights = {kind: src.as_dict() for kind, src in sources.items()}
         predictor = load_predictor(sources["tokenizer"].location, sources["predictor"].location, **loader_kw)
         note = pair_warning("kronos", sources["tokenizer"].location, sources["predictor"].location)
@@ -107,7 +114,7 @@ def evaluate_stage(cfg: DictConfig, datamodule: Any, experiment: Experiment,
 
     loggers = build_loggers(cfg)
     metrics = run_evaluate(models, datamodule, settings, experiment.evaluate_dir, weights=weights,
-                           logger=loggers[0] if loggers else None)
+                           logger=loggers[0] if loggers else None, sampling_source=sampling_source)
     log_report_artifacts(loggers, experiment.evaluate_dir)
     finish_loggers(loggers)
     return metrics

@@ -43,7 +43,9 @@ def forecast_payload(
         payload: ``history``; ``forecast`` (mean candles, widened so high >= max(open, close) and
         low <= min(open, close)); ``median`` (per-step median, same widening); ``fan`` (close quantiles at
         FAN_LEVELS); ``paths`` (up to MAX_DRAWN_PATHS sample paths of the close); ``band``; ``actual`` and
-        ``metrics`` when the data has the future; ``window`` (what was used, truncation, timestamp origin).
+        ``metrics`` when the data has the future; ``candle_repairs`` (what the repair of the sample paths
+        changed, :class:`kronos.inference.candles.CandleRepairs`); ``window`` (what was used, truncation,
+        timestamp origin).
         table: timestamps, raw mean of each feature and ``CSV_QUANTILES`` columns (not widened).
     """
     low, high = band
@@ -69,6 +71,7 @@ def forecast_payload(
         "band": {"low": low, "high": high, "lower": lower.tolist(), "upper": upper.tolist()},
         "actual": _series(actual, actual[TIME_COLUMN]) if len(actual) else None,
         "metrics": metrics,
+        "candle_repairs": result.repairs.report(),
         "window": {
             "start_row": result.start_row,
             "start": history[TIME_COLUMN].iloc[0].isoformat(),

@@ -13,6 +13,7 @@ from omegaconf import OmegaConf
 from kronos.backtest import run_backtest
 from kronos.backtest.report import FIGURES
 from kronos.backtest.settings import BacktestSettings
+from kronos.inference.candles import REPAIR_FIELDS
 from kronos.inference.settings import SAMPLING_KEYS
 from tests.backtest.conftest import DriftFake, make_datamodule
 
@@ -65,6 +66,11 @@ def test_report_files_and_metrics(report, datamodule) -> None:
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["benchmark"] == "equal-weighted universe"
     assert metrics["n_forecasts"] == len(datamodule.eval_dataloader("test").dataset)
+    # every candle of every path counted (2 paths x H steps per window); signals.csv holds the per-window counts
+    repairs = metrics["candle_repairs"]
+    assert repairs["candles"] == metrics["n_forecasts"] * 2 * datamodule.horizon
+    signals = pd.read_csv(out / "signals.csv")
+    assert {k: int(signals[f"repairs_{k}"].sum()) for k in REPAIR_FIELDS} == {k: repairs[k] for k in REPAIR_FIELDS}
     # The contract other tools read.
     assert metrics["headline_label"] == "trade_return" and metrics["settings"]["anchor"] == "last_close"
     assert metrics["baselines"] == ["momentum", "reversal", "volume", "low_vol"]

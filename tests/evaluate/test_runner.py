@@ -139,8 +139,9 @@ def test_origins_as_batches_round_trip() -> None:
 def test_run_evaluate_groups_by_exchange_and_reports(tmp_path: Path) -> None:
     settings = EvaluateSettings.from_config(SETTINGS)
     predictor = GaussianPredictor()
+    source = {"T": 1.0, "top_p": 1.0, "from": {"T": "config", "top_p": "config"}}
     metrics = run_evaluate([ModelForecaster("kronos", predictor, {}, data_end="2025-01-02")], FakeDataModule(),
-                           settings, tmp_path / "evaluate")
+                           settings, tmp_path / "evaluate", sampling_source=source)
     assert predictor.calls == 3                               # 12 origins in batches of 5
     assert metrics["origins"] == 12 and set(metrics["groups"]) == {"SH", "SZ"}
     assert metrics["groups"]["SH"]["origins"] == 6
@@ -150,6 +151,11 @@ def test_run_evaluate_groups_by_exchange_and_reports(tmp_path: Path) -> None:
     written = json.loads((tmp_path / "evaluate" / "metrics.json").read_text())
     assert written["models"]["hist_vol"]["pit_histogram"] is not None and len(written["models"]["hist_vol"]["pit_histogram"]) == 5
     assert written["models"]["naive"]["pit_histogram"] is None
+    assert written["sampling_source"] == source                   # which T was used and where it came from
+    # N(0, 1) features drawn independently: highs below the body; repaired and counted
+    repairs = written["candle_repairs"]
+    assert repairs["candles"] == repairs["by_model"]["kronos"]["candles"] == 12 * settings.sampling.sample_count * H
+    assert repairs["wick"] > 0 and 0 < repairs["share"]["wick"] <= 1
 
 
 def test_a_failing_model_leaves_the_previous_report(tmp_path: Path) -> None:

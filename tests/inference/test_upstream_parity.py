@@ -1,4 +1,5 @@
-"""Every case of the upstream fixtures through the public API, cached and uncached."""
+"""Every case of the upstream fixtures through the public API, cached and uncached (the reference's
+forecast after the documented candle repair of kronos.inference.candles)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import torch
 from safetensors.torch import load_file
 
 from kronos import Kronos, KronosPredictor, KronosTokenizer
+from kronos.data.features import FEATURES
+from kronos.inference.candles import CandleRepairs, repair_candles
 
 PRICES = ["open", "high", "low", "close"]
 VOLUMES = ["volume", "amount"]
@@ -31,9 +34,15 @@ def rows(fixtures_dir: Path) -> pd.DataFrame:
     return pd.read_csv(fixtures_dir / "input.csv", parse_dates=["timestamps"])
 
 
-def _assert_matches(pred: pd.DataFrame, expected_csv: Path) -> None:
+def _assert_matches(pred: pd.DataFrame, expected_csv: Path, last_close: float) -> None:
+    """``pred`` equals the reference's greedy forecast after the documented candle repair (the reference
+    returns the decoded candles as they are, impossible ones included; greedy: one path, so the repair of
+    the reference's path is the repair of ours)."""
     expected = pd.read_csv(expected_csv, parse_dates=["timestamps"])
     assert list(pred.index) == list(expected["timestamps"])
+    repaired, counts = repair_candles(expected[list(FEATURES)].to_numpy(), last_close)
+    assert pred.attrs["candle_repairs"] == CandleRepairs.from_array(counts).as_dict()
+    expected[list(FEATURES)] = repaired
     np.testing.assert_allclose(pred[PRICES].to_numpy(), expected[PRICES].to_numpy(), rtol=1e-4, atol=0)
     for col in VOLUMES:
         atol = 1e-3 * np.abs(expected[col].to_numpy()).max() + 1e-6
@@ -64,7 +73,7 @@ def test_predict_case(name: str, use_cache: bool, fixtures_dir: Path, models, ro
         df, x_ts, y_ts, pred_len=case["pred_len"], T=case["T"], top_k=case["top_k"], top_p=case["top_p"],
         sample_count=case["sample_count"], verbose=False,
     )
-    _assert_matches(pred, fixtures_dir / case["expected"])
+    _assert_matches(pred, fixtures_dir / case["expected"], float(df["close"].iloc[-1]))
 
 
 @pytest.mark.parametrize("use_cache", [True, False], ids=["cached", "uncached"])
@@ -78,8 +87,8 @@ def test_predict_batch_case(use_cache: bool, fixtures_dir: Path, models, rows) -
         T=case["T"], top_k=case["top_k"], top_p=case["top_p"], sample_count=case["sample_count"], verbose=False,
     )
     assert len(preds) == len(case["expected"])
-    for pred, expected in zip(preds, case["expected"]):
-        _assert_matches(pred, fixtures_dir / expected)
+    for pred, expected, window in zip(preds, case["expected"], windows):
+        _assert_matches(pred, fixtures_dir / expected, float(window[0]["close"].iloc[-1]))
 
 
 def test_tensors_case(fixtures_dir: Path, models) -> None:

@@ -196,6 +196,10 @@ def test_forecast_scores_against_actual_and_downloads_csv(fixture_client: TestCl
     assert body["metrics"]["rows"] == 12
     assert body["metrics"]["naive"]["mae_close"] == pytest.approx(naive_mae)
     assert body["metrics"]["model"]["mae_close"] == pytest.approx(model_mae)
+    # every candle of the 4 paths x 12 steps looked at; what the repair changed is in the JSON
+    repairs = body["candle_repairs"]
+    assert repairs["candles"] == 48 and set(repairs["share"]) == {"nonpositive_price", "negative_volume",
+                                                                  "negative_amount", "wick"}
 
     csv = client.get(body["csv_url"])
     assert csv.status_code == 200 and "attachment" in csv.headers["content-disposition"]

@@ -1,0 +1,156 @@
+"""Calibration: the sampling temperature chosen on the validation split after training.
+
+A model trained for a few CPU minutes rarely samples paths as wide as the future turns out to be: its
+intervals under-cover. The temperature of token sampling widens (T > 1) or narrows (T < 1) the paths. After
+the predictor stage exports, :func:`calibrate_export` forecasts a budget of validation decision windows at
+every temperature of a small grid (one seed, so every T sees the same random numbers), scores the sampled
+closes, keeps the temperature with the lowest mean scaled CRPS (a proper score: it rewards coverage and
+sharpness together) and records the grid, the choice and the coverage and PIT histogram before (T 1,
+top-p 1, the model's own distribution) and after in the export's ``training_info.json``
+(:class:`kronos.training_info.Calibration`). Evaluate, ``KronosPredictor`` and ``kronos-predict`` then use
+it wherever their own T / top_p is left unset (the backtest too when ``backtest.sampling.T`` / ``top_p`` are
+null; its default stays T 0.6 / top-p 0.9, which its mean-of-paths signals need); an explicit value always
+wins. Only the validation split is read: nothing is tuned on test.
+
+Settings: ``calibration.*`` (conf/calibration/default.yaml), read by :meth:`CalibrationSettings.from_config`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from kronos import scores as m
+from kronos.errors import KronosUserError
+from kronos.evaluate.origins import Origins, collect_origins
+from kronos.inference.decisions import iter_decision_forecasts
+from kronos.inference.settings import T_MAX, T_MIN, UNCALIBRATED, SamplingSettings
+from kronos.training_info import Calibration, TrainingInfo
+
+log = logging.getLogger(__name__)
+
+SPLIT = "val"
+COVERAGE_LEVELS = (0.5, 0.8, 0.9)
+PIT_BINS = 10
+
+
+class CalibrationConfigError(KronosUserError, ValueError):
+    """An invalid ``calibration.*`` setting."""
+
+
+@dataclass(frozen=True)
+class CalibrationSettings:
+    """How the temperature is searched (see conf/calibration/default.yaml).
+
+    Attributes:
+        enabled: run the search after the predictor stage exports.
+        grid: candidate temperatures (T 1, the uncalibrated default, is always scored too).
+        top_p: nucleus mass every candidate samples with (1: the whole distribution).
+        sample_count: sample paths per window; windows: at most this many validation windows (whole dates,
+            every ``stride``-th date so that the budget holds); batch_size: windows per predictor call.
+        seed: the sampling seed shared by every candidate.
+    """
+
+    enabled: bool = True
+    grid: tuple[float, ...] = (0.8, 0.9, 1.0, 1.1, 1.2, 1.35, 1.5)
+    top_p: float = 1.0
+    sample_count: int = 16
+    windows: int = 240
+    batch_size: int = 256
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.grid or any(not (T_MIN <= float(t) <= T_MAX) for t in self.grid):
+            raise CalibrationConfigError(f"calibration.grid={list(self.grid)}: give temperatures in [{T_MIN}, {T_MAX}]")
+        if self.sample_count < 2 or self.windows < 1 or self.batch_size < 1:
+            raise CalibrationConfigError("calibration.sample_count must be >= 2 (intervals need paths), calibration."
+                                         "windows and calibration.batch_size >= 1")
+        SamplingSettings(T=1.0, top_p=self.top_p, sample_count=self.sample_count, seed=self.seed).validate(
+            prefix="calibration.")
+
+    @classmethod
+    def from_config(cls, node: Mapping[str, Any] | None) -> "CalibrationSettings":
+        """From the ``calibration`` group (None: the defaults); unknown keys are refused by name."""
+        data = dict(node or {})
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise CalibrationConfigError(f"unknown calibration setting(s) {unknown}: valid keys are {sorted(known)}")
+        if "grid" in data:
+            data["grid"] = tuple(float(t) for t in data["grid"])
+        return cls(**data)
+
+
+def budget_origins(datamodule: Any, windows: int, batch_size: int) -> Origins:
+    """Validation origins on every ``stride``-th date (whole cross-sections), the smallest stride that keeps
+    them within ``windows`` (at least the first date's, should one date alone exceed the budget)."""
+    every = collect_origins(datamodule, SPLIT, 1, batch_size)
+    dates, per_date = np.unique(every.datetime, return_counts=True)
+    stride = next((k for k in range(1, len(dates) + 1) if per_date[::k].sum() <= windows), len(dates))
+    keep = np.isin(every.datetime, dates[::stride])
+    arrays = {f.name: getattr(every, f.name)[keep] for f in dataclasses.fields(Origins)
+              if isinstance(getattr(every, f.name), np.ndarray)}
+    return dataclasses.replace(every, **arrays)
+
+
+def score_temperature(predictor: Any, origins: Origins, T: float, settings: CalibrationSettings) -> dict[str, Any]:
+    """Scaled CRPS, central-interval coverage and PIT histogram of the closes sampled at temperature ``T``."""
+    sampling = SamplingSettings(T=T, top_k=0, top_p=settings.top_p, sample_count=settings.sample_count,
+                                seed=settings.seed)
+    close = list(origins.features).index("close")
+    parts = [fc.paths[..., close] for fc in iter_decision_forecasts(predictor, origins.batches(settings.batch_size),
+                                                                   sampling, origins.features)]
+    samples = np.moveaxis(np.concatenate(parts).astype(np.float64), 1, -1)           # [N, H, S]
+    realised = origins.future_close
+    seen = np.isfinite(realised)
+    filled = np.where(seen, realised, 0.0)
+    crps = m.crps_samples(samples, filled) / m.mase_scale(origins.hist_close)[:, None]
+    pit = np.where(seen, m.pit_values(samples, filled, np.random.default_rng(settings.seed)), np.nan)
+    return {
+        "T": float(T),
+        "scaled_crps": m.nanmean(np.where(seen, crps, np.nan)),
+        "coverage": {f"{lv:g}": m.interval_coverage(pit, *m.central_bounds(lv)) for lv in COVERAGE_LEVELS},
+        "pit_histogram": m.pit_histogram(pit, PIT_BINS),
+    }
+
+
+def calibrate(predictor: Any, datamodule: Any, settings: CalibrationSettings) -> Calibration:
+    """Search ``settings.grid`` (plus T 1) on validation windows; the temperature of the lowest scaled CRPS.
+
+    Args:
+        predictor: exposes ``forecast_normalized`` (a ``KronosPredictor``).
+        datamodule: ``eval_dataloader("val")``, ``lookback``, ``horizon``, ``features``.
+    """
+    origins = budget_origins(datamodule, settings.windows, settings.batch_size)
+    grid = sorted({float(t) for t in settings.grid} | {UNCALIBRATED["T"]})
+    rows = [score_temperature(predictor, origins, T, settings) for T in grid]
+    scored = [r for r in rows if np.isfinite(r["scaled_crps"])]
+    if not scored:
+        raise ValueError("calibration: no validation window has a realised future to score")
+    best = min(scored, key=lambda r: (r["scaled_crps"], abs(r["T"] - 1.0)))
+    before = next(r for r in rows if r["T"] == UNCALIBRATED["T"])
+    return Calibration(T=best["T"], top_p=float(settings.top_p), criterion="scaled_crps", split=SPLIT,
+                       windows=len(origins), sample_count=settings.sample_count, seed=settings.seed,
+                       grid=tuple(rows), before=before, after=best)
+
+
+def calibrate_export(predictor: Any, datamodule: Any, export_dir: str | Path,
+                     settings: CalibrationSettings) -> Calibration:
+    """:func:`calibrate` and record the result in ``export_dir/training_info.json`` (rank zero only)."""
+    result = calibrate(predictor, datamodule, settings)
+    info = TrainingInfo.read(export_dir) or TrainingInfo(stage="predictor")
+    info.calibration = result.as_dict()
+    info.write(export_dir)
+    log.info("calibration: T %g chosen on %d validation windows (scaled CRPS %.4f vs %.4f at T 1; coverage "
+             "50/80/90 %s vs %s at T 1)", result.T, result.windows, result.after["scaled_crps"],
+             result.before["scaled_crps"], _coverage_text(result.after), _coverage_text(result.before))
+    return result
+
+
+def _coverage_text(row: Mapping[str, Any]) -> str:
+    return "/".join(f"{value:.2f}" for value in row["coverage"].values())
