@@ -8,6 +8,7 @@ inside torch: ``T=1e-300`` overflows the logits, a seed of 2**70 overflows the g
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 from dataclasses import dataclass
 from pathlib import Path
