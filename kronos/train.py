@@ -132,6 +132,9 @@ def _run_stages(cfg: DictConfig, experiment: Any) -> dict[str, Any]:
     datamodule = _build_data(cfg)
     datamodule.prepare_data()
     datamodule.setup("fit")
+    from kronos.preflight import preflight
+
+    preflight(cfg, datamodule, experiment)  # what a later stage cannot do with this data, before any training
 
     produced: dict[str, Path] = {}
     result: dict[str, Any] = {"run_dir": str(experiment.root)}

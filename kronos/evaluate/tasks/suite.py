@@ -77,16 +77,30 @@ class TaskResult:
 def allowed_tasks(origins: Origins) -> dict[str, str | None]:
     """Task -> None when the data allows it, else the reason it does not."""
     features = set(origins.features)
-    candles = origins.hist_raw is not None and {"open", "high", "low", "close"} <= features
-    per_date_series = pd.Series(origins.instrument).groupby(origins.datetime).nunique()
-    complete = int(np.isfinite(origins.future_close).all(axis=1).sum())
+    return task_requirements(
+        candles=origins.hist_raw is not None and {"open", "high", "low", "close"} <= features,
+        horizon=origins.horizon, lookback=origins.lookback,
+        series_per_date=int(pd.Series(origins.instrument).groupby(origins.datetime).nunique().max()),
+        complete_futures=int(np.isfinite(origins.future_close).all(axis=1).sum()))
+
+
+def task_requirements(*, candles: bool, horizon: int, lookback: int, series_per_date: int,
+                      complete_futures: int) -> dict[str, str | None]:
+    """Task -> None when data of this shape allows it, else the reason it does not (also checked before training).
+
+    Args:
+        candles: raw open/high/low/close are available.
+        horizon, lookback: rows of the windows.
+        series_per_date: the most series with an origin on one date.
+        complete_futures: origins whose whole future is observed.
+    """
     return {
-        "price": (None if candles and origins.horizon >= price_task.MIN_STEPS else
+        "price": (None if candles and horizon >= price_task.MIN_STEPS else
                   f"needs raw open/high/low/close and a horizon of at least {price_task.MIN_STEPS} rows"),
-        "return": (None if per_date_series.max() >= 3 else
+        "return": (None if series_per_date >= 3 else
                    "needs at least 3 series on one date (a cross-sectional IC)"),
-        "volatility": None if origins.lookback >= 3 else "needs a lookback of at least 3 rows",
-        "generation": (None if candles and gen.MIN_LENGTH <= origins.horizon < origins.lookback and complete >= 10
+        "volatility": None if lookback >= 3 else "needs a lookback of at least 3 rows",
+        "generation": (None if candles and gen.MIN_LENGTH <= horizon < lookback and complete_futures >= 10
                        else f"needs raw candles, a horizon of {gen.MIN_LENGTH} rows or more (shorter than the "
                             "lookback) and 10 complete futures"),
     }

@@ -1,0 +1,214 @@
+"""Checks of the data against the settings of the stages that will run, before any training starts.
+
+``python -m kronos.train`` calls :func:`preflight` once the datamodule is set up and before the first
+stage: a setting or a data shape that the backtest or evaluate stage cannot handle is refused here, in one
+line naming the key or the data's property and what to do, instead of as a traceback after training.
+
+Refused: a file mixing intraday and daily series (splits and bars per year follow one calendar);
+``data.horizon=1`` with the backtest (its traded interval needs two forecast steps); ``backtest.start`` /
+``backtest.end`` that cannot be read, are reversed, or fall outside the test split; instrument names Qlib
+cannot tell apart (``aapl`` and ``AAPL``: both are named); a volume cap or a size exposure on data without
+volume; ``evaluate.tasks`` that this data cannot run; weights trained on windows shorter than the ones they
+would be given (the rule of ``kronos-predict`` and the web UI: :func:`kronos.inference.pair.context_limit`).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig
+
+from kronos.data.errors import DataValidationError, quoted
+from kronos.errors import KronosUserError
+
+log = logging.getLogger(__name__)
+TRADE_STEPS = 2  # the traded interval deal(t+1) -> deal(t+2) of the backtest's headline label
+
+
+class PreflightError(DataValidationError, KronosUserError):
+    """A setting or a property of the data that a stage of this run cannot handle (found before training)."""
+
+
+def preflight(cfg: DictConfig, datamodule: Any, experiment: Any) -> list[str]:
+    """Refuse what the stages of ``cfg.stage.run`` cannot do with ``datamodule``'s data; return warnings.
+
+    Args:
+        cfg: the composed run config (``stage.run``, ``data``, ``backtest``, ``evaluate``, ``weights``).
+        datamodule: a set-up ``KronosDataModule`` (``panel``, ``lookback``, ``horizon``, splits resolved).
+        experiment: the run's ``Experiment`` (where its exported weights are).
+
+    Raises:
+        PreflightError: one line naming the key or the data's property and what to do.
+    """
+    stages = list(cfg.stage.run)
+    panel = datamodule.panel
+    check_one_frequency(panel)
+    warnings: list[str] = []
+    if "backtest" in stages:
+        from kronos.data.qlib_provider import check_qlib_symbols
+
+        check_backtest_horizon(int(datamodule.horizon))
+        check_backtest_dates(cfg.backtest.get("start"), cfg.backtest.get("end"), decision_span(datamodule, "test"),
+                             pd.Timestamp(datamodule._split_span("test")[0]))
+        check_qlib_symbols(list(panel.instruments), origin=str(panel.origin))
+        warnings += check_volume_needs(cfg.backtest, panel)
+    if "evaluate" in stages:
+        check_tasks(cfg.evaluate, datamodule)
+    for stage in ("backtest", "evaluate"):
+        if stage in stages:
+            check_trained_context(cfg, stage, int(datamodule.lookback), stages, experiment)
+    for text in warnings:
+        log.warning("preflight: %s", text)
+    return warnings
+
+
+def intraday(stamps: np.ndarray) -> bool:
+    """Whether a series' timestamps [T] (datetime64[ns]) carry a time of day (else date-only daily bars)."""
+    ts = np.asarray(stamps, dtype="datetime64[ns]")
+    return bool(len(ts)) and bool((ts != ts.astype("datetime64[D]").astype("datetime64[ns]")).any())
+
+
+def check_one_frequency(panel: Any) -> None:
+    """Refuse a panel mixing date-only (daily) series with intraday ones, naming one of each.
+
+    Splits by ratio, windows' calendars and bars per year are read off the union calendar: hourly stamps
+    would cut daily series as if they were hourly.
+    """
+    kinds = {name: intraday(ts) for name, ts in zip(panel.instruments, panel.timestamps)}
+    daily = [n for n, k in kinds.items() if not k]
+    hourly = [n for n, k in kinds.items() if k]
+    if daily and hourly:
+        raise PreflightError(
+            f"{panel.origin}: mixes daily series ({len(daily)}, e.g. {quoted(daily[0])}: dates only) with intraday "
+            f"series ({len(hourly)}, e.g. {quoted(hourly[0])}: times of day); one experiment takes one bar "
+            "frequency: put them in separate files and experiments (or resample the intraday ones to daily)")
+
+
+def check_backtest_horizon(horizon: int) -> None:
+    """The backtest's headline label trades deal(t+1) -> deal(t+2): the forecast must reach t+2."""
+    if horizon < TRADE_STEPS:
+        raise PreflightError(
+            f"data.horizon={horizon}: the backtest trades from the next bar's deal price to the one after "
+            f"(deal(t+1) -> deal(t+2)), which needs a forecast of at least {TRADE_STEPS} steps: set "
+            f"data.horizon={TRADE_STEPS} or more, or leave backtest out of stage.run")
+
+
+def decision_span(datamodule: Any, split: str) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """(first, last) decision date of ``split``'s evaluation windows (the dates a backtest can trade)."""
+    store = datamodule.store
+    inst, off = datamodule._eval_index(split)
+    times = store.times[store.offsets[inst] + off + int(datamodule.lookback) - 1]
+    return pd.Timestamp(int(times.min())), pd.Timestamp(int(times.max()))
+
+
+def _date(key: str, value: Any) -> pd.Timestamp | None:
+    if value is None:
+        return None
+    try:
+        return pd.Timestamp(str(value))
+    except (ValueError, TypeError):
+        raise PreflightError(f"{key}={value!r} is not a date: write e.g. {key}=2024-01-31, or null") from None
+
+
+def check_backtest_dates(start: Any, end: Any, span: tuple[pd.Timestamp, pd.Timestamp],
+                         split_start: pd.Timestamp) -> None:
+    """Refuse ``backtest.start``/``end`` that select no decision date of the test split, or reach outside it.
+
+    A start before the test split (``split_start``) would otherwise be moved silently to the split's first
+    date (train and validation dates are never traded): it is refused naming the dates that can be traded.
+    ``span``: the test split's (first, last) decision date.
+    """
+    first, last = span
+    lo, hi = _date("backtest.start", start), _date("backtest.end", end)
+    where = f"the test split's decision dates run {first.date()} .. {last.date()}"
+    if lo is not None and hi is not None and lo > hi:
+        raise PreflightError(f"backtest.start={start} is after backtest.end={end}: swap them ({where})")
+    if lo is not None and lo > last:
+        raise PreflightError(f"backtest.start={start} is after the test split ({where}): set backtest.start "
+                             f"to {last.date()} or earlier, or null")
+    if hi is not None and hi < first:
+        raise PreflightError(f"backtest.end={end} is before the test split ({where}): set backtest.end to "
+                             f"{first.date()} or later, or null")
+    if lo is not None and lo < split_start.normalize():
+        raise PreflightError(f"backtest.start={start} is before the test split ({where}; earlier dates are the "
+                             f"train/validation splits, never traded): set backtest.start={first.date()} or null, "
+                             "or move data.splits")
+
+
+def has_volume(panel: Any) -> bool:
+    """Whether any instrument has a positive volume (a CSV without volume columns reads as all zero)."""
+    col = list(panel.features).index("volume")
+    return any(bool((np.nan_to_num(v[:, col]) > 0).any()) for v in panel.values)
+
+
+def check_volume_needs(backtest: Mapping[str, Any], panel: Any) -> list[str]:
+    """Refuse volume-based settings on data without volume; the ``volume`` baseline is skipped with a warning."""
+    if has_volume(panel):
+        return []
+    what = f"{panel.origin}: the data has no volume (no volume column, or all zero)"
+    if backtest.get("max_participation") is not None:
+        raise PreflightError(f"{what}, so backtest.max_participation={backtest.get('max_participation')} (orders "
+                             "capped by a share of the day's volume) would never trade: set "
+                             "backtest.max_participation=null or use data with volume")
+    if "size" in list(backtest.get("neutralize") or []):
+        raise PreflightError(f"{what}, so backtest.neutralize cannot take 'size' (log dollar volume): remove it")
+    if "volume" in list(backtest.get("baselines") or []):
+        return [f"{what}: the 'volume' baseline (abnormal volume) cannot be computed and is skipped"]
+    return []
+
+
+def check_tasks(evaluate: Mapping[str, Any], datamodule: Any) -> None:
+    """Refuse ``evaluate.tasks`` that name nothing, or a task this data's shape cannot run."""
+    from kronos.evaluate.tasks.suite import task_requirements
+
+    tasks = evaluate.get("tasks")
+    if tasks is None:
+        return
+    tasks = [tasks] if isinstance(tasks, str) else list(tasks)
+    if not tasks:
+        raise PreflightError("evaluate.tasks=[] runs no task: name some (e.g. evaluate.tasks=[price,return]) or set "
+                             "evaluate.tasks=null for every task the data allows")
+    split = str(evaluate.get("split") or "test")
+    panel = datamodule.panel
+    lo, hi = datamodule._split_span(split) if split in datamodule._windows else (None, None)
+    stamps = np.concatenate([t[(t >= np.int64(lo)) & (t <= np.int64(hi))] if lo is not None else t
+                             for t in (ts.astype(np.int64) for ts in panel.timestamps)])
+    per_date = int(np.unique(stamps, return_counts=True)[1].max(initial=0))
+    windows = len(datamodule.dataset(split)) if split in datamodule._windows else 0
+    needs = task_requirements(candles=True, horizon=int(datamodule.horizon), lookback=int(datamodule.lookback),
+                              series_per_date=per_date, complete_futures=windows)
+    blocked = {t: needs[t] for t in tasks if needs.get(t)}
+    if blocked:
+        task, why = next(iter(blocked.items()))
+        raise PreflightError(
+            f"evaluate.tasks: {task} cannot run on this data ({why}; the data has lookback {datamodule.lookback}, "
+            f"horizon {datamodule.horizon}, at most {per_date} series a date in split '{split}'): remove "
+            f"{', '.join(blocked)} from evaluate.tasks, or change the data/window settings")
+
+
+def check_trained_context(cfg: DictConfig, stage: str, lookback: int, stages: list[str], experiment: Any) -> None:
+    """Refuse weights trained on shorter windows than the history ``stage`` would give them.
+
+    The rule is :func:`kronos.inference.pair.context_limit`, the one ``kronos-predict`` and the web UI apply;
+    weights the same command trains (``stage=all``) fit this config by construction.
+    """
+    if "predictor" in stages[: stages.index(stage)]:
+        return
+    from kronos.experiment import WeightsNotFoundError
+    from kronos.inference.pair import context_limit
+    from kronos.stages.common import weight_source
+
+    try:
+        location = weight_source(cfg, "predictor", experiment, {}).location
+    except WeightsNotFoundError:
+        return  # evaluate may score other models alone; the backtest's absence is refused by train()
+    limit, why = context_limit(str(location))
+    seen = min(lookback, int(cfg[stage].get("max_context") or lookback))
+    if seen > limit:
+        raise PreflightError(
+            f"{stage}: the predictor {location} was {why.removeprefix(str(location) + ' ')}, but this run gives it "
+            f"{seen} rows of history (data.lookback={lookback}, {stage}.max_context={cfg[stage].get('max_context')}): "
+            f"set {stage}.max_context={limit} or less, or train the predictor on these windows")
