@@ -186,9 +186,12 @@ def hydra_main(cfg: DictConfig) -> float | None:
     Returns ``cfg.optimized_metric`` (``monitor.metric``, the best value of the last training stage) for
     Hydra sweepers such as Optuna.
     """
+    from kronos.interrupts import stop_cleanly
+
     _TASK.started = True
     try:
-        result = train(cfg)
+        with stop_cleanly(f"stage.run={list(cfg.stage.run)}"):  # SIGINT/SIGTERM/full disk: one line, no traceback
+            result = train(cfg)
     except _user_errors() as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
