@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first
 import pandas as pd  # noqa: E402
 
 from kronos.atomic import atomic_directory  # noqa: E402
+from kronos.jsonio import dumps_strict  # noqa: E402
 from kronos.backtest.performance import COST_GRID_BPS  # noqa: E402
 
 FIGURES = ("cumulative_return", "excess_return", "daily_rank_ic", "quantile_returns", "cumulative_spread")
@@ -115,6 +116,11 @@ def _finish(fig: plt.Figure, ax: plt.Axes, path: Path) -> None:
     plt.close(fig)
 
 
+def _nan_for_none(value: Any) -> float:
+    """NaN for a statistic the guards nulled (kronos.backtest.guards), else the value."""
+    return float("nan") if value is None else value
+
+
 def _fmt(value: Any) -> str:
     """A table cell: floats to 4 decimals, everything else HTML-escaped."""
     return f"{value:.4f}" if isinstance(value, float) else html.escape(str(value))
@@ -163,9 +169,10 @@ def _factor_table(metrics: Mapping[str, Any]) -> str:
     rows = []
     for n in names:
         f = metrics[n]["factor"]
-        cells = [f"{r * 1e4:+.2f} ({t:.1f})" for r, t in zip(f["quantile_returns"], f["quantile_t"])]
-        rows.append([n, *cells, f["spread"]["mean"] * 1e4, f["spread"]["t"], f["monotonicity"],
-                     " ".join(f"{x:+.3f}" for x in f["ic_decay"]), f["autocorrelation"], f["turnover"]])
+        v = _nan_for_none  # None: not computed (kronos.backtest.guards; the reason is in the warnings)
+        cells = [f"{v(r) * 1e4:+.2f} ({v(t):.1f})" for r, t in zip(f["quantile_returns"], f["quantile_t"])]
+        rows.append([n, *cells, v(f["spread"]["mean"]) * 1e4, f["spread"]["t"], f["monotonicity"],
+                     " ".join(f"{v(x):+.3f}" for x in f["ic_decay"]), f["autocorrelation"], f["turnover"]])
     return _table(header, rows)
 
 
@@ -301,7 +308,7 @@ def write_report(out_dir: str | Path, metrics: Mapping[str, Any], signals: pd.Da
         _plot_rank_ic(daily_ics, figures["daily_rank_ic"])
         _plot_quantiles(factors, figures["quantile_returns"])
         _plot_spread(long_short, figures["cumulative_spread"])
-        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str) + "\n", encoding="utf-8")
+        (tmp / "metrics.json").write_text(dumps_strict(metrics) + "\n", encoding="utf-8")  # strict: NaN/inf are null
         signals.to_csv(tmp / "signals.csv", index=False, float_format="%.10g")
         (tmp / "report.html").write_text(_html(metrics, figures), encoding="utf-8")
     return dict(metrics), {key: out_dir / f"{key}.png" for key in figures}

@@ -22,13 +22,13 @@ def money_row(row: Mapping[str, Any], label: str = "trade_return") -> dict[str, 
     portfolio = row.get("portfolio") or {}
     alpha = portfolio.get("alpha") or {}
     after = portfolio.get("alpha_after_cost") or {}
-    return {
+    return {k: _NAN if v is None else v for k, v in {  # None: not computed (kronos.backtest.guards)
         "rank_ic": ic["rank_ic"], "rank_ic_t": ic["rank_ic_t"],
         "spread": factor.get("spread", {}).get("mean", _NAN), "spread_t": factor.get("spread", {}).get("t", _NAN),
         "alpha": alpha.get("annualized", _NAN), "alpha_t": alpha.get("t", _NAN),
         "alpha_after_cost": after.get("annualized", _NAN), "alpha_after_cost_t": after.get("t", _NAN),
         "break_even_cost_bps": portfolio.get("break_even_cost_bps", _NAN),
-    }
+    }.items()}
 
 
 def best_baseline(metrics: Mapping[str, Any]) -> str | None:
@@ -45,6 +45,9 @@ def _finite(x: float) -> float:
 def money_verdict(metrics: Mapping[str, Any]) -> str:
     """One paragraph on the headline model signal: ranking, then money, then the honest conclusion."""
     label = metrics["headline_label"]
+    if metrics.get("cannot_judge"):  # kronos.backtest.guards: the figures are null with this reason
+        return (f"Cannot judge the model's {metrics['signal']} signal on {label} against the market or the baselines: "
+                f"{metrics['cannot_judge']}.")
     m = money_row(metrics["model"], label)
     p = metrics.get("statistics", {}).get("rank_ic_permutation_p", _NAN)
     ranks = m["rank_ic_t"] > T_CRITICAL and not p > 0.05
@@ -91,11 +94,12 @@ def headline_lines(metrics: Mapping[str, Any]) -> list[str]:
         return f"{title}: " + " | ".join(f"{name} " + fmt.format(*[r[k] for k in keys]) for name, r in rows.items())
 
     stats = metrics.get("statistics", {})
-    ci = stats.get("rank_ic_ci", [_NAN, _NAN])
+    ci = [_NAN if v is None else v for v in stats.get("rank_ic_ci") or [_NAN, _NAN]]  # None: kronos.backtest.guards
+    perm = stats.get("rank_ic_permutation_p")
     out = [
         f"Headline signal: {metrics['signal']}, label {label}.",
         line("RankIC (t)", "{:+.4f} ({:.2f})", ("rank_ic", "rank_ic_t"))
-        + f"  [model 95 % CI {ci[0]:+.4f}..{ci[1]:+.4f}, permutation p {stats.get('rank_ic_permutation_p', _NAN):.3f}]",
+        + f"  [model 95 % CI {ci[0]:+.4f}..{ci[1]:+.4f}, permutation p {_NAN if perm is None else perm:.3f}]",
         line(f"Long-short spread top-bottom of {metrics['model'].get('factor', {}).get('quantiles', '?')} groups, "
              "per day (t)", "{:+.5f} ({:.2f})", ("spread", "spread_t")),
         line("Top-k alpha before cost, annualised (t)", "{:+.2%} ({:.2f})", ("alpha", "alpha_t")),
@@ -103,7 +107,7 @@ def headline_lines(metrics: Mapping[str, Any]) -> list[str]:
         line("Top-k break-even cost, bps one way (negative: loses before any cost)", "{:.1f}",
              ("break_even_cost_bps",)),
     ]
-    if "capture_ratio" in metrics:
+    if metrics.get("capture_ratio") is not None:
         out.append(f"Capture ratio (model RankIC / oracle RankIC): {metrics['capture_ratio']:.3f}")
     out.append(metrics.get("verdict", ""))
     return [x for x in out if x]

@@ -20,6 +20,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from kronos.atomic import atomic_directory  # noqa: E402
+from kronos.jsonio import dumps_strict  # noqa: E402
 
 FIGURES = ("error_by_horizon", "coverage", "pit", "volatility_scatter", "stylized_facts", "generated_windows")
 PER_ORIGIN_CSV = "origins.csv"
@@ -289,7 +290,7 @@ def write_report(out_dir: str | Path, metrics: Mapping[str, Any], per_origin: pd
     out_dir = Path(out_dir)
     plots = {"error_by_horizon": _plot_error_by_horizon, "coverage": _plot_coverage, "pit": _plot_pit}
     with atomic_directory(out_dir) as tmp:
-        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+        (tmp / "metrics.json").write_text(dumps_strict(metrics) + "\n", encoding="utf-8")  # strict: NaN/inf are null
         per_origin.to_csv(tmp / PER_ORIGIN_CSV, index=False, float_format="%.6g")
         figures = {}
         for name, plot in plots.items():
