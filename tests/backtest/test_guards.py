@@ -97,3 +97,18 @@ def test_fewer_instruments_than_quantiles_nulls_only_the_groups(tmp_path: Path, 
     assert "backtest.quantiles=5 groups need at least 5" in metrics["model"]["unavailable"]["factor"]
     assert metrics["model"]["factor"]["spread"]["mean"] is None and metrics["model"]["long_short"]["t"] is None
     assert metrics["model"]["ic"]["trade_return"]["rank_ic"] is not None and "cannot_judge" not in metrics
+
+
+@pytest.mark.parametrize("volume", ["none", "zero"])
+def test_csv_without_volume_runs_without_the_volume_baseline(tmp_path: Path, tiny_pair, volume: str) -> None:
+    """Issue 27: a CSV without volume columns (or all-zero volume) ended in "the signal is empty" after forecasting."""
+    from tests.lightning.test_preflight import _csv_market
+
+    data = _csv_market(tmp_path / "csv", volume=volume == "zero", names=tuple(f"S{i}" for i in range(6)))
+    if volume == "zero":
+        for f in data.iterdir():
+            pd.read_csv(f).assign(volume=0.0).to_csv(f, index=False)
+    metrics = _backtest(tmp_path, tiny_pair, data=["data=csv", f"data.source.path={data}", *FAST_RUN])
+    assert metrics["baselines"] == ["momentum", "reversal", "low_vol"] and "volume" not in metrics
+    assert any(w.startswith("Baseline(s) volume skipped: no value on any decision row") for w in metrics["warnings"])
+    assert metrics["model"]["ic"]["trade_return"]["days"] > 0
