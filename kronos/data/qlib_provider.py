@@ -87,7 +87,8 @@ def check_qlib_symbols(names: list[str], origin: str = "data") -> dict[str, str]
     out: dict[str, str] = {}
     for name in names:
         if name is None or (isinstance(name, float) and np.isnan(name)) or not str(name).strip():
-            raise DataValidationError(f"{origin}: a symbol is empty or missing: fill the symbol column for every row")
+            raise DataValidationError(f"{origin}: symbol {quoted(name)} is not a usable instrument name (empty or "
+                                      "missing): fill the symbol column for every row")
         sym = qlib_symbol(name)
         if not sym.strip("_"):
             raise DataValidationError(f"{origin}: symbol {quoted(name)} has no letter or digit, so it cannot name a "
