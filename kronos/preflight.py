@@ -51,6 +51,9 @@ def preflight(cfg: DictConfig, datamodule: Any, experiment: Any) -> list[str]:
         from kronos.data.qlib_provider import check_qlib_symbols
 
         check_backtest_horizon(int(datamodule.horizon))
+        if "test" not in getattr(datamodule, "_windows", {"test": None}):
+            raise PreflightError("the backtest trades the test split, but data.splits has none: add data.splits.test "
+                                 "(e.g. data.splits.test=0.15), or leave backtest out of stage.run")
         check_backtest_dates(cfg.backtest.get("start"), cfg.backtest.get("end"), decision_span(datamodule, "test"),
                              pd.Timestamp(datamodule._split_span("test")[0]))
         check_qlib_symbols(list(panel.instruments), origin=str(panel.origin))
