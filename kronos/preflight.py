@@ -15,6 +15,7 @@ would be given (the rule of ``kronos-predict`` and the web UI: :func:`kronos.inf
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
@@ -57,6 +58,9 @@ def preflight(cfg: DictConfig, datamodule: Any, experiment: Any) -> list[str]:
         check_backtest_dates(cfg.backtest.get("start"), cfg.backtest.get("end"), decision_span(datamodule, "test"),
                              pd.Timestamp(datamodule._split_span("test")[0]))
         check_qlib_symbols(list(panel.instruments), origin=str(panel.origin))
+        bench_key = "backtest.benchmark" if cfg.backtest.get("benchmark") is not None else "data.benchmark"
+        check_benchmark_csv(bench_key, cfg.backtest.get("benchmark") or cfg.data.get("benchmark"),
+                            decision_span(datamodule, "test"))
         warnings += check_volume_needs(cfg.backtest, panel)
     if "evaluate" in stages:
         check_tasks(cfg.evaluate, datamodule)
@@ -139,6 +143,31 @@ def check_backtest_dates(start: Any, end: Any, span: tuple[pd.Timestamp, pd.Time
         raise PreflightError(f"backtest.start={start} is before the test split ({where}; earlier dates are the "
                              f"train/validation splits, never traded): set backtest.start={first.date()} or null, "
                              "or move data.splits")
+
+
+def check_benchmark_csv(key: str, benchmark: Any, span: tuple[pd.Timestamp, pd.Timestamp]) -> None:
+    """Refuse a benchmark CSV whose dates do not reach over the test split's decision dates ``span``.
+
+    An instrument code (read from the Qlib provider later) and ``equal_weight`` are not checked here.
+    """
+    from kronos.backtest.portfolio import _TIME_COLUMNS
+
+    if benchmark is None or str(benchmark).strip() in ("", "equal_weight"):
+        return
+    path = Path(str(benchmark)).expanduser()
+    if path.suffix.lower() != ".csv" or not path.is_file():
+        return  # an instrument of the provider, or a missing file (refused by the backtest's own check)
+    head = pd.read_csv(path, nrows=0).columns
+    time_col = next((c for c in head if c.lower() in _TIME_COLUMNS), None)
+    if time_col is None:
+        return  # the backtest's reader names the missing column
+    dates = pd.to_datetime(pd.read_csv(path, usecols=[time_col])[time_col], errors="coerce").dropna()
+    first, last = span
+    if dates.empty or dates.min().normalize() > first.normalize() or dates.max().normalize() < last.normalize():
+        covers = f"{dates.min().date()} .. {dates.max().date()}" if len(dates) else "no date"
+        raise PreflightError(f"{key}={benchmark}: the benchmark covers {covers} but the backtest trades "
+                             f"{first.date()} .. {last.date()} (the test split): use a benchmark that covers it, or "
+                             f"{key}=null for the equal-weighted universe")
 
 
 def has_volume(panel: Any) -> bool:

@@ -14,9 +14,11 @@ A statistic is null with a reason (never NaN, never a number that only looks lik
 - the benchmark has no return on part of the period (it does not cover it): no excess return or alpha.
 
 :func:`guard_backtest` nulls the figures of each affected signal row (``unavailable``: {part: reason}),
-adds one warning per reason to ``metrics.json``/the report, and where the headline model row is affected
-sets ``cannot_judge`` and turns every model-vs-baseline verdict into "cannot judge ...: reason"
-(:class:`kronos.verdicts.Comparison`).
+adds one warning per reason to ``metrics.json``/the report; where the headline model row is affected it sets
+``cannot_judge`` (the money verdict needs the ranking, the spread and the portfolio), and where the model's
+or a baseline's ranking is, turns that model-vs-baseline verdict into "cannot judge ...: reason"
+(:class:`kronos.verdicts.Comparison`). Also null: everything when every instrument earns the same
+(constant prices).
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ MIN_DAYS = 20  # decision days for a t-statistic or an annualised return (about 
 MIN_INVESTED = 0.01  # share of the account held in positions on the median day
 MIN_BENCHMARK_COVERAGE = 0.9  # share of the portfolio's days with a benchmark return
 # Fields of a row that are counts or settings, kept when its statistics are nulled.
+_PART_WORDS = {"ic": "no statistic of the signal", "factor": "no quantile spread",
+               "portfolio": "no portfolio figure"}
 _KEPT = {"days", "quantiles", "bars_per_year", "blocked_buys_limit_up", "clipped_orders", "delisted_sales",
          "risk_degree", "cost", "turnover"}
 
@@ -112,10 +116,20 @@ def null_statistics(block: Any) -> Any:
     return block
 
 
+def label_reason(label: pd.Series) -> str | None:
+    """Why the realised label ranks nothing (every instrument earns the same on the median day), or None."""
+    distinct = label.dropna().groupby(level="datetime").nunique()
+    if distinct.empty or float(distinct.median()) <= 1:
+        return ("the traded return is the same for every instrument on the median day (constant or identical "
+                "prices): there is nothing to rank")
+    return None
+
+
 def row_reason(signal: pd.Series, label: pd.Series, days: int) -> str | None:
-    """The first reason none of a signal row's statistics can be computed (cross-section, signal, days), or None."""
+    """The first reason none of a signal row's statistics can be computed (cross-section, label, signal, days),
+    or None."""
     return (cross_section_reason(signal, label, MIN_INSTRUMENTS, "cross-sectional statistics")
-            or signal_reason(signal) or days_reason(days))
+            or label_reason(label) or signal_reason(signal) or days_reason(days))
 
 
 def quantile_reason(signal: pd.Series, label: pd.Series, quantiles: int) -> str | None:
@@ -160,9 +174,12 @@ def guard_backtest(metrics: dict[str, Any], signals: Mapping[str, pd.Series], la
 
 def _guard_comparisons(metrics: dict[str, Any], head: str) -> None:
     """Model-vs-baseline verdicts and the headline statistics where the model or a baseline row has no figures."""
-    model_reason = (metrics["model"].get("unavailable") or {}).get("ic")
+    unavailable = metrics["model"].get("unavailable") or {}
+    if unavailable:  # the money verdict needs the ranking, the quantile spread and the portfolio
+        part = next(iter(unavailable))
+        metrics["cannot_judge"] = f"{_PART_WORDS[part]}: {unavailable[part]}"
+    model_reason = unavailable.get("ic")
     if model_reason:
-        metrics["cannot_judge"] = model_reason
         metrics["statistics"] = null_statistics(metrics.get("statistics", {})) | {"unavailable": model_reason}
         if "capture_ratio" in metrics:
             metrics["capture_ratio"] = None

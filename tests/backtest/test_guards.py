@@ -13,6 +13,7 @@ from kronos.backtest.guards import (
     MIN_DAYS,
     cross_section_reason,
     days_reason,
+    label_reason,
     portfolio_reason,
     signal_reason,
 )
@@ -38,6 +39,8 @@ def test_the_rules() -> None:
     assert signal_reason(_series(rng.normal(size=300), 30, 10), 5) is None
     assert signal_reason(_series(np.tile([0.0, 1.0], 150), 30, 10)) is None  # ranks, only too few for quantiles
     assert days_reason(4).startswith("only 4 decision day(s)") and days_reason(MIN_DAYS) is None
+    assert label_reason(_series(np.zeros(300), 30, 10)).startswith("the traded return is the same for every")
+    assert label_reason(_series(rng.normal(size=300), 30, 10)) is None
     idle = pd.DataFrame({"turnover": np.full(5, 1e-9), "value": np.full(5, 1e-3), "account": np.full(5, 1e8),
                          "bench": np.full(5, 0.01)})
     assert portfolio_reason(idle, "SH000300").startswith("the portfolio never invested")
@@ -60,7 +63,8 @@ SIX = ["data.source.n_instruments=6", "data.source.n_steps=160", *FAST_RUN]
 
 
 def _cannot_judge(metrics: dict, reason: str) -> None:
-    assert reason in metrics["model"]["unavailable"]["ic"] and metrics["cannot_judge"] == metrics["model"]["unavailable"]["ic"]
+    assert reason in metrics["model"]["unavailable"]["ic"]
+    assert metrics["cannot_judge"] == "no statistic of the signal: " + metrics["model"]["unavailable"]["ic"]
     assert metrics["verdict"].startswith("Cannot judge the model's")
     assert all(s["verdict"].startswith("cannot judge model against") for s in metrics["significance"].values())
     assert metrics["model"]["ic"]["trade_return"]["rank_ic_t"] is None
@@ -90,13 +94,18 @@ def test_a_portfolio_that_never_invests_has_no_break_even(tmp_path: Path, tiny_p
     assert metrics["model"]["unavailable"]["portfolio"].startswith("the portfolio never invested")
     assert metrics["model"]["portfolio"]["break_even_cost_bps"] is None
     assert metrics["model"]["ic"]["trade_return"]["rank_ic"] is not None  # the ranking itself is still measured
+    assert metrics["cannot_judge"].startswith("no portfolio figure: the portfolio never invested")
+    assert metrics["verdict"].startswith("Cannot judge the model's trade signal")
+    assert "break-even cost, bps one way (negative: loses before any cost): model nan" in metrics["headline"][5]
 
 
 def test_fewer_instruments_than_quantiles_nulls_only_the_groups(tmp_path: Path, tiny_pair) -> None:
     metrics = _backtest(tmp_path, tiny_pair)  # the FAST market: 4 instruments, 5 quantiles
     assert "backtest.quantiles=5 groups need at least 5" in metrics["model"]["unavailable"]["factor"]
     assert metrics["model"]["factor"]["spread"]["mean"] is None and metrics["model"]["long_short"]["t"] is None
-    assert metrics["model"]["ic"]["trade_return"]["rank_ic"] is not None and "cannot_judge" not in metrics
+    assert metrics["model"]["ic"]["trade_return"]["rank_ic"] is not None
+    assert metrics["cannot_judge"].startswith("no quantile spread: only 4 instrument(s)")
+    assert not any(s["verdict"].startswith("cannot judge") for s in metrics["significance"].values())
 
 
 @pytest.mark.parametrize("volume", ["none", "zero"])

@@ -93,3 +93,10 @@ def test_weights_trained_on_shorter_windows_are_refused(tmp_path: Path, tiny_pai
     with pytest.raises(PreflightError, match=r"backtest: the predictor .* was trained on windows of 15 rows .* "
                                              r"gives it 24 rows of history .* set backtest.max_context=15"):
         train(_cfg(tmp_path, "stage=backtest", f"++weights.tokenizer={tokenizer}", f"++weights.predictor={short}"))
+
+
+def test_benchmark_csv_that_does_not_cover_the_test_split_is_refused(tmp_path: Path) -> None:
+    bench = tmp_path / "index.csv"
+    pd.DataFrame({"date": pd.bdate_range("2020-01-01", "2020-03-31"), "close": 100.0}).to_csv(bench, index=False)
+    _refused(tmp_path, r"backtest.benchmark=.*index.csv: the benchmark covers 2020-01-01 .. 2020-03-31 but the "
+             r"backtest trades 2020-06-29 .. 2020-08-05", f"backtest.benchmark={bench}")
