@@ -31,6 +31,7 @@ from kronos.data.series import SeriesItem, iter_panel
 from kronos.data.source import SourceBase
 
 log = logging.getLogger(__name__)
+_DATA_LIKE = (".csv", ".csv.gz", ".csv.zip", ".csv.bz2", ".csv.xz", ".tsv", ".txt", ".parquet")
 MAX_CSV_COLUMNS = 256  # an OHLCV file has a handful; far more is not one (and is costly to parse)
 MAX_HEADER_BYTES = 64 * 1024
 
@@ -178,7 +179,7 @@ class CSVSource(SourceBase):
         must agree, else the read is refused.
         """
         if self.path.is_dir():
-            files = sorted(self.path.glob(self.glob))
+            files = self.files()
             if not files:
                 raise DataValidationError(f"{self.path}: no files match '{self.glob}'. Check data.source.path/glob.")
             parts: dict[str, list[tuple[Path, pd.DataFrame]]] = {}
@@ -194,6 +195,21 @@ class CSVSource(SourceBase):
         if "symbol" not in df.columns:
             return {self.path.stem: df}
         return {str(s): g.drop(columns="symbol").reset_index(drop=True) for s, g in df.groupby("symbol", sort=False)}
+
+    def files(self) -> list[Path]:
+        """The folder's files matching ``glob``; the default ``*.csv`` also takes ``.CSV``/``.Csv`` files. Files
+        that look like data but do not match (``.csv.gz``, ``.tsv``, ...) are named in a warning, never dropped
+        without a word."""
+        if self.glob == "*.csv":
+            files = sorted(p for p in self.path.iterdir() if p.is_file() and p.suffix.lower() == ".csv")
+        else:
+            files = sorted(p for p in self.path.glob(self.glob) if p.is_file())
+        skipped = sorted(p.name for p in self.path.iterdir()
+                         if p.is_file() and p not in files and p.name.lower().endswith(_DATA_LIKE))
+        if skipped:
+            log.warning("%s: %d file(s) not read (they do not match data.source.glob=%r): %s", self.path,
+                        len(skipped), self.glob, ", ".join(skipped[:10]) + (" ..." if len(skipped) > 10 else ""))
+        return files
 
     @property
     def origin(self) -> str:

@@ -91,3 +91,14 @@ def test_non_ascii_symbol_is_usable_not_called_empty(tmp_path: Path) -> None:
     assert (out / "instruments" / "all.txt").read_text().split()[::3] == ["U65E5U7D4C225", "U00D6"]
     with pytest.raises(DataValidationError, match=r"symbol '--' has no letter or digit"):
         check_qlib_symbols(["--"])
+
+
+def test_upper_case_suffix_is_read_and_unmatched_data_files_are_named(tmp_path: Path,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    folder = _folder(tmp_path, years=(2020,))
+    _year(2021).to_csv(folder / "2021.CSV", index=False)  # Windows exports: read, not dropped
+    _year(2022).to_csv(folder / "2022.csv.gz", index=False)
+    with caplog.at_level("WARNING"):
+        panel = CSVSource(folder).load()
+    assert panel.n_rows == len(_year(2020)) + len(_year(2021))
+    assert "1 file(s) not read (they do not match data.source.glob='*.csv'): 2022.csv.gz" in caplog.text
