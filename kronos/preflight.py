@@ -26,6 +26,7 @@ from kronos.data.errors import DataValidationError, quoted
 from kronos.errors import KronosUserError
 
 log = logging.getLogger(__name__)
+MIN_TRADE_DAYS = 2  # Qlib's simulation needs two trading days (kronos.backtest.portfolio.run_topk_dropout)
 TRADE_STEPS = 2  # the traded interval deal(t+1) -> deal(t+2) of the backtest's headline label
 
 
@@ -55,7 +56,7 @@ def preflight(cfg: DictConfig, datamodule: Any, experiment: Any) -> list[str]:
         if "test" not in getattr(datamodule, "_windows", {"test": None}):
             raise PreflightError("the backtest trades the test split, but data.splits has none: add data.splits.test "
                                  "(e.g. data.splits.test=0.15), or leave backtest out of stage.run")
-        check_backtest_dates(cfg.backtest.get("start"), cfg.backtest.get("end"), decision_span(datamodule, "test"),
+        check_backtest_dates(cfg.backtest.get("start"), cfg.backtest.get("end"), decision_dates(datamodule, "test"),
                              pd.Timestamp(datamodule._split_span("test")[0]))
         check_qlib_symbols(list(panel.instruments), origin=str(panel.origin))
         bench_key = "backtest.benchmark" if cfg.backtest.get("benchmark") is not None else "data.benchmark"
@@ -103,12 +104,18 @@ def check_backtest_horizon(horizon: int) -> None:
             f"data.horizon={TRADE_STEPS} or more, or leave backtest out of stage.run")
 
 
-def decision_span(datamodule: Any, split: str) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """(first, last) decision date of ``split``'s evaluation windows (the dates a backtest can trade)."""
+def decision_dates(datamodule: Any, split: str) -> pd.DatetimeIndex:
+    """The distinct decision dates of ``split``'s evaluation windows (the dates a backtest can trade), sorted."""
     store = datamodule.store
     inst, off = datamodule._eval_index(split)
     times = store.times[store.offsets[inst] + off + int(datamodule.lookback) - 1]
-    return pd.Timestamp(int(times.min())), pd.Timestamp(int(times.max()))
+    return pd.DatetimeIndex(np.unique(np.asarray(times, dtype="datetime64[ns]")))
+
+
+def decision_span(datamodule: Any, split: str) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """(first, last) decision date of ``split`` (see :func:`decision_dates`)."""
+    dates = decision_dates(datamodule, split)
+    return dates[0], dates[-1]
 
 
 def _date(key: str, value: Any) -> pd.Timestamp | None:
@@ -120,15 +127,14 @@ def _date(key: str, value: Any) -> pd.Timestamp | None:
         raise PreflightError(f"{key}={value!r} is not a date: write e.g. {key}=2024-01-31, or null") from None
 
 
-def check_backtest_dates(start: Any, end: Any, span: tuple[pd.Timestamp, pd.Timestamp],
-                         split_start: pd.Timestamp) -> None:
+def check_backtest_dates(start: Any, end: Any, dates: pd.DatetimeIndex, split_start: pd.Timestamp) -> None:
     """Refuse ``backtest.start``/``end`` that select no decision date of the test split, or reach outside it.
 
     A start before the test split (``split_start``) would otherwise be moved silently to the split's first
     date (train and validation dates are never traded): it is refused naming the dates that can be traded.
-    ``span``: the test split's (first, last) decision date.
+    ``dates``: the test split's decision dates; the portfolio needs at least ``MIN_TRADE_DAYS`` of them kept.
     """
-    first, last = span
+    first, last = dates[0], dates[-1]
     lo, hi = _date("backtest.start", start), _date("backtest.end", end)
     where = f"the test split's decision dates run {first.date()} .. {last.date()}"
     if lo is not None and hi is not None and lo > hi:
@@ -143,6 +149,11 @@ def check_backtest_dates(start: Any, end: Any, span: tuple[pd.Timestamp, pd.Time
         raise PreflightError(f"backtest.start={start} is before the test split ({where}; earlier dates are the "
                              f"train/validation splits, never traded): set backtest.start={first.date()} or null, "
                              "or move data.splits")
+    kept = dates[(dates >= (lo if lo is not None else first)) & (dates <= (_end_of_day(hi) if hi is not None else last))]
+    if len(kept) < MIN_TRADE_DAYS:
+        raise PreflightError(f"the backtest keeps {len(kept)} decision date(s) ({where}, backtest.start={start}, "
+                             f"backtest.end={end}); a portfolio needs at least {MIN_TRADE_DAYS}: widen "
+                             "data.splits.test or backtest.start/end")
 
 
 def check_benchmark_csv(key: str, benchmark: Any, span: tuple[pd.Timestamp, pd.Timestamp]) -> None:
@@ -168,6 +179,11 @@ def check_benchmark_csv(key: str, benchmark: Any, span: tuple[pd.Timestamp, pd.T
         raise PreflightError(f"{key}={benchmark}: the benchmark covers {covers} but the backtest trades "
                              f"{first.date()} .. {last.date()} (the test split): use a benchmark that covers it, or "
                              f"{key}=null for the equal-weighted universe")
+
+
+def _end_of_day(value: pd.Timestamp) -> pd.Timestamp:
+    """A bare date as an end covers its whole day (intraday decision times)."""
+    return value + pd.Timedelta(days=1) - pd.Timedelta(1, "ns") if value == value.normalize() else value
 
 
 def has_volume(panel: Any) -> bool:

@@ -52,6 +52,7 @@ def test_horizon_one_with_the_backtest_is_refused_before_training(tmp_path: Path
     ("2031-01-01", None, r"backtest.start=2031-01-01 is after the test split \(the test split's decision dates run"),
     (None, "2000-01-01", r"backtest.end=2000-01-01 is before the test split"),
     ("2020-01-02", None, r"backtest.start=2020-01-02 is before the test split .*never traded"),
+    ("2020-08-05", "2020-08-05", r"the backtest keeps 1 decision date\(s\) .* a portfolio needs at least 2"),
 ])
 def test_backtest_dates_are_checked_before_training(tmp_path: Path, start, end, message: str) -> None:
     extra = [f"backtest.start={start}" if start else "backtest.start=null",
