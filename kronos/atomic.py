@@ -24,6 +24,7 @@ import shutil
 import socket
 import stat
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -32,6 +33,10 @@ from kronos.jsonio import dumps_strict
 _DEFAULT_FILE_MODE = 0o666
 _HOST = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:16] or "host"
 _LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(?:tmp|old)-(?P<host>[A-Za-z0-9]+)-(?P<pid>\d+)-")
+# Temporaries of earlier versions carry no writer (``.<name>.tmp-<8 random>``, ``.<name>.<8 random>.tmp``):
+# removed once older than LEGACY_AGE_S, when no writer can still be at work on them.
+_LEGACY = re.compile(r"^\.(?P<name>.+?)\.(?:(?:tmp|old)-[a-z0-9_]{8}|[a-z0-9_]{8}\.tmp)$")
+LEGACY_AGE_S = 24 * 3600
 _DEFAULT_DIR_MODE = 0o777
 
 
@@ -112,6 +117,20 @@ def _running(pid: int) -> bool:
     return True
 
 
+def _stale(entry: Path, name: str) -> bool:
+    """Whether ``entry`` is a temporary of target ``name`` whose writer is gone (see the module docstring)."""
+    match = _LEFTOVER.match(entry.name)
+    if match:
+        return match["name"] == name and match["host"] == _HOST and not _running(int(match["pid"]))
+    legacy = _LEGACY.match(entry.name)
+    if not legacy or legacy["name"] != name:
+        return False
+    try:
+        return time.time() - entry.lstat().st_mtime > LEGACY_AGE_S
+    except OSError:
+        return False
+
+
 def remove_stale_leftovers(target: Path) -> list[Path]:
     """Remove the temporaries of ``target`` (beside it) left by writers of this host that are no longer running.
 
@@ -121,8 +140,7 @@ def remove_stale_leftovers(target: Path) -> list[Path]:
     removed: list[Path] = []
     with contextlib.suppress(OSError):
         for entry in target.parent.iterdir():
-            match = _LEFTOVER.match(entry.name)
-            if not match or match["name"] != target.name or match["host"] != _HOST or _running(int(match["pid"])):
+            if not _stale(entry, target.name):
                 continue
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry, ignore_errors=True)

@@ -98,3 +98,17 @@ def test_leftovers_of_a_killed_writer_are_removed_by_the_next_write(tmp_path: Pa
     atomic_write_text(tmp_path / "metrics.json", "{}")
     assert not stale_dir.exists() and not stale_file.exists()
     assert live.exists() and other_host.exists()
+
+
+def test_leftovers_of_earlier_versions_are_removed_once_old(tmp_path: Path) -> None:
+    import time
+
+    old_dir = tmp_path / ".backtest.tmp-k2j4x9_a"  # what a killed run of an earlier version left
+    old_dir.mkdir()
+    recent = tmp_path / ".backtest.tmp-abcdefgh"
+    recent.mkdir()
+    day_ago = time.time() - 25 * 3600
+    os.utime(old_dir, (day_ago, day_ago))
+    with atomic_directory(tmp_path / "backtest") as tmp:
+        (tmp / "metrics.json").write_text("{}")
+    assert not old_dir.exists() and recent.exists()
