@@ -4,7 +4,7 @@
 stage: a setting or a data shape that the backtest or evaluate stage cannot handle is refused here, in one
 line naming the key or the data's property and what to do, instead of as a traceback after training.
 
-Refused: a file mixing intraday and daily series (splits and bars per year follow one calendar);
+Refused: data mixing bar frequencies, e.g. hourly with daily series (splits and bars per year follow one calendar);
 ``data.horizon=1`` with the backtest (its traded interval needs two forecast steps); ``backtest.start`` /
 ``backtest.end`` that cannot be read, are reversed, or fall outside the test split; instrument names Qlib
 cannot tell apart (``aapl`` and ``AAPL``: both are named); a volume cap or a size exposure on data without
@@ -47,7 +47,7 @@ def preflight(cfg: DictConfig, datamodule: Any, experiment: Any) -> list[str]:
     """
     stages = list(cfg.stage.run)
     panel = datamodule.panel
-    check_one_frequency(panel)
+    check_frequencies(datamodule)
     warnings: list[str] = []
     if "backtest" in stages:
         from kronos.data.qlib_provider import check_qlib_symbols
@@ -73,26 +73,19 @@ def preflight(cfg: DictConfig, datamodule: Any, experiment: Any) -> list[str]:
     return warnings
 
 
-def intraday(stamps: np.ndarray) -> bool:
-    """Whether a series' timestamps [T] (datetime64[ns]) carry a time of day (else date-only daily bars)."""
-    ts = np.asarray(stamps, dtype="datetime64[ns]")
-    return bool(len(ts)) and bool((ts != ts.astype("datetime64[D]").astype("datetime64[ns]")).any())
+def check_frequencies(datamodule: Any) -> None:
+    """One bar frequency per group of series (the whole source, or each mixture component, which has its own
+    calendar): see :func:`kronos.data.qlib_provider.check_one_frequency`."""
+    from kronos.data.qlib_provider import check_one_frequency
 
-
-def check_one_frequency(panel: Any) -> None:
-    """Refuse a panel mixing date-only (daily) series with intraday ones, naming one of each.
-
-    Splits by ratio, windows' calendars and bars per year are read off the union calendar: hourly stamps
-    would cut daily series as if they were hourly.
-    """
-    kinds = {name: intraday(ts) for name, ts in zip(panel.instruments, panel.timestamps)}
-    daily = [n for n, k in kinds.items() if not k]
-    hourly = [n for n, k in kinds.items() if k]
-    if daily and hourly:
-        raise PreflightError(
-            f"{panel.origin}: mixes daily series ({len(daily)}, e.g. {quoted(daily[0])}: dates only) with intraday "
-            f"series ({len(hourly)}, e.g. {quoted(hourly[0])}: times of day); one experiment takes one bar "
-            "frequency: put them in separate files and experiments (or resample the intraday ones to daily)")
+    panel = datamodule.panel
+    groups = getattr(datamodule.store, "groups", None) or []
+    spans = [(g.start, g.stop, g.name) for g in groups] or [(0, len(panel.instruments), panel.origin)]
+    for start, stop, name in spans:
+        try:
+            check_one_frequency(panel.instruments[start:stop], panel.timestamps[start:stop], origin=str(name))
+        except DataValidationError as err:
+            raise PreflightError(str(err)) from None
 
 
 def check_backtest_horizon(horizon: int) -> None:

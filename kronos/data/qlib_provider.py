@@ -175,6 +175,40 @@ def detect_frequency(stamps: list[np.ndarray]) -> str:
     return f"{max(int(minutes), 1)}min"
 
 
+def bar_frequency(stamps: np.ndarray) -> str:
+    """One series' bar frequency: ``<N>min`` (times of day; N its most common step), else ``day``, ``week`` or
+    ``month`` from its median step between dates (weekends and holidays leave daily bars daily).
+
+    Args:
+        stamps: datetime64[ns] [T], sorted.
+    """
+    ts = np.asarray(stamps, dtype="datetime64[ns]")
+    if detect_frequency([ts]) != "day":
+        return detect_frequency([ts])
+    steps = np.diff(ts.astype("datetime64[D]").astype(np.int64))
+    days = float(np.median(steps[steps > 0])) if (steps > 0).any() else 1.0
+    return "day" if days < 4 else "week" if days < 15 else "month"
+
+
+def check_one_frequency(names: list[str], stamps: list[np.ndarray], origin: str = "data") -> str:
+    """The one bar frequency of a set of series, refusing a mix (hourly with daily, daily with weekly, ...).
+
+    Splits by ratio, the calendar of a provider and bars per year are read off the union of the timestamps:
+    hourly stamps would cut daily series as if they were hourly.
+
+    Raises:
+        DataValidationError: naming how many series have each frequency, an example of each, and what to do.
+    """
+    kinds: dict[str, list[str]] = {}
+    for name, ts in zip(names, stamps):
+        kinds.setdefault(bar_frequency(ts), []).append(str(name))
+    if len(kinds) > 1:
+        found = "; ".join(f"{len(v)} {k} series (e.g. {quoted(v[0])})" for k, v in kinds.items())
+        raise DataValidationError(f"{origin}: mixes bar frequencies ({found}); one experiment or provider takes one "
+                                  "frequency: put them in separate files and experiments, or resample to one")
+    return next(iter(kinds), "day")
+
+
 def check_frequency(freq: str, stamps: list[np.ndarray], origin: str = "data") -> tuple[str, str]:
     """Refuse a calendar frequency that does not match the data.
 
@@ -277,6 +311,7 @@ def build_provider(
         raise DataValidationError(f"{out_dir}: no series to write.")
     symbols = check_qlib_symbols(list(frames), origin=f"provider {out_dir}")
     prepared = {symbols[str(name)]: _prepare(str(name), df) for name, df in frames.items()}
+    check_one_frequency(list(frames), [d.index.to_numpy() for d in prepared.values()], origin=f"provider {out_dir}")
     unit, freq = check_frequency(freq, [d.index.to_numpy() for d in prepared.values()], origin=f"provider {out_dir}")
     calendar = pd.DatetimeIndex(np.unique(np.concatenate([d.index.to_numpy() for d in prepared.values()])))
     pos = pd.Series(np.arange(len(calendar)), index=calendar)

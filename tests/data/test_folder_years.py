@@ -102,3 +102,19 @@ def test_upper_case_suffix_is_read_and_unmatched_data_files_are_named(tmp_path: 
         panel = CSVSource(folder).load()
     assert panel.n_rows == len(_year(2020)) + len(_year(2021))
     assert "1 file(s) not read (they do not match data.source.glob='*.csv'): 2022.csv.gz" in caplog.text
+
+
+def test_bar_frequency_per_series_and_mixes_refused(tmp_path: Path) -> None:
+    from kronos.data.qlib_provider import bar_frequency, check_one_frequency
+
+    daily = pd.bdate_range("2020-01-01", periods=300).to_numpy()
+    weekly = pd.date_range("2020-01-03", periods=60, freq="W-FRI").to_numpy()
+    hourly = pd.date_range("2020-01-01", periods=300, freq="h").to_numpy()
+    gappy = np.delete(daily, np.arange(10, 40))  # a 6-week suspension keeps daily bars daily
+    assert [bar_frequency(x) for x in (daily, weekly, hourly, gappy)] == ["day", "week", "60min", "day"]
+    assert check_one_frequency(["A", "B"], [daily, gappy]) == "day"
+    with pytest.raises(DataValidationError, match=r"mixes bar frequencies \(1 day series \(e.g. 'A'\); 1 week series"):
+        check_one_frequency(["A", "W"], [daily, weekly])
+    frame = lambda ts: pd.DataFrame({"open": 1.0, "high": 1.0, "low": 1.0, "close": 1.0}, index=pd.DatetimeIndex(ts))
+    with pytest.raises(DataValidationError, match="mixes bar frequencies"):
+        build_provider({"A": frame(daily), "H": frame(hourly)}, tmp_path / "p", freq="60min")

@@ -67,7 +67,8 @@ def test_symbols_equal_up_to_case_are_named_before_training(tmp_path: Path) -> N
 
 def test_mixed_hourly_and_daily_series_are_refused(tmp_path: Path) -> None:
     data = _csv_market(tmp_path / "csv", hourly=("CCC", "DDD"))
-    _refused(tmp_path, r"mixes daily series \(2, e.g. 'AAA'.*intraday series \(2, e.g. 'CCC'", data=data)
+    _refused(tmp_path, r"mixes bar frequencies \(2 day series \(e.g. 'AAA'\); 2 60min series \(e.g. 'CCC'\)\)",
+             data=data)
 
 
 def test_volume_cap_without_volume_is_refused(tmp_path: Path) -> None:
