@@ -46,23 +46,8 @@ def preflight(cfg: DictConfig, datamodule: Any, experiment: Any) -> list[str]:
         PreflightError: one line naming the key or the data's property and what to do.
     """
     stages = list(cfg.stage.run)
-    panel = datamodule.panel
     check_frequencies(datamodule)
-    warnings: list[str] = []
-    if "backtest" in stages:
-        from kronos.data.qlib_provider import check_qlib_symbols
-
-        check_backtest_horizon(int(datamodule.horizon))
-        if "test" not in getattr(datamodule, "_windows", {"test": None}):
-            raise PreflightError("the backtest trades the test split, but data.splits has none: add data.splits.test "
-                                 "(e.g. data.splits.test=0.15), or leave backtest out of stage.run")
-        check_backtest_dates(cfg.backtest.get("start"), cfg.backtest.get("end"), decision_dates(datamodule, "test"),
-                             pd.Timestamp(datamodule._split_span("test")[0]))
-        check_qlib_symbols(list(panel.instruments), origin=str(panel.origin))
-        bench_key = "backtest.benchmark" if cfg.backtest.get("benchmark") is not None else "data.benchmark"
-        check_benchmark_csv(bench_key, cfg.backtest.get("benchmark") or cfg.data.get("benchmark"),
-                            decision_span(datamodule, "test"))
-        warnings += check_volume_needs(cfg.backtest, panel)
+    warnings = check_backtest(cfg, datamodule) if "backtest" in stages else []
     if "evaluate" in stages:
         check_tasks(cfg.evaluate, datamodule)
     for stage in ("backtest", "evaluate"):
@@ -71,6 +56,24 @@ def preflight(cfg: DictConfig, datamodule: Any, experiment: Any) -> list[str]:
     for text in warnings:
         log.warning("preflight: %s", text)
     return warnings
+
+
+def check_backtest(cfg: DictConfig, datamodule: Any) -> list[str]:
+    """The backtest's checks (horizon, test split and dates, symbols, benchmark CSV, volume); returns warnings."""
+    from kronos.data.qlib_provider import check_qlib_symbols
+
+    panel = datamodule.panel
+    check_backtest_horizon(int(datamodule.horizon))
+    if "test" not in getattr(datamodule, "_windows", {"test": None}):
+        raise PreflightError("the backtest trades the test split, but data.splits has none: add data.splits.test "
+                             "(e.g. data.splits.test=0.15), or leave backtest out of stage.run")
+    dates = decision_dates(datamodule, "test")
+    check_backtest_dates(cfg.backtest.get("start"), cfg.backtest.get("end"), dates,
+                         pd.Timestamp(datamodule._split_span("test")[0]))
+    check_qlib_symbols(list(panel.instruments), origin=str(panel.origin))
+    bench_key = "backtest.benchmark" if cfg.backtest.get("benchmark") is not None else "data.benchmark"
+    check_benchmark_csv(bench_key, cfg.backtest.get("benchmark") or cfg.data.get("benchmark"), (dates[0], dates[-1]))
+    return check_volume_needs(cfg.backtest, panel)
 
 
 def check_frequencies(datamodule: Any) -> None:
@@ -103,12 +106,6 @@ def decision_dates(datamodule: Any, split: str) -> pd.DatetimeIndex:
     inst, off = datamodule._eval_index(split)
     times = store.times[store.offsets[inst] + off + int(datamodule.lookback) - 1]
     return pd.DatetimeIndex(np.unique(np.asarray(times, dtype="datetime64[ns]")))
-
-
-def decision_span(datamodule: Any, split: str) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """(first, last) decision date of ``split`` (see :func:`decision_dates`)."""
-    dates = decision_dates(datamodule, split)
-    return dates[0], dates[-1]
 
 
 def _date(key: str, value: Any) -> pd.Timestamp | None:
