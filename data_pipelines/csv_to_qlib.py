@@ -50,8 +50,11 @@ def main(argv: Sequence[str] | None = None) -> Path:
 
 
 if __name__ == "__main__":
+    from kronos.interrupts import stop_cleanly
+
     try:
-        main()
+        with stop_cleanly("csv_to_qlib"):  # Ctrl-C / SIGTERM / full disk: one line, the old provider intact
+            main()
     except KronosUserError as err:  # bad input: one line, exit status 2
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)

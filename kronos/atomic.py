@@ -9,15 +9,22 @@ output private to its writer whatever the user's umask says. What lands here get
 ordinary ``open()``/``mkdir()`` would give (0666/0777 less the umask); a file that replaces an
 existing one keeps that file's mode (a user who made it group-readable keeps it so).
 A symlink at the target is written *through*: its target file is replaced, the link stays.
+
+Leftovers: temporary names carry their writer's host and process id (``.<name>.tmp-<host>-<pid>-...``). A
+process killed with SIGKILL cannot remove its temporary; the next write of the same target removes every
+leftover of that target whose writer (same host) is no longer running, so none accumulate.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
+import socket
 import stat
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -25,6 +32,12 @@ from kronos.jsonio import dumps_strict
 from kronos.errors import KronosUserError
 
 _DEFAULT_FILE_MODE = 0o666
+_HOST = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:16] or "host"
+_LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(?:tmp|old)-(?P<host>[A-Za-z0-9]+)-(?P<pid>\d+)-")
+# Temporaries of earlier versions carry no writer (``.<name>.tmp-<8 random>``, ``.<name>.<8 random>.tmp``):
+# removed once older than LEGACY_AGE_S, when no writer can still be at work on them.
+_LEGACY = re.compile(r"^\.(?P<name>.+?)\.(?:(?:tmp|old)-[a-z0-9_]{8}|[a-z0-9_]{8}\.tmp)$")
+LEGACY_AGE_S = 24 * 3600
 _DEFAULT_DIR_MODE = 0o777
 
 
@@ -89,6 +102,55 @@ def same_target(a: str | os.PathLike, b: str | os.PathLike) -> bool:
     return False
 
 
+def _owner() -> str:
+    """``<host>-<pid>``: the writer's tag in temporary names (what :func:`remove_stale_leftovers` reads)."""
+    return f"{_HOST}-{os.getpid()}"
+
+
+def _running(pid: int) -> bool:
+    """Whether a process ``pid`` exists on this host (one owned by another user counts as running)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _stale(entry: Path, name: str) -> bool:
+    """Whether ``entry`` is a temporary of target ``name`` whose writer is gone (see the module docstring)."""
+    match = _LEFTOVER.match(entry.name)
+    if match:
+        return match["name"] == name and match["host"] == _HOST and not _running(int(match["pid"]))
+    legacy = _LEGACY.match(entry.name)
+    if not legacy or legacy["name"] != name:
+        return False
+    try:
+        return time.time() - entry.lstat().st_mtime > LEGACY_AGE_S
+    except OSError:
+        return False
+
+
+def remove_stale_leftovers(target: Path) -> list[Path]:
+    """Remove the temporaries of ``target`` (beside it) left by writers of this host that are no longer running.
+
+    Returns:
+        The paths removed (a live writer's temporaries, and other hosts', are never touched).
+    """
+    removed: list[Path] = []
+    with contextlib.suppress(OSError):
+        for entry in target.parent.iterdir():
+            if not _stale(entry, target.name):
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+            removed.append(entry)
+    return removed
+
+
 def _final_path(path: str | os.PathLike) -> Path:
     """``path`` with symlinks resolved, so a link's target is replaced rather than the link."""
     path = Path(path).expanduser()
@@ -104,7 +166,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     final = check_write_target(path)
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    remove_stale_leftovers(final)
+    fd, name = tempfile.mkstemp(prefix=f".{final.name}.tmp-{_owner()}-", suffix=".tmp", dir=final.parent)
     os.close(fd)
     tmp = Path(name)
     try:
@@ -159,7 +222,8 @@ def atomic_directory(target: str | os.PathLike) -> Iterator[Path]:
     """
     target = check_write_target(target, directory=True)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    remove_stale_leftovers(target)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{_owner()}-", dir=target.parent))
     os.chmod(tmp, _DEFAULT_DIR_MODE & ~current_umask())
     try:
         yield tmp
@@ -170,7 +234,7 @@ def atomic_directory(target: str | os.PathLike) -> Iterator[Path]:
     if target.exists():
         # rename(2) cannot replace a non-empty directory: move the old one aside first, and put it
         # back if the new one cannot take its place.
-        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-{_owner()}-", dir=target.parent))
         os.rmdir(old)
         os.replace(target, old)
     try:

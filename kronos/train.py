@@ -132,6 +132,9 @@ def _run_stages(cfg: DictConfig, experiment: Any) -> dict[str, Any]:
     datamodule = _build_data(cfg)
     datamodule.prepare_data()
     datamodule.setup("fit")
+    from kronos.preflight import preflight
+
+    preflight(cfg, datamodule, experiment)  # what a later stage cannot do with this data, before any training
 
     produced: dict[str, Path] = {}
     result: dict[str, Any] = {"run_dir": str(experiment.root)}
@@ -162,9 +165,12 @@ def hydra_main(cfg: DictConfig) -> float | None:
     Returns ``cfg.optimized_metric`` (``monitor.metric``, the best value of the last training stage) for
     Hydra sweepers such as Optuna.
     """
+    from kronos.interrupts import stop_cleanly
+
     _TASK.started = True
     try:
-        result = train(cfg)
+        with stop_cleanly(f"stage.run={list(cfg.stage.run)}"):  # SIGINT/SIGTERM/full disk: one line, no traceback
+            result = train(cfg)
     except KronosUserError as err:  # bad input or a missing prerequisite: one line, no traceback
         print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
         sys.exit(2)

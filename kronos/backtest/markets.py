@@ -30,6 +30,26 @@ _CHINEXT = re.compile(r"^SZ30[0-2]\d{3}$")
 _STAR = re.compile(r"^SH68[89]\d{3}$")
 _BEIJING = re.compile(r"^(BJ\d{6}|(?:[A-Z]{2})?(?:8\d{5}|43\d{4}|92\d{4}))$")
 CHINEXT_20_FROM = pd.Timestamp("2020-08-24")  # ChiNext's registration reform: 10 % -> 20 %
+# Every common spelling of an A-share code: SH600000, sh600000, 600000.SH, 600000.SS, 600000.XSHG, SHSE.600000,
+# sh.600000, SH_600000 (Qlib symbols turn punctuation into '_'), or the bare number.
+_CN_CODE = re.compile(r"^(?:(?P<pre>SH|SZ|BJ|SS|SHSE|SZSE|BSE|XSHG|XSHE|XBSE)[._]?)?(?P<num>\d{6})"
+                      r"(?:[._](?P<suf>SH|SZ|BJ|SS|SHSE|SZSE|BSE|XSHG|XSHE|XBSE))?$")
+_EXCHANGE = {"SH": "SH", "SS": "SH", "SHSE": "SH", "XSHG": "SH", "SZ": "SZ", "SZSE": "SZ", "XSHE": "SZ",
+             "BJ": "BJ", "BSE": "BJ", "XBSE": "BJ"}
+
+
+def cn_code(instrument: str) -> str:
+    """An A-share code in Qlib's spelling (``SH600000``) from any common one (see ``_CN_CODE``); a bare number
+    takes its exchange from its first digits (6, 9: Shanghai; 8, 43, 92: Beijing; else Shenzhen). Anything
+    else comes back upper-cased."""
+    code = str(instrument).strip().upper()
+    match = _CN_CODE.match(code)
+    if not match:
+        return code
+    num, exchange = match["num"], match["pre"] or match["suf"]
+    if exchange is None:
+        exchange = "BJ" if num.startswith(("8", "43", "92")) else "SH" if num.startswith(("6", "9")) else "SZ"
+    return _EXCHANGE[exchange] + num
 
 
 def resolve_region(setting: str, source_region: str | None) -> str:
@@ -41,10 +61,11 @@ def resolve_region(setting: str, source_region: str | None) -> str:
 
 def cn_limit(instrument: str, dates: pd.DatetimeIndex) -> np.ndarray:
     """The nominal daily price limit of a China A-share code on each of ``dates`` (float [len(dates)]),
-    e.g. ``SZ300750``: 0.10 before 2020-08-24, 0.20 from then; ``SH600000``: 0.10; ``BJ830799``: 0.30.
+    e.g. ``SZ300750``: 0.10 before 2020-08-24, 0.20 from then; ``SH600000``: 0.10; ``BJ830799``: 0.30
+    (any spelling :func:`cn_code` reads: ``300750.SZ``, ``sz300750``, ``300750.XSHE``, ...).
 
     Found on the shared CSI300 data: ChiNext codes continue in SZ302xxx (e.g. SZ302132, formerly SZ300114)."""
-    code = str(instrument).upper()
+    code = cn_code(instrument)
     dates = pd.DatetimeIndex(dates)
     if _CHINEXT.match(code):
         return np.where(dates >= CHINEXT_20_FROM, 0.20, 0.10)

@@ -143,6 +143,11 @@ def _ic_table(metrics: Mapping[str, Any]) -> str:
     return _table(header, rows)
 
 
+def _nan_for_none(value: Any) -> float:
+    """NaN for a statistic the guards nulled (kronos.backtest.guards), else the value."""
+    return float("nan") if value is None else value
+
+
 def _factor_table(metrics: Mapping[str, Any]) -> str:
     """Per signal: quantile returns bottom to top (bps/day, with t), spread, monotonicity, decay, turnover."""
     names = _rows(metrics)
@@ -152,9 +157,10 @@ def _factor_table(metrics: Mapping[str, Any]) -> str:
     rows = []
     for n in names:
         f = metrics[n]["factor"]
-        cells = [f"{r * 1e4:+.2f} ({t:.1f})" for r, t in zip(f["quantile_returns"], f["quantile_t"])]
-        rows.append([n, *cells, f["spread"]["mean"] * 1e4, f["spread"]["t"], f["monotonicity"],
-                     " ".join(f"{x:+.3f}" for x in f["ic_decay"]), f["autocorrelation"], f["turnover"]])
+        v = _nan_for_none  # None: not computed (kronos.backtest.guards; the reason is in the warnings)
+        cells = [f"{v(r) * 1e4:+.2f} ({v(t):.1f})" for r, t in zip(f["quantile_returns"], f["quantile_t"])]
+        rows.append([n, *cells, v(f["spread"]["mean"]) * 1e4, f["spread"]["t"], f["monotonicity"],
+                     " ".join(f"{v(x):+.3f}" for x in f["ic_decay"]), f["autocorrelation"], f["turnover"]])
     return _table(header, rows)
 
 

@@ -27,6 +27,7 @@ from kronos.backtest import labels as label_defs
 from kronos.backtest.exposures import lookback_features, neutralize
 from kronos.backtest.factor import factor_report, spread_series
 from kronos.backtest.forecast import forecast_split
+from kronos.backtest.guards import drop_empty_baselines, guard_backtest
 from kronos.backtest.markets import resolve_region
 from kronos.backtest.metrics import headline_statistics, ic_report
 from kronos.backtest.performance import ANNUALISATION, bars_per_year, long_short
@@ -103,7 +104,7 @@ def _headline(metrics: Mapping[str, Any]) -> dict[str, float]:
             f"backtest/{name}_alpha": pf["alpha"]["annualized"],
             f"backtest/{name}_alpha_after_cost": pf["alpha_after_cost"]["annualized"],
         })
-    return {k: float(v) for k, v in flat.items()}
+    return {k: float(v) for k, v in flat.items() if v is not None}  # None: not computed (kronos.backtest.guards)
 
 
 def log_to(logger: Any, metrics: Mapping[str, Any], figures: Mapping[str, Path]) -> None:
@@ -198,6 +199,8 @@ def run_backtest(predictor: Any, datamodule: Any, settings: BacktestSettings, ou
         bad.pop("_mask", None)
 
     signals, descriptions = build_signals(forecasts, features, settings, drift)
+    settings, skipped = drop_empty_baselines(signals, settings)  # e.g. volume on data without volume
+    warnings += skipped
     model_rows = [n for n in signals if n == "model" or n.startswith("model_")]
     diagnostics: dict[str, pd.Series] = {}
     if settings.anchor == "reconstructed":
@@ -296,6 +299,8 @@ def run_backtest(predictor: Any, datamodule: Any, settings: BacktestSettings, ou
     metrics["significance"] = baseline_significance(
         metrics, daily_ics, overlaps, {n: spread_series(f) for n, f in factor_daily.items()}, portfolios)
     metrics["annualisation"] = ANNUALISATION
+    warnings += guard_backtest(metrics, signals, labels[HEADLINE_LABEL], quantiles=settings.quantiles,
+                               portfolios=portfolios)  # null with a reason what cannot be computed
     metrics["verdict"] = money_verdict(metrics)
     metrics["headline"] = headline_lines(metrics)
     metrics["bad_prices"] = bad

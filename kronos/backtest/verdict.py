@@ -39,7 +39,7 @@ def money_row(row: Mapping[str, Any], label: str = "trade_return") -> dict[str, 
     after = portfolio.get("alpha_after_cost") or {}
     excess = portfolio.get("excess_return_without_cost") or {}
     excess_after = portfolio.get("excess_return_with_cost") or {}
-    return {
+    return {k: _NAN if v is None else v for k, v in {  # None: not computed (kronos.backtest.guards)
         "rank_ic": ic["rank_ic"], "rank_ic_t": ic["rank_ic_t"], "rank_ic_p": ic.get("rank_ic_p", _NAN),
         "spread": spread.get("mean", _NAN), "spread_t": spread.get("t", _NAN), "spread_p": spread.get("p", _NAN),
         "excess": excess.get("annualized_return", _NAN), "excess_t": excess.get("t", _NAN),
@@ -49,7 +49,7 @@ def money_row(row: Mapping[str, Any], label: str = "trade_return") -> dict[str, 
         "alpha": alpha.get("annualized", _NAN), "alpha_t": alpha.get("t", _NAN), "alpha_p": alpha.get("p", _NAN),
         "alpha_after_cost": after.get("annualized", _NAN), "alpha_after_cost_t": after.get("t", _NAN),
         "alpha_after_cost_p": after.get("p", _NAN),
-    }
+    }.items()}
 
 
 def _rank_key(x: Any) -> float:
@@ -140,6 +140,9 @@ def money_verdict(metrics: Mapping[str, Any]) -> str:
     """One paragraph on the headline model signal: ranking, then money, then the honest conclusion and the
     model against the best baseline (its :func:`baseline_significance` sentence)."""
     label = metrics["headline_label"]
+    if metrics.get("cannot_judge"):  # kronos.backtest.guards: the figures are null with this reason
+        return (f"Cannot judge the model's {metrics['signal']} signal on {label} against the market or the baselines: "
+                f"{metrics['cannot_judge']}.")
     m = money_row(metrics["model"], label)
     st = metrics.get("statistics", {})
     perm = st.get("rank_ic_permutation_p", _NAN)
@@ -173,7 +176,7 @@ def headline_lines(metrics: Mapping[str, Any]) -> list[str]:
         return f"{title}: " + " | ".join(f"{name} " + fmt.format(*[r[k] for k in keys]) for name, r in rows.items())
 
     st = metrics.get("statistics", {})
-    ci = st.get("rank_ic_ci", [_NAN, _NAN])
+    ci = [_NAN if v is None else v for v in st.get("rank_ic_ci") or [_NAN, _NAN]]  # None: kronos.backtest.guards
     floor = permutation_floor(st["n_perm"]) if "n_perm" in st else None
     groups = metrics["model"].get("factor", {}).get("quantiles", "?")
     yearly = "annualised by summing daily returns"
@@ -198,7 +201,7 @@ def headline_lines(metrics: Mapping[str, Any]) -> list[str]:
             line(f"Top-k alpha (intercept on the benchmark) after cost, {yearly} (t)", "{:+.2%} ({:.2f})",
                  ("alpha_after_cost", "alpha_after_cost_t")),
         ]
-    if "capture_ratio" in metrics:
+    if metrics.get("capture_ratio") is not None:
         out.append(f"Capture ratio (model RankIC / oracle RankIC): {metrics['capture_ratio']:.3f}")
     out.append(metrics.get("verdict", ""))
     return [x for x in out if x]

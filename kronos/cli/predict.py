@@ -152,7 +152,9 @@ def run(args: argparse.Namespace) -> None:
 
         low, high = (min(quantiles), max(quantiles)) if len(quantiles) >= 2 else DEFAULT_BAND
         band = price_band(result.paths, low, high)
-        title = f"{args.csv.name}: {args.pred_len}-step forecast, {args.sample_count} sample(s), {low:g}-{high:g} band"
+        drawn = (f"{sample_count} generated path(s)" if args.generate is not None  # --generate N draws N paths
+                 else f"{sample_count} sample(s)")
+        title = f"{args.csv.name}: {args.pred_len}-step forecast, {drawn}, {low:g}-{high:g} band"
         plot_forecast(result.history, table, band, args.plot, title=title)
         print(f"wrote plot to {args.plot}", file=sys.stderr)
 

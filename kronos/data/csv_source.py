@@ -7,12 +7,13 @@ every entry point accepts the same files and rejects bad ones with the same mess
 from __future__ import annotations
 
 import io
+import logging
 from pathlib import Path
 from typing import Iterator
 
 import pandas as pd
 
-from kronos.data.errors import DataValidationError, clean_csv_hint
+from kronos.data.errors import DataValidationError, clean_csv_hint, quoted
 from kronos.data.ohlcv import (  # noqa: F401  (aliases re-exported: data_pipelines.clean_csv uses them)
     COLUMN_ALIASES,
     SYMBOL_ALIASES,
@@ -29,6 +30,8 @@ from kronos.data.panel import Panel
 from kronos.data.series import SeriesItem, iter_panel
 from kronos.data.source import SourceBase
 
+log = logging.getLogger(__name__)
+_DATA_LIKE = (".csv", ".csv.gz", ".csv.zip", ".csv.bz2", ".csv.xz", ".tsv", ".txt", ".parquet")
 MAX_CSV_COLUMNS = 256  # an OHLCV file has a handful; far more is not one (and is costly to parse)
 MAX_HEADER_BYTES = 64 * 1024
 
@@ -169,23 +172,44 @@ class CSVSource(SourceBase):
                               member_column=self.member_column, on_nan=self.on_nan)
 
     def frames(self) -> dict[str, pd.DataFrame]:
-        """{symbol: validated DataFrame} in file / first-appearance order."""
+        """{symbol: validated DataFrame} in file / first-appearance order.
+
+        In a folder, a symbol found in several files (e.g. one long file per year) is the concatenation
+        of its rows in time order (:func:`merge_symbol_parts`); rows of two files on the same timestamp
+        must agree, else the read is refused.
+        """
         if self.path.is_dir():
-            files = sorted(self.path.glob(self.glob))
+            files = self.files()
             if not files:
                 raise DataValidationError(f"{self.path}: no files match '{self.glob}'. Check data.source.path/glob.")
-            out: dict[str, pd.DataFrame] = {}
+            parts: dict[str, list[tuple[Path, pd.DataFrame]]] = {}
             for f in files:
                 df = self._read(f)
                 if "symbol" in df.columns:
-                    out.update({str(s): g.drop(columns="symbol") for s, g in df.groupby("symbol", sort=False)})
+                    for s, g in df.groupby("symbol", sort=False):
+                        parts.setdefault(str(s), []).append((f, g.drop(columns="symbol")))
                 else:
-                    out[f.stem] = df
-            return out
+                    parts.setdefault(f.stem, []).append((f, df))
+            return {symbol: merge_symbol_parts(symbol, pieces) for symbol, pieces in parts.items()}
         df = self._read(self.path)
         if "symbol" not in df.columns:
             return {self.path.stem: df}
         return {str(s): g.drop(columns="symbol").reset_index(drop=True) for s, g in df.groupby("symbol", sort=False)}
+
+    def files(self) -> list[Path]:
+        """The folder's files matching ``glob``; the default ``*.csv`` also takes ``.CSV``/``.Csv`` files. Files
+        that look like data but do not match (``.csv.gz``, ``.tsv``, ...) are named in a warning, never dropped
+        without a word."""
+        if self.glob == "*.csv":
+            files = sorted(p for p in self.path.iterdir() if p.is_file() and p.suffix.lower() == ".csv")
+        else:
+            files = sorted(p for p in self.path.glob(self.glob) if p.is_file())
+        skipped = sorted(p.name for p in self.path.iterdir()
+                         if p.is_file() and p not in files and p.name.lower().endswith(_DATA_LIKE))
+        if skipped:
+            log.warning("%s: %d file(s) not read (they do not match data.source.glob=%r): %s", self.path,
+                        len(skipped), self.glob, ", ".join(skipped[:10]) + (" ..." if len(skipped) > 10 else ""))
+        return files
 
     @property
     def origin(self) -> str:
@@ -201,3 +225,38 @@ class CSVSource(SourceBase):
         in symbol order (CSV files are read whole: this walks the loaded panel)."""
         yield from iter_panel(self.load())
 
+
+
+def merge_symbol_parts(symbol: str, parts: list[tuple[Path, pd.DataFrame]]) -> pd.DataFrame:
+    """One symbol's rows from several files of a folder, concatenated in time order.
+
+    Rows of two files on the same timestamp are kept once when every column agrees (a file per year that
+    repeats its boundary day) and refused otherwise: nothing is dropped or overwritten silently.
+
+    Args:
+        symbol: the symbol, for messages.
+        parts: (file, validated frame with ``timestamps``) per file holding the symbol, in file order.
+
+    Raises:
+        DataValidationError: naming the files, the symbol and how many timestamps disagree.
+    """
+    if len(parts) == 1:
+        return parts[0][1].reset_index(drop=True)
+    tagged = pd.concat([df.assign(_file=str(f)) for f, df in parts], ignore_index=True)
+    tagged = tagged.sort_values("timestamps", kind="stable").reset_index(drop=True)
+    dup = tagged["timestamps"].duplicated(keep=False)
+    if dup.any():
+        columns = [c for c in tagged.columns if c != "_file"]
+        repeated = tagged[dup]
+        distinct = repeated.drop_duplicates(subset=columns)
+        clash = distinct["timestamps"][distinct["timestamps"].duplicated(keep=False)]
+        if len(clash):
+            files = sorted(set(repeated.loc[repeated["timestamps"].isin(clash), "_file"]))
+            raise DataValidationError(
+                f"symbol {quoted(symbol)}: {clash.nunique()} timestamp(s) (first {pd.Timestamp(clash.iloc[0])}) appear "
+                f"in several files with different values ({', '.join(files)}): keep each row in one file, or "
+                "make the repeated rows identical.")
+        log.info("symbol %s: %d row(s) repeated identically across files were read once", symbol,
+                 int(dup.sum() - repeated["timestamps"].nunique()))
+        tagged = tagged.drop_duplicates(subset=columns)
+    return tagged.drop(columns="_file").reset_index(drop=True)

@@ -63,8 +63,43 @@ def init_qlib(provider_uri: str | Path, region: str = "cn", *, freq: str = "day"
 
 
 def qlib_symbol(name: str) -> str:
-    """A symbol Qlib accepts: upper case, letters/digits/underscore only (others become '_')."""
-    return re.sub(r"[^A-Za-z0-9_]", "_", str(name).strip()).upper()
+    """A symbol Qlib accepts: upper case, letters/digits/underscore only.
+
+    ASCII punctuation becomes '_' (``BRK/B`` -> ``BRK_B``); a non-ASCII letter or digit becomes ``U`` and its
+    code point in hex (``日経225`` -> ``U65E5U7D4C225``), so such symbols stay usable and distinct.
+    """
+    text = str(name).strip()
+    return "".join(ch if ch.isascii() and (ch.isalnum() or ch == "_")
+                   else f"U{ord(ch):04X}" if ch.isalnum() else "_" for ch in text).upper()
+
+
+def check_qlib_symbols(names: list[str], origin: str = "data") -> dict[str, str]:
+    """Map every instrument name to its Qlib symbol, refusing names Qlib cannot tell apart.
+
+    Returns:
+        {name: Qlib symbol}.
+
+    Raises:
+        DataValidationError: a name with no letter or digit (naming it), or two names with one Qlib symbol
+            (``aapl`` and ``AAPL``, ``BRK/B`` and ``BRK.B``), naming both and what to do.
+    """
+    seen: dict[str, str] = {}
+    out: dict[str, str] = {}
+    for name in names:
+        if name is None or (isinstance(name, float) and np.isnan(name)) or not str(name).strip():
+            raise DataValidationError(f"{origin}: symbol {quoted(name)} is not a usable instrument name (empty or "
+                                      "missing): fill the symbol column for every row")
+        sym = qlib_symbol(name)
+        if not sym.strip("_"):
+            raise DataValidationError(f"{origin}: symbol {quoted(name)} has no letter or digit, so it cannot name a "
+                                      "Qlib instrument: rename it (letters, digits, underscores)")
+        if sym in seen:
+            raise DataValidationError(
+                f"{origin}: symbols {quoted(seen[sym])} and {quoted(name)} are the same instrument for Qlib "
+                f"({quoted(sym)}: symbols are case-insensitive and punctuation becomes '_'): rename or merge one")
+        seen[sym] = str(name)
+        out[str(name)] = sym
+    return out
 
 
 MARKET_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
@@ -138,6 +173,40 @@ def detect_frequency(stamps: list[np.ndarray]) -> str:
         steps.update((d // 60_000_000_000).tolist())
     minutes = steps.most_common(1)[0][0] if steps else 1
     return f"{max(int(minutes), 1)}min"
+
+
+def bar_frequency(stamps: np.ndarray) -> str:
+    """One series' bar frequency: ``<N>min`` (times of day; N its most common step), else ``day``, ``week`` or
+    ``month`` from its median step between dates (weekends and holidays leave daily bars daily).
+
+    Args:
+        stamps: datetime64[ns] [T], sorted.
+    """
+    ts = np.asarray(stamps, dtype="datetime64[ns]")
+    if detect_frequency([ts]) != "day":
+        return detect_frequency([ts])
+    steps = np.diff(ts.astype("datetime64[D]").astype(np.int64))
+    days = float(np.median(steps[steps > 0])) if (steps > 0).any() else 1.0
+    return "day" if days < 4 else "week" if days < 15 else "month"
+
+
+def check_one_frequency(names: list[str], stamps: list[np.ndarray], origin: str = "data") -> str:
+    """The one bar frequency of a set of series, refusing a mix (hourly with daily, daily with weekly, ...).
+
+    Splits by ratio, the calendar of a provider and bars per year are read off the union of the timestamps:
+    hourly stamps would cut daily series as if they were hourly.
+
+    Raises:
+        DataValidationError: naming how many series have each frequency, an example of each, and what to do.
+    """
+    kinds: dict[str, list[str]] = {}
+    for name, ts in zip(names, stamps):
+        kinds.setdefault(bar_frequency(ts), []).append(str(name))
+    if len(kinds) > 1:
+        found = "; ".join(f"{len(v)} {k} series (e.g. {quoted(v[0])})" for k, v in kinds.items())
+        raise DataValidationError(f"{origin}: mixes bar frequencies ({found}); one experiment or provider takes one "
+                                  "frequency: put them in separate files and experiments, or resample to one")
+    return next(iter(kinds), "day")
 
 
 def check_frequency(freq: str, stamps: list[np.ndarray], origin: str = "data") -> tuple[str, str]:
@@ -240,15 +309,9 @@ def build_provider(
     out_dir = check_output_dir(out_dir, overwrite)
     if not frames:
         raise DataValidationError(f"{out_dir}: no series to write.")
-    prepared: dict[str, pd.DataFrame] = {}
-    for name, df in frames.items():
-        sym = qlib_symbol(name)
-        if not sym.strip("_") or (isinstance(name, float) and np.isnan(name)):
-            raise DataValidationError(f"symbol {quoted(name)} is not a usable instrument name (empty or missing): "
-                                      "fill the symbol column for every row")
-        if sym in prepared:
-            raise DataValidationError(f"symbols {quoted(name)} and another both map to Qlib symbol {quoted(sym)}; rename one.")
-        prepared[sym] = _prepare(str(name), df)
+    symbols = check_qlib_symbols(list(frames), origin=f"provider {out_dir}")
+    prepared = {symbols[str(name)]: _prepare(str(name), df) for name, df in frames.items()}
+    check_one_frequency(list(frames), [d.index.to_numpy() for d in prepared.values()], origin=f"provider {out_dir}")
     unit, freq = check_frequency(freq, [d.index.to_numpy() for d in prepared.values()], origin=f"provider {out_dir}")
     calendar = pd.DatetimeIndex(np.unique(np.concatenate([d.index.to_numpy() for d in prepared.values()])))
     pos = pd.Series(np.arange(len(calendar)), index=calendar)

@@ -152,3 +152,22 @@ def test_open_at_limit_up_blocks_buying_with_deal_price_open() -> None:
     buy_close = tradability(close, volume, "cn", "region").buy_blocked
     buy_open = tradability(close, volume, "cn", "region", deal=opened).buy_blocked
     assert not buy_close.loc[DAYS[2], "SH600000"] and buy_open.loc[DAYS[2], "SH600000"]
+
+
+@pytest.mark.parametrize("spelling, canonical", [
+    ("SH600000", "SH600000"), ("sh600000", "SH600000"), ("600000.SH", "SH600000"), ("600000.SS", "SH600000"),
+    ("600000.XSHG", "SH600000"), ("SHSE.600000", "SH600000"), ("sh.600000", "SH600000"), ("600000", "SH600000"),
+    ("600000_SH", "SH600000"), ("300750.SZ", "SZ300750"), ("sz300750", "SZ300750"), ("300750.XSHE", "SZ300750"),
+    ("SZ_300750", "SZ300750"), ("300750", "SZ300750"), ("688981.SH", "SH688981"), ("688981.XSHG", "SH688981"),
+    ("830799.BJ", "BJ830799"), ("bj830799", "BJ830799"), ("920118", "BJ920118"), ("AAPL", "AAPL"),
+])
+def test_every_common_spelling_of_a_code_gets_its_board_rule(spelling: str, canonical: str) -> None:
+    """Issue 27: market rules read every common spelling of an instrument code (and its Qlib symbol)."""
+    from kronos.backtest.markets import cn_code, cn_limit
+    from kronos.data.qlib_provider import qlib_symbol
+
+    dates = pd.DatetimeIndex(["2019-01-02", "2021-01-04"])
+    assert cn_code(spelling) == canonical
+    expected = cn_limit(canonical, dates)
+    np.testing.assert_array_equal(cn_limit(spelling, dates), expected)
+    np.testing.assert_array_equal(cn_limit(qlib_symbol(spelling), dates), expected)

@@ -59,3 +59,22 @@ def test_cli_generate_writes_every_path(tiny_pair: tuple[Path, Path], tmp_path: 
     assert main([*args, "--generate", "2", "--quantiles", "0.1,0.9"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-2].startswith("kronos-predict: error: --generate 0") and "give one of them" in err[-1]
+
+
+def test_generate_plot_title_counts_the_generated_paths(tiny_pair: tuple[Path, Path], tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 27: ``--generate 5 --sample-count 3 --plot`` drew 5 paths but titled the plot "3 samples"."""
+    import kronos.cli.plot
+
+    titles: list[str] = []
+    monkeypatch.setattr(kronos.cli.plot, "plot_forecast", lambda *a, title="", **k: titles.append(title))
+    tok, pred = tiny_pair
+    csv = tmp_path / "in.csv"
+    _history().to_csv(csv, index=False)
+    args = ["--model", str(pred), "--tokenizer", str(tok), "--device", "cpu", "--csv", str(csv), "--lookback", "50",
+            "--pred-len", "4", "--seed", "1", "--sample-count", "3", "--out", str(tmp_path / "o.csv"),
+            "--plot", str(tmp_path / "p.png")]
+    assert main([*args, "--generate", "5"]) == 0
+    assert main(args) == 0
+    assert "5 generated path(s)" in titles[0] and "3 sample" not in titles[0]
+    assert "3 sample(s)" in titles[1]

@@ -112,33 +112,82 @@ class TaskRows:
 
 
 # ------------------------------------------------------------------------------------------ when tasks apply
-def _has_candles(origins: Origins) -> bool:
-    return origins.hist_raw is not None and {"open", "high", "low", "close"} <= set(origins.features)
+@dataclass(frozen=True)
+class DataShape:
+    """What decides whether a task can run: known from the origins, or from the datamodule before training.
+
+    Attributes:
+        candles: raw open/high/low/close are available.
+        horizon, lookback: rows of the windows.
+        series_per_date: the most series with an origin on one date.
+        complete_futures: origins whose whole future is observed.
+    """
+
+    candles: bool
+    horizon: int
+    lookback: int
+    series_per_date: int
+    complete_futures: int
+
+    @classmethod
+    def of(cls, origins: Origins) -> "DataShape":
+        return cls(
+            candles=origins.hist_raw is not None and {"open", "high", "low", "close"} <= set(origins.features),
+            horizon=int(origins.horizon), lookback=int(origins.lookback),
+            series_per_date=int(pd.Series(origins.instrument).groupby(origins.datetime).nunique().max()),
+            complete_futures=int(np.isfinite(origins.future_close).all(axis=1).sum()))
+
+
+def _price_ok(d: DataShape) -> bool:
+    return d.candles and d.horizon >= price_task.MIN_STEPS
+
+
+def _return_ok(d: DataShape) -> bool:
+    return d.series_per_date >= 3
+
+
+def _volatility_ok(d: DataShape) -> bool:
+    return d.lookback >= 3
+
+
+def _generation_ok(d: DataShape) -> bool:
+    return d.candles and gen.MIN_LENGTH <= d.horizon < d.lookback and d.complete_futures >= 10
+
+
+_RULES = {"price": _price_ok, "return": _return_ok, "volatility": _volatility_ok, "generation": _generation_ok}
+
+
+def _applies(task: str, origins: Origins) -> str | None:
+    return None if _RULES[task](DataShape.of(origins)) else TASKS_BY_NAME[task].needs
 
 
 def price_applies(origins: Origins) -> str | None:
-    ok = _has_candles(origins) and origins.horizon >= price_task.MIN_STEPS
-    return None if ok else TASKS_BY_NAME["price"].needs
+    return _applies("price", origins)
 
 
 def return_applies(origins: Origins) -> str | None:
-    per_date_series = pd.Series(origins.instrument).groupby(origins.datetime).nunique()
-    return None if per_date_series.max() >= 3 else TASKS_BY_NAME["return"].needs
+    return _applies("return", origins)
 
 
 def volatility_applies(origins: Origins) -> str | None:
-    return None if origins.lookback >= 3 else TASKS_BY_NAME["volatility"].needs
+    return _applies("volatility", origins)
 
 
 def generation_applies(origins: Origins) -> str | None:
-    complete = int(np.isfinite(origins.future_close).all(axis=1).sum())
-    ok = _has_candles(origins) and gen.MIN_LENGTH <= origins.horizon < origins.lookback and complete >= 10
-    return None if ok else TASKS_BY_NAME["generation"].needs
+    return _applies("generation", origins)
 
 
 def allowed_tasks(origins: Origins) -> dict[str, str | None]:
     """Task -> None when the data allows it, else the reason it does not."""
     return {name: TASKS_BY_NAME[name].resolve("applies")(origins) for name in SUITE_TASKS}
+
+
+def task_requirements(*, candles: bool, horizon: int, lookback: int, series_per_date: int,
+                      complete_futures: int) -> dict[str, str | None]:
+    """Task -> None when data of this shape allows it, else the reason it does not (the preflight's check before
+    training; the same rules as :func:`allowed_tasks` on origins)."""
+    shape = DataShape(candles, horizon, lookback, series_per_date, complete_futures)
+    return {name: None if _RULES[name](shape) else TASKS_BY_NAME[name].needs for name in SUITE_TASKS}
 
 
 # --------------------------------------------------------------------------------------------- the runners
