@@ -9,7 +9,7 @@ Refused: data mixing bar frequencies, e.g. hourly with daily series (splits and 
 ``backtest.end`` that cannot be read, are reversed, or fall outside the test split; instrument names Qlib
 cannot tell apart (``aapl`` and ``AAPL``: both are named); a volume cap or a size exposure on data without
 volume; ``evaluate.tasks`` that this data cannot run; weights trained on windows shorter than the ones they
-would be given (the rule of ``kronos-predict`` and the web UI: :func:`kronos.inference.pair.context_limit`).
+would be given (the rule of ``kronos-predict`` and the web UI: :func:`kronos.inference.loading.context_limit`).
 """
 
 from __future__ import annotations
@@ -222,7 +222,7 @@ def check_tasks(evaluate: Mapping[str, Any], datamodule: Any) -> None:
     if blocked:
         task, why = next(iter(blocked.items()))
         raise PreflightError(
-            f"evaluate.tasks: {task} cannot run on this data ({why}; the data has lookback {datamodule.lookback}, "
+            f"evaluate.tasks: {task} cannot run on this data (needs {why}; the data has lookback {datamodule.lookback}, "
             f"horizon {datamodule.horizon}, at most {per_date} series a date in split '{split}'): remove "
             f"{', '.join(blocked)} from evaluate.tasks, or change the data/window settings")
 
@@ -230,13 +230,13 @@ def check_tasks(evaluate: Mapping[str, Any], datamodule: Any) -> None:
 def check_trained_context(cfg: DictConfig, stage: str, lookback: int, stages: list[str], experiment: Any) -> None:
     """Refuse weights trained on shorter windows than the history ``stage`` would give them.
 
-    The rule is :func:`kronos.inference.pair.context_limit`, the one ``kronos-predict`` and the web UI apply;
+    The rule is :func:`kronos.inference.loading.context_limit`, the one ``kronos-predict`` and the web UI apply;
     weights the same command trains (``stage=all``) fit this config by construction.
     """
     if "predictor" in stages[: stages.index(stage)]:
         return
     from kronos.experiment import WeightsNotFoundError
-    from kronos.inference.pair import context_limit
+    from kronos.inference.loading import context_limit
     from kronos.stages.common import weight_source
 
     try:

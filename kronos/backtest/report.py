@@ -204,7 +204,7 @@ def _portfolio_html(metrics: Mapping[str, Any]) -> str:
 def _statistics_html(metrics: Mapping[str, Any]) -> str:
     """The headline's bootstrap intervals and permutation p (a bound at its floor of 1 / (draws + 1))."""
     st = metrics.get("statistics", {})
-    floor = permutation_floor(st["n_perm"]) if "n_perm" in st else None
+    floor = permutation_floor(st["n_perm"]) if st.get("n_perm") is not None else None
     return (f"<p>Headline RankIC 95 % block-bootstrap interval (by date): {_cell(st.get('rank_ic_ci'))}; "
             f"spread interval: {_cell(st.get('spread_ci'))}; permutation test of the RankIC (instruments shuffled "
             f"within each date, {st.get('n_perm')} times): {html.escape(p_text(st.get('rank_ic_permutation_p'), floor))}. "

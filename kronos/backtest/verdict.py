@@ -146,7 +146,7 @@ def money_verdict(metrics: Mapping[str, Any]) -> str:
     m = money_row(metrics["model"], label)
     st = metrics.get("statistics", {})
     perm = st.get("rank_ic_permutation_p", _NAN)
-    floor = permutation_floor(st["n_perm"]) if "n_perm" in st else None
+    floor = permutation_floor(st["n_perm"]) if st.get("n_perm") is not None else None
     head = (f"The model's {metrics['signal']} signal on {label}: RankIC {m['rank_ic']:+.4f} "
             f"({stat_text(m['rank_ic_t'], m['rank_ic_p'])}; permutation {p_text(perm, floor)}); long-short quantile "
             f"spread before cost {m['spread']:+.5f}/day ({stat_text(m['spread_t'], m['spread_p'])}); top-k alpha "
@@ -177,7 +177,7 @@ def headline_lines(metrics: Mapping[str, Any]) -> list[str]:
 
     st = metrics.get("statistics", {})
     ci = [_NAN if v is None else v for v in st.get("rank_ic_ci") or [_NAN, _NAN]]  # None: kronos.backtest.guards
-    floor = permutation_floor(st["n_perm"]) if "n_perm" in st else None
+    floor = permutation_floor(st["n_perm"]) if st.get("n_perm") is not None else None
     groups = metrics["model"].get("factor", {}).get("quantiles", "?")
     yearly = "annualised by summing daily returns"
     out = [

@@ -130,7 +130,10 @@ class DataShape:
     complete_futures: int
 
     @classmethod
-    def of(cls, origins: Origins) -> "DataShape":
+    def of(cls, origins: "Origins | DataShape") -> "DataShape":
+        """The shape of ``origins`` (a DataShape is returned as it is)."""
+        if isinstance(origins, DataShape):
+            return origins
         return cls(
             candles=origins.hist_raw is not None and {"open", "high", "low", "close"} <= set(origins.features),
             horizon=int(origins.horizon), lookback=int(origins.lookback),
@@ -138,43 +141,23 @@ class DataShape:
             complete_futures=int(np.isfinite(origins.future_close).all(axis=1).sum()))
 
 
-def _price_ok(d: DataShape) -> bool:
-    return d.candles and d.horizon >= price_task.MIN_STEPS
+def price_applies(data: Origins | DataShape) -> str | None:
+    d = DataShape.of(data)
+    return None if d.candles and d.horizon >= price_task.MIN_STEPS else TASKS_BY_NAME["price"].needs
 
 
-def _return_ok(d: DataShape) -> bool:
-    return d.series_per_date >= 3
+def return_applies(data: Origins | DataShape) -> str | None:
+    return None if DataShape.of(data).series_per_date >= 3 else TASKS_BY_NAME["return"].needs
 
 
-def _volatility_ok(d: DataShape) -> bool:
-    return d.lookback >= 3
+def volatility_applies(data: Origins | DataShape) -> str | None:
+    return None if DataShape.of(data).lookback >= 3 else TASKS_BY_NAME["volatility"].needs
 
 
-def _generation_ok(d: DataShape) -> bool:
-    return d.candles and gen.MIN_LENGTH <= d.horizon < d.lookback and d.complete_futures >= 10
-
-
-_RULES = {"price": _price_ok, "return": _return_ok, "volatility": _volatility_ok, "generation": _generation_ok}
-
-
-def _applies(task: str, origins: Origins) -> str | None:
-    return None if _RULES[task](DataShape.of(origins)) else TASKS_BY_NAME[task].needs
-
-
-def price_applies(origins: Origins) -> str | None:
-    return _applies("price", origins)
-
-
-def return_applies(origins: Origins) -> str | None:
-    return _applies("return", origins)
-
-
-def volatility_applies(origins: Origins) -> str | None:
-    return _applies("volatility", origins)
-
-
-def generation_applies(origins: Origins) -> str | None:
-    return _applies("generation", origins)
+def generation_applies(data: Origins | DataShape) -> str | None:
+    d = DataShape.of(data)
+    ok = d.candles and gen.MIN_LENGTH <= d.horizon < d.lookback and d.complete_futures >= 10
+    return None if ok else TASKS_BY_NAME["generation"].needs
 
 
 def allowed_tasks(origins: Origins) -> dict[str, str | None]:
@@ -187,7 +170,7 @@ def task_requirements(*, candles: bool, horizon: int, lookback: int, series_per_
     """Task -> None when data of this shape allows it, else the reason it does not (the preflight's check before
     training; the same rules as :func:`allowed_tasks` on origins)."""
     shape = DataShape(candles, horizon, lookback, series_per_date, complete_futures)
-    return {name: None if _RULES[name](shape) else TASKS_BY_NAME[name].needs for name in SUITE_TASKS}
+    return {name: TASKS_BY_NAME[name].resolve("applies")(shape) for name in SUITE_TASKS}
 
 
 # --------------------------------------------------------------------------------------------- the runners
