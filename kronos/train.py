@@ -44,13 +44,6 @@ def _sweep_key(cfg: DictConfig) -> str | None:
     return str(key) if key else None
 
 
-def _rank_zero(trainer: pl.Trainer | None) -> bool:
-    """Whether this process writes reports: the last trainer's view, else the launcher's environment."""
-    from kronos.stages.common import env_rank
-
-    return trainer.is_global_zero if trainer is not None else env_rank() == 0
-
-
 def _check_weights_exist(cfg: DictConfig, experiment: Any) -> None:
     """Fail before any data is read if a stage will find no weights to consume.
 
@@ -146,14 +139,12 @@ def _run_stages(cfg: DictConfig, experiment: Any) -> dict[str, Any]:
             if export is not None:
                 produced[stage] = export
                 result[stage] = str(export)
-        elif stage == "backtest":
-            if _rank_zero(trainer):  # forecasts and reports are written by rank zero alone
-                result["backtest"] = backtest_stage(scfg, datamodule, experiment, produced)
+        elif stage == "backtest":  # every rank forecasts its share; rank zero alone writes the report
+            result["backtest"] = backtest_stage(scfg, datamodule, experiment, produced)
         elif stage == "evaluate":
             from kronos.stages.evaluate import evaluate_stage
 
-            if _rank_zero(trainer):
-                result["evaluate"] = evaluate_stage(scfg, datamodule, experiment, produced)
+            result["evaluate"] = evaluate_stage(scfg, datamodule, experiment, produced)
     return result
 
 

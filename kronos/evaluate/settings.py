@@ -70,6 +70,7 @@ class EvaluateSettings:
     tasks: tuple[str, ...] | None
     task_sampling: Mapping[str, SamplingSettings]
     task_options: TaskOptions
+    precision: str = "fp32"  # fp32, or bf16/fp16 autocast on CUDA (kronos.inference.predictor.autocast_context)
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> "EvaluateSettings":
@@ -131,7 +132,15 @@ class EvaluateSettings:
             coverage_levels=levels, quantile_levels=quantiles, pit_bins=int(need("pit_bins")),
             group_by=None if group_by in (None, "none") else str(group_by),
             tasks=tasks, task_sampling=task_sampling, task_options=task_options,
+            precision=_precision(plain.get("precision", "fp32")),
         )
+
+
+def _precision(value: Any) -> str:
+    """``evaluate.precision``: fp32, bf16 or fp16."""
+    if value not in ("fp32", "bf16", "fp16"):
+        raise EvaluateConfigError(f"evaluate.precision={value!r}: use fp32, bf16 or fp16 (the last two: CUDA autocast)")
+    return str(value)
 
 
 def _task_settings(plain: Mapping[str, Any]) -> tuple[tuple[str, ...] | None, dict[str, SamplingSettings], TaskOptions]:

@@ -21,6 +21,7 @@ def load_predictor(
     device: str | torch.device | None = None,
     max_context: int = 512,
     clip: float = 5.0,
+    precision: str = "fp32",
 ) -> KronosPredictor:
     """``KronosPredictor`` over ``KronosTokenizer.from_pretrained(tokenizer)`` and ``Kronos.from_pretrained(predictor)``.
 
@@ -31,6 +32,7 @@ def load_predictor(
     tok = KronosTokenizer.from_pretrained(tokenizer)
     net = Kronos.from_pretrained(predictor)
     try:
-        return KronosPredictor(net, tok, device=device, max_context=max_context, clip=clip)
+        return KronosPredictor(net, tok, device=device, max_context=max_context, clip=clip,
+                               precision=precision)
     except ValueError as err:  # a mismatched pair or a bad max_context: the user's choice, not a bug
         raise ForecastInputError(f"predictor {predictor} with tokenizer {tokenizer}: {err}") from err
