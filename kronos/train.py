@@ -44,6 +44,13 @@ def _sweep_key(cfg: DictConfig) -> str | None:
     return str(key) if key else None
 
 
+def _rank_zero(trainer: pl.Trainer | None) -> bool:
+    """Whether this process writes reports: the last trainer's view, else the launcher's environment."""
+    from kronos.inference.ranks import env_rank
+
+    return trainer.is_global_zero if trainer is not None else env_rank() == 0
+
+
 def _check_weights_exist(cfg: DictConfig, experiment: Any) -> None:
     """Fail before any data is read if a stage will find no weights to consume.
 
@@ -74,7 +81,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     from kronos.config_checks import check_config
     from kronos.experiment import STAGES, Experiment
     from kronos.run_lock import hold_experiment
-    from kronos.stages.common import StageInputError, env_rank
+    from kronos.inference.ranks import env_rank
+    from kronos.stages.common import StageInputError
 
     unknown = [stage for stage in cfg.stage.run if stage not in STAGES]
     if unknown:  # before any data is read or any step trained
@@ -117,7 +125,6 @@ def _build_data(cfg: DictConfig) -> Any:
 
 def _run_stages(cfg: DictConfig, experiment: Any) -> dict[str, Any]:
     """``train``'s work once the config is checked and the experiment directory is held."""
-    from kronos.stages.backtest import backtest_stage
     from kronos.stages.common import TRAINING_STAGES, stage_config
     from kronos.stages.fit import fit_stage
 
@@ -139,13 +146,22 @@ def _run_stages(cfg: DictConfig, experiment: Any) -> dict[str, Any]:
             if export is not None:
                 produced[stage] = export
                 result[stage] = str(export)
-        elif stage == "backtest":  # every rank forecasts its share; rank zero alone writes the report
-            result["backtest"] = backtest_stage(scfg, datamodule, experiment, produced)
-        elif stage == "evaluate":
-            from kronos.stages.evaluate import evaluate_stage
-
-            result["evaluate"] = evaluate_stage(scfg, datamodule, experiment, produced)
+        elif stage in ("backtest", "evaluate"):  # every rank forecasts its share; rank zero alone reports
+            out = _report_stage(stage)(scfg, datamodule, experiment, produced)
+            if _rank_zero(trainer):
+                result[stage] = out
     return result
+
+
+def _report_stage(stage: str) -> Any:
+    """The runner of a report stage (imported when it runs: qlib and the model code are slow to import)."""
+    if stage == "backtest":
+        from kronos.stages.backtest import backtest_stage
+
+        return backtest_stage
+    from kronos.stages.evaluate import evaluate_stage
+
+    return evaluate_stage
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:

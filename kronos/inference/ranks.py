@@ -17,6 +17,21 @@ from dataclasses import dataclass
 import torch.distributed as dist
 
 BARRIER_TIMEOUT = datetime.timedelta(hours=24)
+# Where launchers put a process's global rank (torchrun, SLURM, LSF), in Lightning's order of trust.
+_RANK_VARIABLES = ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK")
+
+
+def env_rank() -> int:
+    """This process's global rank as the launcher set it (0 when not launched distributed).
+
+    Used by stages that run without a Trainer (e.g. a separate ``stage=backtest`` under torchrun), so
+    only rank zero writes reports.
+    """
+    for name in _RANK_VARIABLES:
+        value = os.environ.get(name)
+        if value not in (None, ""):
+            return int(value)
+    return 0
 
 
 @dataclass(frozen=True)
@@ -29,11 +44,12 @@ class Ranks:
     @classmethod
     def from_env(cls) -> "Ranks":
         """Read ``RANK``/``WORLD_SIZE`` (torchrun, or Lightning's own launcher); joins the process group when
-        there are several processes and none is initialised yet."""
+        there are several processes and none is initialised yet. A non-zero rank without a world size (a
+        launcher that sets only the rank) forecasts nothing and writes nothing."""
+        rank = env_rank()
         world = int(os.environ.get("WORLD_SIZE", "1") or 1)
-        if world <= 1:
-            return cls()
-        rank = int(os.environ.get("RANK", "0") or 0)
+        if world <= 1 or rank >= world:
+            return cls(rank, 1)
         if dist.is_available() and not dist.is_initialized():
             dist.init_process_group("gloo", rank=rank, world_size=world, timeout=BARRIER_TIMEOUT)
         return cls(rank, world)
@@ -43,8 +59,8 @@ class Ranks:
         return self.rank == 0
 
     def mine(self, batch_index: int) -> bool:
-        """Whether batch ``batch_index`` is this rank's to forecast."""
-        return batch_index % self.world == self.rank
+        """Whether batch ``batch_index`` is this rank's to forecast (never, for a rank outside the world)."""
+        return self.rank < self.world and batch_index % self.world == self.rank
 
     def barrier(self) -> None:
         """Wait for every rank (nothing with one process)."""

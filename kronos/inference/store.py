@@ -40,7 +40,9 @@ from kronos.errors import KronosUserError
 from kronos.inference.decisions import DecisionForecast
 
 FORMAT_VERSION = 1
-SHARD_WINDOWS = 1024  # windows per shard: what a kill can lose, and the unit of a write
+# Windows per shard: what a kill can lose, and the unit of a write (KRONOS_SHARD_WINDOWS overrides it, e.g. in
+# the kill-and-resume tests and benchmarks, whose splits are small).
+SHARD_WINDOWS = int(os.environ.get("KRONOS_SHARD_WINDOWS", "1024"))
 KEY_FILE, MANIFEST_FILE = "key.json", "manifest.json"
 WEIGHT_FILES = ("config.json", "model.safetensors", "training_info.json")
 _META = b"kronos_fields"
@@ -374,7 +376,7 @@ def _batch_ids(batch: Mapping[str, Any]) -> np.ndarray:
 
 
 def fill_store(store: ForecastStore, predictor: Any, batches: Iterable[Mapping[str, Any]], sampling: Any, *,
-               ranks: Any = None, progress: Any = None) -> FillCounts:
+               ranks: Any = None, progress: Any = None, shard_windows: int = SHARD_WINDOWS) -> FillCounts:
     """Forecast every window of ``batches`` the store lacks and write it there; every rank calls this.
 
     Args:
@@ -385,6 +387,7 @@ def fill_store(store: ForecastStore, predictor: Any, batches: Iterable[Mapping[s
         ranks: :class:`kronos.inference.ranks.Ranks` (None: one process); rank r forecasts the batches
             whose index is r modulo the world size.
         progress: a :class:`kronos.inference.progress.ProgressLine` (ticked per batch), or None.
+        shard_windows: windows per shard (what a kill can lose).
 
     Returns:
         The counts, the same on every rank: requested windows, reused (stored before) and computed now.
@@ -397,7 +400,7 @@ def fill_store(store: ForecastStore, predictor: Any, batches: Iterable[Mapping[s
     ranks = ranks or Ranks()
     before = store.stored_ids()
     ranks.barrier()  # every rank reads the same "before", then writes
-    counts, writer = FillCounts(), ShardWriter(store, ranks.rank)
+    counts, writer = FillCounts(), ShardWriter(store, ranks.rank, shard_windows)
     for index, batch in enumerate(batches):
         missing = ~np.isin(_batch_ids(batch), before)
         n = len(missing)

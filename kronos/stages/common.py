@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -14,8 +13,6 @@ from kronos.experiment import Experiment, ModelKind, WeightSource, resolve_weigh
 from kronos.lightning.comet import end_comet_runs
 
 TRAINING_STAGES = ("tokenizer", "predictor")
-# Where launchers put a process's global rank (torchrun, SLURM, LSF), in Lightning's order of trust.
-_RANK_VARIABLES = ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK")
 
 
 class StageInputError(RuntimeError):
@@ -76,16 +73,3 @@ def finish_loggers(loggers: list[Logger], artifact_dir: str | Path | None = None
     for lg in loggers:
         lg.finalize("success")
     end_comet_runs(loggers, artifact_dir)
-
-
-def env_rank() -> int:
-    """This process's global rank as the launcher set it (0 when not launched distributed).
-
-    Used by stages that run without a Trainer (e.g. a separate ``stage=backtest`` under torchrun), so
-    only rank zero writes reports.
-    """
-    for name in _RANK_VARIABLES:
-        value = os.environ.get(name)
-        if value not in (None, ""):
-            return int(value)
-    return 0
