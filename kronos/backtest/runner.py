@@ -25,6 +25,7 @@ import pandas as pd
 from lightning.pytorch.loggers import MLFlowLogger
 
 from kronos.backtest import labels as label_defs
+from kronos.backtest.analysis_cache import AnalysisCache
 from kronos.backtest.exposures import lookback_features, neutralize
 from kronos.backtest.factor import factor_report, spread_series
 from kronos.backtest.forecast import fill_split, forecast_split, read_split
@@ -166,15 +167,17 @@ def run_backtest(predictor: Any, datamodule: Any, settings: BacktestSettings, ou
     store_info["seconds_forecasting"] = round(time.perf_counter() - clock, 3)
     clock = time.perf_counter()
     out_dir = Path(out_dir)
+    cache = AnalysisCache(Path(store_info["path"]) / "analysis" if store_info.get("path") else None)
     rows = prepare_rows(forecasts, datamodule, used,
                         Path(provider_dir) if provider_dir is not None else out_dir.parent / "qlib_provider")
     signals, descriptions, diagnostics = signal_step(rows, used)
     metrics = base_metrics(rows, used, out_dir.parent.name, weights, signals, descriptions)
-    daily_ics = ic_step(metrics, rows, {**signals, **diagnostics})
-    factor_daily, long_short_daily = factor_step(metrics, rows, signals, used)
-    portfolios, topk, n_drop = portfolio_step(metrics, rows, signals, used, datamodule)
+    daily_ics = ic_step(metrics, rows, {**signals, **diagnostics}, cache)
+    factor_daily, long_short_daily = factor_step(metrics, rows, signals, used, cache)
+    portfolios, topk, n_drop = portfolio_step(metrics, rows, signals, used, datamodule, cache)
     verdict_step(metrics, rows, signals, daily_ics, factor_daily, used)
     store_info["seconds_analysis"] = round(time.perf_counter() - clock, 3)
+    store_info["analysis_results"] = cache.record()
     finish_metrics(metrics, rows, used, topk, n_drop, store_info)
     table = signal_table(rows, {**signals, **diagnostics})
     metrics, figures = write_report(out_dir, metrics, table, portfolios,
@@ -346,32 +349,37 @@ def base_metrics(rows: Rows, settings: BacktestSettings, name: str, weights: Map
     }
 
 
-def ic_step(metrics: dict[str, Any], rows: Rows, signals: Mapping[str, pd.Series]) -> dict[str, dict[str, pd.DataFrame]]:
+def ic_step(metrics: dict[str, Any], rows: Rows, signals: Mapping[str, pd.Series],
+            cache: AnalysisCache) -> dict[str, dict[str, pd.DataFrame]]:
     """IC rows of every signal into ``metrics``; returns the daily ICs per signal and label."""
     daily_ics: dict[str, dict[str, pd.DataFrame]] = {}
     for name, signal in signals.items():
         metrics[name] = {"ic": None, "portfolio": None}
-        metrics[name]["ic"], daily_ics[name] = ic_report(signal, rows.labels, rows.overlaps)
+        metrics[name]["ic"], daily_ics[name] = cache.get(
+            "ic", [signal, rows.labels, rows.overlaps], lambda: ic_report(signal, rows.labels, rows.overlaps))
     return daily_ics
 
 
-def factor_step(metrics: dict[str, Any], rows: Rows, signals: Mapping[str, pd.Series], settings: BacktestSettings
-                ) -> tuple[dict[str, pd.DataFrame], dict[str, pd.Series]]:
+def factor_step(metrics: dict[str, Any], rows: Rows, signals: Mapping[str, pd.Series], settings: BacktestSettings,
+                cache: AnalysisCache) -> tuple[dict[str, pd.DataFrame], dict[str, pd.Series]]:
     """Factor analysis and the long-short quantile portfolio of every signal into ``metrics``."""
     factor_daily: dict[str, pd.DataFrame] = {}
     long_short_daily: dict[str, pd.Series] = {}
     one_way = (settings.costs.open_cost + settings.costs.close_cost) / 2.0
     label = rows.labels[HEADLINE_LABEL]
+    factor_args = dict(quantiles=settings.quantiles, overlap=rows.overlaps[HEADLINE_LABEL], lags=rows.horizon)
+    long_short_args = dict(quantiles=settings.quantiles, cost=one_way, bars=rows.bars)
     for name, signal in signals.items():
-        metrics[name]["factor"], factor_daily[name] = factor_report(
-            signal, label, quantiles=settings.quantiles, overlap=rows.overlaps[HEADLINE_LABEL], lags=rows.horizon)
-        metrics[name]["long_short"], long_short_daily[name] = long_short(
-            signal, label, quantiles=settings.quantiles, cost=one_way, bars=rows.bars)
+        metrics[name]["factor"], factor_daily[name] = cache.get(
+            "factor", [signal, label, factor_args], lambda: factor_report(signal, label, **factor_args))
+        metrics[name]["long_short"], long_short_daily[name] = cache.get(
+            "long_short", [signal, label, long_short_args], lambda: long_short(signal, label, **long_short_args))
     return factor_daily, long_short_daily
 
 
 def portfolio_step(metrics: dict[str, Any], rows: Rows, signals: Mapping[str, pd.Series],
-                   settings: BacktestSettings, datamodule: Any) -> tuple[dict[str, pd.DataFrame], int, int]:
+                   settings: BacktestSettings, datamodule: Any, cache: AnalysisCache
+                   ) -> tuple[dict[str, pd.DataFrame], int, int]:
     """The top-k dropout portfolio of every signal through Qlib (daily data only) into ``metrics``.
 
     Returns:
@@ -393,13 +401,14 @@ def portfolio_step(metrics: dict[str, Any], rows: Rows, signals: Mapping[str, pd
     bench_arg = None if benchmark == "equal_weight" else benchmark
     rows.notes.extend(n for n in (note, _benchmark_note(bench_arg, settings.benchmark_total_return)) if n)
     portfolios: dict[str, pd.DataFrame] = {}
+    args = dict(topk=topk, n_drop=n_drop, hold_thresh=settings.hold_thresh, account=settings.account,
+                costs=dataclasses.asdict(settings.costs), deal_price=settings.deal_price, benchmark=bench_arg,
+                region=rows.region, limit_threshold=settings.limit_threshold, risk_degree=settings.risk_degree,
+                max_participation=settings.max_participation, bars=rows.bars)
     for name, signal in signals.items():
-        result = run_topk_dropout(
-            signal.dropna(), rows.provider, topk=topk, n_drop=n_drop, hold_thresh=settings.hold_thresh,
-            account=settings.account, costs=dataclasses.asdict(settings.costs), deal_price=settings.deal_price,
-            benchmark=bench_arg, region=rows.region, limit_threshold=settings.limit_threshold,
-            risk_degree=settings.risk_degree, max_participation=settings.max_participation, bars=rows.bars,
-        )
+        kept = signal.dropna()
+        result = cache.get("portfolio", [kept, str(rows.provider), args],
+                           lambda: run_topk_dropout(kept, rows.provider, **args))
         metrics[name]["portfolio"] = result.summary | {"long_short": metrics[name]["long_short"]}
         metrics["benchmark"] = result.benchmark
         portfolios[name] = result.report
