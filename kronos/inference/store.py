@@ -304,26 +304,33 @@ class ForecastStore:
         Args:
             keep: optional filter, a forecast -> bool [B] (e.g. decision times inside a range).
             ids: optional window ids to keep (others are skipped).
+
+        Memory: one batch, plus the ids of every stored window (8 bytes each) to skip a window stored twice
+        (by two runs that filled the same store at once).
         """
-        seen: set[int] = set()
-        for path in self.shards():
+        shards = self.shards()
+        per_shard = [pq.read_table(p, columns=["window"]).column("window").to_numpy() for p in shards]
+        first = np.zeros(sum(len(w) for w in per_shard), dtype=bool)
+        if len(first):
+            first[np.unique(np.concatenate(per_shard), return_index=True)[1]] = True
+        offset = 0
+        for path, shard_ids in zip(shards, per_shard):
             handle = pq.ParquetFile(path)
             meta = json.loads(handle.schema_arrow.metadata[_META])
             for batch in handle.iter_batches(batch_size=batch_size):
-                window = batch.column("window").to_numpy()
-                fresh = np.array([int(w) not in seen for w in window], dtype=bool)
+                n = batch.num_rows
+                fresh = first[offset:offset + n].copy()
+                offset += n
                 if ids is not None:
-                    fresh &= np.isin(window, ids)
+                    fresh &= np.isin(batch.column("window").to_numpy(), ids)
                 if not fresh.any():
                     continue
                 forecast = table_forecast(batch, meta)
                 if keep is not None:
                     fresh &= np.asarray(keep(forecast), dtype=bool)
                 rows = np.flatnonzero(fresh)
-                if len(rows) == 0:
-                    continue
-                seen.update(int(w) for w in window[rows])
-                yield forecast if len(rows) == len(window) else _take(forecast, rows)
+                if len(rows):
+                    yield forecast if len(rows) == n else _take(forecast, rows)
 
     def size_bytes(self) -> int:
         return sum(p.stat().st_size for p in self.root.iterdir() if p.is_file())

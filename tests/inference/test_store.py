@@ -91,6 +91,20 @@ def test_every_field_round_trips_through_a_shard(tmp_path: Path, datamodule) -> 
     _assert_same(back, forecast)
 
 
+def test_a_window_stored_twice_is_read_once(tmp_path: Path, datamodule) -> None:
+    """Two runs filling one store at once may both write a window: reading gives it once."""
+    forecast = collect_decision_forecasts(CountingForecaster(), datamodule.eval_dataloader("test", 7), SAMPLING)
+    store = ForecastStore.open(tmp_path, _key(datamodule))
+    for _ in range(2):
+        writer = ShardWriter(store, rank=0)
+        writer.add(forecast)
+        writer.flush()
+    assert len(store.shards()) == 2
+    back = concat_forecasts(list(store.read(6)))
+    assert len(back) == len(forecast)
+    _assert_same(back, forecast)
+
+
 def test_a_field_added_to_decision_forecast_is_stored_without_code_changes(tmp_path: Path, datamodule,
                                                                              monkeypatch) -> None:
     """Other lanes add per-window fields (e.g. candle-repair counts): the store iterates dataclasses.fields."""
