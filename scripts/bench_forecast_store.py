@@ -64,6 +64,9 @@ class Runs:
                 "forecasting_s": store["seconds_forecasting"], "analysis_s": store["seconds_analysis"],
                 "forecasts_per_s": round(rate, 1) if rate else None, "key": store["key"]}
 
+    def headline(self, name: str) -> list[str]:
+        return json.loads((self.root / name / "backtest" / "metrics.json").read_text())["headline"]
+
     def signals(self, name: str) -> pd.DataFrame:
         return pd.read_csv(self.root / name / "backtest" / "signals.csv")
 
@@ -98,6 +101,7 @@ def store_bench(weights: Path, root: Path, batching: bool = False, bf16: int = 0
     out["resume"]["signals_equal_first"] = bool(runs.signals("bench_resume").equals(runs.signals("bench_first")))
     out["two_ranks"] = runs.run("bench_two_ranks", threads=1, ranks=2)
     out["two_ranks"]["signals_equal_first"] = bool(runs.signals("bench_two_ranks").equals(runs.signals("bench_first")))
+    out["two_ranks"]["headline_equal_first"] = runs.headline("bench_two_ranks") == runs.headline("bench_first")
     out["one_process_2_threads_forecasts_per_s"] = first["forecasts_per_s"]
     out["two_ranks_1_thread_forecasts_per_s"] = out["two_ranks"]["forecasts_per_s"]
     if batching:
@@ -114,6 +118,7 @@ def batch_differences(runs: Runs) -> dict[str, Any]:
     cols = [c for c in a.columns if c.startswith("model") or c.startswith("pred_") or c.startswith("trade_")]
     differ = ~(a[cols].eq(b[cols]) | (a[cols].isna() & b[cols].isna())).all(axis=1)
     return {"rows": int(len(a)), "rows_differing": int(differ.sum()), "columns_compared": len(cols),
+            "headline_equal": runs.headline("bench_batch7") == runs.headline("bench_first"),
             "tolerance": "exact (CSV text)", "max_abs_diff_model": float((a["model"] - b["model"]).abs().max())}
 
 
