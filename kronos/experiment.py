@@ -11,6 +11,7 @@ Layout::
     <root>/backtest/             metrics.json, signals.csv, plots, report.html
     <root>/evaluate/             metrics.json, per-origin CSV, plots, report.html
     <root>/qlib_provider/        Qlib provider built from CSV/synthetic data for the backtest
+    <root>/forecasts/<key>/      forecast stores: decision forecasts kept per key (kronos.inference.store)
     <root>/logs/                 logger output (csv, tensorboard, comet, mlflow)
     <root>/hydra/<stage>/        Hydra's run directory (composed config, job log)
     <root>/sweeps/<key>/         one sweep job: an Experiment of its own whose exports fall back to the parent's
@@ -104,6 +105,11 @@ class Experiment:
     def provider_dir(self) -> Path:
         """A Qlib provider built from the experiment's (CSV/synthetic) data for the backtest."""
         return (self.parent or self).root / "qlib_provider"
+
+    @property
+    def forecasts_dir(self) -> Path:
+        """Forecast stores, one directory per key (kronos.inference.store); a sweep job shares its parent's."""
+        return (self.parent or self).root / "forecasts"
 
     @property
     def logs_dir(self) -> Path:

@@ -48,7 +48,7 @@ def _sweep_key(cfg: DictConfig) -> str | None:
 
 def _rank_zero(trainer: pl.Trainer | None) -> bool:
     """Whether this process writes reports: the last trainer's view, else the launcher's environment."""
-    from kronos.stages.common import env_rank
+    from kronos.inference.ranks import env_rank
 
     return trainer.is_global_zero if trainer is not None else env_rank() == 0
 
@@ -85,7 +85,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     from kronos.config_checks import check_config
     from kronos.experiment import Experiment
     from kronos.run_lock import hold_experiment
-    from kronos.stages.common import StageInputError, env_rank
+    from kronos.inference.ranks import env_rank
+    from kronos.stages.common import StageInputError
     from kronos.stages.table import STAGES
 
     unknown = [stage for stage in cfg.stage.run if stage not in STAGES]
@@ -149,12 +150,17 @@ def _run_stages(cfg: DictConfig, experiment: Any) -> dict[str, Any]:
             if export is not None:
                 produced[name] = export
                 result[name] = str(export)
-            if name == "predictor" and _rank_zero(trainer):  # the temperature, chosen on validation
+            if name == "predictor":  # the temperature, chosen on validation by rank zero
+                from kronos.inference.ranks import Ranks
                 from kronos.stages.calibrate import calibrate_stage
 
-                result["calibration"] = calibrate_stage(scfg, datamodule, experiment, produced)
-        elif _rank_zero(trainer):  # forecasts and reports are written by rank zero alone
-            result[name] = stage.run(scfg, datamodule, experiment, produced)
+                if _rank_zero(trainer):
+                    result["calibration"] = calibrate_stage(scfg, datamodule, experiment, produced)
+                Ranks.from_env().barrier()  # later stages read the recorded calibration (and key forecasts by it)
+        else:  # every rank forecasts its share of the windows; rank zero alone analyses and reports
+            out = stage.run(scfg, datamodule, experiment, produced)
+            if _rank_zero(trainer):
+                result[name] = out
     return result
 
 

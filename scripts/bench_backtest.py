@@ -14,10 +14,16 @@
    a trained tiny pair (``--weights DIR`` holding ``tokenizer/`` and ``predictor/``; without it one is
    trained for a few steps first). Peak RSS must not grow with the months.
 
+4. ``--store``: the forecast store (scripts/bench_forecast_store.py): the first backtest, the same with another
+   topk / signal / cost (reused forecasts), a resume after a kill at 50 %, 1 process (2 threads) vs 2 ranks
+   (ddp_cpu, 1 thread each), in forecasts/s; ``--batching`` and ``--bf16 N`` add the batch-size and precision
+   comparisons.
+
 Usage: ``python scripts/bench_backtest.py [--quick] [--device cpu]``; ``--quick`` shrinks everything
 to a smoke run (tiny model, short windows, a few days).
 ``python scripts/bench_backtest.py --memory [--weights DIR] [--months 1 3 16] [--paths qlib csv]
 [--threads N] [--no-evaluate]``.
+``python scripts/bench_backtest.py --store --weights outputs/default [--workdir DIR] [--batching] [--bf16 N]``.
 """
 
 from __future__ import annotations
@@ -238,8 +244,19 @@ def main() -> None:
     ap.add_argument("--no-evaluate", action="store_true", help="--memory: skip the stage=evaluate run")
     ap.add_argument("--eval-tasks", default="[]", help="--memory: evaluate.tasks of the evaluate run (default: the "
                     "accuracy task alone; the paper's tasks forecast through the same loop, at several times the cost)")
-    ap.add_argument("--workdir", help="--memory: where runs write outputs/ (default: a new temporary directory)")
+    ap.add_argument("--workdir", help="--memory/--store: where runs write outputs/ (default: a new temporary directory)")
+    ap.add_argument("--store", action="store_true", help="the forecast store benchmark (needs --weights)")
+    ap.add_argument("--batching", action="store_true", help="--store: batch_size 7 vs 256 differences")
+    ap.add_argument("--bf16", type=int, default=0, help="--store: bf16 vs fp32 on this many windows (0: skip)")
     args = ap.parse_args()
+    if args.store:
+        from scripts.bench_forecast_store import store_bench
+
+        if not args.weights:
+            raise SystemExit("--store needs --weights DIR (tokenizer/ and predictor/), e.g. outputs/default")
+        root = Path(args.workdir or tempfile.mkdtemp(prefix="kronos_bench_store_"))
+        print(json.dumps(store_bench(Path(args.weights), root, args.batching, args.bf16), indent=2))
+        return
     if args.memory:
         print(json.dumps(memory_bench(args), indent=2))
         return

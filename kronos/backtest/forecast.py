@@ -7,17 +7,19 @@ kept whatever the split's size.
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from kronos.backtest.settings import ANCHORS
 from kronos.inference.candles import candle_paths, repair_columns
-from kronos.inference.decisions import DecisionForecast, NormalizedForecaster, iter_decision_forecasts
+from kronos.inference.decisions import DecisionForecast, NormalizedForecaster, iter_decision_forecasts, select_windows
+from kronos.inference.progress import ProgressLine
+from kronos.inference.ranks import Ranks
 from kronos.inference.settings import SamplingSettings
+from kronos.inference.store import FillCounts, ForecastStore, fill_store
 
 
 def pred_columns(horizon: int, stat: str = "close") -> list[str]:
@@ -117,27 +119,63 @@ def anchor_closes(predictor: Any, forecast: DecisionForecast, features: Sequence
     return candle[:, 0, list(features).index("close")].astype(np.float64)
 
 
-def _select(batch: dict[str, Any], keep: np.ndarray) -> dict[str, Any]:
-    """The rows of ``batch`` where ``keep`` [B] is True."""
-    idx = np.flatnonzero(keep)
-    return {k: v[torch.from_numpy(idx)] if isinstance(v, torch.Tensor) else [v[i] for i in idx] for k, v in batch.items()}
+def _bounds(start: str | pd.Timestamp | None, end: str | pd.Timestamp | None) -> tuple[int, int]:
+    """Decision times kept, [lo, hi] in ns (the whole split when None)."""
+    lo = pd.Timestamp(start).value if start is not None else np.iinfo(np.int64).min
+    hi = pd.Timestamp(end).value if end is not None else np.iinfo(np.int64).max
+    return lo, hi
+
+
+def kept_batches(loader: Iterable[Mapping[str, Any]], start: str | pd.Timestamp | None,
+                 end: str | pd.Timestamp | None, progress: ProgressLine | None = None) -> Iterator[Mapping[str, Any]]:
+    """The decision batches of ``loader`` restricted to decision times in [start, end] (empty ones dropped);
+    ``progress`` counts every window read."""
+    lo, hi = _bounds(start, end)
+    for batch in loader:
+        stamps = np.asarray(batch["datetime"], dtype=np.int64)
+        keep = (stamps >= lo) & (stamps <= hi)
+        if progress is not None:
+            progress.update(int((~keep).sum()))  # windows outside the range count as done at once
+        if keep.all():
+            yield batch
+        elif keep.any():
+            yield select_windows(batch, keep)
+
+
+def reduce_split(predictor: Any, forecasts: Iterable[DecisionForecast], features: Sequence[str], anchor: str,
+                 deal_price: str, what: str) -> pd.DataFrame:
+    """The rows of :func:`reduce_forecast` of every forecast, sorted by (datetime, instrument).
+
+    Raises:
+        ValueError: an unknown anchor, or no window at all (``what`` says which split and range).
+    """
+    if anchor not in ANCHORS:
+        raise ValueError(f"backtest.anchor={anchor!r} is not one of {ANCHORS}")
+    close_index, deal_index = list(features).index("close"), list(features).index(deal_price)
+    frames = [reduce_forecast(fc, close_index, anchor_closes(predictor, fc, features, anchor), deal_index)
+              for fc in forecasts]
+    if not frames:
+        raise ValueError(f"{what} has no windows: widen backtest.start/end, lengthen the split or shorten "
+                         "data.lookback/horizon")
+    return pd.concat(frames, ignore_index=True).sort_values(["datetime", "instrument"], ignore_index=True)
 
 
 def forecast_split(predictor: NormalizedForecaster, datamodule: Any, *, sampling: SamplingSettings,
                    batch_size: int, split: str = "test", start: str | pd.Timestamp | None = None,
                    end: str | pd.Timestamp | None = None, progress: bool = True,
                    anchor: str = "last_close", deal_price: str = "close") -> pd.DataFrame:
-    """Forecast every (decision date, member instrument) window of one split.
+    """Forecast every (decision date, member instrument) window of one split, in memory (no store).
 
     Args:
         predictor: exposes ``forecast_normalized`` (KronosPredictor; its cache setting is its own).
         datamodule: ``KronosDataModule``; its ``eval_dataloader(split, batch_size)`` batches are the
             decision windows read by kronos.inference.decisions.
-        sampling: validated sampling settings (one generator from its seed draws every batch in turn).
+        sampling: validated sampling settings (seeded: each window's paths from the seed, its instrument and
+            its decision time; see kronos.inference.decisions).
         batch_size: windows per predictor call (inference fits far larger batches than training).
         split: which split to forecast.
         start, end: keep only decision dates in [start, end] (None: the whole split).
-        progress: show a tqdm bar.
+        progress: print the one-line progress (kronos.inference.progress).
         anchor: what predicted returns are measured from: ``last_close`` (the observed last close) or
             ``reconstructed`` (the last close as the tokenizer reconstructs it; the forecast is decoded by
             the same tokenizer, so its quantisation bias cancels instead of reading as a predicted move).
@@ -152,25 +190,44 @@ def forecast_split(predictor: NormalizedForecaster, datamodule: Any, *, sampling
     if anchor not in ANCHORS:
         raise ValueError(f"backtest.anchor={anchor!r} is not one of {ANCHORS}")
     loader = datamodule.eval_dataloader(split, batch_size=batch_size)
-    close_index = list(datamodule.features).index("close")
-    deal_index = list(datamodule.features).index(deal_price)
-    lo = pd.Timestamp(start).value if start is not None else np.iinfo(np.int64).min
-    hi = pd.Timestamp(end).value if end is not None else np.iinfo(np.int64).max
-    frames = []
-    with tqdm(total=len(loader.dataset), desc="backtest forecasts", unit="win", disable=not progress) as bar:
+    bar = ProgressLine(len(loader.dataset), "backtest forecasts", enabled=progress)
+    ticked = _ticking(kept_batches(loader, start, end, bar), bar)
+    frame = reduce_split(predictor, iter_decision_forecasts(predictor, ticked, sampling, datamodule.features),
+                         datamodule.features,
+                         anchor, deal_price, f"split {split!r} between start={start} and end={end}")
+    bar.close()
+    return frame
 
-        def kept() -> Iterator[Mapping[str, Any]]:
-            for batch in loader:
-                stamps = np.asarray(batch["datetime"], dtype=np.int64)
-                keep = (stamps >= lo) & (stamps <= hi)
-                bar.update(len(stamps))
-                if keep.any():
-                    yield _select(batch, keep)
 
-        for forecast in iter_decision_forecasts(predictor, kept(), sampling, datamodule.features):
-            anchor_close = anchor_closes(predictor, forecast, datamodule.features, anchor)
-            frames.append(reduce_forecast(forecast, close_index, anchor_close, deal_index))
-    if not frames:
-        raise ValueError(f"split {split!r} has no windows between start={start} and end={end}: widen backtest.start/"
-                         "end, lengthen the split or shorten data.lookback/horizon")
-    return pd.concat(frames, ignore_index=True).sort_values(["datetime", "instrument"], ignore_index=True)
+def _ticking(batches: Iterable[Mapping[str, Any]], bar: ProgressLine) -> Iterator[Mapping[str, Any]]:
+    """The batches, counting each one's windows on ``bar`` once it has been consumed."""
+    for batch in batches:
+        yield batch
+        bar.update(len(batch["instrument"]))
+
+
+def fill_split(predictor: Any, datamodule: Any, store: ForecastStore, *, sampling: SamplingSettings,
+               batch_size: int, split: str = "test", start: str | pd.Timestamp | None = None,
+               end: str | pd.Timestamp | None = None, ranks: Ranks | None = None, progress: bool = True,
+               anchor: str = "last_close", deal_price: str = "close") -> FillCounts:
+    """Forecast the windows of ``split`` in [start, end] that ``store`` lacks (every rank calls this, each
+    forecasts its share; see :func:`kronos.inference.store.fill_store`). ``anchor``/``deal_price`` are
+    accepted for a call shaped like :func:`forecast_split` and do not change what is stored."""
+    loader = datamodule.eval_dataloader(split, batch_size=batch_size)
+    bar = ProgressLine(len(loader.dataset), "backtest forecasts", enabled=progress)
+    counts = fill_store(store, predictor, kept_batches(loader, start, end, bar), sampling,
+                        features=datamodule.features, ranks=ranks, progress=bar)
+    bar.close()
+    return counts
+
+
+def read_split(predictor: Any, datamodule: Any, store: ForecastStore, *, sampling: SamplingSettings,
+               batch_size: int, split: str = "test", start: str | pd.Timestamp | None = None,
+               end: str | pd.Timestamp | None = None, anchor: str = "last_close",
+               deal_price: str = "close") -> pd.DataFrame:
+    """The rows of :func:`forecast_split` read back from a filled ``store`` (in batches of ``batch_size``),
+    keeping decision times in [start, end]."""
+    lo, hi = _bounds(start, end)
+    stream = store.read(batch_size, keep=lambda fc: (fc.datetime >= lo) & (fc.datetime <= hi))
+    return reduce_split(predictor, stream, datamodule.features, anchor, deal_price,
+                        f"split {split!r} between start={start} and end={end}")

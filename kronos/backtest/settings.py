@@ -61,7 +61,8 @@ class BacktestSettings:
         max_participation: cap on each order as a share of that day's volume (None: no cap).
         sampling: the ``backtest.sampling`` block (T, top_k, top_p, sample_count, seed); its seed None = the
             experiment's ``seed`` (the stage fills it in; 0 without one).
-        batch_size, max_context, device: forecasting.
+        batch_size, max_context, device: forecasting; precision: ``fp32`` (default), or ``bf16``/``fp16``
+            autocast on CUDA (bf16 runs emulated on a CPU, fp16 is refused there; kronos.inference.predictor).
         account, costs, deal_price: the simulated account and exchange.
         region: ``cn`` (lots of 100 shares, board-aware price limits), ``us`` (1 share, no limits),
             ``none`` (fractional, no limits: crypto/other) or ``auto`` (the data source's region,
@@ -90,6 +91,7 @@ class BacktestSettings:
     batch_size: int = 256
     max_context: int = 512
     device: str | None = None
+    precision: str = "fp32"
     account: float = 100000000.0
     costs: Costs = field(default_factory=Costs)
     deal_price: str = "close"
@@ -138,6 +140,7 @@ def _check(s: BacktestSettings) -> None:
     _choice("signal", s.signal, SIGNALS)
     _choice("anchor", s.anchor, ANCHORS)
     _choice("region", s.region, REGIONS)
+    _choice("precision", s.precision, ("fp32", "bf16", "fp16"))
     if not s.baselines:
         raise BacktestSettingsError(f"backtest.baselines is empty: list at least one of {list(BASELINES)}")
     for name in s.baselines:

@@ -24,8 +24,13 @@ from kronos.evaluate.tasks.suite import DEFINITIONS as TASK_DEFINITIONS
 from kronos.evaluate.tasks.suite import accuracy_verdict, run_tasks
 from kronos.data.features import FEATURES
 from kronos.inference.candles import CandleRepairs, repairs_block
-from kronos.inference.decisions import iter_decision_forecasts
+from kronos.inference.decisions import DecisionForecast, iter_decision_forecasts
+from kronos.inference.progress import ProgressLine
+from kronos.inference.ranks import Ranks
 from kronos.inference.settings import SamplingSettings
+from kronos.inference.store import (ForecastStore, cache_mode, data_fingerprint, fill_store, forecast_key,
+                                    predictor_fingerprint, window_ids)
+from kronos.jsonio import strict_json
 
 log = logging.getLogger(__name__)
 
@@ -82,18 +87,80 @@ class ModelForecaster:
     notes: tuple[str, ...] = ()
 
 
+def _add_repairs(repairs: dict[str, CandleRepairs] | None, name: str, parts: Sequence[DecisionForecast]) -> None:
+    """Add the candle repair counts of ``parts`` to ``repairs[name]`` (when a dict is given)."""
+    if repairs is not None:
+        repairs[name] = sum((fc.candle_repairs() for fc in parts), repairs.get(name, CandleRepairs()))
+
+
 def model_paths(model: ModelForecaster, origins: Origins, sampling: SamplingSettings, batch_size: int,
                 repairs: dict[str, CandleRepairs] | None = None) -> np.ndarray:
-    """Sample paths [N, S, H, F] (price units, float32, possible candles) of a sampled model on every origin;
-    their candle repair counts are added to ``repairs[model.name]`` when given."""
+    """Sample paths [N, S, H, F] (price units, float32, possible candles) of a sampled model on every origin, in
+    memory; their candle repair counts are added to ``repairs[model.name]`` when given."""
     try:
         parts = list(iter_decision_forecasts(model.predictor, origins.batches(batch_size), sampling,
                                              origins.features or FEATURES))
     except ValueError as err:
         raise ValueError(f"{model.name}: {err}") from None
-    if repairs is not None:
-        repairs[model.name] = sum((fc.candle_repairs() for fc in parts), repairs.get(model.name, CandleRepairs()))
+    _add_repairs(repairs, model.name, parts)
     return np.concatenate([fc.paths for fc in parts])
+
+
+@dataclass
+class StoredPaths:
+    """Every model's sample paths on the origins, through the experiment's forecast store when there is one.
+
+    Called as ``paths(model, sampling) -> [N, S, H, F]`` (the origins' order); each (model, sampling) has its
+    key (weights, data, the split's windows and stride, sampling, context, cache), the store of that key is
+    filled with the origins it lacks (shared among ``ranks``) and read back. ``records`` keeps one entry per
+    call for metrics.json (``forecast_store``): model, key, reused and computed origins; ``repairs`` adds up the
+    candle repairs of every model's paths (metrics.json ``candle_repairs``).
+    """
+
+    datamodule: Any
+    origins: Origins
+    settings: EvaluateSettings
+    store_dir: Path | None = None
+    ranks: Ranks = field(default_factory=Ranks)
+    records: list[dict[str, Any]] = field(default_factory=list)
+    repairs: dict[str, CandleRepairs] = field(default_factory=dict)
+
+    def __call__(self, model: ModelForecaster, sampling: SamplingSettings) -> np.ndarray:
+        if self.store_dir is None:
+            paths = model_paths(model, self.origins, sampling, self.settings.batch_size, self.repairs)
+            self.records.append({"model": model.name, "key": None, "computed": len(self.origins), "reused": 0})
+            return paths
+        key = forecast_key(weights=predictor_fingerprint(model.predictor, model.weights),
+                           data=data_fingerprint(self.datamodule),
+                           windows={"split": self.settings.split, "stride": self.settings.stride},
+                           sampling=sampling, max_context=self.settings.max_context,
+                           cache=cache_mode(model.predictor), precision=getattr(model.predictor, "precision", "fp32"))
+        store = ForecastStore.open(self.store_dir, key)
+        bar = ProgressLine(len(self.origins), f"evaluate forecasts ({model.name})", enabled=self.ranks.is_zero)
+        try:
+            counts = fill_store(store, model.predictor, self.origins.batches(self.settings.batch_size), sampling,
+                                features=self.origins.features or FEATURES, ranks=self.ranks, progress=bar)
+        except ValueError as err:
+            raise ValueError(f"{model.name}: {err}") from None
+        bar.close()
+        if self.ranks.is_zero:
+            store.write_manifest(counts)
+        self.records.append({"model": model.name, "key": key.digest, "path": str(store.root), **counts.as_dict()})
+        return self._read(store, model.name)
+
+    def _read(self, store: ForecastStore, name: str) -> np.ndarray:
+        """The stored paths of every origin, in the origins' order."""
+        wanted = window_ids(self.origins.instrument.astype(str), self.origins.datetime)
+        position = pd.Index(wanted)
+        out: np.ndarray | None = None
+        for fc in store.read(self.settings.batch_size, ids=wanted):
+            if out is None:
+                out = np.full((len(wanted), *fc.paths.shape[1:]), np.nan, dtype=np.float32)
+            out[position.get_indexer(window_ids(fc.instrument.astype(str), fc.datetime))] = fc.paths
+            _add_repairs(self.repairs, name, [fc])
+        if out is None:
+            raise ValueError(f"forecast store {store.root} holds none of the {len(wanted)} origins")
+        return out
 
 
 def overlap_warning(name: str, data_end: str | None, origins: Origins) -> str | None:
@@ -111,19 +178,6 @@ def overlap_warning(name: str, data_end: str | None, origins: Origins) -> str | 
             f"{data_end}, the end of the data these weights were trained on (evaluated period starts {first}); its "
             "scores there may reflect memorised prices, not forecasting skill. Evaluate after that date "
             "(data.splits) for an out-of-sample comparison.")
-
-
-def _json_clean(value: Any) -> Any:
-    """NaN/inf -> None, numpy scalars -> Python (so metrics.json has null, never NaN)."""
-    if isinstance(value, Mapping):
-        return {str(k): _json_clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_clean(v) for v in value]
-    if isinstance(value, (np.floating, float)):
-        return float(value) if np.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
 
 
 def _origin_rows(name: str, scores: Scores, origins: Origins, groups: np.ndarray,
@@ -148,6 +202,7 @@ def _origin_rows(name: str, scores: Scores, origins: Origins, groups: np.ndarray
 
 def run_evaluate(models: Sequence[ModelForecaster], datamodule: Any, settings: EvaluateSettings,
                  out_dir: str | Path, *, weights: Mapping[str, Any] | None = None, logger: Any = None,
+                 store_dir: Path | None = None, ranks: Ranks | None = None,
                  sampling_source: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Score ``models`` and ``settings.baselines`` on the same rolling origins of ``settings.split``.
 
@@ -158,50 +213,106 @@ def run_evaluate(models: Sequence[ModelForecaster], datamodule: Any, settings: E
         out_dir: the report directory (``experiment.evaluate_dir``), replaced atomically.
         weights: recorded as ``metrics.json``'s ``weights`` (what was loaded for ``kronos``).
         logger: a Lightning logger; headline numbers go to ``log_metrics`` when given.
+        store_dir: the experiment's forecast stores (``Experiment.forecasts_dir``; None: forecast in memory).
         sampling_source: which T / top_p were used and where they came from, with the calibration's validation
             coverage and PIT before/after (metrics.json ``sampling_source``).
+        ranks: the processes sharing the forecasts (default: one). Every rank runs the same steps so that
+            each takes its share of every forecast (the scores are cheap); rank zero alone writes the report,
+            the others return ``{"rank": r, "forecast_store": [...]}``.
 
     Returns:
         The metrics written to ``metrics.json`` (``origins``, ``models.<name>``, ...), plus ``figures``.
     """
     from kronos.evaluate.report import write_report  # matplotlib only when reporting
 
-    close_index = list(datamodule.features).index("close")
+    ranks = ranks or Ranks()
     origins = collect_origins(datamodule, settings.split, settings.stride, settings.batch_size)
     log.info("evaluate: %d origins on %d series (stride %d, split %s, skipped %s, missing %s)", len(origins),
              len(set(origins.instrument)), settings.stride, settings.split, origins.skipped, origins.missing)
+    paths = StoredPaths(datamodule, origins, settings, store_dir, ranks)
+    scores, warnings = score_step(models, origins, settings, paths)
+    by_name = {mdl.name: mdl for mdl in models}
+
+    def forecast(name: str, sampling: SamplingSettings) -> np.ndarray:
+        log.info("evaluate: forecasting with %s for the tasks (T %g, top_p %g, %d paths)", name, sampling.T,
+                 sampling.top_p, sampling.sample_count)
+        return paths(by_name[name], sampling)
+
+    suite = run_tasks([mdl.name for mdl in models], forecast, origins, settings, settings.stride,
+                      train_close=training_closes(datamodule))
+    if not ranks.is_zero:
+        return {"rank": ranks.rank, "forecast_store": paths.records}
+    table = summary_step(scores, origins, settings)
+    groups, group_tables = group_step(scores, origins, settings)
+    accuracy = accuracy_verdict({name: per_origin(sc) for name, sc in scores.items()}, table,
+                                [mdl.name for mdl in models], list(settings.baselines), origins.datetime,
+                                window_overlap(origins.horizon, settings.stride))
+    if models:
+        log.info("evaluate: accuracy: %s", accuracy["verdict"])
+    metrics = strict_json(describe_run(origins, settings, weights, models) | {
+        "models": table, "groups": group_tables, "warnings": warnings,
+        "tasks": {"accuracy": accuracy, **suite.tasks}, "task_suite": suite.summary,
+        "forecast_store": paths.records, "definitions": {**DEFINITIONS, **TASK_DEFINITIONS},
+        "sampling_source": dict(sampling_source) if sampling_source else None,
+        "candle_repairs": repairs_block(paths.repairs),
+    })
+    per_origin_csv = pd.concat([_origin_rows(name, sc, origins, groups, settings.coverage_levels)
+                                for name, sc in scores.items()], ignore_index=True)
+    figures = write_report(out_dir, metrics, per_origin_csv, volatility_points=suite.volatility_points,
+                           examples=suite.examples)
+    if logger is not None:
+        flat = {f"evaluate/{name}/{key}": val for name, row in metrics["models"].items()
+                for key, val in row.items() if isinstance(val, (int, float)) and val is not None}
+        logger.log_metrics(flat)
+    return {**metrics, "figures": {k: str(v) for k, v in figures.items()}}
+
+
+def score_step(models: Sequence[ModelForecaster], origins: Origins, settings: EvaluateSettings,
+               paths: StoredPaths) -> tuple[dict[str, Scores], list[str]]:
+    """Scores of every model (its paths' closes) and then every baseline, drawn in that order from one
+    generator seeded with ``settings.sampling.seed``; and the models' warnings."""
+    close_index = list(origins.features).index("close")
     levels, qlevels = settings.coverage_levels, settings.quantile_levels
     rng = np.random.default_rng(settings.sampling.seed)
     scores: dict[str, Scores] = {}
-    repairs: dict[str, CandleRepairs] = {}
     warnings: list[str] = []
     for model in models:
         log.info("evaluate: forecasting with %s (%d sample paths)", model.name, settings.sampling.sample_count)
-        paths = model_paths(model, origins, settings.sampling, settings.batch_size, repairs)[..., close_index]
-        scores[model.name] = score_paths(paths, origins.hist_close, origins.future_close, coverage_levels=levels,
+        closes = paths(model, settings.sampling)[..., close_index]
+        scores[model.name] = score_paths(closes, origins.hist_close, origins.future_close, coverage_levels=levels,
                                          quantile_levels=qlevels, rng=rng)
         for warning in (*model.notes, overlap_warning(model.name, model.data_end, origins)):
             if warning:
                 warnings.append(warning)
                 log.warning(warning)
     for name in settings.baselines:
-        paths = baseline_paths(name, origins.hist_close, origins.horizon, settings.sampling.sample_count, rng)
-        scores[name] = score_paths(paths, origins.hist_close, origins.future_close, coverage_levels=levels,
+        closes = baseline_paths(name, origins.hist_close, origins.horizon, settings.sampling.sample_count, rng)
+        scores[name] = score_paths(closes, origins.hist_close, origins.future_close, coverage_levels=levels,
                                    quantile_levels=qlevels, rng=rng)
-    fail_invalid(scores, origins.future_close, origins.last_close)
+    fail_invalid(scores, origins.future_close, origins.last_close)  # an impossible forecast scores as a failure
+    return scores, warnings
 
-    every = slice(None)
+
+def summary_step(scores: Mapping[str, Scores], origins: Origins, settings: EvaluateSettings) -> dict[str, Any]:
+    """Every forecaster's summary over all origins, with its geometric-mean scores relative to naive."""
     series = origins.instrument.astype(str)
     naive_origin = per_origin(scores["naive"])
     table: dict[str, Any] = {}
     for name, sc in scores.items():
-        summary = summarise(sc, origins.future_close, every, coverage_levels=levels, quantile_levels=qlevels,
-                            pit_bins=settings.pit_bins, dates=origins.datetime)
+        summary = summarise(sc, origins.future_close, slice(None), coverage_levels=settings.coverage_levels,
+                            quantile_levels=settings.quantile_levels, pit_bins=settings.pit_bins,
+                            dates=origins.datetime)
         mine = per_origin(sc)
         summary["relative_mase"] = m.geometric_mean_ratio(mine["mase"], naive_origin["mase"], series)
         summary["relative_crps"] = m.geometric_mean_ratio(mine["scaled_crps"], naive_origin["scaled_crps"], series)
         table[name] = summary
+    return table
 
+
+def group_step(scores: Mapping[str, Scores], origins: Origins, settings: EvaluateSettings
+               ) -> tuple[np.ndarray, dict[str, Any]]:
+    """(each origin's market group, the per-group tables when ``group_by`` finds two groups or more)."""
+    series = origins.instrument.astype(str)
     groups = (np.array([exchange_group(s) for s in series], dtype=object) if settings.group_by
               else np.full(len(origins), "all", dtype=object))
     group_tables: dict[str, Any] = {}
@@ -209,29 +320,20 @@ def run_evaluate(models: Sequence[ModelForecaster], datamodule: Any, settings: E
         for g in sorted(set(groups)):
             rows = np.flatnonzero(groups == g)
             group_tables[g] = {"origins": int(len(rows)), "series": int(len(set(series[rows]))), "models": {
-                name: summarise(sc, origins.future_close, rows, coverage_levels=levels, quantile_levels=qlevels,
-                                pit_bins=settings.pit_bins, dates=origins.datetime, per_horizon=False)
+                name: summarise(sc, origins.future_close, rows, coverage_levels=settings.coverage_levels,
+                                quantile_levels=settings.quantile_levels, pit_bins=settings.pit_bins,
+                                dates=origins.datetime, per_horizon=False)
                 for name, sc in scores.items()}}
+    return groups, group_tables
 
-    by_name = {mdl.name: mdl for mdl in models}
 
-    def forecast(name: str, sampling: SamplingSettings) -> np.ndarray:
-        log.info("evaluate: forecasting with %s for the tasks (T %g, top_p %g, %d paths)", name, sampling.T,
-                 sampling.top_p, sampling.sample_count)
-        return model_paths(by_name[name], origins, sampling, settings.batch_size, repairs)
-
-    suite = run_tasks([mdl.name for mdl in models], forecast, origins, settings, settings.stride,
-                      train_close=training_closes(datamodule))
-    accuracy = accuracy_verdict({name: per_origin(sc) for name, sc in scores.items()}, table,
-                                [mdl.name for mdl in models], list(settings.baselines), origins.datetime,
-                                window_overlap(origins.horizon, settings.stride))
-    if models:
-        log.info("evaluate: accuracy: %s", accuracy["verdict"])
-
+def describe_run(origins: Origins, settings: EvaluateSettings, weights: Mapping[str, Any] | None,
+                 models: Sequence[ModelForecaster]) -> dict[str, Any]:
+    """The metrics' description of the run: origins, period, windows, sampling, weights, baselines."""
     dates = pd.to_datetime(origins.datetime, unit="ns")
-    metrics = _json_clean({
+    return {
         "origins": len(origins),
-        "series": int(len(set(series))),
+        "series": int(len(set(origins.instrument.astype(str)))),
         "dates": int(len(set(origins.datetime.tolist()))),
         "split": settings.split,
         "period": {"first_origin": str(dates.min()), "last_origin": str(dates.max())},
@@ -240,26 +342,9 @@ def run_evaluate(models: Sequence[ModelForecaster], datamodule: Any, settings: E
         "horizon": origins.horizon,
         "sample_count": settings.sampling.sample_count,
         "sampling": {k: getattr(settings.sampling, k) for k in ("T", "top_k", "top_p", "seed")},
-        "sampling_source": dict(sampling_source) if sampling_source else None,
         "skipped": origins.skipped,
         "missing": origins.missing,
         "weights": dict(weights) if weights is not None else {"tokenizer": None, "predictor": None},
-        "candle_repairs": repairs_block(repairs),
-        "models": table,
         "model_weights": {mdl.name: dict(mdl.weights) for mdl in models},
         "baselines": list(settings.baselines),
-        "groups": group_tables,
-        "warnings": warnings,
-        "tasks": {"accuracy": accuracy, **suite.tasks},
-        "task_suite": suite.summary,
-        "definitions": {**DEFINITIONS, **TASK_DEFINITIONS},
-    })
-    per_origin_csv = pd.concat([_origin_rows(name, sc, origins, groups, levels) for name, sc in scores.items()],
-                               ignore_index=True)
-    figures = write_report(out_dir, metrics, per_origin_csv, volatility_points=suite.volatility_points,
-                           examples=suite.examples)
-    if logger is not None:
-        flat = {f"evaluate/{name}/{key}": val for name, row in metrics["models"].items()
-                for key, val in row.items() if isinstance(val, (int, float)) and val is not None}
-        logger.log_metrics(flat)
-    return {**metrics, "figures": {k: str(v) for k, v in figures.items()}}
+    }

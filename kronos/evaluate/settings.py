@@ -82,6 +82,7 @@ class EvaluateSettings:
     quantile_levels: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
     pit_bins: int = 10
     group_by: str | None = "exchange"
+    precision: str = "fp32"  # fp32, or bf16/fp16 autocast on CUDA (kronos.inference.predictor.autocast_context)
     tasks: tuple[str, ...] | None = None
     task_options: TaskOptions = field(default_factory=TaskOptions)
 
@@ -142,6 +143,8 @@ def _check(s: EvaluateSettings) -> None:
                           f"include {list(COVERAGE_KEYS)}")
     if s.group_by not in (None, "none", "exchange"):
         raise ConfigError(f"evaluate.group_by={s.group_by!r}: use exchange or null")
+    if s.precision not in ("fp32", "bf16", "fp16"):
+        raise ConfigError(f"evaluate.precision={s.precision!r}: use fp32, bf16 or fp16 (the last two: CUDA autocast)")
     unknown = [t for t in s.tasks or () if t not in TASKS]
     if unknown:
         raise ConfigError(f"evaluate.tasks: unknown {unknown}; choose from {list(TASKS)} (null: every task "

@@ -27,6 +27,7 @@ from kronos.data.features import FEATURES
 from kronos.inference.candles import CandleRepairs, candle_paths
 from kronos.inference.memory import release_freed_memory
 from kronos.inference.settings import SamplingSettings
+from kronos.inference.token_sampling import WindowDraws, window_keys
 
 BATCH_KEYS = ("x", "stamp", "y_stamp", "instrument", "datetime", "mean", "std", "close")
 
@@ -126,6 +127,23 @@ def decision_arrays(batch: Mapping[str, Any]) -> dict[str, np.ndarray]:
     }
 
 
+def select_windows(batch: Mapping[str, Any], keep: np.ndarray) -> dict[str, Any]:
+    """The windows of a decision batch where ``keep`` (bool [B]) is True, in the same layout."""
+    idx = np.flatnonzero(keep)
+    return {k: v[torch.from_numpy(idx)] if isinstance(v, torch.Tensor) else [v[i] for i in idx]
+            for k, v in batch.items()}
+
+
+def draws_for(predictor: NormalizedForecaster, arrays: Mapping[str, np.ndarray], sampling: SamplingSettings,
+              generator: torch.Generator | None) -> torch.Generator | WindowDraws | None:
+    """The randomness of one batch: per-window counter-based draws (:class:`WindowDraws`, keyed by the seed,
+    instrument and decision time) when the sampling is seeded and the predictor decodes through
+    ``sample_from_logits`` (``draws_per_window``); else ``generator`` (one stream for every batch in turn)."""
+    if sampling.seed is None or not getattr(predictor, "draws_per_window", False):
+        return generator
+    return WindowDraws(window_keys(sampling.seed, arrays["instrument"], arrays["datetime"]), sampling.sample_count)
+
+
 def forecast_decisions(predictor: NormalizedForecaster, batch: Mapping[str, Any], sampling: SamplingSettings,
                        generator: torch.Generator | None = None, features: Sequence[str] = FEATURES
                        ) -> DecisionForecast:
@@ -133,6 +151,7 @@ def forecast_decisions(predictor: NormalizedForecaster, batch: Mapping[str, Any]
     a = decision_arrays(batch)
     B, L, F = a["x_hist"].shape
     H = a["y_stamp"].shape[1]
+    generator = draws_for(predictor, a, sampling, generator)
     with torch.inference_mode():
         z = predictor.forecast_normalized(torch.from_numpy(a["x_hist"]), torch.from_numpy(a["x_stamp"]),
                                           torch.from_numpy(a["y_stamp"]), sampling, generator=generator)
@@ -158,8 +177,10 @@ def iter_decision_forecasts(predictor: NormalizedForecaster, batches: Iterable[M
         predictor: exposes ``forecast_normalized(x, x_stamp, y_stamp, sampling, generator=...)`` (and
             ``device``, where the sampling generator lives; cpu when absent).
         batches: decision batches (``datamodule.eval_dataloader(split)`` or any iterable of that layout).
-        sampling: sampling settings (validated by the predictor). One generator made from ``sampling.seed``
-            draws every batch in turn: the same batches and seed give the same paths.
+        sampling: sampling settings (validated by the predictor). Seeded, a ``KronosPredictor`` draws each
+            window's paths from (seed, instrument, decision time) alone (:func:`draws_for`): the same window
+            gets the same paths in any batch, order, process or resume. A predictor without per-window draws
+            gets one generator made from ``sampling.seed`` that draws every batch in turn.
         features: the F feature names of the batches (``datamodule.features``), which the candle repair reads.
 
     After each batch is consumed the C heap's freed pages go back to the OS (:mod:`kronos.inference.memory`),

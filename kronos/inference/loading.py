@@ -38,6 +38,7 @@ def load_predictor(
     max_context: int = 512,
     clip: float = 5.0,
     warn: bool = True,
+    precision: str = "fp32",
 ) -> KronosPredictor:
     """``KronosPredictor`` over ``KronosTokenizer.from_pretrained(tokenizer)`` and ``Kronos.from_pretrained(predictor)``,
     with the sampling calibration recorded in the predictor's ``training_info.json`` (when there is one).
@@ -59,7 +60,8 @@ def load_predictor(
             f"pass a Kronos predictor and the tokenizer it was trained with"
         ) from err
     try:
-        loaded = KronosPredictor(net, tok, device=device, max_context=max_context, clip=clip)
+        loaded = KronosPredictor(net, tok, device=device, max_context=max_context, clip=clip,
+                                  precision=precision)
     except ValueError as err:  # a mismatched pair or a bad max_context: the user's choice, not a bug
         raise ForecastInputError(f"predictor {predictor} with tokenizer {tokenizer}: {err}") from err
     loaded.calibration = calibration_of(predictor)  # the T chosen on validation, when the export has one

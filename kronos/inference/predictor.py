@@ -6,8 +6,9 @@ Shapes: B series, L history rows (longest, others left-padded), H = pred_len, S 
 
 from __future__ import annotations
 
+import contextlib
 import os
-from typing import Any, Sequence
+from typing import Any, ContextManager, Sequence
 
 import numpy as np
 import pandas as pd
@@ -76,6 +77,27 @@ def sampling_of(sampling: SamplingSettings | None, T: float | None, top_k: int, 
     return sampling
 
 
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def autocast_context(device: torch.device, precision: str) -> ContextManager[Any]:
+    """The autocast block of a forecast: none for ``fp32``; ``bf16``/``fp16`` autocast on CUDA. On a CPU
+    ``bf16`` runs emulated (slower; there to measure its effect on the signals against fp32) and
+    ``fp16`` is refused (CPU autocast has no float16 kernels for this model).
+
+    Raises:
+        ForecastInputError: an unknown precision, or fp16 on a non-CUDA device.
+    """
+    if precision not in PRECISIONS:
+        raise ForecastInputError(f"precision={precision!r}: use one of {list(PRECISIONS)}")
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    if precision == "fp16" and device.type != "cuda":
+        raise ForecastInputError(f"precision=fp16 needs a CUDA device (this forecast runs on {device.type}): use "
+                                 "fp32, or bf16 to measure reduced precision on a CPU")
+    return torch.autocast(device.type, dtype=PRECISIONS[precision])
+
+
 class KronosPredictor:
     """Forecast K-lines with a Kronos predictor and its tokenizer (reference semantics, exact fast decoding).
 
@@ -96,7 +118,14 @@ class KronosPredictor:
         calibration: the sampling chosen on validation for this predictor (``training_info.json``; set by
             :func:`kronos.inference.loading.load_predictor`, None otherwise): the default T / top_p of the
             keyword API.
+        precision: ``fp32`` (default), or ``bf16``/``fp16`` autocast for CUDA inference (see
+            :func:`autocast_context`; on a CPU bf16 is emulated and fp16 refused).
+
+    ``draws_per_window``: decision forecasts (kronos.inference.decisions) may pass a
+    :class:`~kronos.inference.token_sampling.WindowDraws` as ``generator`` (per-window seeding).
     """
+
+    draws_per_window = True
 
     def __init__(
         self,
@@ -107,6 +136,7 @@ class KronosPredictor:
         clip: float = 5.0,
         use_cache: bool = True,
         rolling_cache: bool = False,
+        precision: str = "fp32",
     ) -> None:
         if (tokenizer.s1_bits, tokenizer.s2_bits) != (model.s1_bits, model.s2_bits):
             raise ValueError(
@@ -124,6 +154,8 @@ class KronosPredictor:
         self.use_cache = use_cache
         self.rolling_cache = rolling_cache
         self.calibration: Calibration | None = None
+        autocast_context(self.device, precision)  # refuses an unknown precision or fp16 on a CPU, now
+        self.precision = precision
         if rolling_cache and not use_cache:
             raise ValueError("rolling_cache=True needs use_cache=True")
 
@@ -250,7 +282,8 @@ class KronosPredictor:
             sampling: how paths are drawn (validated here); S = ``sampling.sample_count``.
             lengths: int64 [B] real history rows per series (default: all L).
             generator: draws the tokens (default: ``sampling.generator(device)``, from its seed); pass one
-                generator to several calls to continue one stream.
+                generator to several calls to continue one stream, or a ``WindowDraws`` (B*S rows) for
+                per-window counter-based draws.
         Returns:
             float32 [B, S, H, 6] on the CPU.
         """
@@ -288,7 +321,7 @@ class KronosPredictor:
         pad = (torch.arange(L, device=self.device)[None, :] < starts[:, None])[..., None]
         x = x.clamp(-self.clip, self.clip).masked_fill(pad, 0.0)
         x_stamp = x_stamp.masked_fill(pad, 0)
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast_context(self.device, self.precision):
             positions, mask, _ = window_inputs(starts, 0, L)
             s1_hist, s2_hist = self.tokenizer.encode_ids(x, positions, mask)
             s1, s2 = generate_tokens(

@@ -18,12 +18,15 @@ def backtest_stage(cfg: DictConfig, datamodule: Any, experiment: Experiment,
 
     Weights follow :func:`kronos.experiment.resolve_weights` (this command's exports, then
     ``weights.<kind>``, then the experiment's exports, then ``model.<kind>.pretrained``); what was loaded
-    is recorded in metrics.json under ``weights``.
+    is recorded in metrics.json under ``weights``. Forecasts go through the experiment's forecast store
+    (``experiment.forecasts_dir``); under torchrun every rank calls this and forecasts its share, rank zero
+    alone writes the report (the others return their rank and the store's counts).
     """
     # qlib and the model code are slow to import: only when backtesting.
     from kronos.backtest.runner import run_backtest
     from kronos.backtest.settings import BacktestSettings
     from kronos.inference.loading import load_predictor
+    from kronos.inference.ranks import Ranks
     from kronos.lightning.tracking import log_report_artifacts
     from kronos.stages.calibrate import calibrated_sampling
 
@@ -35,12 +38,17 @@ def backtest_stage(cfg: DictConfig, datamodule: Any, experiment: Experiment,
                                                     sources["predictor"].location)  # null T/top_p: calibrated
     settings = dataclasses.replace(settings, sampling=sampling)
     predictor = load_predictor(sources["tokenizer"].location, sources["predictor"].location, device=settings.device,
-                               max_context=settings.max_context, clip=float(cfg.data.clip))
-    loggers = build_loggers(cfg)
+                               max_context=settings.max_context, clip=float(cfg.data.clip),
+                               precision=settings.precision)
+    ranks = Ranks.from_env()
+    loggers = build_loggers(cfg) if ranks.is_zero else []
     metrics = run_backtest(predictor, datamodule, settings, experiment.backtest_dir,
                            logger=loggers[0] if loggers else None,
                            weights={kind: src.as_dict() for kind, src in sources.items()},
-                           provider_dir=experiment.provider_dir, sampling_source=sampling_source)
+                           provider_dir=experiment.provider_dir, store_dir=experiment.forecasts_dir, ranks=ranks,
+                           sampling_source=sampling_source)
+    if not ranks.is_zero:
+        return metrics
     log_report_artifacts(loggers, experiment.backtest_dir)
     finish_loggers(loggers)
     return metrics

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -15,8 +14,6 @@ from kronos.lightning.comet import end_comet_runs
 from kronos.stages.table import TRAINING_STAGES
 from kronos.errors import KronosUserError
 
-# Where launchers put a process's global rank (torchrun, SLURM, LSF), in Lightning's order of trust.
-_RANK_VARIABLES = ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK")
 
 
 class StageInputError(KronosUserError, RuntimeError):
@@ -77,16 +74,3 @@ def finish_loggers(loggers: list[Logger], artifact_dir: str | Path | None = None
     for lg in loggers:
         lg.finalize("success")
     end_comet_runs(loggers, artifact_dir)
-
-
-def env_rank() -> int:
-    """This process's global rank as the launcher set it (0 when not launched distributed).
-
-    Used by stages that run without a Trainer (e.g. a separate ``stage=backtest`` under torchrun), so
-    only rank zero writes reports.
-    """
-    for name in _RANK_VARIABLES:
-        value = os.environ.get(name)
-        if value not in (None, ""):
-            return int(value)
-    return 0

@@ -81,7 +81,7 @@ def evaluate_stage(cfg: DictConfig, datamodule: Any, experiment: Experiment,
     """
     settings = EvaluateSettings.from_config(cfg.evaluate)
     loader_kw = dict(device=settings.device, max_context=settings.max_context, clip=float(cfg.data.clip),
-                     warn=False)  # a mismatched pair is a note of the report
+                     warn=False, precision=settings.precision)  # a mismatched pair is a note of the report
     models: list[ModelForecaster] = []
     weights: dict[str, Any] = {"tokenizer": None, "predictor": None}
     try:
@@ -110,11 +110,16 @@ def evaluate_stage(cfg: DictConfig, datamodule: Any, experiment: Experiment,
         note = pair_warning(spec.name, spec.tokenizer, spec.predictor)
         models.append(ModelForecaster(spec.name, predictor, spec_weights, _spec_data_end(spec),
                                       notes=(note,) if note else ()))
+    from kronos.inference.ranks import Ranks
     from kronos.lightning.tracking import log_report_artifacts
 
-    loggers = build_loggers(cfg)
+    ranks = Ranks.from_env()  # under torchrun every rank forecasts its share; rank zero alone reports
+    loggers = build_loggers(cfg) if ranks.is_zero else []
     metrics = run_evaluate(models, datamodule, settings, experiment.evaluate_dir, weights=weights,
-                           logger=loggers[0] if loggers else None, sampling_source=sampling_source)
+                           logger=loggers[0] if loggers else None, store_dir=experiment.forecasts_dir, ranks=ranks,
+                           sampling_source=sampling_source)
+    if not ranks.is_zero:
+        return metrics
     log_report_artifacts(loggers, experiment.evaluate_dir)
     finish_loggers(loggers)
     return metrics

@@ -380,3 +380,26 @@ def test_neutralised_signals_carry_none_of_the_exposures(tmp_path) -> None:
             assert abs(day["model"].corr(day[exposure])) < 1e-6 and abs(day["model_mean"].corr(day[exposure])) < 1e-6
     with pytest.raises(BacktestSettingsError, match="industry"):
         run_backtest(DriftFake(), dm, _cfg(neutralize=["industry"]), tmp_path / "f" / "backtest")
+
+
+def test_a_second_backtest_on_the_store_computes_no_forecast_and_reuses_the_analysis(tmp_path) -> None:
+    """With store_dir the forecasts are kept; a topk change reads them back and recomputes only the simulations."""
+    dm = make_datamodule(n_instruments=6, n_steps=120)
+    weights = {"tokenizer": {"location": "t"}, "predictor": {"location": "p"}}
+    first = run_backtest(DriftFake(), dm, _cfg(topk=3, sample_count=1, **FAST), tmp_path / "e" / "backtest",
+                         weights=weights, store_dir=tmp_path / "e" / "forecasts")
+    signals = pd.read_csv(tmp_path / "e" / "backtest" / "signals.csv")
+    store = first["forecast_store"]
+    assert store["computed"] == first["n_forecasts"] and store["reused"] == 0
+    assert any(f"store {store['key']}" in n for n in first["notes"])
+    again = run_backtest(DriftFake(), dm, _cfg(topk=2, sample_count=1, **FAST), tmp_path / "e" / "backtest",
+                         weights=weights, store_dir=tmp_path / "e" / "forecasts")
+    assert again["forecast_store"]["key"] == store["key"]
+    assert again["forecast_store"]["computed"] == 0 and again["forecast_store"]["reused"] == first["n_forecasts"]
+    n_signals = len(first["model_signals"]) + len(FAST["baselines"]) + 1  # + oracle
+    assert again["forecast_store"]["analysis_results"] == {"reused": 3 * n_signals, "computed": n_signals}
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "e" / "backtest" / "signals.csv"), signals)
+    assert again["model"]["ic"] == first["model"]["ic"] and again["settings"]["topk_used"] == 2
+    other = run_backtest(DriftFake(), dm, _cfg(topk=2, sample_count=2, **FAST), tmp_path / "e" / "backtest",
+                         weights=weights, store_dir=tmp_path / "e" / "forecasts")
+    assert other["forecast_store"]["key"] != store["key"] and other["forecast_store"]["reused"] == 0
