@@ -108,12 +108,12 @@ def test_a_window_stored_twice_is_read_once(tmp_path: Path, datamodule) -> None:
 def test_a_field_added_to_decision_forecast_is_stored_without_code_changes(tmp_path: Path, datamodule,
                                                                              monkeypatch) -> None:
     """Other lanes add per-window fields (e.g. candle-repair counts): the store iterates dataclasses.fields."""
-    Extended = dataclasses.make_dataclass("Extended", [("repairs", np.ndarray), ("counts", dict)],
+    Extended = dataclasses.make_dataclass("Extended", [("extra", np.ndarray), ("counts", dict)],
                                           bases=(DecisionForecast,))
     base = collect_decision_forecasts(CountingForecaster(), datamodule.eval_dataloader("test", 7), SAMPLING)
     n = len(base)
     extended = Extended(**{f.name: getattr(base, f.name) for f in dataclasses.fields(base)},
-                        repairs=np.arange(n, dtype=np.int32), counts={"high": np.ones(n, np.int64)})
+                        extra=np.arange(n, dtype=np.int32), counts={"high": np.ones(n, np.int64)})
     monkeypatch.setattr(store_mod, "DecisionForecast", Extended)
     store = ForecastStore.open(tmp_path, _key(datamodule))
     writer = ShardWriter(store, rank=0)
@@ -121,7 +121,8 @@ def test_a_field_added_to_decision_forecast_is_stored_without_code_changes(tmp_p
     writer.flush()
     back = next(store.read(n))
     assert isinstance(back, Extended)
-    assert np.array_equal(back.repairs, np.arange(n)) and back.repairs.dtype == np.int32
+    assert np.array_equal(back.extra, np.arange(n)) and back.extra.dtype == np.int32
+    assert np.array_equal(back.repairs, base.repairs)  # the candle-repair counts every forecast carries
     assert np.array_equal(back.counts["high"], np.ones(n))
     assert "repairs" in store_mod.forecast_key(weights={}, data={}, windows={}, sampling=SAMPLING, max_context=1,
                                                cache="exact").fields["decision_fields"]
