@@ -50,8 +50,10 @@ def preflight(cfg: DictConfig, datamodule: Any, experiment: Any) -> list[str]:
     warnings = check_backtest(cfg, datamodule) if "backtest" in stages else []
     if "evaluate" in stages:
         check_tasks(cfg.evaluate, datamodule)
-    for stage in ("backtest", "evaluate"):
-        if stage in stages:
+    from kronos.stages.table import STAGES
+
+    for stage in stages:
+        if not STAGES[stage].trains:  # every stage that forecasts with trained weights
             check_trained_context(cfg, stage, int(datamodule.lookback), stages, experiment)
     for text in warnings:
         log.warning("preflight: %s", text)
