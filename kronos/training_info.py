@@ -51,6 +51,9 @@ class TrainingInfo:
         data: the datamodule's summary (sources, splits, ...).
         started_from: ``model.<stage>.pretrained`` (None: trained from scratch).
         tokenizer_source: predictor exports: ``{location, origin}`` of the tokenizer it trained on.
+        normalization: the inputs it trained on, ``level`` or ``returns`` (:mod:`kronos.data.transforms`);
+            None (older exports): :meth:`input_normalization` falls back to ``config.data.normalization``,
+            then ``level``.
         extra: fields this version does not know, kept as they were.
     """
 
@@ -74,6 +77,7 @@ class TrainingInfo:
     data: dict[str, Any] = field(default_factory=dict)
     started_from: str | None = None
     tokenizer_source: dict[str, str] | None = None
+    normalization: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ file
@@ -132,6 +136,11 @@ class TrainingInfo:
             return str(self.started_from)
         start = _dig(self.config, "model", stage, "pretrained")
         return str(start) if start else None
+
+    def input_normalization(self) -> str:
+        """The normalisation inference must use: ``normalization``, else the run config's
+        ``data.normalization``, else ``level`` (the reference's, which published checkpoints keep)."""
+        return str(self.normalization or _dig(self.config, "data", "normalization") or "level")
 
     def tokenizer_location(self) -> str | None:
         """Where the tokenizer a predictor trained on came from (``tokenizer_source.location``)."""

@@ -15,7 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from kronos.backtest.settings import ANCHORS
-from kronos.data.features import denormalize
+from kronos.data.transforms import LEVEL, decode
 from kronos.inference.decisions import DecisionForecast, NormalizedForecaster, iter_decision_forecasts
 from kronos.inference.settings import SamplingSettings
 
@@ -111,7 +111,8 @@ def anchor_closes(predictor: Any, forecast: DecisionForecast, close_index: int, 
     if anchor != "reconstructed":
         raise ValueError(f"backtest.anchor={anchor!r} is not one of {ANCHORS}")
     recon = reconstructed_history(predictor, torch.from_numpy(forecast.x_hist))[:, -1:].numpy()     # [B, 1, F]
-    return denormalize(recon, forecast.mean, forecast.std)[:, 0, close_index].astype(np.float64)
+    prices = decode(recon, forecast.mean, forecast.std, forecast.last_close, getattr(predictor, "normalization", LEVEL))
+    return prices[:, 0, close_index].astype(np.float64)
 
 
 def _select(batch: dict[str, Any], keep: np.ndarray) -> dict[str, Any]:

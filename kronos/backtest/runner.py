@@ -153,7 +153,7 @@ def run_backtest(predictor: Any, datamodule: Any, settings: BacktestSettings, ou
     panel = datamodule.panel
     source = datamodule.source
     forecasts = forecast_split(predictor, datamodule, sampling=sampling, batch_size=settings.batch_size,
-                               start=settings.start, end=settings.end, anchor=settings.anchor,
+                               split=settings.split, start=settings.start, end=settings.end, anchor=settings.anchor,
                                deal_price=settings.deal_price)
     daily = is_daily(panel)
     region = resolve_region(settings.region, source.region)

@@ -79,7 +79,9 @@ class BacktestSettings:
             (the datamodule's ``benchmark``, i.e. ``data.benchmark``; equal-weighted when that is None too).
         benchmark_total_return: the benchmark includes dividends (no price-index note in the report).
         drop_bad_prices: drop decisions whose trade touches a flagged price row.
-        start, end: decision dates kept (None: the whole test split).
+        start, end: decision dates kept (None: the whole split).
+        split: the split forecast and scored: ``test`` (reports) or ``val`` (choosing a signal, a
+            temperature or a number of paths without touching the test split).
         provider_uri: Qlib provider for the portfolio (None: the data's own, or one built from it).
     """
 
@@ -107,6 +109,7 @@ class BacktestSettings:
     drop_bad_prices: bool = False
     start: str | None = None
     end: str | None = None
+    split: str = "test"
     provider_uri: str | None = None
 
     def __post_init__(self) -> None:
@@ -180,6 +183,7 @@ def _check(s: BacktestSettings) -> None:
     _choice("anchor", s.anchor, ANCHORS)
     _choice("deal_price", s.deal_price, DEAL_PRICES)
     _choice("region", s.region, REGIONS)
+    _choice("split", s.split, ("train", "val", "test"))
     if not s.baselines:
         raise BacktestSettingsError(f"backtest.baselines is empty: list at least one of {list(BASELINES)}")
     for name in s.baselines:

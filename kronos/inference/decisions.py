@@ -23,7 +23,7 @@ from typing import Any, Iterable, Iterator, Mapping, Protocol
 import numpy as np
 import torch
 
-from kronos.data.features import denormalize
+from kronos.data.transforms import LEVEL, decode, encode
 from kronos.inference.memory import release_freed_memory
 from kronos.inference.settings import SamplingSettings
 
@@ -47,7 +47,8 @@ class DecisionForecast:
         paths: float32 [B, S, H, F] sample paths de-normalised to prices (features in the batch's order).
         instrument: object [B] series names; datetime: int64 [B] decision time (ns).
         x_hist: float32 [B, L, F] the normalised lookback the predictor saw.
-        mean, std: float32 [B, F] the lookback statistics (paths = z * (std + eps) + mean).
+        mean, std: float32 [B, F] the lookback statistics (of the features in the predictor's normalisation,
+            :mod:`kronos.data.transforms`; ``level``: paths = z * (std + eps) + mean).
         hist_close: float64 [B, L] raw lookback closes.
         future_close: float64 [B, H] realised closes, NaN where the instrument has no row (kept apart from
             the forecast so each consumer decides what a missing future means).
@@ -121,6 +122,11 @@ def forecast_decisions(predictor: NormalizedForecaster, batch: Mapping[str, Any]
                        generator: torch.Generator | None = None) -> DecisionForecast:
     """Sample paths for the windows of one decision batch (see :func:`iter_decision_forecasts`)."""
     a = decision_arrays(batch)
+    normalization = getattr(predictor, "normalization", LEVEL)
+    if "raw" in batch:  # the predictor's own normalisation, whatever the windows were built with
+        enc = encode(_np(batch["raw"])[:, :a["x_hist"].shape[1]], a["x_hist"].shape[1], normalization,
+                     getattr(predictor, "clip", 5.0))
+        a |= {"x_hist": enc.x, "mean": enc.mean, "std": enc.std}
     B, L, F = a["x_hist"].shape
     H = a["y_stamp"].shape[1]
     with torch.inference_mode():
@@ -130,7 +136,7 @@ def forecast_decisions(predictor: NormalizedForecaster, batch: Mapping[str, Any]
         raise ValueError(f"forecast_normalized returned shape {tuple(z.shape)}; expected "
                          f"[{B}, {sampling.sample_count}, {H}, {F}]")
     z = z.float().cpu().numpy()
-    paths = denormalize(z, a["mean"][:, None, :], a["std"][:, None, :]).astype(np.float32, copy=False)
+    paths = decode(z, a["mean"][:, None, :], a["std"][:, None, :], a["hist_close"][:, -1:], normalization)
     return DecisionForecast(paths=paths, instrument=a["instrument"], datetime=a["datetime"], x_hist=a["x_hist"],
                             mean=a["mean"], std=a["std"], hist_close=a["hist_close"],
                             future_close=a["future_close"])

@@ -14,7 +14,8 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from kronos.data.features import denormalize, lookback_stats, normalize, time_features
+from kronos.data.features import time_features
+from kronos.data.transforms import LEVEL, check_normalization, decode, encode
 from kronos.inference.generation import decode_forecast, generate_tokens, window_inputs
 from kronos.inference.samples import ForecastSamples
 from kronos.inference.settings import SamplingSettings
@@ -80,6 +81,9 @@ class KronosPredictor:
         max_context: longest window the predictor sees; longer histories slide.
         clip: normalised inputs are clipped to +-clip.
         use_cache: cached decoding (fast) instead of recomputing every window; both give the same tokens.
+        normalization: the inputs the pair was trained on, ``level`` or ``returns``
+            (:mod:`kronos.data.transforms`); None: what the predictor's export recorded
+            (``training_info.json``, read by ``Kronos.from_pretrained``), else ``level`` (published checkpoints).
         rolling_cache: APPROXIMATE, off by default. Once history + forecast exceed ``max_context``, keep
             decoding from a ring-buffer cache instead of recomputing the slid window (several times faster
             for long forecasts past the context, but results no longer equal the reference's).
@@ -94,6 +98,7 @@ class KronosPredictor:
         clip: float = 5.0,
         use_cache: bool = True,
         rolling_cache: bool = False,
+        normalization: str | None = None,
     ) -> None:
         if (tokenizer.s1_bits, tokenizer.s2_bits) != (model.s1_bits, model.s2_bits):
             raise ValueError(
@@ -108,6 +113,7 @@ class KronosPredictor:
         self.tokenizer = tokenizer.to(self.device).eval()
         self.max_context = max_context
         self.clip = clip
+        self.normalization = check_normalization(normalization or getattr(model, "input_normalization", None) or LEVEL)
         self.use_cache = use_cache
         self.rolling_cache = rolling_cache
         if rolling_cache and not use_cache:
@@ -227,7 +233,7 @@ class KronosPredictor:
         """Normalised sample paths for a batch of normalised histories.
 
         Args:
-            x: [B, L, 6] normalised history (clipped here to +-clip), left-padded when ``lengths`` is given.
+            x: [B, L, 6] normalised history in ``self.normalization`` (clipped here to +-clip), left-padded when ``lengths`` is given.
             x_stamp: [B, L, 5] and y_stamp: [B, H, 5] integer calendar fields.
             sampling: how paths are drawn (validated here); S = ``sampling.sample_count``.
             lengths: int64 [B] real history rows per series (default: all L).
@@ -313,14 +319,15 @@ class KronosPredictor:
             y_indexes.append(timestamp_index(y_ts, pred_len, "y_timestamp" + suffix, "pred_len"))
         lengths = np.array([len(h) for h in histories])
         L, B = int(lengths.max()), len(histories)
-        stats = [lookback_stats(h) for h in histories]
+        encoded = [encode(h, len(h), self.normalization, self.clip) for h in histories]
         x = np.zeros((B, L, 6), dtype=np.float32)
         x_stamp = np.zeros((B, L, 5), dtype=np.int64)
-        for b, (h, (mean, std)) in enumerate(zip(histories, stats)):
-            x[b, L - len(h):] = normalize(h, mean, std, self.clip)
+        for b, (h, enc) in enumerate(zip(histories, encoded)):
+            x[b, L - len(h):] = enc.x
             x_stamp[b, L - len(h):] = x_stamps[b]
         y_stamp = np.stack([time_features(idx) for idx in y_indexes])
         paths = self.forecast_normalized(x, x_stamp, y_stamp, sampling, torch.as_tensor(lengths), generator, verbose).numpy()
         return [
-            ForecastSamples(denormalize(paths[b], mean, std), y_indexes[b]) for b, (mean, std) in enumerate(stats)
+            ForecastSamples(decode(paths[b], e.mean, e.std, e.anchor, self.normalization), y_indexes[b])
+            for b, e in enumerate(encoded)
         ]
