@@ -57,6 +57,7 @@ def test_from_config_takes_a_dict_a_node_or_a_full_config() -> None:
     ({"limit_threshold": "board"}, r"backtest.limit_threshold='board'"),
     ({"topk": 3, "n_drop": 5}, r"backtest.n_drop=5 exceeds backtest.topk=3"),
     ({"deal_price": "vwap"}, r"backtest.deal_price='vwap'"),
+    ({"split": "validation"}, r"backtest.split='validation' is not one of \['train', 'val', 'test'\]"),
     ({"topkk": 3}, r"unknown backtest setting\(s\) \['topkk'\]"),
     ({"costs": {"open": 0.1}}, r"unknown backtest.costs key\(s\) \['open'\]"),
 ])
