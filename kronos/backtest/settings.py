@@ -95,7 +95,7 @@ class BacktestSettings:
     quantiles: int = 5
     risk_degree: float = 1.0
     max_participation: float | None = None
-    sampling: SamplingSettings = SamplingSettings(T=0.6, top_k=0, top_p=0.9, sample_count=5, seed=None)
+    sampling: SamplingSettings = SamplingSettings(T=0.6, top_k=0, top_p=0.9, sample_count=10, seed=None)
     batch_size: int = 256
     max_context: int = 512
     device: str | None = None
