@@ -66,12 +66,13 @@ def check_backtest(cfg: DictConfig, datamodule: Any) -> list[str]:
 
     panel = datamodule.panel
     check_backtest_horizon(int(datamodule.horizon))
-    if "test" not in getattr(datamodule, "_windows", {"test": None}):
-        raise PreflightError("the backtest trades the test split, but data.splits has none: add data.splits.test "
-                             "(e.g. data.splits.test=0.15), or leave backtest out of stage.run")
-    dates = decision_dates(datamodule, "test")
+    split = str(cfg.backtest.get("split") or "test")  # the split the backtest scores (val: for choices)
+    if split not in getattr(datamodule, "_windows", {split: None}):
+        raise PreflightError(f"the backtest scores the {split} split (backtest.split), but data.splits has none: add "
+                             f"data.splits.{split} (e.g. data.splits.{split}=0.15), or leave backtest out of stage.run")
+    dates = decision_dates(datamodule, split)
     check_backtest_dates(cfg.backtest.get("start"), cfg.backtest.get("end"), dates,
-                         pd.Timestamp(datamodule._split_span("test")[0]))
+                         pd.Timestamp(datamodule._split_span(split)[0]), split)
     check_qlib_symbols(list(panel.instruments), origin=str(panel.origin))
     bench_key = "backtest.benchmark" if cfg.backtest.get("benchmark") is not None else "data.benchmark"
     check_benchmark_csv(bench_key, cfg.backtest.get("benchmark") or cfg.data.get("benchmark"), (dates[0], dates[-1]))
@@ -119,8 +120,10 @@ def _date(key: str, value: Any) -> pd.Timestamp | None:
         raise PreflightError(f"{key}={value!r} is not a date: write e.g. {key}=2024-01-31, or null") from None
 
 
-def check_backtest_dates(start: Any, end: Any, dates: pd.DatetimeIndex, split_start: pd.Timestamp) -> None:
-    """Refuse ``backtest.start``/``end`` that select no decision date of the test split, or reach outside it.
+def check_backtest_dates(start: Any, end: Any, dates: pd.DatetimeIndex, split_start: pd.Timestamp,
+                         split: str = "test") -> None:
+    """Refuse ``backtest.start``/``end`` that select no decision date of the scored split (``split``, the test
+    split unless ``backtest.split`` says otherwise), or reach outside it.
 
     A start before the test split (``split_start``) would otherwise be moved silently to the split's first
     date (train and validation dates are never traded): it is refused naming the dates that can be traded.
@@ -128,24 +131,24 @@ def check_backtest_dates(start: Any, end: Any, dates: pd.DatetimeIndex, split_st
     """
     first, last = dates[0], dates[-1]
     lo, hi = _date("backtest.start", start), _date("backtest.end", end)
-    where = f"the test split's decision dates run {first.date()} .. {last.date()}"
+    where = f"the {split} split's decision dates run {first.date()} .. {last.date()}"
     if lo is not None and hi is not None and lo > hi:
         raise PreflightError(f"backtest.start={start} is after backtest.end={end}: swap them ({where})")
     if lo is not None and lo > last:
-        raise PreflightError(f"backtest.start={start} is after the test split ({where}): set backtest.start "
+        raise PreflightError(f"backtest.start={start} is after the {split} split ({where}): set backtest.start "
                              f"to {last.date()} or earlier, or null")
     if hi is not None and hi < first:
-        raise PreflightError(f"backtest.end={end} is before the test split ({where}): set backtest.end to "
+        raise PreflightError(f"backtest.end={end} is before the {split} split ({where}): set backtest.end to "
                              f"{first.date()} or later, or null")
     if lo is not None and lo < split_start.normalize():
-        raise PreflightError(f"backtest.start={start} is before the test split ({where}; earlier dates are the "
+        raise PreflightError(f"backtest.start={start} is before the {split} split ({where}; earlier dates are the "
                              f"train/validation splits, never traded): set backtest.start={first.date()} or null, "
                              "or move data.splits")
     kept = dates[(dates >= (lo if lo is not None else first)) & (dates <= (_end_of_day(hi) if hi is not None else last))]
     if len(kept) < MIN_TRADE_DAYS:
         raise PreflightError(f"the backtest keeps {len(kept)} decision date(s) ({where}, backtest.start={start}, "
                              f"backtest.end={end}); a portfolio needs at least {MIN_TRADE_DAYS}: widen "
-                             "data.splits.test or backtest.start/end")
+                             f"data.splits.{split} or backtest.start/end")
 
 
 def check_benchmark_csv(key: str, benchmark: Any, span: tuple[pd.Timestamp, pd.Timestamp]) -> None:

@@ -92,6 +92,9 @@ class TrainingInfo:
         tokenizer_source: predictor exports: ``{location, origin}`` of the tokenizer it trained on.
         calibration: predictor exports: the sampling chosen on the validation split (:class:`Calibration`
             as a dict; read it with :meth:`calibrated`), None when none was run.
+        normalization: the inputs it trained on, ``level`` or ``returns`` (:mod:`kronos.data.transforms`);
+            None (older exports): :meth:`input_normalization` falls back to ``config.data.normalization``,
+            then ``level``.
         extra: fields this version does not know, kept as they were.
     """
 
@@ -116,6 +119,7 @@ class TrainingInfo:
     started_from: str | None = None
     tokenizer_source: dict[str, str] | None = None
     calibration: dict[str, Any] | None = None
+    normalization: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ file
@@ -175,6 +179,11 @@ class TrainingInfo:
             return str(self.started_from)
         start = _dig(self.config, "model", stage, "pretrained")
         return str(start) if start else None
+
+    def input_normalization(self) -> str:
+        """The normalisation inference must use: ``normalization``, else the run config's
+        ``data.normalization``, else ``level`` (the reference's, which published checkpoints keep)."""
+        return str(self.normalization or _dig(self.config, "data", "normalization") or "level")
 
     def tokenizer_location(self) -> str | None:
         """Where the tokenizer a predictor trained on came from (``tokenizer_source.location``)."""

@@ -44,3 +44,10 @@ def test_typed_reads_tolerate_partial_records() -> None:
     old = TrainingInfo.from_dict({"config": {"model": {"predictor": {"pretrained": "NeoQuasar/Kronos-base"}}}})
     assert old.pretrained("predictor") == "NeoQuasar/Kronos-base"
     assert "tokenizer_source" not in TrainingInfo().as_dict()  # tokenizer exports have none
+
+
+def test_input_normalization_is_recorded_else_config_else_level() -> None:
+    assert TrainingInfo(normalization="returns").input_normalization() == "returns"
+    assert TrainingInfo(config={"data": {"normalization": "returns"}}).input_normalization() == "returns"
+    assert TrainingInfo().input_normalization() == "level"  # older exports, published checkpoints
+    assert TrainingInfo.from_dict(TrainingInfo(normalization="returns").as_dict()).normalization == "returns"

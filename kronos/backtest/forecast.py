@@ -14,6 +14,7 @@ import pandas as pd
 import torch
 
 from kronos.backtest.settings import ANCHORS
+from kronos.data.transforms import LEVEL
 from kronos.inference.candles import candle_paths, repair_columns
 from kronos.inference.decisions import DecisionForecast, NormalizedForecaster, iter_decision_forecasts, select_windows
 from kronos.inference.progress import ProgressLine
@@ -115,7 +116,8 @@ def anchor_closes(predictor: Any, forecast: DecisionForecast, features: Sequence
     if anchor != "reconstructed":
         raise ValueError(f"backtest.anchor={anchor!r} is not one of {ANCHORS}")
     recon = reconstructed_history(predictor, torch.from_numpy(forecast.x_hist))[:, -1:].numpy()     # [B, 1, F]
-    candle, _ = candle_paths(recon, forecast.mean, forecast.std, forecast.last_close, features)
+    candle, _ = candle_paths(recon, forecast.mean, forecast.std, forecast.last_close, features,
+                             getattr(predictor, "normalization", LEVEL))
     return candle[:, 0, list(features).index("close")].astype(np.float64)
 
 

@@ -237,7 +237,7 @@ def backtest_key(predictor: Any, datamodule: Any, settings: BacktestSettings,
                  weights: Mapping[str, Any] | None) -> ForecastKey:
     """The forecast store key of a backtest: weights, data, the test split's windows, sampling, context, cache."""
     return forecast_key(weights=predictor_fingerprint(predictor, weights), data=data_fingerprint(datamodule),
-                        windows={"split": "test", "stride": 1}, sampling=settings.sampling,
+                        windows={"split": settings.split, "stride": 1}, sampling=settings.sampling,
                         max_context=settings.max_context, cache=cache_mode(predictor),
                         precision=getattr(predictor, "precision", "fp32"))
 
@@ -249,7 +249,7 @@ def forecast_step(predictor: Any, datamodule: Any, settings: BacktestSettings, w
     Without ``store_dir`` the split is forecast in memory; with it, the windows the key's store lacks are
     forecast (shared among ``ranks``) and written there, and rank zero reads the whole split back.
     """
-    kwargs = dict(sampling=settings.sampling, batch_size=settings.batch_size, start=settings.start,
+    kwargs = dict(sampling=settings.sampling, batch_size=settings.batch_size, split=settings.split, start=settings.start,
                   end=settings.end, anchor=settings.anchor, deal_price=settings.deal_price)
     if store_dir is None:
         frame = forecast_split(predictor, datamodule, **kwargs)

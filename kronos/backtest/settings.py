@@ -73,7 +73,9 @@ class BacktestSettings:
             (the datamodule's ``benchmark``, i.e. ``data.benchmark``; equal-weighted when that is None too).
         benchmark_total_return: the benchmark includes dividends (no price-index note in the report).
         drop_bad_prices: drop decisions whose trade touches a flagged price row.
-        start, end: decision dates kept (None: the whole test split).
+        start, end: decision dates kept (None: the whole split).
+        split: the split forecast and scored: ``test`` (reports) or ``val`` (choosing a signal, a
+            temperature or a number of paths without touching the test split).
         provider_uri: Qlib provider for the portfolio (None: the data's own, or one built from it).
     """
 
@@ -87,7 +89,7 @@ class BacktestSettings:
     quantiles: int = 5
     risk_degree: float = 1.0
     max_participation: float | None = None
-    sampling: SamplingSettings = SamplingSettings(T=0.6, top_k=0, top_p=0.9, sample_count=5, seed=None)
+    sampling: SamplingSettings = SamplingSettings(T=0.6, top_k=0, top_p=0.9, sample_count=10, seed=None)
     batch_size: int = 256
     max_context: int = 512
     device: str | None = None
@@ -102,6 +104,7 @@ class BacktestSettings:
     drop_bad_prices: bool = False
     start: str | None = None
     end: str | None = None
+    split: str = "test"
     provider_uri: str | None = None
 
     def __post_init__(self) -> None:
@@ -141,6 +144,7 @@ def _check(s: BacktestSettings) -> None:
     _choice("anchor", s.anchor, ANCHORS)
     _choice("region", s.region, REGIONS)
     _choice("precision", s.precision, ("fp32", "bf16", "fp16"))
+    _choice("split", s.split, ("train", "val", "test"))
     if not s.baselines:
         raise BacktestSettingsError(f"backtest.baselines is empty: list at least one of {list(BASELINES)}")
     for name in s.baselines:

@@ -15,6 +15,7 @@ from kronos.data.features import FEATURES
 from kronos.data.panel import Panel
 from kronos.data.source import Source, check_source, is_mixture
 from kronos.data.splits import resolve_splits
+from kronos.data.transforms import LEVEL, check_normalization
 from kronos.data.window_sampler import EpochWindowSampler, ShardSampler
 from kronos.data.windows import WindowDataset, WindowIndex, WindowStore, collate_windows
 
@@ -75,6 +76,9 @@ class KronosDataModule(LightningDataModule):
             node, instead of holding the rows in RAM. Batches are identical either way.
         train_members_only: training and validation windows only where the instrument is a member of
             the universe at the decision row, when the data has membership (evaluation windows always are).
+        normalization: ``level`` (price levels over the lookback's mean/std, the published checkpoints'
+            inputs) or ``returns`` (scale-free gaps, wicks, log returns and log volumes; see
+            :mod:`kronos.data.transforms`), for training and decision windows alike.
     """
 
     def __init__(
@@ -92,12 +96,14 @@ class KronosDataModule(LightningDataModule):
         samples_per_epoch: int | None = None,
         store: Mapping[str, Any] | str | bool | None = None,
         train_members_only: bool = True,
+        normalization: str = LEVEL,
     ) -> None:
         super().__init__()
         self.source = check_source(source)
         self.lookback, self.horizon = int(lookback), int(horizon)
         self.features = tuple(features)
         self.clip = float(clip)
+        self.normalization = check_normalization(normalization, self.features)
         self.splits = dict(splits) if splits is not None else None
         self.batch_size = int(batch_size)
         self.num_workers = int(num_workers)
@@ -137,12 +143,14 @@ class KronosDataModule(LightningDataModule):
 
             path = ensure_store(self.source, self.store_dir)
             weights = [w for _, _, w in self.source.parts()]  # today's weights, not the build's
-            return open_store(path, self.lookback, self.horizon, self.features, self.clip, weights)
+            return open_store(path, self.lookback, self.horizon, self.features, self.clip, weights,
+                              normalization=self.normalization)
         parts = self.source.load_parts()
         if not parts:
             raise DataValidationError(f"{self.source.origin}: the data source returned no series (no group of "
                                       "series to split). Check the source's path, market or date range.")
-        return WindowStore.from_panels(parts, self.lookback, self.horizon, self.features, self.clip)
+        return WindowStore.from_panels(parts, self.lookback, self.horizon, self.features, self.clip,
+                                       normalization=self.normalization)
 
     def setup(self, stage: str | None = None) -> None:
         """Open (or build) the store, resolve the splits and index every split's windows (once).
@@ -262,8 +270,10 @@ class KronosDataModule(LightningDataModule):
         return self._loader(decision_dataset(self.store, bounds), batch_size or self._device_batch())
 
     def window_settings(self) -> dict[str, Any]:
-        """What a trained model depends on: lookback, horizon, features, clip (recorded in checkpoints)."""
-        return {"lookback": self.lookback, "horizon": self.horizon, "features": list(self.features), "clip": self.clip}
+        """What a trained model depends on: lookback, horizon, features, clip, normalization (recorded in
+        checkpoints)."""
+        return {"lookback": self.lookback, "horizon": self.horizon, "features": list(self.features), "clip": self.clip,
+                "normalization": self.normalization}
 
     def state_dict(self) -> dict[str, Any]:
         """Saved by Lightning in every checkpoint, so a resume can compare (``kronos.stages.resume``)."""

@@ -8,11 +8,12 @@ data's frequency), never from the stock's own future rows (whose gaps would leak
 
 Batch layout (``EvalWindowDataset``; every consumer reads these keys):
 
-- ``x`` float32 [B, L, F]: the lookback, normalised with its own statistics and clipped.
+- ``x`` float32 [B, L, F]: the lookback, normalised with its own statistics and clipped, in the store's
+  ``normalization`` (:mod:`kronos.data.transforms`; the forecast re-encodes ``raw`` in its predictor's).
 - ``stamp`` int64 [B, L+H, 5]: calendar fields of the lookback rows, then of the next H calendar steps.
 - ``y_stamp`` int64 [B, H, 5]: ``stamp[:, L:]``, what the predictor is asked to forecast.
 - ``instrument`` list[str] [B]; ``datetime`` int64 [B] (decision time, ns).
-- ``mean`` / ``std`` float32 [B, F]: the lookback statistics (for de-normalising forecasts).
+- ``mean`` / ``std`` float32 [B, F]: the lookback statistics of the (transformed) features.
 - ``close`` float32 [B, L+H]: raw closes, the lookback then the next H calendar steps; NaN where the
   instrument has no row at a future step (suspended, delisted, or past the end of the data).
 - ``raw`` float32 [B, L+H, F]: the raw (unnormalised, unclipped) features on the same rows as ``close``
@@ -28,7 +29,8 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from kronos.data.features import lookback_stats, normalize, time_features
+from kronos.data.features import time_features
+from kronos.data.transforms import LEVEL, encode
 
 
 def extend_calendar(calendar: np.ndarray, steps: int) -> np.ndarray:
@@ -127,7 +129,7 @@ class DecisionWindows:
         raw = np.asarray(s.values[hist], dtype=np.float32)
         if self.cols is not None:
             raw = raw[..., self.cols]
-        mean, std = lookback_stats(raw)
+        enc = encode(raw, L, getattr(s, "normalization", LEVEL), s.clip)
         group = np.searchsorted(self.group_start, inst, side="right") - 1                # [B]
         times = np.asarray(s.times[row], dtype=np.int64)
         cal_pos = np.empty(len(row), np.int64)
@@ -147,13 +149,13 @@ class DecisionWindows:
             future_raw[there] = values[:, self.cols] if self.cols is not None else values
         close = np.concatenate([np.asarray(s.close[hist], dtype=np.float32), future_close], axis=1)
         return {
-            "x": torch.from_numpy(normalize(raw, mean, std, s.clip)),
+            "x": torch.from_numpy(enc.x),
             "stamp": torch.from_numpy(stamp),
             "y_stamp": torch.from_numpy(np.ascontiguousarray(stamp[:, L:])),
             "instrument": [str(n) for n in np.asarray(s.instruments)[inst]],
             "datetime": torch.from_numpy(times),
-            "mean": torch.from_numpy(mean),
-            "std": torch.from_numpy(std),
+            "mean": torch.from_numpy(enc.mean),
+            "std": torch.from_numpy(enc.std),
             "close": torch.from_numpy(close),
             "raw": torch.from_numpy(np.concatenate([raw, future_raw], axis=1)),
         }

@@ -311,11 +311,13 @@ def open_store(
     features: Sequence[str] = FEATURES,
     clip: float = 5.0,
     weights: Sequence[float] | None = None,
+    normalization: str = "level",
 ) -> WindowStore:
     """A read-only memory-mapped :class:`WindowStore` over a built store.
 
     Args:
         weights: mixture weight per group, overriding those recorded at build time.
+        normalization: how windows are normalised (:mod:`kronos.data.transforms`).
     """
     path = Path(path)
     meta = read_meta(path)
@@ -351,4 +353,5 @@ def open_store(
         origin=meta["origin"],
         source_features=tuple(meta["features"]),
         location=str(path),
+        normalization=normalization,
     )

@@ -28,7 +28,8 @@ import torch
 from torch.utils.data import Dataset
 
 from kronos.data.errors import DataValidationError
-from kronos.data.features import FEATURES, lookback_stats, normalize, time_features
+from kronos.data.features import FEATURES, time_features
+from kronos.data.transforms import LEVEL, check_normalization, encode
 from kronos.data.panel import Panel
 
 
@@ -162,14 +163,16 @@ class WindowStore:
         member: bool [N] universe membership, or None when the data has no membership.
         groups: the series blocks (one per mixture component; one for a plain source).
         lookback, horizon, features, clip: the window geometry (a window holds L + H rows of ``features``).
+        normalization: ``level`` or ``returns`` (:mod:`kronos.data.transforms`): how windows are normalised.
         origin: where the rows came from (for messages and ``describe``).
         source_features: the columns of ``values`` (FEATURES).
         location: the store directory of a memory-mapped store, None in RAM.
     """
 
     def __init__(self, panel: Panel, lookback: int, horizon: int,
-                 features: Sequence[str] = FEATURES, clip: float = 5.0) -> None:
-        self._assign(**_panel_arrays([(panel, 1.0)]), lookback=lookback, horizon=horizon, features=features, clip=clip)
+                 features: Sequence[str] = FEATURES, clip: float = 5.0, normalization: str = LEVEL) -> None:
+        self._assign(**_panel_arrays([(panel, 1.0)]), lookback=lookback, horizon=horizon, features=features, clip=clip,
+                     normalization=normalization)
 
     @classmethod
     def from_panels(
@@ -179,6 +182,7 @@ class WindowStore:
         horizon: int,
         features: Sequence[str] = FEATURES,
         clip: float = 5.0,
+        normalization: str = LEVEL,
     ) -> "WindowStore":
         """An in-RAM store of one or more panels (a mixture's components), each a group.
 
@@ -186,7 +190,8 @@ class WindowStore:
             parts: (panel, weight) per group; panels must share their feature columns.
         """
         store = cls.__new__(cls)
-        store._assign(**_panel_arrays(parts), lookback=lookback, horizon=horizon, features=features, clip=clip)
+        store._assign(**_panel_arrays(parts), lookback=lookback, horizon=horizon, features=features, clip=clip,
+                      normalization=normalization)
         return store
 
     @classmethod
@@ -212,6 +217,7 @@ class WindowStore:
         origin: str = "<store>",
         source_features: Sequence[str] = FEATURES,
         location: str | None = None,
+        normalization: str = LEVEL,
     ) -> None:
         if lookback < 1 or horizon < 0:
             raise ValueError(f"lookback must be >= 1 and horizon >= 0, got {lookback}, {horizon}")
@@ -228,6 +234,7 @@ class WindowStore:
         self.features = tuple(features)
         self.source_features = tuple(source_features)
         self.origin, self.location = origin, location
+        self.normalization = check_normalization(normalization, self.features)
         self._cols = [self.source_features.index(f) for f in self.features]
         self._all_cols = self._cols == list(range(len(self.source_features)))
 
@@ -319,7 +326,7 @@ class WindowStore:
             with_eval: add instrument, datetime, mean, std and close.
 
         Returns:
-            ``x`` float32 [B, L+H, F] normalised with lookback-only stats and clipped,
+            ``x`` float32 [B, L+H, F] normalised (``self.normalization``) with lookback-only stats and clipped,
             ``stamp`` int64 [B, L+H, 5]; with_eval adds ``instrument`` list[str] [B],
             ``datetime`` int64 [B] (decision time, ns), ``mean``/``std`` float32 [B, F] and
             ``close`` float32 [B, L+H] raw closes.
@@ -327,9 +334,10 @@ class WindowStore:
         rows = (self.offsets[inst] + off)[:, None] + np.arange(self.window)
         raw_all = np.asarray(self.values[rows], dtype=np.float32)
         raw = raw_all if self._all_cols else raw_all[..., self._cols]
-        mean, std = lookback_stats(raw[:, : self.lookback])
+        enc = encode(raw, self.lookback, self.normalization, self.clip)
+        mean, std = enc.mean, enc.std
         batch: dict[str, Any] = {
-            "x": torch.from_numpy(normalize(raw, mean, std, self.clip)),
+            "x": torch.from_numpy(enc.x),
             "stamp": torch.from_numpy(np.asarray(self.stamps[rows], dtype=np.int64)),
         }
         if with_eval:

@@ -34,7 +34,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from kronos.data.features import FEATURES, denormalize
+from kronos.data.features import FEATURES, NORM_EPS, denormalize
+from kronos.data.transforms import LEVEL, decode
 
 REPAIR_FIELDS: tuple[str, ...] = ("candles", "nonpositive_price", "negative_volume", "negative_amount", "wick")
 
@@ -180,7 +181,7 @@ def repair_candles(paths: np.ndarray, last_close: np.ndarray | float, features: 
 
 
 def candle_paths(z: np.ndarray, mean: np.ndarray, std: np.ndarray, last_close: np.ndarray | float,
-                 features: Sequence[str] = FEATURES) -> tuple[np.ndarray, np.ndarray]:
+                 features: Sequence[str] = FEATURES, normalization: str = LEVEL) -> tuple[np.ndarray, np.ndarray]:
     """The one de-normalisation of forecast paths: normalised ``z`` to possible candles in price units.
 
     Args:
@@ -188,12 +189,27 @@ def candle_paths(z: np.ndarray, mean: np.ndarray, std: np.ndarray, last_close: n
             (broadcast as in :func:`kronos.data.features.denormalize`).
         last_close: the last observed close before each path, broadcastable to ``z.shape[:-2]``.
         features: the F column names (``close`` required).
+        normalization: the predictor's inputs (:mod:`kronos.data.transforms`): ``level`` de-normalises price
+            levels; ``returns`` rebuilds prices from ``last_close`` (positive by construction), and the wicks,
+            volume and amount its inverse maps from < 0 to 0 are counted here as ``wick`` /
+            ``negative_volume`` / ``negative_amount`` repairs.
 
     Returns:
         (paths float32 [..., H, F], repair counts int64 [..., len(REPAIR_FIELDS)] per path): see
         :func:`repair_candles`.
     """
-    return repair_candles(denormalize(np.asarray(z), mean, std), last_close, features)
+    z = np.asarray(z)
+    if normalization == LEVEL:
+        return repair_candles(denormalize(z, mean, std), last_close, features)
+    anchor = np.broadcast_to(np.asarray(last_close, dtype=np.float64), z.shape[:-2])
+    decoded = decode(z, mean, std, anchor, normalization)
+    paths, counts = repair_candles(decoded, last_close, features)
+    t = z.astype(np.float64) * (np.asarray(std)[..., None, :] + NORM_EPS) + np.asarray(mean)[..., None, :]
+    clipped = {"wick": (t[..., 1:3] < 0).any(axis=-1), "negative_volume": t[..., 4] < 0,
+               "negative_amount": t[..., 5] < 0}  # [..., H] each: what decode mapped to 0
+    for name, hit in clipped.items():
+        counts[..., REPAIR_FIELDS.index(name)] += hit.sum(axis=-1)
+    return paths, counts
 
 
 __all__ = ["CandleRepairs", "REPAIR_FIELDS", "RULE", "candle_paths", "repair_candles", "repair_columns",

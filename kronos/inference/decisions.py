@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from kronos.data.features import FEATURES
+from kronos.data.transforms import LEVEL, encode
 from kronos.inference.candles import CandleRepairs, candle_paths
 from kronos.inference.memory import release_freed_memory
 from kronos.inference.settings import SamplingSettings
@@ -50,7 +51,8 @@ class DecisionForecast:
             candle possible (:mod:`kronos.inference.candles`).
         instrument: object [B] series names; datetime: int64 [B] decision time (ns).
         x_hist: float32 [B, L, F] the normalised lookback the predictor saw.
-        mean, std: float32 [B, F] the lookback statistics (paths = z * (std + eps) + mean).
+        mean, std: float32 [B, F] the lookback statistics (of the features in the predictor's normalisation,
+            :mod:`kronos.data.transforms`; ``level``: paths = z * (std + eps) + mean).
         hist_close: float64 [B, L] raw lookback closes.
         future_close: float64 [B, H] realised closes, NaN where the instrument has no row (kept apart from
             the forecast so each consumer decides what a missing future means).
@@ -149,6 +151,11 @@ def forecast_decisions(predictor: NormalizedForecaster, batch: Mapping[str, Any]
                        ) -> DecisionForecast:
     """Sample paths for the windows of one decision batch (see :func:`iter_decision_forecasts`)."""
     a = decision_arrays(batch)
+    normalization = getattr(predictor, "normalization", LEVEL)
+    if "raw" in batch:  # the predictor's own normalisation, whatever the windows were built with
+        enc = encode(_np(batch["raw"])[:, :a["x_hist"].shape[1]], a["x_hist"].shape[1], normalization,
+                     getattr(predictor, "clip", 5.0))
+        a |= {"x_hist": enc.x, "mean": enc.mean, "std": enc.std}
     B, L, F = a["x_hist"].shape
     H = a["y_stamp"].shape[1]
     generator = draws_for(predictor, a, sampling, generator)
@@ -162,7 +169,8 @@ def forecast_decisions(predictor: NormalizedForecaster, batch: Mapping[str, Any]
     if len(features) != F:
         raise ValueError(f"decision batch has {F} features but {len(features)} names were given ({list(features)}): "
                          "pass the datamodule's features")
-    paths, counts = candle_paths(z, a["mean"][:, None, :], a["std"][:, None, :], a["hist_close"][:, -1:], features)
+    paths, counts = candle_paths(z, a["mean"][:, None, :], a["std"][:, None, :], a["hist_close"][:, -1:], features,
+                                 normalization)
     return DecisionForecast(paths=paths, instrument=a["instrument"], datetime=a["datetime"], x_hist=a["x_hist"],
                             mean=a["mean"], std=a["std"], hist_close=a["hist_close"],
                             future_close=a["future_close"], repairs=counts.sum(axis=1))

@@ -15,7 +15,8 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from kronos.data.features import FEATURES, lookback_stats, normalize, time_features
+from kronos.data.features import time_features
+from kronos.data.transforms import LEVEL, check_normalization, encode
 from kronos.inference.candles import CandleRepairs, candle_paths
 from kronos.inference.generation import decode_forecast, generate_tokens, window_inputs
 from kronos.inference.samples import ForecastSamples
@@ -110,6 +111,9 @@ class KronosPredictor:
         max_context: longest window the predictor sees; longer histories slide.
         clip: normalised inputs are clipped to +-clip.
         use_cache: cached decoding (fast) instead of recomputing every window; both give the same tokens.
+        normalization: the inputs the pair was trained on, ``level`` or ``returns``
+            (:mod:`kronos.data.transforms`); None: what the predictor's export recorded
+            (``training_info.json``, read by ``Kronos.from_pretrained``), else ``level`` (published checkpoints).
         rolling_cache: APPROXIMATE, off by default. Once history + forecast exceed ``max_context``, keep
             decoding from a ring-buffer cache instead of recomputing the slid window (several times faster
             for long forecasts past the context, but results no longer equal the reference's).
@@ -137,6 +141,7 @@ class KronosPredictor:
         use_cache: bool = True,
         rolling_cache: bool = False,
         precision: str = "fp32",
+        normalization: str | None = None,
     ) -> None:
         if (tokenizer.s1_bits, tokenizer.s2_bits) != (model.s1_bits, model.s2_bits):
             raise ValueError(
@@ -151,6 +156,7 @@ class KronosPredictor:
         self.tokenizer = tokenizer.to(self.device).eval()
         self.max_context = max_context
         self.clip = clip
+        self.normalization = check_normalization(normalization or getattr(model, "input_normalization", None) or LEVEL)
         self.use_cache = use_cache
         self.rolling_cache = rolling_cache
         self.calibration: Calibration | None = None
@@ -277,7 +283,7 @@ class KronosPredictor:
         """Normalised sample paths for a batch of normalised histories.
 
         Args:
-            x: [B, L, 6] normalised history (clipped here to +-clip), left-padded when ``lengths`` is given.
+            x: [B, L, 6] normalised history in ``self.normalization`` (clipped here to +-clip), left-padded when ``lengths`` is given.
             x_stamp: [B, L, 5] and y_stamp: [B, H, 5] integer calendar fields.
             sampling: how paths are drawn (validated here); S = ``sampling.sample_count``.
             lengths: int64 [B] real history rows per series (default: all L).
@@ -364,17 +370,16 @@ class KronosPredictor:
             y_indexes.append(timestamp_index(y_ts, pred_len, "y_timestamp" + suffix, "pred_len"))
         lengths = np.array([len(h) for h in histories])
         L, B = int(lengths.max()), len(histories)
-        stats = [lookback_stats(h) for h in histories]
+        encoded = [encode(h, len(h), self.normalization, self.clip) for h in histories]
         x = np.zeros((B, L, 6), dtype=np.float32)
         x_stamp = np.zeros((B, L, 5), dtype=np.int64)
-        for b, (h, (mean, std)) in enumerate(zip(histories, stats)):
-            x[b, L - len(h):] = normalize(h, mean, std, self.clip)
+        for b, (h, enc) in enumerate(zip(histories, encoded)):
+            x[b, L - len(h):] = enc.x
             x_stamp[b, L - len(h):] = x_stamps[b]
         y_stamp = np.stack([time_features(idx) for idx in y_indexes])
         paths = self.forecast_normalized(x, x_stamp, y_stamp, sampling, torch.as_tensor(lengths), generator, verbose).numpy()
-        close = FEATURES.index("close")
         out = []
-        for b, (mean, std) in enumerate(stats):  # possible candles, repairs counted (kronos.inference.candles)
-            candles, counts = candle_paths(paths[b], mean, std, histories[b][-1, close])
+        for b, enc in enumerate(encoded):  # possible candles, repairs counted (kronos.inference.candles)
+            candles, counts = candle_paths(paths[b], enc.mean, enc.std, enc.anchor, normalization=self.normalization)
             out.append(ForecastSamples(candles, y_indexes[b], repairs=CandleRepairs.from_array(counts)))
         return out

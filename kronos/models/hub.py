@@ -20,6 +20,7 @@ from torch import nn
 
 from kronos.atomic import atomic_path
 from kronos.errors import KronosUserError
+from kronos.training_info import TrainingInfo
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -42,12 +43,20 @@ class HubModel(nn.Module, PyTorchModelHubMixin):
 
     @classmethod
     def from_pretrained(cls: type[M], pretrained_model_name_or_path: str | Path, **kwargs: Any) -> M:
-        """Load from a local checkpoint directory or a Hugging Face hub id (e.g. ``NeoQuasar/Kronos-small``)."""
+        """Load from a local checkpoint directory or a Hugging Face hub id (e.g. ``NeoQuasar/Kronos-small``).
+
+        A local export's ``training_info.json`` normalisation is kept as ``input_normalization``
+        (``level`` without one), so a predictor built on it forecasts in the mode it trained in.
+        """
         source = str(pretrained_model_name_or_path)
         path = Path(source).expanduser()
         if path.exists() or not _HUB_ID.match(source):
             _check_local_dir(path)
-            return super().from_pretrained(str(path), **kwargs)
+            model = super().from_pretrained(str(path), **kwargs)
+            info = TrainingInfo.read(path)
+            # the inputs this export trained on travel with it (KronosPredictor reads it); published: level
+            model.input_normalization = info.input_normalization() if info is not None else "level"
+            return model
         try:
             return super().from_pretrained(source, **kwargs)
         except CheckpointError:

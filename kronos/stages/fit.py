@@ -117,6 +117,7 @@ def fit_stage(
         data=datamodule.describe(),
         started_from=cfg.model[stage].get("pretrained"),  # null: trained from scratch
         tokenizer_source=tokenizer_source.as_dict() if tokenizer_source is not None else None,
+        normalization=getattr(datamodule, "normalization", None),
     )
     for cb in callbacks.values():
         if isinstance(cb, ExportCallback):

@@ -200,6 +200,21 @@ def test_intraday_data_reports_ic_without_portfolio(tmp_path) -> None:
     assert "Not run: intraday" in (out / "report.html").read_text()
 
 
+def test_split_val_scores_the_validation_decisions_only(tmp_path) -> None:
+    """backtest.split=val forecasts and scores the validation split's decisions, none of the test split's."""
+    from kronos.data.datamodule import KronosDataModule
+    from kronos.data.synthetic import SyntheticSource
+
+    dm = KronosDataModule(source=SyntheticSource(n_instruments=6, n_steps=240, seed=3, freq="h"),
+                          lookback=24, horizon=4, batch_size=32, splits={"train": 0.6, "val": 0.1, "test": 0.3})
+    dm.setup("fit")
+    out = tmp_path / "exp" / "backtest"
+    result = run_backtest(DriftFake(), dm, _cfg(topk=2, split="val", **FAST), out)
+    dates = pd.read_csv(out / "signals.csv", parse_dates=["datetime"])["datetime"]
+    val_start, val_end = (pd.Timestamp(t, unit="ns") for t in dm._split_span("val"))
+    assert dates.min() >= val_start and dates.max() <= val_end and result["n_forecasts"] == len(dates)
+
+
 def test_labels_in_signals_csv_match_the_panel(report, datamodule) -> None:
     """Hand-check a sample of rows: each label from the raw closes of the panel, calendar-aligned."""
     out, _, _ = report

@@ -58,6 +58,7 @@ def test_from_config_takes_a_dict_a_node_or_a_full_config() -> None:
     ({"limit_threshold": "board"}, r"backtest.limit_threshold='board'"),
     ({"topk": 3, "n_drop": 5}, r"backtest.n_drop=5 exceeds backtest.topk=3"),
     ({"deal_price": "vwap"}, r"backtest.deal_price='vwap'"),
+    ({"split": "validation"}, r"backtest.split='validation' is not one of \['train', 'val', 'test'\]"),
     ({"topkk": 3}, r"backtest has unknown keys \['topkk'\]"),
     ({"costs": {"open": 0.1}}, r"backtest.costs has unknown keys \['open'\]"),
 ])

@@ -70,6 +70,17 @@ def test_mmap_store_gives_the_same_windows_and_batches_as_ram(tmp_path: Path) ->
     assert [m.tolist() for m in ram.panel.member] == [m.tolist() for m in mm.panel.member]
 
 
+def test_mmap_store_normalises_in_returns_mode_like_ram(tmp_path: Path) -> None:
+    """data.normalization=returns reaches the memory-mapped store's training and decision windows."""
+    ram, mm = _pair(tmp_path, normalization="returns")
+    level, _ = _pair(tmp_path / "level")
+    assert mm.store.normalization == "returns" and mm.window_settings()["normalization"] == "returns"
+    for a, b, c in zip(ram.train_dataloader(), mm.train_dataloader(), level.train_dataloader()):
+        assert _same_batch(a, b) and not torch.equal(a["x"], c["x"])
+    evals = list(zip(ram.eval_dataloader("test", 32), mm.eval_dataloader("test", 32), strict=True))
+    assert evals and all(_same_batch(a, b) for a, b in evals)
+
+
 def test_store_is_built_once_and_window_settings_do_not_rebuild(tmp_path: Path) -> None:
     source = SyntheticSource(n_instruments=3, n_steps=100, seed=2)
     root = tmp_path / "store"

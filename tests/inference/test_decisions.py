@@ -82,3 +82,28 @@ def test_older_layouts_and_bad_shapes_are_refused(datamodule) -> None:
 
     with pytest.raises(ValueError, match="forecast_normalized returned shape"):
         next(iter_decision_forecasts(Wrong(), [batch], SAMPLING))
+
+
+class ReturnsForecaster(NoiseForecaster):
+    """A predictor trained in ``returns`` normalisation (kronos.data.transforms)."""
+
+    normalization = "returns"
+    clip = 5.0
+
+
+def test_decisions_use_the_predictors_normalisation(datamodule) -> None:
+    """Windows built in level mode are re-encoded in the predictor's ``returns`` mode, and its paths are
+    rebuilt from the last close: positive prices, wicks around the body, volume >= 0."""
+    from kronos.data.transforms import encode
+
+    batch = next(iter(datamodule.eval_dataloader("test", batch_size=10)))
+    part = next(iter_decision_forecasts(ReturnsForecaster(), [batch], SAMPLING))
+    expected = encode(batch["raw"][:, :L].numpy(), L, "returns", 5.0)
+    np.testing.assert_array_equal(part.x_hist, expected.x)
+    np.testing.assert_array_equal(part.mean, expected.mean)
+    o, h, lo, c, v, a = np.moveaxis(part.paths, -1, 0)
+    assert (part.paths[..., :4] > 0).all() and (v >= 0).all() and (a >= 0).all()
+    assert (lo <= np.minimum(o, c)).all() and (np.maximum(o, c) <= h).all()
+    # one step's close return is the decoded close channel measured from the last observed close
+    ratio = np.log(c[:, :, 0] / part.last_close[:, None])
+    assert np.abs(ratio).max() < 1.0
