@@ -44,7 +44,7 @@ def find_keys(node: Any, words: tuple[str, ...], prefix: str = "") -> dict[str, 
             path = f"{prefix}/{key}" if prefix else str(key)
             if isinstance(value, dict):
                 out |= find_keys(value, words, path)
-            elif any(w in str(key).lower() for w in words) and isinstance(value, (int, float)):
+            elif any(w in path.lower() for w in words) and isinstance(value, (int, float)):
                 out[path] = value
     return out
 
@@ -63,6 +63,8 @@ FIELDS: list[Reader] = [
     ("coverage_90", "evaluate", ("models", "kronos", "coverage", "0.9")),
     ("qlike", "evaluate", ("tasks", "volatility", "models", "kronos", "qlike")),
     ("ewma_qlike", "evaluate", ("tasks", "volatility", "models", "ewma", "qlike")),
+    ("garch_qlike", "evaluate", ("tasks", "volatility", "models", "garch", "qlike")),
+    ("backtest_repair_share", "backtest", ("candle_repairs", "share")),
     ("discriminative_score", "evaluate", ("tasks", "generation", "models", "kronos", "discriminative_score")),
     ("bootstrap_discriminative_score", "evaluate",
      ("tasks", "generation", "models", "bootstrap", "discriminative_score")),
@@ -85,8 +87,8 @@ def read_run(run_dir: Path) -> dict[str, Any]:
     candles = {k: find_keys(files[k], CANDLE_WORDS) for k in files if files[k] is not None}
     values["candle_counts"] = {k: v for k, v in candles.items() if v} or None
     if values["candle_counts"] is None:
-        missing.append("backtest|evaluate metrics.json: no key containing 'repair' or 'invalid' (candle validity "
-                       "counts come from the `valid` lane)")
+        missing.append("backtest|evaluate metrics.json: no key containing 'repair' or 'invalid' (written by "
+                       "kronos.inference.candles since this round)")
     wall = run_dir / WALL_FILE
     values["wall_s"] = json.loads(wall.read_text()).get("wall_s") if wall.is_file() else None
     values["missing"] = missing
