@@ -26,7 +26,7 @@ def plot_forecast(
 
     Args:
         history: L rows with ``timestamps`` and ``close`` (``volume`` optional).
-        forecast: H rows with ``timestamps``, ``close`` and ``volume`` (mean over samples).
+        forecast: H rows with ``timestamps``, ``close`` and ``volume`` (the point forecast: the median of the paths).
         band: (lower, upper) close quantiles, each [H], or None for no band.
         path: target PNG, written to a temporary name then renamed.
         title: figure title.

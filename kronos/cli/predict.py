@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=0, help="keep the k most likely tokens (0: off; 1: greedy)")
     p.add_argument("--top-p", type=float, default=None,
                    help="nucleus sampling mass (ignored when --top-k > 0; default: the calibrated one, else 0.9)")
-    p.add_argument("--sample-count", type=int, default=1, help="sample paths drawn; the forecast is their mean")
+    p.add_argument("--sample-count", type=int, default=1, help="sample paths drawn; the forecast is their median per step (the point forecast of kronos.scores)")
     p.add_argument("--generate", type=int, default=None, metavar="N",
                    help="write N generated continuations (every sample path, column path) instead of the forecast")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: the best available)")

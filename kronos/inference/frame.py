@@ -28,6 +28,7 @@ from kronos.inference.samples import sample_quantiles
 from kronos.inference.sessions import FutureIndex, future_index
 from kronos.inference.settings import SamplingSettings, check_context, check_work_budget
 from kronos.inference.validation import ForecastInputError
+from kronos.scores import point_forecast
 
 TIME_COLUMN = "timestamps"
 CALENDAR_ROWS = 20_000  # rows before a window's end from which its sessions are learned
@@ -267,7 +268,11 @@ def quantile_column(feature: str, q: float) -> str:
 
 
 def forecast_table(paths: np.ndarray, index: pd.DatetimeIndex, quantiles: Sequence[float] = ()) -> pd.DataFrame:
-    """Mean forecast plus per-feature quantile columns from sample paths (raw values, not display-adjusted).
+    """The point forecast plus per-feature quantile columns from sample paths (raw values, not display-adjusted).
+
+    The point forecast is the project's one definition (:func:`kronos.scores.point_forecast`, the median of the
+    sample paths per step), so ``kronos-predict``, the web UI's CSV and the web UI's scores show the same numbers
+    from the same paths. (``KronosPredictor.predict`` keeps the reference's mean, its documented contract.)
 
     Args:
         paths: float [S, H, 6] de-normalised sample paths (FEATURES order).
@@ -275,11 +280,11 @@ def forecast_table(paths: np.ndarray, index: pd.DatetimeIndex, quantiles: Sequen
         quantiles: levels in (0, 1); each adds ``<feature>_q<pct>`` columns.
 
     Returns:
-        DataFrame [H rows] with ``timestamps``, the six features (mean over samples) and quantile columns.
+        DataFrame [H rows] with ``timestamps``, the six features (the point forecast) and quantile columns.
     """
-    mean = paths.mean(axis=0)
+    point = point_forecast(paths, axis=0)
     columns: dict[str, Any] = {TIME_COLUMN: index}
-    columns.update({feature: mean[:, j] for j, feature in enumerate(FEATURES)})
+    columns.update({feature: point[:, j] for j, feature in enumerate(FEATURES)})
     levels = sample_quantiles(paths, quantiles) if len(quantiles) else []
     for q, level in zip(quantiles, levels):
         columns.update({quantile_column(feature, q): level[:, j] for j, feature in enumerate(FEATURES)})

@@ -40,13 +40,14 @@ def forecast_payload(
     """The page's JSON for one forecast and the downloadable table.
 
     Returns:
-        payload: ``history``; ``forecast`` (mean candles, widened so high >= max(open, close) and
-        low <= min(open, close)); ``median`` (per-step median, same widening); ``fan`` (close quantiles at
+        payload: ``history``; ``forecast`` (mean candles, a display choice, widened so high >= max(open, close)
+        and low <= min(open, close)); ``median`` (the point forecast: the per-step median, same widening); ``fan`` (close quantiles at
         FAN_LEVELS); ``paths`` (up to MAX_DRAWN_PATHS sample paths of the close); ``band``; ``actual`` and
         ``metrics`` when the data has the future; ``candle_repairs`` (what the repair of the sample paths
         changed, :class:`kronos.inference.candles.CandleRepairs`); ``window`` (what was used, truncation,
         timestamp origin).
-        table: timestamps, raw mean of each feature and ``CSV_QUANTILES`` columns (not widened).
+        table: timestamps, the point forecast (median) of each feature and ``CSV_QUANTILES`` columns (not
+            widened): the same table ``kronos-predict`` writes.
     """
     low, high = band
     check_band(low, high)
@@ -54,7 +55,7 @@ def forecast_payload(
     index = result.future.index
     table = forecast_table(paths, index, CSV_QUANTILES)
     lower, upper = price_band(paths, low, high)
-    median = pd.DataFrame(sample_quantiles(paths, (0.5,))[0], columns=list(FEATURES))
+    median = table[list(FEATURES)]  # the point forecast (kronos.scores.point_forecast), as the CSV holds it
     j = FEATURES.index("close")
     fan = sample_quantiles(paths[:, :, j], FAN_LEVELS)
     last_close = float(history["close"].iloc[-1])
@@ -63,7 +64,7 @@ def forecast_payload(
         metrics = score_forecast(last_close, paths[:, :, j], actual["close"].to_numpy(), band=(low, high))
     payload: dict[str, object] = {
         "history": _series(history, history[TIME_COLUMN]),
-        "forecast": _series(display_candles(table), index),
+        "forecast": _series(display_candles(pd.DataFrame(paths.mean(axis=0), columns=list(FEATURES))), index),
         "median": _series(display_candles(median), index),
         "fan": {"levels": list(FAN_LEVELS), "close": [level.tolist() for level in fan]},
         "paths": {"close": paths[:MAX_DRAWN_PATHS, :, j].tolist(), "shown": min(len(paths), MAX_DRAWN_PATHS),

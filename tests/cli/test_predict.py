@@ -37,6 +37,7 @@ def test_cli_writes_csv_png_and_quantile_columns(fixtures_dir: Path, tmp_path: P
     for feature in ("open", "close", "volume"):
         q10, q50, q90 = (table[quantile_column(feature, q)] for q in (0.1, 0.5, 0.9))
         assert np.all(q10 <= q50) and np.all(q50 <= q90)
+        np.testing.assert_allclose(table[feature], q50, rtol=1e-9)  # the point forecast is the paths' median
     source = pd.read_csv(csv, parse_dates=["timestamps"])
     # Future stamps continue the file's 5-minute A-share sessions (bar times seen in it, weekdays only).
     seen_times = set(source["timestamps"].dt.strftime("%H:%M"))
@@ -47,7 +48,7 @@ def test_cli_writes_csv_png_and_quantile_columns(fixtures_dir: Path, tmp_path: P
     assert [p.name for p in out.parent.iterdir() if p.name.startswith(".")] == []  # no temporary files left
 
 
-def test_cli_without_quantiles_writes_mean_columns_only(fixtures_dir: Path, tmp_path: Path) -> None:
+def test_cli_without_quantiles_writes_point_columns_only(fixtures_dir: Path, tmp_path: Path) -> None:
     csv = _head_csv(fixtures_dir, tmp_path, rows=120)
     out = tmp_path / "f.csv"
     assert main([*_model_args(fixtures_dir), "--csv", str(csv), "--lookback", "100", "--pred-len", "3",

@@ -341,7 +341,7 @@ def test_forecast_payload_has_fan_median_consistent_candles_and_scores(served: d
     assert metrics["band"]["nominal"] == pytest.approx(0.8)
     assert metrics["beats"]["mae"] == (metrics["model"]["mae_close"] < metrics["naive"]["mae_close"])
     table = pd.read_csv(io.StringIO(client.get(body["csv_url"]).text))
-    np.testing.assert_allclose(table["open"], forecast["open"], rtol=1e-6)  # raw values kept in the CSV
+    np.testing.assert_allclose(table["open"], median["open"], rtol=1e-6)  # the CSV: the point forecast (median)
     assert body["window"]["future_timestamps"] == "known"
 
 
