@@ -50,7 +50,9 @@ def test_csi300_backtest_report_names_sh000300(data_dir: Path, tmp_path: Path) -
     for name in ("model", "momentum", "reversal"):
         pf = metrics[name]["portfolio"]
         assert pf["days"] >= 3 and 0 < pf["turnover"] <= 1.0
-        assert pf["excess_return_with_cost"]["annualized_return"] < pf["excess_return_without_cost"]["annualized_return"]
+        # a 5-day backtest: too few days for annualised figures, null with the reason (kronos.backtest.guards)
+        assert pf["excess_return_with_cost"]["annualized_return"] is None
+        assert "decision day(s)" in " ".join(str(v) for v in metrics[name]["unavailable"].values())
         assert metrics[name]["ic"]["trade_return"]["days"] >= 3
     assert result["model"]["portfolio"]["benchmark"] == result["reversal"]["portfolio"]["benchmark"]
     # China A-shares from a Qlib cn provider: cn rules, point-in-time membership (no survivorship warning),
