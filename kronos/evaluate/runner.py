@@ -6,6 +6,7 @@ Call on rank zero. Writes ``out_dir/{metrics.json, origins.csv, *.png, report.ht
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,10 +125,20 @@ class StoredPaths:
     ranks: Ranks = field(default_factory=Ranks)
     records: list[dict[str, Any]] = field(default_factory=list)
     repairs: dict[str, CandleRepairs] = field(default_factory=dict)
+    counted: set[tuple] = field(default_factory=set)  # (model, sampling) whose repairs are in ``repairs``
+
+    def _repairs_of(self, model: ModelForecaster, sampling: SamplingSettings) -> dict[str, CandleRepairs] | None:
+        """``repairs`` the first time (model, sampling)'s paths are fetched; None after (the same paths again)."""
+        seen = (model.name, dataclasses.astuple(sampling))
+        if seen in self.counted:
+            return None
+        self.counted.add(seen)
+        return self.repairs
 
     def __call__(self, model: ModelForecaster, sampling: SamplingSettings) -> np.ndarray:
+        repairs = self._repairs_of(model, sampling)
         if self.store_dir is None:
-            paths = model_paths(model, self.origins, sampling, self.settings.batch_size, self.repairs)
+            paths = model_paths(model, self.origins, sampling, self.settings.batch_size, repairs)
             self.records.append({"model": model.name, "key": None, "computed": len(self.origins), "reused": 0})
             return paths
         key = forecast_key(weights=predictor_fingerprint(model.predictor, model.weights),
@@ -146,9 +157,9 @@ class StoredPaths:
         if self.ranks.is_zero:
             store.write_manifest(counts)
         self.records.append({"model": model.name, "key": key.digest, "path": str(store.root), **counts.as_dict()})
-        return self._read(store, model.name)
+        return self._read(store, model.name, repairs)
 
-    def _read(self, store: ForecastStore, name: str) -> np.ndarray:
+    def _read(self, store: ForecastStore, name: str, repairs: dict[str, CandleRepairs] | None) -> np.ndarray:
         """The stored paths of every origin, in the origins' order."""
         wanted = window_ids(self.origins.instrument.astype(str), self.origins.datetime)
         position = pd.Index(wanted)
@@ -157,7 +168,7 @@ class StoredPaths:
             if out is None:
                 out = np.full((len(wanted), *fc.paths.shape[1:]), np.nan, dtype=np.float32)
             out[position.get_indexer(window_ids(fc.instrument.astype(str), fc.datetime))] = fc.paths
-            _add_repairs(self.repairs, name, [fc])
+            _add_repairs(repairs, name, [fc])
         if out is None:
             raise ValueError(f"forecast store {store.root} holds none of the {len(wanted)} origins")
         return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -195,3 +196,26 @@ def test_bad_settings_are_named(change: dict, message: str) -> None:
                                          ("NASDAQ:AAPL", "NASDAQ"), ("BTCUSDT", "other"), ("series_0", "other")])
 def test_exchange_group_rule(name: str, group: str) -> None:
     assert exchange_group(name) == group
+
+
+def test_the_same_paths_fetched_twice_count_their_candle_repairs_once(monkeypatch) -> None:
+    """The accuracy scores and a task with the same sampling read the same paths: one count, not two."""
+    import kronos.evaluate.runner as runner_mod
+    from kronos.inference.candles import CandleRepairs
+    from kronos.inference.settings import SamplingSettings
+
+    def fake_paths(model, origins, sampling, batch_size, repairs=None):
+        if repairs is not None:
+            repairs[model.name] = repairs.get(model.name, CandleRepairs()) + CandleRepairs(candles=10, wick=1)
+        return np.zeros((1, sampling.sample_count, 2, 6), np.float32)
+
+    monkeypatch.setattr(runner_mod, "model_paths", fake_paths)
+    paths = runner_mod.StoredPaths(datamodule=None, origins=[0], settings=SimpleNamespace(batch_size=8))
+    model = runner_mod.ModelForecaster("kronos", predictor=None)
+    first, other = SamplingSettings(T=1.0, top_k=0, top_p=1.0, sample_count=4, seed=0), \
+        SamplingSettings(T=0.9, top_k=0, top_p=1.0, sample_count=4, seed=0)
+    paths(model, first)
+    paths(model, first)
+    assert paths.repairs["kronos"] == CandleRepairs(candles=10, wick=1)
+    paths(model, other)
+    assert paths.repairs["kronos"] == CandleRepairs(candles=20, wick=2)
