@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
-from kronos.data.errors import DataValidationError, quoted
+from kronos.data.errors import DataValidationError
 from kronos.errors import KronosUserError
 
 log = logging.getLogger(__name__)
