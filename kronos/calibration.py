@@ -4,8 +4,9 @@ A model trained for a few CPU minutes rarely samples paths as wide as the future
 intervals under-cover. The temperature of token sampling widens (T > 1) or narrows (T < 1) the paths. After
 the predictor stage exports, :func:`calibrate_export` forecasts a budget of validation decision windows at
 every temperature of a small grid (one seed, so every T sees the same random numbers), scores the sampled
-closes, keeps the temperature with the lowest mean scaled CRPS (a proper score: it rewards coverage and
-sharpness together) and records the grid, the choice and the coverage and PIT histogram before (T 1,
+closes, keeps the temperature whose 50/80/90 % central intervals cover closest to their nominal levels
+(``calibration.criterion=coverage``, the default: what the intervals promise; ``scaled_crps`` keeps the lowest
+mean scaled CRPS, a proper score that also rewards sharpness) and records the grid, the choice and the coverage and PIT histogram before (T 1,
 top-p 1, the model's own distribution) and after in the export's ``training_info.json``
 (:class:`kronos.training_info.Calibration`). Evaluate, ``KronosPredictor`` and ``kronos-predict`` then use
 it wherever their own T / top_p is left unset (the backtest too when ``backtest.sampling.T`` / ``top_p`` are
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 SPLIT = "val"
 COVERAGE_LEVELS = (0.5, 0.8, 0.9)
 PIT_BINS = 10
+CRITERIA = ("coverage", "scaled_crps")
 
 
 class CalibrationConfigError(KronosUserError, ValueError):
@@ -54,6 +56,8 @@ class CalibrationSettings:
         sample_count: sample paths per window; windows: at most this many validation windows (whole dates,
             every ``stride``-th date so that the budget holds); batch_size: windows per predictor call.
         seed: the sampling seed shared by every candidate.
+        criterion: what the chosen temperature minimises: ``coverage`` (the largest distance of the 50/80/90 %
+            central-interval coverage from its nominal level; ties by scaled CRPS) or ``scaled_crps``.
     """
 
     enabled: bool = True
@@ -63,8 +67,11 @@ class CalibrationSettings:
     windows: int = 240
     batch_size: int = 256
     seed: int = 0
+    criterion: str = "coverage"
 
     def __post_init__(self) -> None:
+        if self.criterion not in CRITERIA:
+            raise CalibrationConfigError(f"calibration.criterion={self.criterion!r} is not one of {list(CRITERIA)}")
         if not self.grid or any(not (T_MIN <= float(t) <= T_MAX) for t in self.grid):
             raise CalibrationConfigError(f"calibration.grid={list(self.grid)}: give temperatures in [{T_MIN}, {T_MAX}]")
         if self.sample_count < 2 or self.windows < 1 or self.batch_size < 1:
@@ -119,8 +126,17 @@ def score_temperature(predictor: Any, origins: Origins, T: float, settings: Cali
     }
 
 
+def coverage_error(row: Mapping[str, Any]) -> float:
+    """The largest |coverage - nominal| over :data:`COVERAGE_LEVELS` of a :func:`score_temperature` row
+    (inf when a level has no coverage)."""
+    gaps = [abs(float(row["coverage"][f"{lv:g}"]) - lv) if row["coverage"][f"{lv:g}"] is not None else np.inf
+            for lv in COVERAGE_LEVELS]
+    return float(max(gaps)) if all(np.isfinite(gaps)) else float("inf")
+
+
 def calibrate(predictor: Any, datamodule: Any, settings: CalibrationSettings) -> Calibration:
-    """Search ``settings.grid`` (plus T 1) on validation windows; the temperature of the lowest scaled CRPS.
+    """Search ``settings.grid`` (plus T 1) on validation windows; the temperature that best meets
+    ``settings.criterion`` (coverage closest to nominal, or the lowest scaled CRPS).
 
     Args:
         predictor: exposes ``forecast_normalized`` (a ``KronosPredictor``).
@@ -132,9 +148,12 @@ def calibrate(predictor: Any, datamodule: Any, settings: CalibrationSettings) ->
     scored = [r for r in rows if np.isfinite(r["scaled_crps"])]
     if not scored:
         raise ValueError("calibration: no validation window has a realised future to score")
-    best = min(scored, key=lambda r: (r["scaled_crps"], abs(r["T"] - 1.0)))
+    if settings.criterion == "coverage":
+        best = min(scored, key=lambda r: (coverage_error(r), r["scaled_crps"], abs(r["T"] - 1.0)))
+    else:
+        best = min(scored, key=lambda r: (r["scaled_crps"], abs(r["T"] - 1.0)))
     before = next(r for r in rows if r["T"] == UNCALIBRATED["T"])
-    return Calibration(T=best["T"], top_p=float(settings.top_p), criterion="scaled_crps", split=SPLIT,
+    return Calibration(T=best["T"], top_p=float(settings.top_p), criterion=settings.criterion, split=SPLIT,
                        windows=len(origins), sample_count=settings.sample_count, seed=settings.seed,
                        grid=tuple(rows), before=before, after=best)
 

@@ -38,7 +38,8 @@ class Calibration:
     Attributes:
         T, top_p: the chosen temperature and nucleus mass (what evaluate, KronosPredictor and kronos-predict
             use by default when their own T / top_p is left unset).
-        criterion: what chose it (``scaled_crps``: the mean CRPS of the sampled closes over the MASE scale).
+        criterion: what chose it (``coverage``: the largest |coverage - nominal| of the 50/80/90 % central
+            intervals; ``scaled_crps``: the mean CRPS of the sampled closes over the MASE scale).
         split: the split the windows came from (always the validation split: nothing is tuned on test).
         windows, sample_count, seed: the search's windows, paths per window and sampling seed.
         grid: one row per candidate T: ``{T, scaled_crps, coverage: {0.5, 0.8, 0.9}, pit_histogram}``.

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from kronos.calibration import CalibrationConfigError, CalibrationSettings, calibrate_export
+from kronos.calibration import CalibrationConfigError, CalibrationSettings, calibrate, calibrate_export, coverage_error
 from kronos.data.datamodule import KronosDataModule
 from kronos.data.synthetic import SyntheticSource
 from kronos.inference.loading import load_predictor
@@ -65,7 +65,8 @@ def test_the_chosen_temperature_is_recorded_with_the_export(datamodule: SplitSpy
     assert set(datamodule.read) == {"val"}                                  # never the test split
     assert sorted(set(forecaster.temperatures)) == [0.5, 1.0, 2.0, 4.0]     # the grid plus T 1 (the "before")
     rows = {row["T"]: row for row in result.grid}
-    assert result.T == min(rows, key=lambda t: rows[t]["scaled_crps"]) and result.T > 1.0
+    assert result.criterion == "coverage"
+    assert result.T == min(rows, key=lambda t: coverage_error(rows[t])) and result.T > 1.0
     assert result.before == rows[1.0] and result.after == rows[result.T]
     # too narrow at T 1: the 90 % interval covers less than after calibration
     assert result.before["coverage"]["0.9"] < result.after["coverage"]["0.9"]
@@ -73,6 +74,23 @@ def test_the_chosen_temperature_is_recorded_with_the_export(datamodule: SplitSpy
     info = TrainingInfo.read(tmp_path)
     assert info.global_step == 7 and info.calibrated() == result                # the rest of the record kept
     assert json.loads((tmp_path / "training_info.json").read_text())["calibration"]["T"] == result.T
+
+
+def test_each_criterion_picks_its_own_best_temperature(datamodule: SplitSpy, monkeypatch) -> None:
+    """Sharper T lowers CRPS while it under-covers: scaled_crps keeps T 0.8, coverage the T nearest nominal."""
+    import kronos.calibration as calibration
+
+    table = {0.8: (0.70, (0.40, 0.70, 0.80)), 1.0: (0.72, (0.46, 0.76, 0.86)), 1.2: (0.74, (0.50, 0.79, 0.89)),
+             1.5: (0.78, (0.58, 0.86, 0.95))}
+    monkeypatch.setattr(calibration, "score_temperature", lambda predictor, origins, T, settings: {
+        "T": T, "scaled_crps": table[T][0], "coverage": dict(zip(("0.5", "0.8", "0.9"), table[T][1])),
+        "pit_histogram": []})
+    picked = {c: calibrate(None, datamodule, dataclasses.replace(SETTINGS, grid=(0.8, 1.2, 1.5), criterion=c)).T
+              for c in ("coverage", "scaled_crps")}
+    assert picked == {"coverage": 1.2, "scaled_crps": 0.8}
+    assert coverage_error({"coverage": {"0.5": 0.5, "0.8": 0.75, "0.9": 0.91}}) == pytest.approx(0.05)
+    with pytest.raises(CalibrationConfigError, match="criterion"):
+        CalibrationSettings(criterion="pinball")
 
 
 def test_settings_are_checked_by_name() -> None:

@@ -6,7 +6,8 @@ IC rows, factor analysis, long-short portfolio, Qlib simulation) is stored under
 the labels, every setting the computation reads, and the source code of the modules that compute it (so an
 edit of the statistics never reads a stale result). Changing ``backtest.signal`` reuses everything (the same
 signal columns under other names), ``backtest.topk`` reuses all but the simulations, a cost all but the
-simulations and the long-short rows.
+simulations and the long-short rows. The report's figures are kept the same way, as PNG bytes keyed by what
+they plot (``figure_<name>-<digest>.pkl``), so a re-run redraws only the figures whose data changed.
 """
 
 from __future__ import annotations
@@ -28,9 +29,13 @@ ANALYSIS_MODULES = ("kronos.backtest.metrics", "kronos.backtest.factor", "kronos
                     "kronos.backtest.portfolio", "kronos.backtest.markets", "kronos.stats")
 
 
-def _code_digest() -> str:
+# The modules that draw the report's figures (a figure is kept as its PNG bytes, keyed by the data it plots).
+FIGURE_MODULES = ("kronos.backtest.report", "kronos.reporting")
+
+
+def _code_digest(modules: Sequence[str] = ANALYSIS_MODULES) -> str:
     digest = hashlib.sha256()
-    for name in ANALYSIS_MODULES:
+    for name in modules:
         module = sys.modules.get(name) or __import__(name, fromlist=["_"])
         digest.update(Path(module.__file__).read_bytes())
     return digest.hexdigest()
@@ -51,12 +56,14 @@ class AnalysisCache:
 
     Args:
         directory: where results go (None: nothing is stored, every call computes).
+        modules: the modules whose source enters every key (default: the analysis's, :data:`ANALYSIS_MODULES`;
+            the report's figures use :data:`FIGURE_MODULES`).
     """
 
-    def __init__(self, directory: Path | None) -> None:
+    def __init__(self, directory: Path | None, modules: Sequence[str] = ANALYSIS_MODULES) -> None:
         self.directory = directory
         self.hits, self.misses = 0, 0
-        self._code = _code_digest() if directory is not None else ""
+        self._code = _code_digest(modules) if directory is not None else ""
 
     def get(self, kind: str, parts: Sequence[Any], compute: Callable[[], T]) -> T:
         if self.directory is None:

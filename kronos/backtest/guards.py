@@ -210,6 +210,7 @@ def drop_empty_baselines(signals: dict[str, pd.Series], settings: Any) -> tuple[
     for name in empty:
         del signals[name]
     kept = tuple(b for b in settings.baselines if b not in empty)
-    return dataclasses.replace(settings, baselines=kept), [
+    simulate = tuple(n for n in settings.simulate if n not in empty) or ("model",)
+    return dataclasses.replace(settings, baselines=kept, simulate=simulate), [
         f"Baseline(s) {', '.join(empty)} skipped: no value on any decision row (no volume in the data, or a lookback "
         "shorter than the baseline's 20-day window); set backtest.baselines to leave them out."]

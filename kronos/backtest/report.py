@@ -10,10 +10,11 @@ from __future__ import annotations
 import html
 import json
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import pandas as pd
 
+from kronos.backtest.analysis_cache import AnalysisCache
 from kronos.backtest.performance import ANNUALISATION, COST_GRID_BPS
 from kronos.reporting import (cell, html_page, html_table, image_html, new_figure, report_directory, save_figure,
                               write_metrics)
@@ -185,10 +186,13 @@ def _money_table(metrics: Mapping[str, Any]) -> str:
 
 
 def _portfolio_html(metrics: Mapping[str, Any]) -> str:
-    """The top-k dropout table (one column per signal), or why it was not run."""
-    names = _rows(metrics)
-    if not all(metrics[n].get("portfolio") for n in names):
+    """The top-k dropout table (one column per simulated signal), or why it was not run."""
+    names = [n for n in _rows(metrics) if metrics[n].get("portfolio")]
+    if not names:
         return f"<p>Not run: {html.escape(str(metrics.get('portfolio_skipped', 'no portfolio')))}</p>"
+    others = metrics.get("portfolio_not_simulated") or []
+    note = (f"<p>Not simulated (backtest.simulate): {html.escape(', '.join(others))}; "
+            "backtest.simulate=all trades every signal.</p>" if others else "")
     rows = [[title] + [metrics[name]["portfolio"][group][key] for name in names]
             for title, group, key in _PORTFOLIO_ROWS]
     rows.append(["benchmark return, annualised (summed)"]
@@ -198,7 +202,7 @@ def _portfolio_html(metrics: Mapping[str, Any]) -> str:
                        ("clipped_orders", "orders clipped by max_participation"),
                        ("delisted_sales", "names sold on their last trading day")):
         rows.append([title] + [metrics[n]["portfolio"][key] for n in names])
-    return _table(["metric"] + names, rows)
+    return _table(["metric"] + names, rows) + note
 
 
 def _statistics_html(metrics: Mapping[str, Any]) -> str:
@@ -276,10 +280,26 @@ return is zero. Costs are one way on each day's turnover.</p>
     return html_page(f"Kronos backtest: {metrics['name']}", body)
 
 
+def _figure(cache: AnalysisCache | None, plot: Callable[..., None], path: Path,
+            data: Mapping[str, pd.DataFrame | pd.Series], *args: Any) -> None:
+    """Draw ``plot(data, *args, path)``, or write the PNG a cache kept for the same data and drawing code."""
+    if cache is None:
+        plot(data, *args, path)
+        return
+
+    def draw() -> bytes:
+        plot(data, *args, path)
+        return path.read_bytes()
+
+    png = cache.get(f"figure_{path.stem}", [list(data), *data.values(), list(args)], draw)
+    if not path.is_file():
+        path.write_bytes(png)
+
+
 def write_report(out_dir: str | Path, metrics: Mapping[str, Any], signals: pd.DataFrame,
                  portfolios: Mapping[str, pd.DataFrame], daily_ics: Mapping[str, pd.DataFrame], *,
                  factors: Mapping[str, pd.DataFrame], long_short: Mapping[str, pd.Series],
-                 ) -> tuple[dict[str, Any], dict[str, Path]]:
+                 figure_cache: AnalysisCache | None = None) -> tuple[dict[str, Any], dict[str, Path]]:
     """Write the report directory atomically.
 
     Args:
@@ -293,6 +313,7 @@ def write_report(out_dir: str | Path, metrics: Mapping[str, Any], signals: pd.Da
         daily_ics: {signal name: daily IC frame (``ic``, ``rank_ic``) for the headline label}.
         factors: {signal name: daily quantile-group returns [dates x groups]} (kronos.backtest.factor).
         long_short: {signal name: daily long-short return after cost} (kronos.backtest.performance).
+        figure_cache: where figures drawn from the same data are kept and read back (None: draw every one).
 
     Returns:
         (metrics, {figure name: final PNG path}).
@@ -303,11 +324,11 @@ def write_report(out_dir: str | Path, metrics: Mapping[str, Any], signals: pd.Da
         keys = FIGURES if portfolios else SIGNAL_FIGURES
         figures = {key: tmp / f"{key}.png" for key in keys}
         if portfolios:
-            _plot_cumulative(portfolios, benchmark, figures["cumulative_return"])
-            _plot_excess(portfolios, benchmark, figures["excess_return"])
-        _plot_rank_ic(daily_ics, figures["daily_rank_ic"])
-        _plot_quantiles(factors, figures["quantile_returns"])
-        _plot_spread(long_short, figures["cumulative_spread"])
+            _figure(figure_cache, _plot_cumulative, figures["cumulative_return"], portfolios, benchmark)
+            _figure(figure_cache, _plot_excess, figures["excess_return"], portfolios, benchmark)
+        _figure(figure_cache, _plot_rank_ic, figures["daily_rank_ic"], daily_ics)
+        _figure(figure_cache, _plot_quantiles, figures["quantile_returns"], factors)
+        _figure(figure_cache, _plot_spread, figures["cumulative_spread"], long_short)
         write_metrics(tmp / "metrics.json", metrics)
         signals.to_csv(tmp / "signals.csv", index=False, float_format="%.10g")
         (tmp / "report.html").write_text(_html(metrics, figures), encoding="utf-8")

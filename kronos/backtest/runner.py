@@ -26,7 +26,7 @@ import pandas as pd
 from lightning.pytorch.loggers import MLFlowLogger
 
 from kronos.backtest import labels as label_defs
-from kronos.backtest.analysis_cache import AnalysisCache
+from kronos.backtest.analysis_cache import FIGURE_MODULES, AnalysisCache
 from kronos.backtest.exposures import lookback_features, neutralize
 from kronos.backtest.factor import factor_report, spread_series
 from kronos.backtest.forecast import fill_split, forecast_split, read_split
@@ -35,7 +35,7 @@ from kronos.backtest.markets import resolve_region
 from kronos.backtest.metrics import headline_statistics, ic_report
 from kronos.backtest.performance import ANNUALISATION, bars_per_year, long_short
 from kronos.backtest.report import write_report
-from kronos.backtest.settings import PATH_SIGNALS, BacktestSettings
+from kronos.backtest.settings import PATH_SIGNALS, SIMULATE_ALL, BacktestSettings
 from kronos.backtest.signals import anchor_gap_signal, baseline_signal, model_signal, oracle_signal
 from kronos.backtest.verdict import baseline_significance, headline_lines, money_verdict
 from kronos.data.qlib_provider import build_provider_from_panel, qlib_symbol
@@ -177,7 +177,8 @@ def run_backtest(predictor: Any, datamodule: Any, settings: BacktestSettings, ou
     store_info["seconds_forecasting"] = round(time.perf_counter() - clock, 3)
     clock = time.perf_counter()
     out_dir = Path(out_dir)
-    cache = AnalysisCache(Path(store_info["path"]) / "analysis" if store_info.get("path") else None)
+    analysis_dir = Path(store_info["path"]) / "analysis" if store_info.get("path") else None
+    cache = AnalysisCache(analysis_dir)
     rows = prepare_rows(forecasts, datamodule, used,
                         Path(provider_dir) if provider_dir is not None else out_dir.parent / "qlib_provider")
     signals, descriptions, diagnostics = signal_step(rows, used)
@@ -194,7 +195,8 @@ def run_backtest(predictor: Any, datamodule: Any, settings: BacktestSettings, ou
     table = signal_table(rows, {**signals, **diagnostics})
     metrics, figures = write_report(out_dir, metrics, table, portfolios,
                                     {name: d[HEADLINE_LABEL] for name, d in daily_ics.items() if name in signals},
-                                    factors=factor_daily, long_short=long_short_daily)
+                                    factors=factor_daily, long_short=long_short_daily,
+                                    figure_cache=AnalysisCache(analysis_dir, FIGURE_MODULES) if analysis_dir else None)
     log.info("backtest report written to %s (benchmark %s)", out_dir, metrics["benchmark"])
     if logger is not None:
         log_to(logger, metrics, figures)
@@ -395,7 +397,8 @@ def factor_step(metrics: dict[str, Any], rows: Rows, signals: Mapping[str, pd.Se
 def portfolio_step(metrics: dict[str, Any], rows: Rows, signals: Mapping[str, pd.Series],
                    settings: BacktestSettings, datamodule: Any, cache: AnalysisCache
                    ) -> tuple[dict[str, pd.DataFrame], int, int]:
-    """The top-k dropout portfolio of every signal through Qlib (daily data only) into ``metrics``.
+    """The top-k dropout portfolio of each signal ``backtest.simulate`` names, through Qlib (daily data only),
+    into ``metrics``.
 
     Returns:
         (each signal's daily portfolio report, the topk and n_drop used after capping).
@@ -420,14 +423,25 @@ def portfolio_step(metrics: dict[str, Any], rows: Rows, signals: Mapping[str, pd
                 costs=dataclasses.asdict(settings.costs), deal_price=settings.deal_price, benchmark=bench_arg,
                 region=rows.region, limit_threshold=settings.limit_threshold, risk_degree=settings.risk_degree,
                 max_participation=settings.max_participation, bars=rows.bars)
-    for name, signal in signals.items():
-        kept = signal.dropna()
+    traded = settings.simulated(list(signals))
+    absent = [n for n in settings.simulate if n != SIMULATE_ALL and n not in signals]
+    if absent:
+        rows.warnings.append(f"backtest.simulate names {', '.join(absent)}, which this run has no signal for "
+                             f"(its signals: {', '.join(signals)}); not simulated.")
+    for name in traded:
+        kept = signals[name].dropna()
         result = cache.get("portfolio", [kept, str(rows.provider), args],
                            lambda: run_topk_dropout(kept, rows.provider, **args))
         metrics[name]["portfolio"] = result.summary | {"long_short": metrics[name]["long_short"]}
         metrics["benchmark"] = result.benchmark
         portfolios[name] = result.report
-    metrics["limit_up"]["buys_blocked"] = {n: metrics[n]["portfolio"]["blocked_buys_limit_up"] for n in signals}
+    untraded = [n for n in signals if n not in traded]
+    if untraded:
+        metrics["portfolio_not_simulated"] = untraded
+        rows.notes.append(f"Top-k portfolio simulated for {', '.join(traded)} only (backtest.simulate="
+                          f"{list(settings.simulate)}); {', '.join(untraded)} keep their IC, factor analysis and "
+                          "long-short portfolio. backtest.simulate=all trades every signal through Qlib.")
+    metrics["limit_up"]["buys_blocked"] = {n: metrics[n]["portfolio"]["blocked_buys_limit_up"] for n in traded}
     return portfolios, topk, n_drop
 
 

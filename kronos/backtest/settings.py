@@ -28,6 +28,10 @@ EXPOSURES = ("beta", "volatility", "size", "industry")
 DEAL_PRICES = ("close", "open")
 REGIONS = ("auto", "cn", "us", "none")
 LIMIT_RULES = ("region",)
+# Rows ``backtest.simulate`` may name: the headline (model), the other model signals, the baselines, the oracle
+# (synthetic data only); ``all`` trades every row.
+SIMULATE_ALL = "all"
+SIMULATABLE = ("model", *(f"model_{s}" for s in PATH_SIGNALS), *BASELINES, "oracle")
 
 
 BacktestSettingsError = ConfigError  # the name older code and tests import
@@ -77,6 +81,8 @@ class BacktestSettings:
         split: the split forecast and scored: ``test`` (reports) or ``val`` (choosing a signal, a
             temperature or a number of paths without touching the test split).
         provider_uri: Qlib provider for the portfolio (None: the data's own, or one built from it).
+        simulate: the signal rows traded through Qlib's top-k dropout simulation (:data:`SIMULATABLE`
+            names, or ``("all",)``); every row keeps its IC, factor analysis and long-short portfolio.
     """
 
     topk: int = 50
@@ -106,6 +112,7 @@ class BacktestSettings:
     end: str | None = None
     split: str = "test"
     provider_uri: str | None = None
+    simulate: tuple[str, ...] = ("model",)
 
     def __post_init__(self) -> None:
         _check(self)
@@ -128,7 +135,12 @@ class BacktestSettings:
         out = dataclasses.asdict(self)
         out["baselines"] = list(self.baselines)
         out["neutralize"] = list(self.neutralize)
+        out["simulate"] = list(self.simulate)
         return out
+
+    def simulated(self, rows: "list[str] | tuple[str, ...]") -> list[str]:
+        """The names among ``rows`` (the run's signal rows, in report order) that get a Qlib simulation."""
+        return list(rows) if SIMULATE_ALL in self.simulate else [r for r in rows if r in self.simulate]
 
 
 def _choice(key: str, value: Any, allowed: tuple[str, ...]) -> None:
@@ -153,6 +165,7 @@ def _check(s: BacktestSettings) -> None:
         raise BacktestSettingsError(f"backtest.baselines={list(s.baselines)} lists a baseline twice")
     for name in s.neutralize:
         _choice("neutralize", name, EXPOSURES)
+    _check_simulate(s)
     if "industry" in s.neutralize:  # refused here, so stage=all stops before training rather than after it
         raise BacktestSettingsError("backtest.neutralize lists industry, but no data source here carries an industry "
                                     "classification yet: remove industry from backtest.neutralize")
@@ -174,6 +187,27 @@ def _check(s: BacktestSettings) -> None:
     elif lt is not None and not (isinstance(lt, (int, float)) and 0 < float(lt) < 1):
         raise BacktestSettingsError(f"backtest.limit_threshold={lt!r}: use 'region', a fraction in (0, 1) "
                                     "(e.g. 0.095), or null for no price limits")
+
+
+def _check_simulate(s: BacktestSettings) -> None:
+    """``simulate``: known row names (or ``all`` alone), a baseline only when ``baselines`` lists it."""
+    names = list(s.simulate)
+    if not names:
+        raise BacktestSettingsError("backtest.simulate is empty: list the signals to trade through Qlib, e.g. "
+                                    "backtest.simulate=[model], or backtest.simulate=all")
+    if SIMULATE_ALL in names:
+        if len(names) > 1:
+            raise BacktestSettingsError(f"backtest.simulate={names}: 'all' already names every signal; pass "
+                                        "backtest.simulate=all alone")
+        return
+    for name in names:
+        _choice("simulate", name, (SIMULATE_ALL, *SIMULATABLE))
+        if name in BASELINES and name not in s.baselines:
+            raise BacktestSettingsError(f"backtest.simulate names {name}, which backtest.baselines={list(s.baselines)} "
+                                        f"does not compute: add it to backtest.baselines or drop it from "
+                                        "backtest.simulate")
+    if len(set(names)) != len(names):
+        raise BacktestSettingsError(f"backtest.simulate={names} lists a signal twice")
 
 
 def _check_costs(c: Costs) -> None:

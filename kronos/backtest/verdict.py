@@ -166,14 +166,21 @@ def headline_lines(metrics: Mapping[str, Any]) -> list[str]:
     model beside the best baseline and (synthetic) the oracle, then the verdict."""
     label = metrics["headline_label"]
     rows = {"model": money_row(metrics["model"], label)}
+    traded = {"model": bool(metrics["model"].get("portfolio"))}
     best = best_baseline(metrics)
     if best is not None:
         rows[f"best baseline {best}"] = money_row(metrics[best], label)
+        traded[f"best baseline {best}"] = bool(metrics[best].get("portfolio"))
     if "oracle" in metrics and isinstance(metrics["oracle"], Mapping):
         rows["oracle"] = money_row(metrics["oracle"], label)
+        traded["oracle"] = bool(metrics["oracle"].get("portfolio"))
 
-    def line(title: str, fmt: str, keys: tuple[str, ...]) -> str:
-        return f"{title}: " + " | ".join(f"{name} " + fmt.format(*[r[k] for k in keys]) for name, r in rows.items())
+    def line(title: str, fmt: str, keys: tuple[str, ...], topk: bool = False) -> str:
+        """One figure per row; a top-k figure only for rows that were simulated (backtest.simulate)."""
+        shown = [f"{name} " + fmt.format(*[r[k] for k in keys]) for name, r in rows.items()
+                 if traded[name] or not topk]
+        skipped = [name for name in rows if topk and not traded[name]]
+        return f"{title}: " + " | ".join(shown) + (f" [not simulated: {', '.join(skipped)}]" if skipped else "")
 
     st = metrics.get("statistics", {})
     ci = [_NAN if v is None else v for v in st.get("rank_ic_ci") or [_NAN, _NAN]]  # None: kronos.backtest.guards
@@ -191,15 +198,15 @@ def headline_lines(metrics: Mapping[str, Any]) -> list[str]:
     if metrics["model"].get("portfolio"):
         out += [
             line(f"Top-k excess return over the benchmark before cost, {yearly} (t)", "{:+.2%} ({:.2f})",
-                 ("excess", "excess_t")),
+                 ("excess", "excess_t"), topk=True),
             line(f"Top-k excess return over the benchmark after cost, {yearly} (t)", "{:+.2%} ({:.2f})",
-                 ("excess_after_cost", "excess_after_cost_t")),
+                 ("excess_after_cost", "excess_after_cost_t"), topk=True),
             line("Top-k break-even cost of that excess return, bps one way (negative: below the benchmark before "
-                 "any cost)", "{:.1f}", ("break_even_cost_bps",)),
+                 "any cost)", "{:.1f}", ("break_even_cost_bps",), topk=True),
             line(f"Top-k alpha (intercept on the benchmark) before cost, {yearly} (t)", "{:+.2%} ({:.2f})",
-                 ("alpha", "alpha_t")),
+                 ("alpha", "alpha_t"), topk=True),
             line(f"Top-k alpha (intercept on the benchmark) after cost, {yearly} (t)", "{:+.2%} ({:.2f})",
-                 ("alpha_after_cost", "alpha_after_cost_t")),
+                 ("alpha_after_cost", "alpha_after_cost_t"), topk=True),
         ]
     if metrics.get("capture_ratio") is not None:
         out.append(f"Capture ratio (model RankIC / oracle RankIC): {metrics['capture_ratio']:.3f}")

@@ -25,6 +25,6 @@ def test_results_are_reused_by_content_and_recomputed_on_any_change(tmp_path: Pa
     assert cache.get("ic", [signal * 2, {"q": 5}], compute) == {"n": 3}                  # and the values
     assert cache.get("factor", [signal, {"q": 5}], compute) == {"n": 4}                  # and the kind
     assert cache.record() == {"reused": 1, "computed": 4}
-    monkeypatch.setattr(analysis_cache, "_code_digest", lambda: "edited statistics")
+    monkeypatch.setattr(analysis_cache, "_code_digest", lambda modules=(): "edited statistics")
     assert AnalysisCache(tmp_path).get("ic", [signal, {"q": 5}], compute) == {"n": 5}   # and the code
     assert AnalysisCache(None).get("ic", [signal, {"q": 5}], compute) == {"n": 6}       # no directory: no cache

@@ -37,7 +37,7 @@ def test_csi300_backtest_report_names_sh000300(data_dir: Path, tmp_path: Path) -
                                   splits={"train": ["2025-12-01", "2026-01-31"], "test": ["2026-02-01", "2026-02-27"]})
     cfg = OmegaConf.load(REPO / "conf" / "backtest" / "topk_dropout.yaml")
     cfg.merge_with({"sampling": {"sample_count": 1}, "batch_size": 512, "start": "2026-02-02", "end": "2026-02-06",
-                    "benchmark": "SH000300"})
+                    "benchmark": "SH000300", "simulate": ["model", "momentum", "reversal"]})
     out = tmp_path / "csi300" / "backtest"
     result = run_backtest(tiny_predictor(), datamodule, BacktestSettings.from_config(cfg), out)
 

@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 
 from kronos.backtest import run_backtest
 from kronos.backtest.report import FIGURES
-from kronos.backtest.settings import BacktestSettings
+from kronos.backtest.settings import BacktestSettings, BacktestSettingsError
 from kronos.inference.candles import REPAIR_FIELDS
 from kronos.inference.settings import SAMPLING_KEYS
 from tests.backtest.conftest import DriftFake, make_datamodule
@@ -54,7 +54,7 @@ class FakeLogger:
 def report(datamodule, tmp_path_factory):
     out = tmp_path_factory.mktemp("exp") / "backtest"
     logger = FakeLogger()
-    result = run_backtest(DriftFake(), datamodule, _cfg(), out, logger=logger)
+    result = run_backtest(DriftFake(), datamodule, _cfg(simulate=["all"]), out, logger=logger)
     return out, result, logger
 
 
@@ -412,9 +412,55 @@ def test_a_second_backtest_on_the_store_computes_no_forecast_and_reuses_the_anal
     assert again["forecast_store"]["key"] == store["key"]
     assert again["forecast_store"]["computed"] == 0 and again["forecast_store"]["reused"] == first["n_forecasts"]
     n_signals = len(first["model_signals"]) + len(FAST["baselines"]) + 1  # + oracle
-    assert again["forecast_store"]["analysis_results"] == {"reused": 3 * n_signals, "computed": n_signals}
+    # IC, factor and long-short of every signal reused; only the headline's simulation (backtest.simulate) rerun
+    assert again["forecast_store"]["analysis_results"] == {"reused": 3 * n_signals, "computed": 1}
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "e" / "backtest" / "signals.csv"), signals)
     assert again["model"]["ic"] == first["model"]["ic"] and again["settings"]["topk_used"] == 2
     other = run_backtest(DriftFake(), dm, _cfg(topk=2, sample_count=2, **FAST), tmp_path / "e" / "backtest",
                          weights=weights, store_dir=tmp_path / "e" / "forecasts")
     assert other["forecast_store"]["key"] != store["key"] and other["forecast_store"]["reused"] == 0
+
+
+def test_simulate_trades_only_the_named_signals_and_figures_are_drawn_once(tmp_path, monkeypatch) -> None:
+    """backtest.simulate=[model] (the default) runs one Qlib simulation, says which signals were not simulated, and
+    a re-run with another topk redraws only the portfolio figures; simulate=all then adds the others."""
+    import kronos.backtest.report as report_module
+
+    dm = make_datamodule(n_instruments=6, n_steps=120)
+    kw = dict(weights={"tokenizer": {"location": "t"}, "predictor": {"location": "p"}},
+              store_dir=tmp_path / "e" / "forecasts")
+    out = tmp_path / "e" / "backtest"
+    first = run_backtest(DriftFake(), dm, _cfg(topk=3, sample_count=1, **FAST), out, **kw)
+    assert first["settings"]["simulate"] == ["model"] and first["model"]["portfolio"]["turnover"] > 0
+    others = [n for n in first["model_signals"] + FAST["baselines"] + ["oracle"] if n != "model"]
+    assert first["portfolio_not_simulated"] == others
+    assert all(first[n].get("portfolio") is None for n in others)
+    assert all(first[n]["long_short"]["t"] is not None for n in FAST["baselines"] + ["oracle"])
+    assert list(first["limit_up"]["buys_blocked"]) == ["model"]
+    assert any("simulated for model only" in n for n in first["notes"])
+    topk_lines = [line for line in first["headline"] if line.startswith("Top-k")]
+    assert topk_lines and all("nan" not in line and "[not simulated: best baseline" in line for line in topk_lines)
+    html = (out / "report.html").read_text()
+    assert "Not simulated (backtest.simulate)" in html and html.count("data:image/png;base64,") == len(FIGURES)
+    rank_ic_png = (out / "daily_rank_ic.png").read_bytes()
+    cumulative_png = (out / "cumulative_return.png").read_bytes()
+    drawn: list[str] = []
+    for name in ("_plot_cumulative", "_plot_excess", "_plot_rank_ic", "_plot_quantiles", "_plot_spread"):
+        original = getattr(report_module, name)
+        monkeypatch.setattr(report_module, name, lambda *a, _o=original, _n=name: (drawn.append(_n), _o(*a))[1])
+    run_backtest(DriftFake(), dm, _cfg(topk=2, sample_count=1, **FAST), out, **kw)
+    assert sorted(drawn) == ["_plot_cumulative", "_plot_excess"]  # the IC, quantile and spread figures: read back
+    assert (out / "daily_rank_ic.png").read_bytes() == rank_ic_png
+    assert (out / "cumulative_return.png").read_bytes() != cumulative_png
+    every = run_backtest(DriftFake(), dm, _cfg(topk=3, sample_count=1, simulate=["all"], **FAST), out, **kw)
+    assert "portfolio_not_simulated" not in every
+    assert every["forecast_store"]["analysis_results"]["computed"] == len(others)  # the model's came from the first run
+    assert every["model"]["portfolio"] == first["model"]["portfolio"]
+
+
+@pytest.mark.parametrize("simulate, message", [
+    (["volume"], "does not compute"), ([], "is empty"), (["all", "model"], "alone"), (["nope"], "not one of"),
+    (["model", "model"], "twice")])
+def test_simulate_refuses_what_it_cannot_trade(simulate, message) -> None:
+    with pytest.raises(BacktestSettingsError, match=message):
+        _cfg(simulate=simulate, **FAST)

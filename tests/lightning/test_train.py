@@ -32,7 +32,7 @@ def test_each_stage_with_fast_dev_run(make_cfg) -> None:
     assert info["config"]["data"]["lookback"] == 24
     assert info["data"]  # the data summary travels with the weights
 
-    bt = train(make_cfg("stage=backtest"))
+    bt = train(make_cfg("stage=backtest", "backtest.simulate=[model,momentum,reversal]"))
     metrics = json.loads((tok_dir.parent / "backtest" / "metrics.json").read_text())
     assert metrics["n_forecasts"] == bt["backtest"]["n_forecasts"] > 0
     for signal in ("model", "momentum", "reversal"):
