@@ -108,6 +108,7 @@ RULES: dict[str, Rule] = {
     "stage.sampled_s1": Rule(boolean, "stage.sampled_s1=false"),
     "stage.loss_targets": Rule(_lazy_choice("kronos.lightning.predictor_training", "LOSS_TARGETS"),
                                "stage.loss_targets=all"),
+    "stage.step_loss_weight": Rule(number(0), "stage.step_loss_weight=0"),
     "data.benchmark": Rule(optional_text, "data.benchmark=null"),
     "monitor.metric": Rule(text, "monitor.metric=val/loss"),
     "monitor.mode": Rule(choice("min", "max"), "monitor.mode=min"),

@@ -151,13 +151,18 @@ class KronosTokenizer(HubModel):
         x = x.long()
         return x & ((1 << self.s1_bits) - 1), x >> self.s1_bits
 
-    def compute_loss(self, x: Tensor) -> dict[str, Tensor]:
-        """Training loss on x [B, T, d_in]: ``(mse(recon_s1, x) + mse(recon, x) + bsq_loss) / 2`` and its parts (scalars)."""
+    def compute_loss(self, x: Tensor, step_weight: float = 0.0) -> dict[str, Tensor]:
+        """Training loss on x [B, T, d_in]: ``(mse(recon_s1, x) + mse(recon, x) + bsq_loss) / 2`` and its parts
+        (scalars), plus ``step_weight * step_loss`` where ``step_loss = mse(diff(recon), diff(x))`` over time
+        (the error of consecutive changes, e.g. one step's return in the price channels; 0: the reference
+        objective, and ``step_loss`` is still reported)."""
         out = self.run(x)
         recon_loss_s1 = F.mse_loss(out.recon_s1, x)
         recon_loss = F.mse_loss(out.recon, x)
+        step_loss = F.mse_loss(out.recon.diff(dim=1), x.diff(dim=1)) if x.shape[1] > 1 else recon_loss * 0.0
         return {
-            "loss": (recon_loss_s1 + recon_loss + out.bsq_loss) / 2,
+            "loss": (recon_loss_s1 + recon_loss + out.bsq_loss) / 2 + step_weight * step_loss,
+            "step_loss": step_loss,
             "recon_loss_s1": recon_loss_s1,
             "recon_loss": recon_loss,
             "bsq_loss": out.bsq_loss,

@@ -79,7 +79,8 @@ def build_module(
     module: KronosStageModule
     if stage == "tokenizer":
         tokenizer = build_tokenizer(cfg, cfg.model.tokenizer.get("pretrained"))
-        module = TokenizerModule(tokenizer, optimizer, scheduler, compile=cfg.compile)
+        module = TokenizerModule(tokenizer, optimizer, scheduler, compile=cfg.compile,
+                                 step_loss_weight=float(cfg.stage.get("step_loss_weight", 0.0)))
     elif stage == "predictor":
         source = weight_source(cfg, "tokenizer", experiment, produced)
         log.info("predictor stage trains on the %s tokenizer %s", source.origin, source.location)

@@ -26,6 +26,23 @@ def test_tokenizer_loss_parts_and_gradients() -> None:
     assert tok.embed.weight.grad is not None and tok.embed.weight.grad.abs().sum() > 0
 
 
+def test_tokenizer_step_loss_is_the_error_of_consecutive_changes() -> None:
+    """step_loss = mse(diff(recon), diff(x)) over time, reported always, added to the loss with its weight."""
+    from kronos.lightning.tokenizer_training import TokenizerModule
+
+    tok = KronosTokenizer(**TINY_TOKENIZER).eval()
+    x = torch.randn(3, 16, 6)
+    plain, weighted = tok.compute_loss(x), tok.compute_loss(x, step_weight=2.5)
+    recon = tok.run(x).recon
+    torch.testing.assert_close(plain["step_loss"], ((recon.diff(dim=1) - x.diff(dim=1)) ** 2).mean())
+    assert plain["step_loss"] > 0
+    torch.testing.assert_close(weighted["loss"], plain["loss"] + 2.5 * plain["step_loss"])
+    module = TokenizerModule(tok, optimizer=lambda params: torch.optim.SGD(params, lr=0.1), step_loss_weight=2.5)
+    torch.testing.assert_close(module._losses({"x": x})["loss"], weighted["loss"])
+    with pytest.raises(ValueError, match="step_loss_weight"):
+        TokenizerModule(tok, optimizer=lambda params: torch.optim.SGD(params, lr=0.1), step_loss_weight=-1)
+
+
 def test_tokenizer_ids_round_trip_through_codes() -> None:
     tok = KronosTokenizer(**TINY_TOKENIZER).eval()
     out = tok.run(torch.randn(2, 10, 6))
