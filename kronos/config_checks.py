@@ -109,6 +109,7 @@ RULES: dict[str, Rule] = {
     "stage.loss_targets": Rule(_lazy_choice("kronos.lightning.predictor_training", "LOSS_TARGETS"),
                                "stage.loss_targets=all"),
     "stage.step_loss_weight": Rule(number(0), "stage.step_loss_weight=0"),
+    "model.predictor.init": Rule(choice("default", "codes"), "model.predictor.init=default"),
     "data.benchmark": Rule(optional_text, "data.benchmark=null"),
     "monitor.metric": Rule(text, "monitor.metric=val/loss"),
     "monitor.mode": Rule(choice("min", "max"), "monitor.mode=min"),

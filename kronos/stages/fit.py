@@ -23,6 +23,7 @@ from kronos.lightning.export import ExportCallback
 from kronos.lightning.finetune import apply_finetune
 from kronos.lightning.predictor_training import PredictorModule
 from kronos.lightning.tokenizer_training import TokenizerModule
+from kronos.models.code_init import init_from_codes
 from kronos.models.kronos_model import Kronos
 from kronos.models.tokenizer import KronosTokenizer
 from kronos.stages.common import StageInputError, build_loggers, instantiate_keyed, weight_source
@@ -40,10 +41,14 @@ def build_tokenizer(cfg: DictConfig, source: str | None = None) -> KronosTokeniz
 
 
 def build_predictor(cfg: DictConfig, source: str | None = None) -> Kronos:
-    """A predictor from ``source`` if given, else fresh from ``model.predictor.config``."""
+    """A predictor from ``source`` if given, else fresh from ``model.predictor.config`` (its token tables
+    initialised from the tokens' codes when ``model.predictor.init=codes``, :mod:`kronos.models.code_init`)."""
     if source:
         return Kronos.from_pretrained(source)
-    return Kronos(**OmegaConf.to_container(cfg.model.predictor.config, resolve=True))
+    model = Kronos(**OmegaConf.to_container(cfg.model.predictor.config, resolve=True))
+    if cfg.model.predictor.get("init", "default") == "codes":
+        init_from_codes(model, seed=int(cfg.get("seed") or 0))
+    return model
 
 
 def resolve_resume(cfg: DictConfig, stage: str, experiment: Experiment) -> str | None:
