@@ -61,7 +61,7 @@ class CalibrationSettings:
     """
 
     enabled: bool = True
-    grid: tuple[float, ...] = (0.8, 0.9, 1.0, 1.1, 1.2, 1.35, 1.5)
+    grid: tuple[float, ...] = (0.8, 0.9, 1.0, 1.1, 1.2, 1.35, 1.5, 1.75, 2.0)
     top_p: float = 1.0
     sample_count: int = 16
     windows: int = 240
@@ -168,6 +168,10 @@ def calibrate_export(predictor: Any, datamodule: Any, export_dir: str | Path,
     log.info("calibration: T %g chosen on %d validation windows (scaled CRPS %.4f vs %.4f at T 1; coverage "
              "50/80/90 %s vs %s at T 1)", result.T, result.windows, result.after["scaled_crps"],
              result.before["scaled_crps"], _coverage_text(result.after), _coverage_text(result.before))
+    grid = [float(row["T"]) for row in result.grid]
+    if len(grid) > 2 and result.T in (min(grid), max(grid)):
+        log.warning("calibration: T %g is at the edge of calibration.grid %s: the best temperature may lie beyond "
+                    "it; widen calibration.grid", result.T, sorted(grid))
     return result
 
 

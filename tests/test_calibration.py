@@ -156,3 +156,20 @@ def test_predictor_api_and_cli_use_the_calibration(calibrated_pair: tuple[Path, 
     assert f"sampled at T {chosen.T:g}" in capsys.readouterr().err
     assert main([*args, "--T", "0.7"]) == 0
     assert "sampled at T 0.7," in capsys.readouterr().err
+
+
+def test_a_temperature_on_the_grids_edge_is_warned_about(datamodule: SplitSpy, tmp_path: Path, monkeypatch,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    import kronos.calibration as calibration
+
+    monkeypatch.setattr(calibration, "score_temperature", lambda predictor, origins, T, settings: {
+        "T": T, "scaled_crps": 1.0 / T, "coverage": {f"{lv:g}": min(lv * T / 2.0, 0.999) for lv in (0.5, 0.8, 0.9)},
+        "pit_histogram": []})  # nominal coverage at T 2, under below it, over above it
+    TrainingInfo(stage="predictor").write(tmp_path)
+    with caplog.at_level("WARNING", logger="kronos.calibration"):
+        result = calibrate_export(None, datamodule, tmp_path, dataclasses.replace(SETTINGS, grid=(0.5, 2.0)))
+    assert result.T == 2.0 and "edge of calibration.grid" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="kronos.calibration"):
+        result = calibrate_export(None, datamodule, tmp_path, dataclasses.replace(SETTINGS, grid=(0.5, 2.0, 4.0)))
+    assert result.T == 2.0 and "edge" not in caplog.text
