@@ -98,7 +98,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--horizon", type=int, default=5)
     ap.add_argument("--market-seed", type=int, default=42, help="data.source.seed of the synthetic market")
     args = ap.parse_args(argv)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     w = _windows(args)
     report: dict[str, Any] = {"windows": args.windows, "paths": args.paths,
                               "volume_rule_spearman_vs_real": _rho(
