@@ -31,6 +31,10 @@ from kronos.data.features import PRICE_COLUMNS, fill_volume_amount
 from kronos.data.panel import Panel
 
 FIELDS: tuple[str, ...] = ("open", "high", "low", "close", "volume", "amount", "factor", "change")
+# Written inside every provider this module builds: the digest of what went into it (see ``content_digest``),
+# so a rebuild of identical content (a re-run backtest on CSV or synthetic data) keeps the provider as it is.
+CONTENT_FILE = ".kronos_content"
+CONTENT_VERSION = 1
 PROVIDER_PARTS: tuple[str, ...] = ("calendars", "instruments", "features")
 MINUTE_UNIT = "min"  # qlib.utils.time.Freq.NORM_FREQ_MINUTE (qlib is imported lazily here)
 
@@ -297,7 +301,8 @@ def build_provider(
         out_dir: provider directory: missing, empty, or (with ``overwrite``) an existing provider.
         freq: Qlib calendar frequency; must match the data (``day`` for daily, ``60min`` for hourly).
         market: also write ``instruments/<market>.txt`` (membership spans) beside ``all.txt``.
-        overwrite: replace an existing provider in ``out_dir``.
+        overwrite: replace an existing provider in ``out_dir``; one this function wrote from the same content
+            (the :func:`content_digest` kept in its ``.kronos_content``) is left as it is.
 
     Returns:
         The provider directory (pass it to :func:`init_qlib`).
@@ -313,12 +318,16 @@ def build_provider(
     prepared = {symbols[str(name)]: _prepare(str(name), df) for name, df in frames.items()}
     check_one_frequency(list(frames), [d.index.to_numpy() for d in prepared.values()], origin=f"provider {out_dir}")
     unit, freq = check_frequency(freq, [d.index.to_numpy() for d in prepared.values()], origin=f"provider {out_dir}")
+    digest = content_digest(prepared, freq, market)
+    if overwrite and _held_digest(out_dir) == digest:  # the same content: keep the provider (and Qlib's view of it)
+        return out_dir
     calendar = pd.DatetimeIndex(np.unique(np.concatenate([d.index.to_numpy() for d in prepared.values()])))
     pos = pd.Series(np.arange(len(calendar)), index=calendar)
 
     from qlib.utils import code_to_fname
 
     with atomic_directory(out_dir) as tmp:
+        (tmp / CONTENT_FILE).write_text(digest + "\n")
         (tmp / "calendars").mkdir()
         (tmp / "instruments").mkdir()
         (tmp / "calendars" / f"{freq}.txt").write_text("\n".join(_format_stamps(calendar, unit)) + "\n")
@@ -343,6 +352,27 @@ def build_provider(
         if market.lower() != "all":
             (tmp / "instruments" / f"{market.lower()}.txt").write_text("\n".join(market_rows) + "\n")
     return out_dir
+
+
+def content_digest(prepared: Mapping[str, pd.DataFrame], freq: str, market: str) -> str:
+    """SHA-256 of everything a provider is written from: each symbol's prepared frame (values and index),
+    the frequency, the market name and :data:`CONTENT_VERSION`."""
+    import hashlib
+
+    digest = hashlib.sha256(f"{CONTENT_VERSION}|{freq}|{market.lower()}|{','.join(FIELDS)}".encode())
+    for sym in sorted(prepared):
+        digest.update(sym.encode() + b"\0")
+        digest.update(pd.util.hash_pandas_object(prepared[sym], index=True).to_numpy().tobytes())
+        digest.update(",".join(map(str, prepared[sym].columns)).encode())
+    return digest.hexdigest()
+
+
+def _held_digest(out_dir: Path) -> str | None:
+    """The content digest an existing provider in ``out_dir`` was written with (None: none, or not ours)."""
+    try:
+        return (out_dir / CONTENT_FILE).read_text().strip() or None
+    except OSError:
+        return None
 
 
 def build_provider_from_panel(panel: Panel, out_dir: str | Path, market: str = "all", freq: str = "day",

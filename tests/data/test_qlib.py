@@ -71,6 +71,23 @@ def test_build_provider_from_panel_and_cli(tmp_path: Path) -> None:
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary leftovers
 
 
+def test_identical_rebuild_keeps_the_provider_and_changed_content_replaces_it(tmp_path: Path) -> None:
+    panel = SyntheticSource(n_instruments=3, n_steps=40, seed=0).load()
+    out = build_provider_from_panel(panel, tmp_path / "syn")
+    close_bin = next((out / "features").glob("*/close.day.bin"))
+    written = close_bin.stat().st_mtime_ns
+    marker = out / "calendars" / "kept.txt"  # would vanish if the directory were rebuilt
+    marker.write_text("x")
+    assert build_provider_from_panel(panel, out, overwrite=True) == out
+    assert marker.exists() and close_bin.stat().st_mtime_ns == written
+    other = SyntheticSource(n_instruments=3, n_steps=40, seed=1).load()  # same shape, other prices
+    build_provider_from_panel(other, out, overwrite=True)
+    assert not marker.exists()
+    np.testing.assert_array_equal(QlibSource(out, market="all").load().values[0], other.values[0])
+    with pytest.raises(DataValidationError, match="overwrite"):  # without overwrite an existing one is refused
+        build_provider_from_panel(other, out)
+
+
 def test_missing_provider_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("QLIB_DATA_PATH", str(tmp_path / "absent"))
     with pytest.raises(DataValidationError) as err:
