@@ -11,7 +11,7 @@ import hashlib
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import hydra
 import lightning.pytorch as pl
@@ -303,5 +303,23 @@ def main() -> None:
                 real_stderr.write(held.getvalue())
 
 
+def cli() -> NoReturn:
+    """The console entry (``kronos-train``, ``python -m kronos.train``): :func:`main`, then the process ends
+    without the interpreter's module-by-module teardown (:func:`kronos.process_exit.exit_now`, about a second
+    with torch, Lightning and Qlib loaded). An unexpected exception still ends the ordinary way, traceback
+    included."""
+    from kronos.process_exit import exit_now
+
+    try:
+        main()
+    except SystemExit as exit_:
+        code = exit_.code
+        if code is not None and not isinstance(code, int):  # sys.exit("message"): printed, status 1
+            print(code, file=sys.stderr)
+            code = 1
+        exit_now(code or 0)
+    exit_now(0)
+
+
 if __name__ == "__main__":
-    main()
+    cli()
