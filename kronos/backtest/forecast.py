@@ -170,8 +170,8 @@ def forecast_split(predictor: NormalizedForecaster, datamodule: Any, *, sampling
 
     Args:
         predictor: exposes ``forecast_normalized`` (KronosPredictor; its cache setting is its own).
-        datamodule: ``KronosDataModule``; its ``eval_dataloader(split, batch_size)`` batches are the
-            decision windows read by kronos.inference.decisions.
+        datamodule: ``KronosDataModule``; its ``eval_dataloader(split, batch_size, start, end)`` batches are
+            the decision windows read by kronos.inference.decisions (the progress line counts those alone).
         sampling: validated sampling settings (seeded: each window's paths from the seed, its instrument and
             its decision time; see kronos.inference.decisions).
         batch_size: windows per predictor call (inference fits far larger batches than training).
@@ -191,7 +191,7 @@ def forecast_split(predictor: NormalizedForecaster, datamodule: Any, *, sampling
     """
     if anchor not in ANCHORS:
         raise ValueError(f"backtest.anchor={anchor!r} is not one of {ANCHORS}")
-    loader = datamodule.eval_dataloader(split, batch_size=batch_size)
+    loader = datamodule.eval_dataloader(split, batch_size=batch_size, start=start, end=end)
     bar = ProgressLine(len(loader.dataset), "backtest forecasts", enabled=progress)
     ticked = _ticking(kept_batches(loader, start, end, bar), bar)
     frame = reduce_split(predictor, iter_decision_forecasts(predictor, ticked, sampling, datamodule.features),
@@ -215,7 +215,7 @@ def fill_split(predictor: Any, datamodule: Any, store: ForecastStore, *, samplin
     """Forecast the windows of ``split`` in [start, end] that ``store`` lacks (every rank calls this, each
     forecasts its share; see :func:`kronos.inference.store.fill_store`). ``anchor``/``deal_price`` are
     accepted for a call shaped like :func:`forecast_split` and do not change what is stored."""
-    loader = datamodule.eval_dataloader(split, batch_size=batch_size)
+    loader = datamodule.eval_dataloader(split, batch_size=batch_size, start=start, end=end)
     bar = ProgressLine(len(loader.dataset), "backtest forecasts", enabled=progress)
     counts = fill_store(store, predictor, kept_batches(loader, start, end, bar), sampling,
                         features=datamodule.features, ranks=ranks, progress=bar)

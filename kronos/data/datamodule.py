@@ -255,10 +255,13 @@ class KronosDataModule(LightningDataModule):
         ds = self.dataset("test")
         return self._loader(ds, self._device_batch(), ShardSampler(len(ds), *self._rank_world()))
 
-    def eval_dataloader(self, split: str = "test", batch_size: int | None = None) -> DataLoader:
+    def eval_dataloader(self, split: str = "test", batch_size: int | None = None, start: Any = None,
+                        end: Any = None) -> DataLoader:
         """Every (decision date, instrument) of ``split`` where the instrument is a member, in date
         order, built from the lookback alone (see kronos.data.eval_windows for the batch keys: ``x``
-        [B,L,F], ``stamp`` [B,L+H,5], ``y_stamp`` [B,H,5], ``close`` [B,L+H] NaN where the future is missing)."""
+        [B,L,F], ``stamp`` [B,L+H,5], ``y_stamp`` [B,H,5], ``close`` [B,L+H] NaN where the future is missing).
+        ``start``/``end`` (anything ``pd.Timestamp`` reads; None: open) keep only the decisions in
+        [start, end] of the split, so the loader's length is what will be forecast."""
         from kronos.data.eval_windows import decision_dataset
 
         self.setup()
@@ -266,7 +269,10 @@ class KronosDataModule(LightningDataModule):
         per_group = self._group_bounds
         if split not in per_group[0]:
             raise KeyError(f"unknown split '{split}'; configured: {list(per_group[0])}")
-        bounds = [b[split] for b in per_group]
+        lo = pd.Timestamp(start).value if start is not None else None
+        hi = pd.Timestamp(end).value if end is not None else None
+        bounds = [(b[split][0] if lo is None else max(int(b[split][0]), lo),
+                   b[split][1] if hi is None else min(int(b[split][1]), hi)) for b in per_group]
         return self._loader(decision_dataset(self.store, bounds), batch_size or self._device_batch())
 
     def window_settings(self) -> dict[str, Any]:

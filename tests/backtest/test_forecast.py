@@ -71,6 +71,27 @@ def test_start_end_keep_only_those_decision_dates(run, datamodule) -> None:
     pd.testing.assert_frame_equal(part, full[(full["datetime"] >= start) & (full["datetime"] <= end)].reset_index(drop=True))
 
 
+def test_a_date_range_is_what_the_loader_and_the_progress_line_count(run, datamodule, monkeypatch) -> None:
+    import io
+
+    from kronos.backtest import forecast as forecast_module
+
+    _, full = run
+    dates = full["datetime"].drop_duplicates().sort_values()
+    start, end = dates.iloc[2], dates.iloc[4]
+    loader = datamodule.eval_dataloader("test", batch_size=5, start=start, end=end)
+    expected = int(((full["datetime"] >= start) & (full["datetime"] <= end)).sum())
+    assert len(loader.dataset) == expected
+    stamps = np.concatenate([np.asarray(b["datetime"], dtype=np.int64) for b in loader])
+    assert stamps.min() == start.value and stamps.max() == end.value
+    lines = io.StringIO()
+    original = forecast_module.ProgressLine
+    monkeypatch.setattr(forecast_module, "ProgressLine",
+                        lambda total, label, enabled=True: original(total, label, stream=lines))
+    forecast_split(PersistenceFake(), datamodule, batch_size=5, start=start, end=end, **SETTINGS)
+    assert f"{expected}/{expected} windows (100 %)" in lines.getvalue()  # never the whole split's count
+
+
 def test_wrong_predictor_output_shape_is_named(datamodule) -> None:
     class Wrong(PersistenceFake):
         def forecast_normalized(self, *args, **kwargs):
