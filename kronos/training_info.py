@@ -42,8 +42,11 @@ class Calibration:
             intervals; ``scaled_crps``: the mean CRPS of the sampled closes over the MASE scale).
         split: the split the windows came from (always the validation split: nothing is tuned on test).
         windows, sample_count, seed: the search's windows, paths per window and sampling seed.
-        grid: one row per candidate T: ``{T, scaled_crps, coverage: {0.5, 0.8, 0.9}, pit_histogram}``.
-        before: the row of the uncalibrated default (T 1, top-p 1); after: the chosen row.
+        grid: one row per candidate (T, spread): ``{T, spread, scaled_crps, coverage: {0.5, 0.8, 0.9},
+            pit_histogram}``.
+        before: the row of the uncalibrated default (T 1, top-p 1, spread 1); after: the chosen row.
+        spread: the chosen fan-out of the paths around the last close (used with the calibrated T;
+            :func:`kronos.inference.candles.scale_spread`); 1 in records written before it existed.
     """
 
     T: float
@@ -56,6 +59,7 @@ class Calibration:
     grid: tuple[dict[str, Any], ...]
     before: dict[str, Any]
     after: dict[str, Any]
+    spread: float = 1.0
 
     def as_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "grid": [dict(row) for row in self.grid]}
@@ -66,7 +70,8 @@ class Calibration:
         if not isinstance(raw, dict):
             return None
         try:
-            return cls(**{**{f.name: raw[f.name] for f in dataclasses.fields(cls)}, "grid": tuple(raw["grid"])})
+            fields = {f.name: raw[f.name] for f in dataclasses.fields(cls) if f.name in raw or f.name != "spread"}
+            return cls(**{**fields, "grid": tuple(raw["grid"])})
         except (KeyError, TypeError):
             return None
 

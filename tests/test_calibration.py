@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -20,7 +21,8 @@ from kronos.inference.settings import SamplingSettings, calibration_of
 from kronos.stages.calibrate import calibrated_sampling
 from kronos.training_info import TrainingInfo
 
-SETTINGS = CalibrationSettings(grid=(0.5, 2.0, 4.0), sample_count=8, windows=40, batch_size=16, seed=3)
+SETTINGS = CalibrationSettings(grid=(0.5, 2.0, 4.0), spreads=(1.0,), sample_count=8, windows=40, batch_size=16,
+                               seed=3)
 
 
 class SpreadForecaster:
@@ -82,9 +84,9 @@ def test_each_criterion_picks_its_own_best_temperature(datamodule: SplitSpy, mon
 
     table = {0.8: (0.70, (0.40, 0.70, 0.80)), 1.0: (0.72, (0.46, 0.76, 0.86)), 1.2: (0.74, (0.50, 0.79, 0.89)),
              1.5: (0.78, (0.58, 0.86, 0.95))}
-    monkeypatch.setattr(calibration, "score_temperature", lambda predictor, origins, T, settings: {
-        "T": T, "scaled_crps": table[T][0], "coverage": dict(zip(("0.5", "0.8", "0.9"), table[T][1])),
-        "pit_histogram": []})
+    monkeypatch.setattr(calibration, "score_temperature", lambda predictor, origins, T, settings: [{
+        "T": T, "spread": 1.0, "scaled_crps": table[T][0], "coverage": dict(zip(("0.5", "0.8", "0.9"), table[T][1])),
+        "pit_histogram": []}])
     picked = {c: calibrate(None, datamodule, dataclasses.replace(SETTINGS, grid=(0.8, 1.2, 1.5), criterion=c)).T
               for c in ("coverage", "scaled_crps")}
     assert picked == {"coverage": 1.2, "scaled_crps": 0.8}
@@ -162,9 +164,10 @@ def test_a_temperature_on_the_grids_edge_is_warned_about(datamodule: SplitSpy, t
                                                          caplog: pytest.LogCaptureFixture) -> None:
     import kronos.calibration as calibration
 
-    monkeypatch.setattr(calibration, "score_temperature", lambda predictor, origins, T, settings: {
-        "T": T, "scaled_crps": 1.0 / T, "coverage": {f"{lv:g}": min(lv * T / 2.0, 0.999) for lv in (0.5, 0.8, 0.9)},
-        "pit_histogram": []})  # nominal coverage at T 2, under below it, over above it
+    monkeypatch.setattr(calibration, "score_temperature", lambda predictor, origins, T, settings: [{
+        "T": T, "spread": 1.0, "scaled_crps": 1.0 / T,
+        "coverage": {f"{lv:g}": min(lv * T / 2.0, 0.999) for lv in (0.5, 0.8, 0.9)},
+        "pit_histogram": []}])  # nominal coverage at T 2, under below it, over above it
     TrainingInfo(stage="predictor").write(tmp_path)
     with caplog.at_level("WARNING", logger="kronos.calibration"):
         result = calibrate_export(None, datamodule, tmp_path, dataclasses.replace(SETTINGS, grid=(0.5, 2.0)))
@@ -173,3 +176,46 @@ def test_a_temperature_on_the_grids_edge_is_warned_about(datamodule: SplitSpy, t
     with caplog.at_level("WARNING", logger="kronos.calibration"):
         result = calibrate_export(None, datamodule, tmp_path, dataclasses.replace(SETTINGS, grid=(0.5, 2.0, 4.0)))
     assert result.T == 2.0 and "edge" not in caplog.text
+
+
+def test_a_spread_is_chosen_with_the_temperature_and_used_with_a_calibrated_t(datamodule: SplitSpy, tmp_path: Path,
+                                                                             tiny_pair: tuple[Path, Path]) -> None:
+    """Paths too narrow at every T of the grid: only the spread can bring the intervals to nominal."""
+    TrainingInfo(stage="predictor").write(tmp_path)
+    settings = dataclasses.replace(SETTINGS, grid=(1.0,), spreads=(0.5, 2.0, 4.0))
+    forecaster = SpreadForecaster()
+    result = calibrate_export(forecaster, datamodule, tmp_path, settings)
+    assert sorted(set(forecaster.temperatures)) == [1.0]                   # one forecast per T, every spread on it
+    rows = {row["spread"]: row for row in result.grid}
+    assert sorted(rows) == [0.5, 1.0, 2.0, 4.0] and {row["T"] for row in result.grid} == {1.0}
+    assert result.spread == min(rows, key=lambda k: coverage_error(rows[k])) and result.spread > 1.0
+    assert result.before == rows[1.0] and result.after == rows[result.spread]
+    assert coverage_error(result.after) < coverage_error(result.before)
+    assert rows[0.5]["coverage"]["0.9"] < rows[1.0]["coverage"]["0.9"] < rows[2.0]["coverage"]["0.9"]
+    chosen = calibration_of(tmp_path)
+    assert chosen.spread == result.spread
+    # a stage whose block leaves spread null takes it; the predictor API takes it with a calibrated T only
+    default = SamplingSettings(T=1.0, top_p=1.0, sample_count=20, seed=0)
+    used, source = calibrated_sampling(default, {"T": None, "top_p": None, "spread": None}, str(tmp_path))
+    assert used.spread == result.spread and "calibration" in source["from"]["spread"] and source["spread"] == used.spread
+    kept, _ = calibrated_sampling(default, {"T": None, "top_p": None}, str(tmp_path))  # absent: the default, 1
+    assert kept.spread == 1.0
+    assert sampling_of(None, None, 0, None, 1, chosen).spread == result.spread
+    assert sampling_of(None, 0.7, 0, None, 1, chosen).spread == 1.0
+    # ... and the paths a predictor returns fan out by it around the last close
+    tok, pred = tiny_pair
+    predictor = load_predictor(str(tok), str(pred), device="cpu")
+    rng = np.random.default_rng(1)
+    close = 50 * np.exp(np.cumsum(rng.normal(0, 0.01, 40)))
+    frame = pd.DataFrame({"open": close, "high": close * 1.01, "low": close * 0.99, "close": close,
+                          "volume": 1000.0, "amount": 1000.0 * close})
+    stamps = pd.Series(pd.date_range("2024-01-01", periods=40, freq="D"))
+    future = pd.Series(pd.date_range("2024-02-10", periods=3, freq="D"))
+    plain = predictor.predict_samples(frame, stamps, future, pred_len=3, verbose=False,
+                                      sampling=SamplingSettings(T=1.0, sample_count=4, seed=5)).paths
+    wide = predictor.predict_samples(frame, stamps, future, pred_len=3, verbose=False,
+                                     sampling=SamplingSettings(T=1.0, sample_count=4, seed=5, spread=2.0)).paths
+    prices = slice(0, 4)  # open, high, low, close; volume and amount as decoded
+    np.testing.assert_allclose(np.log(wide[..., prices] / close[-1]), 2.0 * np.log(plain[..., prices] / close[-1]),
+                               rtol=1e-3, atol=1e-5)
+    np.testing.assert_array_equal(wide[..., 4:], plain[..., 4:])

@@ -180,8 +180,40 @@ def repair_candles(paths: np.ndarray, last_close: np.ndarray | float, features: 
     return out, counts
 
 
+def scale_spread(paths: np.ndarray, last_close: np.ndarray | float, spread: float,
+                 features: Sequence[str] = FEATURES) -> np.ndarray:
+    """Paths whose log prices, measured from the last observed close, are multiplied by ``spread``.
+
+    Every price p of a path (open, high, low and close alike) becomes ``last_close * (p / last_close) **
+    spread``: the paths fan out (``spread`` > 1) or in (< 1) around the last close by one factor at every step.
+    The map is increasing and positive, so a possible candle stays possible (order of open, high, low, close
+    kept, prices > 0); volume and amount are untouched. ``spread`` 1 returns ``paths`` as they are. This is
+    the second knob of the calibration (:mod:`kronos.calibration`), beside the temperature: when the
+    decoder's range bounds how far the temperature can widen the paths, it is what brings the intervals to
+    their nominal coverage.
+
+    Args:
+        paths: float [..., H, F] possible candles (after :func:`repair_candles`); prices positive.
+        last_close: the last observed close before each path, broadcastable to ``paths.shape[:-2]``.
+        spread: the factor (> 0).
+    """
+    if spread == 1.0:
+        return paths
+    if not spread > 0:
+        raise ValueError(f"spread must be positive, got {spread!r}")
+    out = np.array(paths, dtype=np.float32, copy=True)
+    cols = [i for i in (_column(features, n) for n in ("open", "high", "low", "close")) if i is not None]
+    anchor = np.broadcast_to(np.asarray(last_close, dtype=np.float64), out.shape[:-2])[..., None, None]
+    prices = out[..., cols].astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scaled = anchor * np.exp(spread * np.log(prices / anchor))
+    out[..., cols] = np.where(prices > 0, scaled, prices)  # non-finite values stay as they are (see repair_candles)
+    return out
+
+
 def candle_paths(z: np.ndarray, mean: np.ndarray, std: np.ndarray, last_close: np.ndarray | float,
-                 features: Sequence[str] = FEATURES, normalization: str = LEVEL) -> tuple[np.ndarray, np.ndarray]:
+                 features: Sequence[str] = FEATURES, normalization: str = LEVEL, spread: float = 1.0
+                 ) -> tuple[np.ndarray, np.ndarray]:
     """The one de-normalisation of forecast paths: normalised ``z`` to possible candles in price units.
 
     Args:
@@ -193,6 +225,8 @@ def candle_paths(z: np.ndarray, mean: np.ndarray, std: np.ndarray, last_close: n
             levels; ``returns`` rebuilds prices from ``last_close`` (positive by construction), and the wicks,
             volume and amount its inverse maps from < 0 to 0 are counted here as ``wick`` /
             ``negative_volume`` / ``negative_amount`` repairs.
+        spread: the calibrated fan-out of the repaired paths around ``last_close`` (:func:`scale_spread`;
+            1: as decoded).
 
     Returns:
         (paths float32 [..., H, F], repair counts int64 [..., len(REPAIR_FIELDS)] per path): see
@@ -200,10 +234,12 @@ def candle_paths(z: np.ndarray, mean: np.ndarray, std: np.ndarray, last_close: n
     """
     z = np.asarray(z)
     if normalization == LEVEL:
-        return repair_candles(denormalize(z, mean, std), last_close, features)
+        paths, counts = repair_candles(denormalize(z, mean, std), last_close, features)
+        return scale_spread(paths, last_close, spread, features), counts
     anchor = np.broadcast_to(np.asarray(last_close, dtype=np.float64), z.shape[:-2])
     decoded = decode(z, mean, std, anchor, normalization)
     paths, counts = repair_candles(decoded, last_close, features)
+    paths = scale_spread(paths, last_close, spread, features)
     t = z.astype(np.float64) * (np.asarray(std)[..., None, :] + NORM_EPS) + np.asarray(mean)[..., None, :]
     clipped = {"wick": (t[..., 1:3] < 0).any(axis=-1), "negative_volume": t[..., 4] < 0,
                "negative_amount": t[..., 5] < 0}  # [..., H] each: what decode mapped to 0
@@ -213,4 +249,4 @@ def candle_paths(z: np.ndarray, mean: np.ndarray, std: np.ndarray, last_close: n
 
 
 __all__ = ["CandleRepairs", "REPAIR_FIELDS", "RULE", "candle_paths", "repair_candles", "repair_columns",
-           "repairs_block", "repairs_of_table"]
+           "repairs_block", "repairs_of_table", "scale_spread"]

@@ -170,7 +170,7 @@ def forecast_decisions(predictor: NormalizedForecaster, batch: Mapping[str, Any]
         raise ValueError(f"decision batch has {F} features but {len(features)} names were given ({list(features)}): "
                          "pass the datamodule's features")
     paths, counts = candle_paths(z, a["mean"][:, None, :], a["std"][:, None, :], a["hist_close"][:, -1:], features,
-                                 normalization)
+                                 normalization, spread=float(getattr(sampling, "spread", 1.0)))
     return DecisionForecast(paths=paths, instrument=a["instrument"], datetime=a["datetime"], x_hist=a["x_hist"],
                             mean=a["mean"], std=a["std"], hist_close=a["hist_close"],
                             future_close=a["future_close"], repairs=counts.sum(axis=1))

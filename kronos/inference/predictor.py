@@ -63,12 +63,13 @@ def sampling_of(sampling: SamplingSettings | None, T: float | None, top_k: int, 
     SamplingSettings (unseeded: the ``generator`` argument or torch's global generator draws).
 
     ``T`` / ``top_p`` None: the ``calibration`` recorded with the predictor (chosen on validation) when there
-    is one, else the reference's 1.0 / 0.9. An explicit value always wins.
+    is one, else the reference's 1.0 / 0.9. An explicit value always wins. The calibrated ``spread`` (chosen
+    with T, see :mod:`kronos.calibration`) comes with a calibrated T; with an explicit T the paths are as decoded.
     """
     loose = SamplingSettings(T=REFERENCE_SAMPLING.T if T is None else T, top_k=top_k,
                              top_p=REFERENCE_SAMPLING.top_p if top_p is None else top_p, sample_count=sample_count)
     if sampling is None:
-        unset = [k for k, v in (("T", T), ("top_p", top_p)) if v is None]
+        unset = [k for k, v in (("T", T), ("top_p", top_p), ("spread", T)) if v is None]
         return with_calibration(loose, unset, calibration)[0] if unset else loose
     if not isinstance(sampling, SamplingSettings):
         raise TypeError(f"sampling must be a SamplingSettings, got {type(sampling).__name__}")
@@ -380,6 +381,7 @@ class KronosPredictor:
         paths = self.forecast_normalized(x, x_stamp, y_stamp, sampling, torch.as_tensor(lengths), generator, verbose).numpy()
         out = []
         for b, enc in enumerate(encoded):  # possible candles, repairs counted (kronos.inference.candles)
-            candles, counts = candle_paths(paths[b], enc.mean, enc.std, enc.anchor, normalization=self.normalization)
+            candles, counts = candle_paths(paths[b], enc.mean, enc.std, enc.anchor, normalization=self.normalization,
+                                           spread=sampling.spread)
             out.append(ForecastSamples(candles, y_indexes[b], repairs=CandleRepairs.from_array(counts)))
         return out

@@ -21,6 +21,7 @@ from kronos.inference.validation import ForecastInputError
 from kronos.training_info import FILE_NAME, Calibration, TrainingInfo
 
 T_MIN, T_MAX = 1e-2, 100.0
+SPREAD_MIN, SPREAD_MAX = 0.25, 4.0  # the calibrated fan-out of the paths (kronos.inference.candles.scale_spread)
 SEED_MAX = 2**63 - 1  # torch.Generator.manual_seed takes a 64-bit integer
 SAMPLE_COUNT_MAX = 256
 MIN_CONTEXT = 2
@@ -41,6 +42,9 @@ class SamplingSettings:
         top_p: nucleus mass in (0, 1] (ignored when top_k > 0).
         sample_count: sample paths drawn, 1..SAMPLE_COUNT_MAX.
         seed: seed of the sampling generator (None: a different draw each time), 0..SEED_MAX.
+        spread: in [SPREAD_MIN, SPREAD_MAX]: every sampled price's log distance from the last observed close
+            is multiplied by it after decoding (:func:`kronos.inference.candles.scale_spread`; 1: the paths as
+            decoded). The calibration chooses it on validation with T.
     """
 
     T: float = 1.0
@@ -48,6 +52,7 @@ class SamplingSettings:
     top_p: float = 0.9
     sample_count: int = 1
     seed: int | None = None
+    spread: float = 1.0
 
     def validate(self, flag: str = "", prefix: str = "") -> "SamplingSettings":
         """Check every field; return self or raise ForecastInputError.
@@ -77,6 +82,10 @@ class SamplingSettings:
         top_p = number(self.top_p, "top_p")
         if not 0.0 < top_p <= 1.0:
             raise ForecastInputError(f"{name('top_p')} must be in (0, 1], got {self.top_p!r}")
+        spread = number(self.spread, "spread")
+        if not SPREAD_MIN <= spread <= SPREAD_MAX:  # also false for NaN
+            raise ForecastInputError(f"{name('spread')} must be between {SPREAD_MIN:g} and {SPREAD_MAX:g} (1: the paths "
+                                     f"as decoded), got {self.spread!r}")
         if not 1 <= self.sample_count <= SAMPLE_COUNT_MAX:
             raise ForecastInputError(
                 f"{name('sample_count')} must be between 1 and {SAMPLE_COUNT_MAX}, got {self.sample_count}"
@@ -193,12 +202,13 @@ def refuse_flat_sampling(stage: str, data: Mapping[str, Any]) -> None:
         raise ConfigError(moved_sampling_message(stage, flat))
 
 
-CALIBRATED_KEYS = ("T", "top_p")
-UNCALIBRATED = {"T": 1.0, "top_p": 1.0}  # the model's own distribution, where no other default is named
+CALIBRATED_KEYS = ("T", "top_p", "spread")
+UNCALIBRATED = {"T": 1.0, "top_p": 1.0, "spread": 1.0}  # the model's own distribution, where no other default is named
 
 
 def fill_unset(block: Any, defaults: SamplingSettings | None = None) -> Any:
-    """A config's sampling block with its null T / top_p replaced by ``defaults``' values (else UNCALIBRATED).
+    """A config's sampling block with its null T / top_p / spread replaced by ``defaults``' values (else
+    UNCALIBRATED).
 
     Null means "the calibrated value": the settings are built with the stage's default there, and the stage
     later swaps in the predictor's recorded calibration (:func:`with_calibration`, on :func:`unset_keys`).
@@ -225,13 +235,14 @@ def calibration_of(predictor: str | Path | None) -> Calibration | None:
 
 def with_calibration(sampling: SamplingSettings, unset: Collection[str], calibration: Calibration | None,
                      where: str = "") -> tuple[SamplingSettings, dict[str, str]]:
-    """``sampling`` with the keys in ``unset`` (T, top_p left unset by the user) taken from ``calibration``.
+    """``sampling`` with the keys in ``unset`` (T, top_p, spread left unset by the user) taken from ``calibration``.
 
     An explicit value always wins; an unset one takes the calibrated value when one was recorded, else keeps
     the value already in ``sampling`` (the caller's default).
 
     Returns:
-        (the settings, ``{T: source, top_p: source}``), each source ``config`` (set explicitly),
+        (the settings, ``{T: source, top_p: source, spread: source}``), each source ``config`` (set explicitly,
+        or absent from a config block: its default),
         ``calibration (<where>/training_info.json)`` or ``default (no calibration recorded)``.
     """
     values: dict[str, Any] = {}

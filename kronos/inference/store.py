@@ -125,7 +125,7 @@ def forecast_key(*, weights: Mapping[str, Any], data: Mapping[str, Any], windows
         weights: ``{tokenizer: weights_fingerprint(...), predictor: ...}``.
         data: :func:`data_fingerprint`.
         windows: which windows (e.g. ``{split, stride}``).
-        sampling: a ``SamplingSettings`` (T, top_k, top_p, sample_count, seed).
+        sampling: a ``SamplingSettings`` (T, top_k, top_p, sample_count, seed; spread when not 1).
         max_context: the predictor's window; cache: ``exact``, ``rolling`` or ``none``.
         precision: ``fp32``, ``bf16`` or ``fp16`` (autocast of the forecasts).
     """
@@ -133,9 +133,17 @@ def forecast_key(*, weights: Mapping[str, Any], data: Mapping[str, Any], windows
         "format": FORMAT_VERSION,
         "decision_fields": [f.name for f in dataclasses.fields(DecisionForecast)],
         "weights": _plain(dict(weights)), "data": _plain(dict(data)), "windows": _plain(dict(windows)),
-        "sampling": {k: getattr(sampling, k) for k in ("T", "top_k", "top_p", "sample_count", "seed")},
+        "sampling": {k: getattr(sampling, k) for k in ("T", "top_k", "top_p", "sample_count", "seed")}
+        | _spread_field(sampling),
         "max_context": int(max_context), "cache": str(cache), "precision": str(precision),
     })
+
+
+def _spread_field(sampling: Any) -> dict[str, float]:
+    """``{spread}`` when the paths are fanned out (!= 1); nothing at 1, so the stores written before the spread
+    existed keep their keys (their paths are the spread-1 paths)."""
+    spread = float(getattr(sampling, "spread", 1.0))
+    return {} if spread == 1.0 else {"spread": spread}
 
 
 def window_ids(instruments: Iterable[Any], when_ns: Sequence[int] | np.ndarray) -> np.ndarray:

@@ -37,20 +37,20 @@ def calibrate_stage(cfg: DictConfig, datamodule: Any, experiment: Experiment, pr
 
 def calibrated_sampling(sampling: SamplingSettings, block: Any, predictor: str | None
                         ) -> tuple[SamplingSettings, dict[str, Any]]:
-    """A stage's sampling with its null T / top_p taken from ``predictor``'s recorded calibration.
+    """A stage's sampling with its null T / top_p / spread taken from ``predictor``'s recorded calibration.
 
     Args:
         sampling: the stage's validated settings (null keys already hold the stage's default).
         block: the config's ``<stage>.sampling`` node (which keys the user left null).
         predictor: the predictor weights the stage loads (directory or hub id).
     Returns:
-        (settings, the ``sampling_source`` record for metrics.json: ``{T, top_p}`` used and where each came
+        (settings, the ``sampling_source`` record for metrics.json: ``{T, top_p, spread}`` used and where each came
         from, plus the validation coverage before/after when a calibration was used).
     """
     plain = OmegaConf.to_container(block, resolve=True) if OmegaConf.is_config(block) else dict(block or {})
     record = calibration_of(predictor)
     used, source = with_calibration(sampling, unset_keys(plain), record, where=str(predictor or ""))
-    out: dict[str, Any] = {"T": used.T, "top_p": used.top_p, "from": source}
+    out: dict[str, Any] = {"T": used.T, "top_p": used.top_p, "spread": used.spread, "from": source}
     if record is not None and any(v.startswith("calibration") for v in source.values()):
         out["validation"] = {"before": record.before, "after": record.after, "windows": record.windows}
     return used, out

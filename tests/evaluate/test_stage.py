@@ -67,7 +67,7 @@ def test_evaluate_stage_writes_the_contract(evaluate_cfg, tiny_pair, tmp_path: P
         for key in keys:
             assert key in block["models"]["kronos"], (task, key)
     assert metrics["tasks"]["price"]["sampling"] == {"T": 0.6, "top_k": 0, "top_p": 0.9, "sample_count": 10,
-                                                     "seed": 42}
+                                                     "seed": 42, "spread": 1.0}
     facts = metrics["tasks"]["generation"]["models"]["kronos"]["stylized_facts"]
     assert {"real", "generated"} <= set(facts["return_kurtosis"])
     assert metrics["tasks"]["accuracy"]["verdict"].startswith("CRPS: kronos ")

@@ -14,7 +14,7 @@ from kronos.cli.predict import main as predict_main
 from kronos.data.datamodule import KronosDataModule
 from kronos.data.features import FEATURES
 from kronos.data.synthetic import SyntheticSource
-from kronos.inference.candles import REPAIR_FIELDS, CandleRepairs, candle_paths, repair_candles
+from kronos.inference.candles import REPAIR_FIELDS, CandleRepairs, candle_paths, repair_candles, scale_spread
 from kronos.inference.decisions import collect_decision_forecasts
 from kronos.inference.frame import forecast_frame, plan_forecast
 from kronos.inference.generate import generate
@@ -101,6 +101,26 @@ def test_candle_paths_is_denormalize_then_repair() -> None:
     summed = CandleRepairs.from_array(counts)
     assert summed.candles == 40 and summed.nonpositive_price > 0 and summed.wick > 0 and summed.negative_volume > 0
     assert_possible(paths)
+
+
+def test_a_spread_fans_the_paths_out_around_the_last_close_and_keeps_candles_possible() -> None:
+    z = np.random.default_rng(1).normal(0, 3, size=(2, 4, 5, 6)).astype(np.float32)
+    mean, std = np.full((2, 1, 6), 10.0, np.float32), np.full((2, 1, 6), 4.0, np.float32)
+    last = np.array([[10.0], [12.0]])
+    plain, counts = candle_paths(z, mean, std, last)
+    assert scale_spread(plain, last, 1.0) is plain                                   # 1: the paths as decoded
+    for spread in (0.5, 1.7):
+        wide, wide_counts = candle_paths(z, mean, std, last, spread=spread)
+        np.testing.assert_array_equal(wide_counts, counts)                            # repairs come first, unchanged
+        assert_possible(wide)
+        anchor = last[:, :, None, None]
+        np.testing.assert_allclose(np.log(wide[..., :4] / anchor), spread * np.log(plain[..., :4] / anchor),
+                                   rtol=1e-4, atol=1e-5)
+        np.testing.assert_array_equal(wide[..., 4:], plain[..., 4:])                  # volume, amount untouched
+    with pytest.raises(ValueError, match="spread must be positive"):
+        scale_spread(plain, last, 0.0)
+    with pytest.raises(Exception, match="spread must be between"):
+        SamplingSettings(spread=5.0).validate()
 
 
 # ---------------------------------------------------------------- every entry point, a deliberately bad model
