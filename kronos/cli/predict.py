@@ -137,6 +137,7 @@ def run(args: argparse.Namespace) -> None:
     print(f"note: {result.future.note}", file=sys.stderr)
     print(f"note: {result.repairs.summary()}", file=sys.stderr)
     print(f"note: sampled at T {settings.T:g}, top-p {settings.top_p:g}"
+          + (f", spread {settings.spread:g}" if settings.spread != 1.0 else "")
           + (" (chosen on validation, training_info.json)" if args.T is None and calibration else ""),
           file=sys.stderr)
     table = forecast_table(result.paths, result.future.index, quantiles)
