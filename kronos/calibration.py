@@ -8,10 +8,11 @@ knob is the ``spread`` (:func:`kronos.inference.candles.scale_spread`): every sa
 the last observed close multiplied by one factor, which keeps each candle possible. After the predictor stage
 exports, :func:`calibrate_export` forecasts a budget of validation decision windows at every temperature of a
 small grid (one seed, so every T sees the same random numbers), scores the sampled closes at every spread of
-its grid (no new forecast: the spread acts on the decoded paths), keeps the (T, spread) whose 50/80/90 %
-central intervals cover closest to their nominal levels (``calibration.criterion=coverage``, the default: what
-the intervals promise; ``scaled_crps`` keeps the lowest mean scaled CRPS, a proper score that also rewards
-sharpness) and records the grid, the choice and the coverage and PIT histogram before (T 1, top-p 1, spread 1,
+its grid (no new forecast: the spread acts on the decoded paths), keeps, of the (T, spread) whose 50/80/90 %
+central intervals all cover within ``calibration.coverage_tolerance`` of their nominal levels, the one with the
+lowest mean scaled CRPS (``calibration.criterion=coverage``, the default: what the intervals promise first, then
+the sharpest; the closest coverage when none is within; ``scaled_crps`` keeps the lowest mean scaled CRPS, a
+proper score that also rewards sharpness, whatever the coverage) and records the grid, the choice and the coverage and PIT histogram before (T 1, top-p 1, spread 1,
 the model's own distribution) and after in the export's ``training_info.json``
 (:class:`kronos.training_info.Calibration`). Evaluate, ``KronosPredictor`` and ``kronos-predict`` then use
 it wherever their own T / top_p / spread is left unset (the backtest too when ``backtest.sampling.T`` / ``top_p``
@@ -63,8 +64,10 @@ class CalibrationSettings:
         sample_count: sample paths per window; windows: at most this many validation windows (whole dates,
             every ``stride``-th date so that the budget holds); batch_size: windows per predictor call.
         seed: the sampling seed shared by every candidate.
-        criterion: what the chosen (T, spread) minimises: ``coverage`` (the largest distance of the 50/80/90 %
-            central-interval coverage from its nominal level; ties by scaled CRPS) or ``scaled_crps``.
+        criterion: what chooses (T, spread): ``coverage`` (the lowest scaled CRPS among the candidates whose
+            50/80/90 % central intervals all cover within ``coverage_tolerance`` of nominal; when none does, the
+            smallest largest distance) or ``scaled_crps`` (the lowest scaled CRPS).
+        coverage_tolerance: the largest |coverage - nominal| that counts as calibrated for ``coverage``.
     """
 
     enabled: bool = True
@@ -76,6 +79,7 @@ class CalibrationSettings:
     batch_size: int = 256
     seed: int = 0
     criterion: str = "coverage"
+    coverage_tolerance: float = 0.02
 
     def __post_init__(self) -> None:
         if self.criterion not in CRITERIA:
@@ -85,6 +89,9 @@ class CalibrationSettings:
         if not self.spreads or any(not (SPREAD_MIN <= float(k) <= SPREAD_MAX) for k in self.spreads):
             raise CalibrationConfigError(f"calibration.spreads={list(self.spreads)}: give spreads in [{SPREAD_MIN}, "
                                          f"{SPREAD_MAX}] (1: the paths as decoded)")
+        if not 0.0 <= float(self.coverage_tolerance) < 0.5:
+            raise CalibrationConfigError(f"calibration.coverage_tolerance={self.coverage_tolerance!r}: give a distance "
+                                         "in [0, 0.5), e.g. 0.02")
         if self.sample_count < 2 or self.windows < 1 or self.batch_size < 1:
             raise CalibrationConfigError("calibration.sample_count must be >= 2 (intervals need paths), calibration."
                                          "windows and calibration.batch_size >= 1")
@@ -165,8 +172,8 @@ def coverage_error(row: Mapping[str, Any]) -> float:
 
 def calibrate(predictor: Any, datamodule: Any, settings: CalibrationSettings) -> Calibration:
     """Search ``settings.grid`` (plus T 1) x ``settings.spreads`` (plus 1) on validation windows; the (T, spread)
-    that best meets ``settings.criterion`` (coverage closest to nominal, or the lowest scaled CRPS; ties go to
-    the one nearest T 1, spread 1).
+    that best meets ``settings.criterion`` (the sharpest of those covering within the tolerance, or the lowest
+    scaled CRPS; ties go to the one nearest T 1, spread 1).
 
     Args:
         predictor: exposes ``forecast_normalized`` (a ``KronosPredictor``).
@@ -183,7 +190,9 @@ def calibrate(predictor: Any, datamodule: Any, settings: CalibrationSettings) ->
         return abs(r["T"] - UNCALIBRATED["T"]), abs(r.get("spread", 1.0) - UNCALIBRATED["spread"])
 
     if settings.criterion == "coverage":
-        best = min(scored, key=lambda r: (coverage_error(r), r["scaled_crps"], *plain(r)))
+        calibrated = [r for r in scored if coverage_error(r) <= settings.coverage_tolerance]
+        best = (min(calibrated, key=lambda r: (r["scaled_crps"], *plain(r))) if calibrated
+                else min(scored, key=lambda r: (coverage_error(r), r["scaled_crps"], *plain(r))))
     else:
         best = min(scored, key=lambda r: (r["scaled_crps"], *plain(r)))
     before = next(r for r in rows if r["T"] == UNCALIBRATED["T"] and r.get("spread", 1.0) == UNCALIBRATED["spread"])

@@ -90,6 +90,13 @@ def test_each_criterion_picks_its_own_best_temperature(datamodule: SplitSpy, mon
     picked = {c: calibrate(None, datamodule, dataclasses.replace(SETTINGS, grid=(0.8, 1.2, 1.5), criterion=c)).T
               for c in ("coverage", "scaled_crps")}
     assert picked == {"coverage": 1.2, "scaled_crps": 0.8}
+    # two candidates within the tolerance: the sharper (lower CRPS) one, though the other covers closer
+    table[1.0] = (0.72, (0.49, 0.785, 0.885))                               # within 0.015 of nominal
+    assert calibrate(None, datamodule, dataclasses.replace(SETTINGS, grid=(0.8, 1.2, 1.5))).T == 1.0
+    # a tighter tolerance leaves only T 1.2 (within 0.01); none within: the closest coverage
+    assert calibrate(None, datamodule, dataclasses.replace(SETTINGS, grid=(0.8, 1.2, 1.5), coverage_tolerance=0.01)).T == 1.2
+    # none within (tolerance 0; T 1 is always scored): the closest, T 1 at 0.015, not the sharper T 0.8
+    assert calibrate(None, datamodule, dataclasses.replace(SETTINGS, grid=(0.8, 1.5), coverage_tolerance=0.0)).T == 1.0
     assert coverage_error({"coverage": {"0.5": 0.5, "0.8": 0.75, "0.9": 0.91}}) == pytest.approx(0.05)
     with pytest.raises(CalibrationConfigError, match="criterion"):
         CalibrationSettings(criterion="pinball")
@@ -100,6 +107,10 @@ def test_settings_are_checked_by_name() -> None:
         CalibrationSettings.from_config({"grd": [1.0]})
     with pytest.raises(CalibrationConfigError, match="calibration.grid"):
         CalibrationSettings.from_config({"grid": [0.0]})
+    with pytest.raises(CalibrationConfigError, match="calibration.spreads"):
+        CalibrationSettings.from_config({"spreads": [5.0]})
+    with pytest.raises(CalibrationConfigError, match="coverage_tolerance"):
+        CalibrationSettings.from_config({"coverage_tolerance": 0.7})
     assert CalibrationSettings.from_config(None) == CalibrationSettings()
 
 
@@ -188,7 +199,10 @@ def test_a_spread_is_chosen_with_the_temperature_and_used_with_a_calibrated_t(da
     assert sorted(set(forecaster.temperatures)) == [1.0]                   # one forecast per T, every spread on it
     rows = {row["spread"]: row for row in result.grid}
     assert sorted(rows) == [0.5, 1.0, 2.0, 4.0] and {row["T"] for row in result.grid} == {1.0}
-    assert result.spread == min(rows, key=lambda k: coverage_error(rows[k])) and result.spread > 1.0
+    within = [k for k in rows if coverage_error(rows[k]) <= settings.coverage_tolerance]
+    assert result.spread == (min(within, key=lambda k: rows[k]["scaled_crps"]) if within
+                             else min(rows, key=lambda k: coverage_error(rows[k])))
+    assert result.spread > 1.0
     assert result.before == rows[1.0] and result.after == rows[result.spread]
     assert coverage_error(result.after) < coverage_error(result.before)
     assert rows[0.5]["coverage"]["0.9"] < rows[1.0]["coverage"]["0.9"] < rows[2.0]["coverage"]["0.9"]
