@@ -24,7 +24,9 @@ def failing(*args, **kwargs):
     if {how!r} == "disk":
         {write}
         raise OSError(errno.ENOSPC, "No space left on device", kwargs.get("out_dir") or (args[0] if args else None))
-    os.kill(os.getpid(), getattr(signal, {how!r}))
+    # raise_signal: delivered to this (the main) thread and handled before it returns; os.kill(getpid()) may land
+    # on another thread of the process and be handled only after the next line ran (a flaky failure under load)
+    signal.raise_signal(getattr(signal, {how!r}))
     raise AssertionError("the signal did not stop the run")
 setattr(target, {name!r}, failing)
 from kronos.train import main
