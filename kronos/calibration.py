@@ -188,7 +188,7 @@ def calibrate(predictor: Any, datamodule: Any, settings: CalibrationSettings) ->
         raise ValueError("calibration: no validation window has a realised future to score")
 
     def plain(r: Mapping[str, Any]) -> tuple[float, float]:
-        return abs(r["T"] - UNCALIBRATED["T"]), abs(r.get("spread", 1.0) - UNCALIBRATED["spread"])
+        return abs(r["T"] - UNCALIBRATED["T"]), abs(r["spread"] - UNCALIBRATED["spread"])
 
     if settings.criterion == "coverage":
         calibrated = [r for r in scored if coverage_error(r) <= settings.coverage_tolerance]
@@ -196,10 +196,10 @@ def calibrate(predictor: Any, datamodule: Any, settings: CalibrationSettings) ->
                 else min(scored, key=lambda r: (coverage_error(r), r["scaled_crps"], *plain(r))))
     else:
         best = min(scored, key=lambda r: (r["scaled_crps"], *plain(r)))
-    before = next(r for r in rows if r["T"] == UNCALIBRATED["T"] and r.get("spread", 1.0) == UNCALIBRATED["spread"])
+    before = next(r for r in rows if r["T"] == UNCALIBRATED["T"] and r["spread"] == UNCALIBRATED["spread"])
     return Calibration(T=best["T"], top_p=float(settings.top_p), criterion=settings.criterion, split=SPLIT,
                        windows=len(origins), sample_count=settings.sample_count, seed=settings.seed,
-                       grid=tuple(rows), before=before, after=best, spread=float(best.get("spread", 1.0)))
+                       grid=tuple(rows), before=before, after=best, spread=float(best["spread"]))
 
 
 def calibrate_export(predictor: Any, datamodule: Any, export_dir: str | Path,
@@ -213,7 +213,7 @@ def calibrate_export(predictor: Any, datamodule: Any, export_dir: str | Path,
              "coverage 50/80/90 %s vs %s)", result.T, result.spread, result.windows, result.after["scaled_crps"],
              result.before["scaled_crps"], _coverage_text(result.after), _coverage_text(result.before))
     for key, name, chosen in (("T", "grid", result.T), ("spread", "spreads", result.spread)):
-        values = sorted({float(row.get(key, 1.0)) for row in result.grid})
+        values = sorted({float(row[key]) for row in result.grid})
         if len(values) > 2 and chosen in (values[0], values[-1]):
             log.warning("calibration: %s %g is at the edge of calibration.%s %s: the best value may lie beyond it; "
                         "widen calibration.%s", key, chosen, name, values, name)

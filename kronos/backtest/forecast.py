@@ -16,7 +16,7 @@ import torch
 from kronos.backtest.settings import ANCHORS
 from kronos.data.transforms import LEVEL
 from kronos.inference.candles import candle_paths, repair_columns
-from kronos.inference.decisions import DecisionForecast, NormalizedForecaster, iter_decision_forecasts, select_windows
+from kronos.inference.decisions import DecisionForecast, NormalizedForecaster, iter_decision_forecasts
 from kronos.inference.progress import ProgressLine
 from kronos.inference.ranks import Ranks
 from kronos.inference.settings import SamplingSettings
@@ -128,22 +128,6 @@ def _bounds(start: str | pd.Timestamp | None, end: str | pd.Timestamp | None) ->
     return lo, hi
 
 
-def kept_batches(loader: Iterable[Mapping[str, Any]], start: str | pd.Timestamp | None,
-                 end: str | pd.Timestamp | None, progress: ProgressLine | None = None) -> Iterator[Mapping[str, Any]]:
-    """The decision batches of ``loader`` restricted to decision times in [start, end] (empty ones dropped);
-    ``progress`` counts every window read."""
-    lo, hi = _bounds(start, end)
-    for batch in loader:
-        stamps = np.asarray(batch["datetime"], dtype=np.int64)
-        keep = (stamps >= lo) & (stamps <= hi)
-        if progress is not None:
-            progress.update(int((~keep).sum()))  # windows outside the range count as done at once
-        if keep.all():
-            yield batch
-        elif keep.any():
-            yield select_windows(batch, keep)
-
-
 def reduce_split(predictor: Any, forecasts: Iterable[DecisionForecast], features: Sequence[str], anchor: str,
                  deal_price: str, what: str) -> pd.DataFrame:
     """The rows of :func:`reduce_forecast` of every forecast, sorted by (datetime, instrument).
@@ -193,7 +177,7 @@ def forecast_split(predictor: NormalizedForecaster, datamodule: Any, *, sampling
         raise ValueError(f"backtest.anchor={anchor!r} is not one of {ANCHORS}")
     loader = datamodule.eval_dataloader(split, batch_size=batch_size, start=start, end=end)
     bar = ProgressLine(len(loader.dataset), "backtest forecasts", enabled=progress)
-    ticked = _ticking(kept_batches(loader, start, end, bar), bar)
+    ticked = _ticking(loader, bar)
     frame = reduce_split(predictor, iter_decision_forecasts(predictor, ticked, sampling, datamodule.features),
                          datamodule.features,
                          anchor, deal_price, f"split {split!r} between start={start} and end={end}")
@@ -217,7 +201,7 @@ def fill_split(predictor: Any, datamodule: Any, store: ForecastStore, *, samplin
     accepted for a call shaped like :func:`forecast_split` and do not change what is stored."""
     loader = datamodule.eval_dataloader(split, batch_size=batch_size, start=start, end=end)
     bar = ProgressLine(len(loader.dataset), "backtest forecasts", enabled=progress)
-    counts = fill_store(store, predictor, kept_batches(loader, start, end, bar), sampling,
+    counts = fill_store(store, predictor, loader, sampling,
                         features=datamodule.features, ranks=ranks, progress=bar)
     bar.close()
     return counts
